@@ -74,45 +74,25 @@ inline void centre(const int16_t* r0, const int16_t* r1, const int16_t* r2, cons
                    const int16_t* r5, uint8_t* out, int w) {
   int c = 0;
 #if defined(__SSE2__)
-  auto widen_lo = [](__m128i x) { return _mm_srai_epi32(_mm_unpacklo_epi16(x, x), 16); };
-  auto widen_hi = [](__m128i x) { return _mm_srai_epi32(_mm_unpackhi_epi16(x, x), 16); };
-  auto tap32 = [](__m128i a, __m128i b, __m128i cc, __m128i d, __m128i e, __m128i f) {
-    const __m128i af = _mm_add_epi32(a, f), be = _mm_add_epi32(b, e), cd = _mm_add_epi32(cc, d);
-    // x*5 = (x<<2)+x and x*20 = (x<<4)+(x<<2): SSE2 has no 32-bit multiply-low.
-    const __m128i be5 = _mm_add_epi32(_mm_slli_epi32(be, 2), be);
-    const __m128i cd20 = _mm_add_epi32(_mm_slli_epi32(cd, 4), _mm_slli_epi32(cd, 2));
-    return _mm_add_epi32(_mm_sub_epi32(af, be5), cd20);
-  };
+  // Pair sums of symmetric taps stay in int16 (|sum| <= 2 * 10710); pmaddwd then forms (a+f) - 5(b+e) and
+  // 20(c+d) + 512 (the rounding bias rides along as a multiplier of 1) in int32 without any widening shifts.
+  const __m128i taps_af_be = _mm_set_epi16(-5, 1, -5, 1, -5, 1, -5, 1);
+  const __m128i taps_cd_bias = _mm_set_epi16(512, 20, 512, 20, 512, 20, 512, 20);
+  const __m128i ones = _mm_set1_epi16(1);
   for (; c + 8 <= w; c += 8) {
-    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r0 + c));
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1 + c));
-    const __m128i cc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r2 + c));
-    const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r3 + c));
-    const __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r4 + c));
-    const __m128i f = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r5 + c));
-    const __m128i bias = _mm_set1_epi32(512);
-    const __m128i lo = _mm_srai_epi32(
-        _mm_add_epi32(tap32(widen_lo(a), widen_lo(b), widen_lo(cc), widen_lo(d), widen_lo(e), widen_lo(f)), bias), 10);
-    const __m128i hi = _mm_srai_epi32(
-        _mm_add_epi32(tap32(widen_hi(a), widen_hi(b), widen_hi(cc), widen_hi(d), widen_hi(e), widen_hi(f)), bias), 10);
+    auto load = [c](const int16_t* row) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(row + c)); };
+    const __m128i af = _mm_add_epi16(load(r0), load(r5));
+    const __m128i be = _mm_add_epi16(load(r1), load(r4));
+    const __m128i cd = _mm_add_epi16(load(r2), load(r3));
+    const __m128i lo = _mm_srai_epi32(_mm_add_epi32(_mm_madd_epi16(_mm_unpacklo_epi16(af, be), taps_af_be),
+                                                    _mm_madd_epi16(_mm_unpacklo_epi16(cd, ones), taps_cd_bias)), 10);
+    const __m128i hi = _mm_srai_epi32(_mm_add_epi32(_mm_madd_epi16(_mm_unpackhi_epi16(af, be), taps_af_be),
+                                                    _mm_madd_epi16(_mm_unpackhi_epi16(cd, ones), taps_cd_bias)), 10);
     const __m128i packed = _mm_packs_epi32(lo, hi);
     _mm_storel_epi64(reinterpret_cast<__m128i*>(out + c), _mm_packus_epi16(packed, packed));
   }
 #endif
   for (; c < w; ++c) out[c] = clip_pixel((tap6(r0[c], r1[c], r2[c], r3[c], r4[c], r5[c]) + 512) >> 10);
-}
-
-// Rounded average (a + b + 1) >> 1 of two rows.
-inline void average(const uint8_t* a, const uint8_t* b, uint8_t* out, int w) {
-  int c = 0;
-#if defined(__SSE2__)
-  for (; c + 8 <= w; c += 8) {
-    const __m128i x = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a + c));
-    const __m128i y = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b + c));
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + c), _mm_avg_epu8(x, y));
-  }
-#endif
-  for (; c < w; ++c) out[c] = static_cast<uint8_t>((a[c] + b[c] + 1) >> 1);
 }
 
 }  // namespace codecprim::h264

@@ -1,6 +1,7 @@
 #include "interpolation.h"
 
 #include "h264_filters.h"
+#include "pixel_rows.h"
 
 #include <algorithm>
 #include <cstring>
@@ -32,10 +33,15 @@ struct Window {
     }
     stride = kWindow;
     const int cols = right - left, rows = bottom - top;
+    // Columns split into a run left of the picture (copies of sample 0), the part inside, and a run right of
+    // it (copies of the last sample); a window may lie wholly outside on one side.
+    const int inner_begin = clamp_int(-left, 0, cols), inner_end = clamp_int(ref.width - left, inner_begin, cols);
     for (int r = 0; r < rows; ++r) {
       const uint8_t* src_row = ref.data + static_cast<std::ptrdiff_t>(clamp_int(top + r, 0, ref.height - 1)) * ref.stride;
       uint8_t* dst_row = buffer + r * kWindow;
-      for (int c = 0; c < cols; ++c) dst_row[c] = src_row[clamp_int(left + c, 0, ref.width - 1)];
+      std::memset(dst_row, src_row[0], static_cast<size_t>(inner_begin));
+      std::memcpy(dst_row + inner_begin, src_row + left + inner_begin, static_cast<size_t>(inner_end - inner_begin));
+      std::memset(dst_row + inner_end, src_row[ref.width - 1], static_cast<size_t>(cols - inner_end));
     }
     origin = buffer + margin_before * kWindow + margin_before;
   }
@@ -88,7 +94,7 @@ void predict_h264_qpel(const Plane& ref, int x, int y, int mv_x, int mv_y, int w
   const int st = win.stride;
 
   if (fx == 0 && fy == 0) {
-    for (int r = 0; r < h; ++r) std::memcpy(dst + r * dst_stride, G + r * st, static_cast<size_t>(w));
+    for (int r = 0; r < h; ++r) rows::copy(G + r * st, dst + r * dst_stride, w);
     return;
   }
   // Rows of the standard's sample planes, computed only when the position needs them:
@@ -118,21 +124,21 @@ void predict_h264_qpel(const Plane& ref, int x, int y, int mv_x, int mv_y, int w
     uint8_t* out = dst + r * dst_stride;
     const uint8_t* g = G + r * st;
     switch (fy * 4 + fx) {
-      case 1: h264::average(g, b[r], out, w); break;              // a
-      case 2: std::memcpy(out, b[r], static_cast<size_t>(w)); break;  // b
-      case 3: h264::average(g + 1, b[r], out, w); break;          // c
-      case 4: h264::average(g, v[r], out, w); break;              // d
-      case 5: h264::average(b[r], v[r], out, w); break;           // e
-      case 6: h264::average(b[r], j[r], out, w); break;           // f
-      case 7: h264::average(b[r], v[r] + 1, out, w); break;       // g
-      case 8: std::memcpy(out, v[r], static_cast<size_t>(w)); break;  // h
-      case 9: h264::average(v[r], j[r], out, w); break;           // i
-      case 10: std::memcpy(out, j[r], static_cast<size_t>(w)); break;  // j
-      case 11: h264::average(j[r], v[r] + 1, out, w); break;      // k
-      case 12: h264::average(g + st, v[r], out, w); break;        // n
-      case 13: h264::average(v[r], b[r + 1], out, w); break;      // p
-      case 14: h264::average(j[r], b[r + 1], out, w); break;      // q
-      default: h264::average(v[r] + 1, b[r + 1], out, w); break;  // r
+      case 1: rows::average(g, b[r], out, w); break;              // a
+      case 2: rows::copy(b[r], out, w); break;  // b
+      case 3: rows::average(g + 1, b[r], out, w); break;          // c
+      case 4: rows::average(g, v[r], out, w); break;              // d
+      case 5: rows::average(b[r], v[r], out, w); break;           // e
+      case 6: rows::average(b[r], j[r], out, w); break;           // f
+      case 7: rows::average(b[r], v[r] + 1, out, w); break;       // g
+      case 8: rows::copy(v[r], out, w); break;  // h
+      case 9: rows::average(v[r], j[r], out, w); break;           // i
+      case 10: rows::copy(j[r], out, w); break;  // j
+      case 11: rows::average(j[r], v[r] + 1, out, w); break;      // k
+      case 12: rows::average(g + st, v[r], out, w); break;        // n
+      case 13: rows::average(v[r], b[r + 1], out, w); break;      // p
+      case 14: rows::average(j[r], b[r + 1], out, w); break;      // q
+      default: rows::average(v[r] + 1, b[r + 1], out, w); break;  // r
     }
   }
 }

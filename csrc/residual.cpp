@@ -4,12 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
-#include "h264_filters.h"
 #include "motion_vectors.h"
+#include "pixel_rows.h"
 
 namespace codecprim {
 namespace {
@@ -42,42 +38,31 @@ void ResidualBuilder::predict_block(const PredictionInputs& in, const Plane& ref
   predict_bilinear_qpel(ref, x, y, mv_x, mv_y, w, h, dst, dst_stride);
 }
 
-void ResidualBuilder::predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst) const {
+void ResidualBuilder::predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride) const {
   const Plane* refs = row[0] < 0 ? in.past : in.future;
   const int count = row[0] < 0 ? in.num_past : in.num_future;
-  predict_block(in, refs[0], row, dst, kMaxBlock);
+  predict_block(in, refs[0], row, dst, dst_stride);
   if (count == 1) return;
   const int w = row[1], h = row[2];
   const int x = row[5] - w / 2, y = row[6] - h / 2;
   if (x + w > in.current.width || y + h > in.current.height) return;  // block in the alignment padding
-  auto sad = [&](const uint8_t* block) {
+  const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(y) * in.current.stride + x;
+  auto sad = [&](const uint8_t* block, int stride) {
     int total = 0;
-    for (int r = 0; r < h; ++r) {
-      const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(y + r) * in.current.stride + x;
-      const uint8_t* pred = block + r * kMaxBlock;
-      int c = 0;
-#if defined(__SSE2__)
-      for (; c + 8 <= w; c += 8) {
-        const __m128i a = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(cur + c));
-        const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(pred + c));
-        total += _mm_cvtsi128_si32(_mm_sad_epu8(a, b));
-      }
-#endif
-      for (; c < w; ++c) total += std::abs(static_cast<int>(cur[c]) - static_cast<int>(pred[c]));
-    }
+    for (int r = 0; r < h; ++r) total += rows::sad(cur + static_cast<std::ptrdiff_t>(r) * in.current.stride, block + r * stride, w);
     return total;
   };
   // When the nearest reference already predicts the block to within one level per pixel on average, any
   // other candidate could only shave off a residual that small: keep it and skip the search.
-  int best = sad(dst);
+  int best = sad(dst, dst_stride);
   if (best <= w * h) return;
   uint8_t candidate[kMaxBlock * kMaxBlock];
   for (int i = 1; i < count; ++i) {
     predict_block(in, refs[i], row, candidate, kMaxBlock);
-    const int cost = sad(candidate);
+    const int cost = sad(candidate, kMaxBlock);
     if (cost < best) {
       best = cost;
-      for (int r = 0; r < h; ++r) std::memcpy(dst + r * kMaxBlock, candidate + r * kMaxBlock, static_cast<size_t>(w));
+      for (int r = 0; r < h; ++r) rows::copy(candidate + r * kMaxBlock, dst + r * dst_stride, w);
     }
   }
 }
@@ -106,28 +91,30 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
         x + w > aw || y + h > ah || (x % kCell) != 0 || (y % kCell) != 0 || row[9] <= 0) {
       continue;
     }
-    predict_best(in, row, block);
     uint8_t* cover_row0 = coverage_.data() + static_cast<size_t>(y / kCell) * cells_w + x / kCell;
     // The block's cells were all untouched (its first or only direction) or all seen once (the second
-    // direction of a bi-predicted block): then whole rows are written or averaged at once.
+    // direction of a bi-predicted block): then whole rows are written or averaged at once. A first direction
+    // is predicted straight into the picture.
     const uint8_t first = cover_row0[0];
     bool uniform = first < 2;
     for (int cy = 0; cy < h / kCell && uniform; ++cy) {
       for (int cx = 0; cx < w / kCell; ++cx) uniform = uniform && cover_row0[cy * cells_w + cx] == first;
     }
+    uint8_t* picture = prediction_.data() + static_cast<size_t>(y) * aw + x;
     if (uniform) {
-      for (int r = 0; r < h; ++r) {
-        uint8_t* dst = prediction_.data() + static_cast<size_t>(y + r) * aw + x;
-        const uint8_t* src = block + r * kMaxBlock;
-        if (first == 0) {
-          std::memcpy(dst, src, static_cast<size_t>(w));
-        } else {
-          h264::average(dst, src, dst, w);  // (a + b + 1) >> 1, the default bi-prediction of MPEG and H.264
+      if (first == 0) {
+        predict_best(in, row, picture, aw);
+      } else {
+        predict_best(in, row, block, kMaxBlock);
+        for (int r = 0; r < h; ++r) {
+          uint8_t* dst = picture + static_cast<size_t>(r) * aw;
+          rows::average(dst, block + r * kMaxBlock, dst, w);
         }
       }
       for (int cy = 0; cy < h / kCell; ++cy) std::memset(cover_row0 + cy * cells_w, first + 1, static_cast<size_t>(w / kCell));
       continue;
     }
+    predict_best(in, row, block, kMaxBlock);
     // Mixed cells (partitions of the two directions differ): cell by cell.
     for (int cy = 0; cy < h; cy += kCell) {
       for (int cx = 0; cx < w; cx += kCell) {

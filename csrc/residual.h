@@ -46,7 +46,7 @@ class ResidualBuilder {
   void predict_block(const PredictionInputs& in, const Plane& ref, const int32_t* row, uint8_t* dst,
                      int dst_stride) const;
   // Prediction of one block from the best of its candidate references.
-  void predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst) const;
+  void predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride) const;
 
   // Reused between pictures so a stream allocates them once.
   std::vector<uint8_t> prediction_;  // MB-aligned picture
