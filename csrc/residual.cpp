@@ -137,14 +137,17 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
   const Plane* fallback = in.num_past > 0 ? in.past : (in.num_future > 0 ? in.future : nullptr);
   // Pixels of a cell inside the display rectangle (cells may reach into the macroblock padding).
   auto inside = [](int start, int lo, int hi) { return std::max(0, std::min(start + kCell, hi) - std::max(start, lo)); };
+  column_weight_.resize(static_cast<size_t>(cells_w));
+  for (int cx = 0; cx < cells_w; ++cx) column_weight_[cx] = static_cast<uint8_t>(inside(cx * kCell, crop_x, crop_x + out_width));
   int64_t covered = 0;
   for (int cy = 0; cy < ah / kCell; ++cy) {
+    const uint8_t* cover = coverage_.data() + static_cast<size_t>(cy) * cells_w;
+    int row_cover = 0;
+    for (int cx = 0; cx < cells_w; ++cx) row_cover += cover[cx] != 0 ? column_weight_[cx] : 0;
+    covered += static_cast<int64_t>(row_cover) * inside(cy * kCell, crop_y, crop_y + out_height);
+    if (row_cover == out_width) continue;  // every cell of this row had a vector
     for (int cx = 0; cx < cells_w; ++cx) {
-      if (coverage_[static_cast<size_t>(cy) * cells_w + cx] != 0) {
-        covered += static_cast<int64_t>(inside(cx * kCell, crop_x, crop_x + out_width)) *
-                   inside(cy * kCell, crop_y, crop_y + out_height);
-        continue;
-      }
+      if (cover[cx] != 0) continue;
       for (int r = 0; r < kCell; ++r) {
         const int yy = cy * kCell + r;
         uint8_t* dst = prediction_.data() + static_cast<size_t>(yy) * aw + cx * kCell;
@@ -152,9 +155,13 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
           std::memset(dst, 128, kCell);
           continue;
         }
-        const int sy = std::min(yy, fallback->height - 1);
-        const uint8_t* src_row = fallback->data + static_cast<ptrdiff_t>(sy) * fallback->stride;
-        for (int c = 0; c < kCell; ++c) dst[c] = src_row[std::min(cx * kCell + c, fallback->width - 1)];
+        const uint8_t* src_row =
+            fallback->data + static_cast<ptrdiff_t>(std::min(yy, fallback->height - 1)) * fallback->stride;
+        if (cx * kCell + kCell <= fallback->width) {
+          std::memcpy(dst, src_row + cx * kCell, kCell);
+        } else {
+          for (int c = 0; c < kCell; ++c) dst[c] = src_row[std::min(cx * kCell + c, fallback->width - 1)];
+        }
       }
     }
   }

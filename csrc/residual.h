@@ -51,6 +51,7 @@ class ResidualBuilder {
   // Reused between pictures so a stream allocates them once.
   std::vector<uint8_t> prediction_;  // MB-aligned picture
   std::vector<uint8_t> coverage_;    // vectors seen per 4x4 cell: 0 intra, 1 one direction, 2 both
+  std::vector<uint8_t> column_weight_;  // per cell column: its pixels inside the display rectangle (0..4)
   int aligned_width_ = 0;
   int aligned_height_ = 0;
 };
