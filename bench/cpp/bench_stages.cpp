@@ -1,8 +1,11 @@
-// Per-stage cost of codecprim's core on one file, one thread:
-//   demux     av_read_frame over the video stream
-//   decode    demux + avcodec decoding with motion-vector export (what any extractor pays)
-//   mv-only   the reader's motion-vector-only path (loop filter / IDCT skipped)
-//   full      the reader with luma, residuals and vectors
+// Per-stage cost of codecprim's core on one file, one thread, as a ratio to bare decoding:
+//   demux              av_read_frame over the video stream
+//   decode             demux + plain avcodec decoding: the baseline
+//   + export_mvs       decoding with FFmpeg's motion-vector export (what any vector extractor pays)
+//   + no deblock       the same with the loop filter skipped: the fastest route to the vectors libavcodec
+//                      offers, so the bound for an MV-only path (H.264 ignores skip_idct)
+//   reader mv-only     the reader's motion-vector-only path (loop filter / IDCT skipped)
+//   reader full        the reader with luma, residuals and vectors
 // plus, inside the full run, the time spent copying vectors/planes and computing residuals.
 // Usage: bench_stages VIDEO [repeats]
 #include <chrono>
@@ -24,8 +27,11 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Returns frames decoded; with decode=false only demuxes.
-long run_libav(const std::string& path, bool decode) {
+enum class Libav { kDemux, kDecode, kExport, kExportNoDeblock };
+
+// Returns the packets demuxed (kDemux) or frames decoded.
+long run_libav(const std::string& path, Libav mode) {
+  const bool decode = mode != Libav::kDemux;
   AVFormatContext* raw = nullptr;
   if (avformat_open_input(&raw, path.c_str(), nullptr, nullptr) < 0) throw Error(ErrorKind::kIo, path, "open failed");
   FormatContextPtr fmt(raw);
@@ -37,7 +43,8 @@ long run_libav(const std::string& path, bool decode) {
   avcodec_parameters_to_context(ctx.get(), fmt->streams[stream]->codecpar);
   ctx->thread_count = 1;
   AVDictionary* raw_opts = nullptr;
-  av_dict_set(&raw_opts, "flags2", "+export_mvs", 0);
+  if (mode == Libav::kExport || mode == Libav::kExportNoDeblock) av_dict_set(&raw_opts, "flags2", "+export_mvs", 0);
+  if (mode == Libav::kExportNoDeblock) av_dict_set(&raw_opts, "skip_loop_filter", "all", 0);
   const int opened = avcodec_open2(ctx.get(), codec, &raw_opts);
   std::unique_ptr<AVDictionary, DictionaryFreer> opts(raw_opts);
   if (opened < 0) throw Error(ErrorKind::kIo, path, "decoder open failed");
@@ -106,23 +113,27 @@ int main(int argc, char** argv) {
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 3;
   try {
     long frames = 0;
-    const double demux = best_of(repeats, [&] { frames = run_libav(path, false); });
-    const double decode = best_of(repeats, [&] { run_libav(path, true); });
+    const double demux = best_of(repeats, [&] { frames = run_libav(path, Libav::kDemux); });
+    const double decode = best_of(repeats, [&] { run_libav(path, Libav::kDecode); });
+    const double exported = best_of(repeats, [&] { run_libav(path, Libav::kExport); });
+    const double no_deblock = best_of(repeats, [&] { run_libav(path, Libav::kExportNoDeblock); });
     const double mv_only = best_of(repeats, [&] { run_reader(path, false); });
     ReaderRun full_run;
     const double full = best_of(repeats, [&] { full_run = run_reader(path, true); });
     const double n = static_cast<double>(full_run.frames);
     std::printf("file: %s  frames: %ld  (best of %d, one thread)\n", path.c_str(), full_run.frames, repeats);
-    std::printf("%-28s %10s %10s %8s\n", "stage", "ms/frame", "fps", "x decode");
+    std::printf("%-34s %10s %10s %8s\n", "stage", "ms/frame", "fps", "x decode");
     auto row = [&](const char* name, double total) {
-      std::printf("%-28s %10.3f %10.1f %8.2f\n", name, 1e3 * total / n, n / total, decode / total);
+      std::printf("%-34s %10.3f %10.1f %8.2f\n", name, 1e3 * total / n, n / total, decode / total);
     };
     row("demux", demux);
-    row("decode (libavcodec + mvs)", decode);
+    row("decode (bare libavcodec)", decode);
+    row("decode + export_mvs", exported);
+    row("decode + export_mvs, no deblock", no_deblock);
     row("reader mv-only", mv_only);
     row("reader full", full);
-    std::printf("%-28s %10.3f\n", "  of which copies", 1e3 * full_run.stats.copy_ns * 1e-9 / n);
-    std::printf("%-28s %10.3f\n", "  of which residuals", 1e3 * full_run.stats.residual_ns * 1e-9 / n);
+    std::printf("%-34s %10.3f\n", "  of which copies", 1e3 * full_run.stats.copy_ns * 1e-9 / n);
+    std::printf("%-34s %10.3f\n", "  of which residuals", 1e3 * full_run.stats.residual_ns * 1e-9 / n);
     (void)frames;
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
