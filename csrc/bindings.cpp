@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "ffmpeg.h"
+#include "ffmpeg_log.h"
 #include "interpolation.h"
 #include "video_reader.h"
 
@@ -199,6 +200,8 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("predict", &predict, py::arg("ref"), py::arg("x"), py::arg("y"), py::arg("mv_x"), py::arg("mv_y"), py::arg("w"),
         py::arg("h"), py::arg("method"));
+  m.def("set_ffmpeg_log_level", &set_ffmpeg_log_level, py::arg("level"));
+  m.def("ffmpeg_log_level", &ffmpeg_log_level);
   m.def("ffmpeg_versions", []() {
     py::dict d;
     auto text = [](unsigned v) {

@@ -20,6 +20,27 @@ def ffmpeg_versions() -> dict:
     return dict(_load_core().ffmpeg_versions())
 
 
+def set_ffmpeg_log_level(level: str) -> str:
+    """Set how much FFmpeg itself prints to stderr and return the previous level.
+
+    ``level`` is one of "quiet", "panic", "fatal", "error", "warning", "info", "verbose", "debug", "trace".
+    FFmpeg's default, "info", prints decoder banners (libdav1d announces itself on every open) and messages
+    about damaged streams; a data loader over many files usually wants "error" or "quiet". Damage is reported
+    either way through ``reader.stats`` (or an exception with ``strict=True``). The level is process-wide
+    libavutil state, shared with PyAV or torchvision in the same process, so codecprim never changes it itself.
+    """
+    from .reader import _load_core
+
+    return _load_core().set_ffmpeg_log_level(level)
+
+
+def ffmpeg_log_level() -> str:
+    """FFmpeg's current process-wide log level, by name (see set_ffmpeg_log_level)."""
+    from .reader import _load_core
+
+    return _load_core().ffmpeg_log_level()
+
+
 __all__ = [
     "open",
     "Reader",
@@ -34,6 +55,8 @@ __all__ = [
     "UnsupportedVideoError",
     "VideoIOError",
     "ffmpeg_versions",
+    "set_ffmpeg_log_level",
+    "ffmpeg_log_level",
     "codec_patches",
     "CodecClip",
     "CodecPatchesConfig",

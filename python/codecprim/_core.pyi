@@ -21,3 +21,6 @@ def predict(ref: np.ndarray, x: int, y: int, mv_x: int, mv_y: int, w: int, h: in
     """One block of motion-compensated prediction; method: h264, halfpel, halfpel_no_rounding, bilinear_qpel."""
 
 def ffmpeg_versions() -> Dict[str, str]: ...
+def set_ffmpeg_log_level(level: str) -> str:
+    """Sets libavutil's process-wide log level by name; returns the previous one. ValueError for unknown names."""
+def ffmpeg_log_level() -> str: ...

@@ -364,3 +364,24 @@ def test_damaged_header_is_invalid_data_not_an_io_error(clips, tmp_path, catch):
     path.write_bytes(bytes(data))
     with pytest.raises(catch, match=re.escape(str(path)) + ": "):
         codecprim.open(path)
+
+
+def test_ffmpeg_log_level_decides_what_ffmpeg_prints(clips, tmp_path, capfd):
+    path = tmp_path / "flipped.mp4"
+    assert _flip_payload(clips["mp4"], path, seed=7) > 0
+    previous = codecprim.set_ffmpeg_log_level("error")
+    try:
+        assert codecprim.ffmpeg_log_level() == "error"
+        capfd.readouterr()
+        with codecprim.open(path) as reader:
+            frames = list(reader)
+        assert " @ 0x" in capfd.readouterr().err  # the decoder's own "[h264 @ 0x...] ..." complaints
+        assert codecprim.set_ffmpeg_log_level("quiet") == "error"
+        with codecprim.open(path) as reader:
+            assert len(list(reader)) == len(frames)  # the level changes what is printed, not what is decoded
+        assert capfd.readouterr().err == ""
+    finally:
+        codecprim.set_ffmpeg_log_level(previous)
+    assert codecprim.ffmpeg_log_level() == previous
+    with pytest.raises(ValueError, match="unknown FFmpeg log level 'loud'"):
+        codecprim.set_ffmpeg_log_level("loud")
