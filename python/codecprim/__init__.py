@@ -28,6 +28,7 @@ def set_ffmpeg_log_level(level: str) -> str:
     about damaged streams; a data loader over many files usually wants "error" or "quiet". Damage is reported
     either way through ``reader.stats`` (or an exception with ``strict=True``). The level is process-wide
     libavutil state, shared with PyAV or torchvision in the same process, so codecprim never changes it itself.
+    Once PyAV is imported, its own log callback receives FFmpeg's messages and its settings decide what appears.
     """
     from .reader import _load_core
 
