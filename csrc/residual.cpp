@@ -49,7 +49,9 @@ void ResidualBuilder::predict_best(const PredictionInputs& in, const int32_t* ro
   const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(y) * in.current.stride + x;
   auto sad = [&](const uint8_t* block, int stride) {
     int total = 0;
-    for (int r = 0; r < h; ++r) total += rows::sad(cur + static_cast<std::ptrdiff_t>(r) * in.current.stride, block + r * stride, w);
+    for (int r = 0; r < h; ++r) {
+      total += rows::sad(cur + static_cast<std::ptrdiff_t>(r) * in.current.stride, block + r * stride, w);
+    }
     return total;
   };
   // When the nearest reference already predicts the block to within one level per pixel on average, any
@@ -138,7 +140,9 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
   // Pixels of a cell inside the display rectangle (cells may reach into the macroblock padding).
   auto inside = [](int start, int lo, int hi) { return std::max(0, std::min(start + kCell, hi) - std::max(start, lo)); };
   column_weight_.resize(static_cast<size_t>(cells_w));
-  for (int cx = 0; cx < cells_w; ++cx) column_weight_[cx] = static_cast<uint8_t>(inside(cx * kCell, crop_x, crop_x + out_width));
+  for (int cx = 0; cx < cells_w; ++cx) {
+    column_weight_[cx] = static_cast<uint8_t>(inside(cx * kCell, crop_x, crop_x + out_width));
+  }
   int64_t covered = 0;
   for (int cy = 0; cy < ah / kCell; ++cy) {
     const uint8_t* cover = coverage_.data() + static_cast<size_t>(cy) * cells_w;
