@@ -55,19 +55,21 @@ void predict_halfpel(const Plane& ref, int x, int y, int mv_x, int mv_y, int w, 
   const Window win(ref, x + (mv_x >> 1), y + (mv_y >> 1), w, h, 0, 1);
   const uint8_t* s = win.origin;
   const int st = win.stride;
-  const int r2 = no_rounding ? 0 : 1, r4 = no_rounding ? 1 : 2;
-  for (int r = 0; r < h; ++r) {
-    const uint8_t* a = s + r * st;
-    const uint8_t* b = a + st;
-    uint8_t* out = dst + r * dst_stride;
-    if (!fx && !fy) {
-      for (int c = 0; c < w; ++c) out[c] = a[c];
-    } else if (fx && !fy) {
-      for (int c = 0; c < w; ++c) out[c] = static_cast<uint8_t>((a[c] + a[c + 1] + r2) >> 1);
-    } else if (!fx && fy) {
-      for (int c = 0; c < w; ++c) out[c] = static_cast<uint8_t>((a[c] + b[c] + r2) >> 1);
+  // One loop per sub-pel case, so the case is decided once per block rather than once per row.
+  auto each_row = [&](auto&& row_op) {
+    for (int r = 0; r < h; ++r) row_op(s + r * st, dst + r * dst_stride);
+  };
+  if (!fx && !fy) {
+    each_row([&](const uint8_t* a, uint8_t* out) { rows::copy(a, out, w); });
+  } else if (fx && fy) {
+    const int bias = no_rounding ? 1 : 2;
+    each_row([&](const uint8_t* a, uint8_t* out) { rows::average4(a, a + st, bias, out, w); });
+  } else {
+    const int step = fx ? 1 : st;  // right neighbour or the sample below
+    if (no_rounding) {
+      each_row([&](const uint8_t* a, uint8_t* out) { rows::average_down(a, a + step, out, w); });
     } else {
-      for (int c = 0; c < w; ++c) out[c] = static_cast<uint8_t>((a[c] + a[c + 1] + b[c] + b[c + 1] + r4) >> 2);
+      each_row([&](const uint8_t* a, uint8_t* out) { rows::average(a, a + step, out, w); });
     }
   }
 }

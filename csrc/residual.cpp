@@ -14,6 +14,26 @@ constexpr int kCell = 4;
 
 bool valid_block_size(int v) { return v == 4 || v == 8 || v == 16; }
 
+// A block's row of coverage cells (1, 2 or 4 of them) as one word: compared and filled without a loop.
+bool cells_equal(const uint8_t* cells, int count, uint8_t value) {
+  if (count == 4) {
+    uint32_t word;
+    std::memcpy(&word, cells, 4);
+    return word == value * 0x01010101u;
+  }
+  return cells[0] == value && (count == 1 || cells[1] == value);
+}
+
+void fill_cells(uint8_t* cells, int count, uint8_t value) {
+  if (count == 4) {
+    const uint32_t word = value * 0x01010101u;
+    std::memcpy(cells, &word, 4);
+    return;
+  }
+  cells[0] = value;
+  if (count == 2) cells[1] = value;
+}
+
 }  // namespace
 
 void ResidualBuilder::predict_block(const PredictionInputs& in, const Plane& ref, const int32_t* row, uint8_t* dst,
@@ -100,7 +120,7 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
     const uint8_t first = cover_row0[0];
     bool uniform = first < 2;
     for (int cy = 0; cy < h / kCell && uniform; ++cy) {
-      for (int cx = 0; cx < w / kCell; ++cx) uniform = uniform && cover_row0[cy * cells_w + cx] == first;
+      uniform = cells_equal(cover_row0 + cy * cells_w, w / kCell, first);
     }
     uint8_t* picture = prediction_.data() + static_cast<size_t>(y) * aw + x;
     if (uniform) {
@@ -113,7 +133,7 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
           rows::average(dst, block + r * kMaxBlock, dst, w);
         }
       }
-      for (int cy = 0; cy < h / kCell; ++cy) std::memset(cover_row0 + cy * cells_w, first + 1, static_cast<size_t>(w / kCell));
+      for (int cy = 0; cy < h / kCell; ++cy) fill_cells(cover_row0 + cy * cells_w, w / kCell, first + 1);
       continue;
     }
     predict_best(in, row, block, kMaxBlock);
