@@ -101,7 +101,8 @@ void predict_h264_qpel(const Plane& ref, int x, int y, int mv_x, int mv_y, int w
   }
   // Rows of the standard's sample planes, computed only when the position needs them:
   //   b[r]: horizontal half samples of row r, rows 0..h (row h is "s" of the last row)
-  //   v[r]: vertical half samples below row r, columns 0..w (column w is "m" of the last column)
+  //   v[r]: vertical half samples below row r ("h"); for fx == 3 the column to the right ("m"), the only
+  //         one those positions use
   //   j[r]: centre samples, from the unrounded horizontal intermediates b1 of rows r-2..r+3
   // Arrays are padded to whole 8-sample vectors.
   constexpr int kPad = kMaxBlock + 8;
@@ -115,33 +116,46 @@ void predict_h264_qpel(const Plane& ref, int x, int y, int mv_x, int mv_y, int w
     for (int r = 0; r < (fy != 0 ? h + 1 : h); ++r) h264::horizontal_half(G + r * st, b[r], w);
   }
   if (need_v) {
-    for (int r = 0; r < h; ++r) h264::vertical_half(G + r * st, st, v[r], fx != 0 ? w + 1 : w);
+    const uint8_t* column = G + (fx == 3 ? 1 : 0);
+    for (int r = 0; r < h; ++r) h264::vertical_half(column + r * st, st, v[r], w);
   }
   if (need_j) {
     alignas(16) int16_t b1[kMaxBlock + 5][kPad];  // rows -2 .. h+2; fits int16 (|b1| <= 42 * 255)
     for (int r = 0; r < h + 5; ++r) h264::horizontal_unrounded(G + (r - 2) * st, b1[r], w);
     for (int r = 0; r < h; ++r) h264::centre(b1[r], b1[r + 1], b1[r + 2], b1[r + 3], b1[r + 4], b1[r + 5], j[r], w);
   }
+  // The two sample rows each position averages (or the one it copies), as (first row, row step); decided
+  // once per block.
+  struct Rows {
+    const uint8_t* data;
+    int step;
+  };
+  const Rows g0{G, st}, g1{G + 1, st}, gd{G + st, st}, hb{b[0], kPad}, hb1{b[1], kPad}, hv{v[0], kPad},
+      hj{j[0], kPad}, none{nullptr, 0};
+  Rows first = none, second = none;
+  switch (fy * 4 + fx) {
+    case 1: first = g0, second = hb; break;    // a
+    case 2: first = hb; break;                 // b
+    case 3: first = g1, second = hb; break;    // c
+    case 4: first = g0, second = hv; break;    // d
+    case 5: first = hb, second = hv; break;    // e
+    case 6: first = hb, second = hj; break;    // f
+    case 7: first = hb, second = hv; break;    // g (v holds "m")
+    case 8: first = hv; break;                 // h
+    case 9: first = hv, second = hj; break;    // i
+    case 10: first = hj; break;                // j
+    case 11: first = hj, second = hv; break;   // k (v holds "m")
+    case 12: first = gd, second = hv; break;   // n
+    case 13: first = hv, second = hb1; break;  // p
+    case 14: first = hj, second = hb1; break;  // q
+    default: first = hv, second = hb1; break;  // r (v holds "m")
+  }
+  if (second.data == nullptr) {
+    for (int r = 0; r < h; ++r) rows::copy(first.data + r * first.step, dst + r * dst_stride, w);
+    return;
+  }
   for (int r = 0; r < h; ++r) {
-    uint8_t* out = dst + r * dst_stride;
-    const uint8_t* g = G + r * st;
-    switch (fy * 4 + fx) {
-      case 1: rows::average(g, b[r], out, w); break;              // a
-      case 2: rows::copy(b[r], out, w); break;  // b
-      case 3: rows::average(g + 1, b[r], out, w); break;          // c
-      case 4: rows::average(g, v[r], out, w); break;              // d
-      case 5: rows::average(b[r], v[r], out, w); break;           // e
-      case 6: rows::average(b[r], j[r], out, w); break;           // f
-      case 7: rows::average(b[r], v[r] + 1, out, w); break;       // g
-      case 8: rows::copy(v[r], out, w); break;  // h
-      case 9: rows::average(v[r], j[r], out, w); break;           // i
-      case 10: rows::copy(j[r], out, w); break;  // j
-      case 11: rows::average(j[r], v[r] + 1, out, w); break;      // k
-      case 12: rows::average(g + st, v[r], out, w); break;        // n
-      case 13: rows::average(v[r], b[r + 1], out, w); break;      // p
-      case 14: rows::average(j[r], b[r + 1], out, w); break;      // q
-      default: rows::average(v[r] + 1, b[r + 1], out, w); break;  // r
-    }
+    rows::average(first.data + r * first.step, second.data + r * second.step, dst + r * dst_stride, w);
   }
 }
 
