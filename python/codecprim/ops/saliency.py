@@ -43,9 +43,13 @@ __all__ = [
     "FUSIONS",
     "SaliencyConfig",
     "SaliencyResult",
+    "block_motion",
     "cell_bounds",
     "centre_prior",
+    "combine_kernel_constants",
     "combine_saliency",
+    "frame_offsets",
+    "fusion_weights",
     "motion_energy_grid",
     "patch_saliency",
     "residual_energy_grid",
@@ -202,6 +206,24 @@ def motion_energy_grid(vectors: Sequence[torch.Tensor], frame_size: tuple[int, i
         config = CameraConfig(model=camera)
     h, w = frame_size
     hg, wg = grid
+    t = len(vectors)
+    rects, frame, length, fallback = block_motion(vectors, frame_size, model_size, config)
+    rows_b, cols_b = cell_bounds(h, hg, rects.device), cell_bounds(w, wg, rects.device)
+    if _cuda.is_cuda(rects):
+        sum_v, sum_a = _motion_sums_cuda(rects, frame, length, t, rows_b, cols_b, hg, wg)
+    else:
+        sum_v, sum_a = _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg)
+    cell_area = ((rows_b[1:] - rows_b[:-1])[:, None] * (cols_b[1:] - cols_b[:-1])[None, :])  # (Hg, Wg)
+    denom = torch.maximum(sum_a, cell_area[None]).to(torch.float32)
+    return sum_v / denom, fallback
+
+
+def block_motion(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], model_size: tuple[int, int] | None,
+                 config: CameraConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What the pooling kernels consume, per block of the whole clip: ``(rects, frame, length, fallback)`` =
+    (M, 4) int64 pixel rectangles clipped to the frame, (M,) frame index, (M,) float32 camera-compensated
+    motion length in model pixels, and (T,) bool frames whose camera fit fell back to the median."""
+    h, w = frame_size
     mh, mw = model_size if model_size is not None else frame_size
     rows, frame, slot = _pack(vectors)
     t = len(vectors)
@@ -218,15 +240,14 @@ def motion_energy_grid(vectors: Sequence[torch.Tensor], frame_size: tuple[int, i
     residual = compensate_motion(pad_c, pad_m, fit.matrix)[frame, slot]                # (M, 2)
     scale = torch.tensor([mw / w, mh / h], dtype=torch.float32, device=device)
     length = (residual * scale).norm(dim=-1)                                            # (M,)
-    rects = _clipped_rects(rows, h, w)                                                  # (M, 4)
-    rows_b, cols_b = cell_bounds(h, hg, device), cell_bounds(w, wg, device)
-    if _cuda.is_cuda(rows):
-        sum_v, sum_a = _motion_sums_cuda(rects, frame, length, t, rows_b, cols_b, hg, wg)
-    else:
-        sum_v, sum_a = _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg)
-    cell_area = ((rows_b[1:] - rows_b[:-1])[:, None] * (cols_b[1:] - cols_b[:-1])[None, :])  # (Hg, Wg)
-    denom = torch.maximum(sum_a, cell_area[None]).to(torch.float32)
-    return sum_v / denom, fit.fallback
+    return _clipped_rects(rows, h, w), frame, length, fit.fallback
+
+
+def frame_offsets(frame: torch.Tensor, t: int) -> torch.Tensor:
+    """(T + 1,) int32: frame f owns blocks ``[offsets[f], offsets[f + 1])`` (blocks are in frame order)."""
+    offsets = torch.zeros(t + 1, dtype=torch.int32, device=frame.device)
+    offsets[1:] = torch.bincount(frame, minlength=t).cumsum(0).int()
+    return offsets
 
 
 def _clipped_rects(rows: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -268,9 +289,7 @@ def _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg):
 
 def _motion_sums_cuda(rects, frame, length, t, rows_b, cols_b, hg, wg):
     device = rects.device
-    counts = torch.bincount(frame, minlength=t)
-    offsets = torch.zeros(t + 1, dtype=torch.int32, device=device)
-    offsets[1:] = counts.cumsum(0).int()
+    offsets = frame_offsets(frame, t)
     sum_v = torch.empty((t, hg, wg), dtype=torch.float32, device=device)
     sum_a = torch.empty((t, hg, wg), dtype=torch.int64, device=device)
     kernel = _cuda.get_kernel(_KERNELS, "motion_sums_float32", device=device)
@@ -343,17 +362,32 @@ def combine_saliency(motion: torch.Tensor, residual: torch.Tensor | None, is_ifr
     if is_iframe.shape[0] != t:
         raise ValueError(f"is_iframe has {is_iframe.shape[0]} frames, motion {t}")
     prior = centre_prior((hg, wg), config.centre_prior, config.centre_sigma, motion.device)
-    if config.fusion == "mean":
-        wm, wr = 0.5, 0.5
-    elif config.fusion == "weighted":
-        wm, wr = config.motion_weight, 1.0 - config.motion_weight
-    else:
-        wm, wr = 1.0, 1.0  # unused by "max"
-    if residual is None:
-        wm, wr = 1.0, 0.0  # the only channel carries the whole score, whatever the fusion
+    wm, wr = fusion_weights(config, residual is not None)
     if _cuda.is_cuda(motion, is_iframe, *(() if residual is None else (residual,))):
         return _combine_cuda(motion, residual, is_iframe, prior, config, wm, wr)
     return _combine_cpu(motion, residual, is_iframe, prior, config, wm, wr)
+
+
+def fusion_weights(config: SaliencyConfig, has_residual: bool) -> tuple[float, float]:
+    """(motion, residual) weights of the fused score."""
+    if not has_residual:
+        return 1.0, 0.0  # the only channel carries the whole score, whatever the fusion
+    if config.fusion == "mean":
+        return 0.5, 0.5
+    if config.fusion == "weighted":
+        return config.motion_weight, 1.0 - config.motion_weight
+    return 1.0, 1.0  # unused by "max"
+
+
+def combine_kernel_constants(p: int, config: SaliencyConfig, has_residual: bool) -> dict[str, int | float]:
+    """The scalar arguments of ``combine_saliency_float32`` for frames of ``p`` patches, by parameter name
+    (the kernel also takes the fusion weights and the two references, see :func:`fusion_weights`)."""
+    lo, hi, frac = _quantile_position(p, config.percentile)
+    has_noise = config.noise_percentile is not None
+    nlo, nhi, nfrac = _quantile_position(p, config.noise_percentile if has_noise else 0.0)
+    return dict(p=p, padded=1 << max(0, (p - 1).bit_length()), lo=lo, hi=hi, frac=frac, has_noise=int(has_noise),
+                nlo=nlo, nhi=nhi, nfrac=nfrac,
+                mode=2 if not has_residual else (1 if config.fusion == "max" else 0))
 
 
 def _combine_cpu(motion, residual, is_iframe, prior, config, wm, wr):
@@ -385,24 +419,20 @@ def _combine_cuda(motion, residual, is_iframe, prior, config, wm, wr):
         raise ValueError(f"the CUDA saliency normaliser handles up to {_MAX_GPU_CELLS} patches per frame, got {p}")
     device = motion.device
     out = torch.empty_like(motion)
-    lo, hi, frac = _quantile_position(p, config.percentile)
-    has_noise = config.noise_percentile is not None
-    nlo, nhi, nfrac = _quantile_position(p, config.noise_percentile if has_noise else 0.0)
-    padded = 1 << max(0, (p - 1).bit_length())
     has_res = residual is not None
+    c = combine_kernel_constants(p, config, has_res)
     res = residual.contiguous() if has_res else motion.contiguous()  # dummy pointer when absent
-    mode = 2 if not has_res else (1 if config.fusion == "max" else 0)
     kernel = _cuda.get_kernel(_KERNELS, "combine_saliency_float32", device=device)
-    threads = min(1024, padded)
+    threads = min(1024, c["padded"])
     with _cuda.torch_stream(device):
         kernel((t,), (threads,),
                (_cuda.to_cupy(motion.contiguous()), _cuda.to_cupy(res),
                 _cuda.to_cupy(is_iframe.contiguous().view(torch.uint8)), _cuda.to_cupy(prior.contiguous()),
-                np.int32(p), np.int32(padded), np.int32(lo), np.int32(hi), np.float32(frac),
-                np.int32(has_noise), np.int32(nlo), np.int32(nhi), np.float32(nfrac),
+                np.int32(p), np.int32(c["padded"]), np.int32(c["lo"]), np.int32(c["hi"]), np.float32(c["frac"]),
+                np.int32(c["has_noise"]), np.int32(c["nlo"]), np.int32(c["nhi"]), np.float32(c["nfrac"]),
                 np.float32(config.motion_reference), np.float32(config.residual_reference),
-                np.float32(wm), np.float32(wr), np.int32(mode), _cuda.to_cupy(out)),
-               shared_mem=padded * 4)
+                np.float32(wm), np.float32(wr), np.int32(c["mode"]), _cuda.to_cupy(out)),
+               shared_mem=c["padded"] * 4)
     return out
 
 
