@@ -11,7 +11,7 @@ python3 -m pytest -q -p no:cacheprovider -m cuda tests/ops
 python3 bench/ops_select.py
 if command -v nvcc >/dev/null; then
   mkdir -p build && nvcc -std=c++17 -O3 -arch=sm_90 --fmad=false bench/cuda/bench_select.cu -o build/bench_select &&
-    build/bench_select
+    python3 bench/cuda/make_select_case.py build/select_case && build/bench_select build/select_case
 else
   echo "nvcc not found: bench/cuda/bench_select.cu not built"
 fi

@@ -1,19 +1,16 @@
-// Saliency + top-K selection kernels on a batch of synthetic clips: the GPU half of bench/ops_select.py
-// as a standalone nvcc program (no Python, torch or CuPy).
+// Saliency + top-K selection kernels on a batch of clips: the GPU half of bench/ops_select.py as a
+// standalone nvcc program (no Python, torch or CuPy at run time).
 //
 // The kernels are cuda/saliency.cu and cuda/topk_select.cu themselves, included below (not copied), and
 // are launched with the grid, block, arguments and shared memory that python/codecprim/ops/saliency.py
-// and ops/select.py give them. B clips of 64 frames (640x360 coded, 16x16 patch grid, I-frames at t = 0
-// and t = 32, K = 2048) run as one clip of B*64 frames (B segments for the top-K), as ops_select does.
-// The steps between kernels that torch does in the package (RMS, motion means, selection keys) are done
-// here on the host, once.
+// and ops/select.py give them. Their inputs and expected outputs come from a case folder written by
+// bench/cuda/make_select_case.py with the package's own ops and CPU twins (one 64-frame 640x360 clip,
+// GOP 32, 16x16 grid, K = 2048), so nothing of the ops is implemented a second time here. B copies of the
+// clip run as one clip of B*64 frames (B segments for the top-K), as ops_select does.
 //
-// Check first: every clip of the batch (all copies of one synthetic clip) against a host reference of
-// that clip. Integers exactly (residual sums, overlap areas, selected indices), floats within 1e-5
-// (relative; absolute below 1): built with --fmad=false, as CuPy builds them, they normally agree exactly.
-// The selection reference is the documented order, not the keys: anchor frames whole, then saliency
-// descending, then flat index ascending; the synthetic clip has many equal saliencies, so the tie-break
-// decides. (The host steps and references were checked bit for bit against the package's CPU twins.)
+// Check first: every clip of the batch against the CPU twins' outputs. Integers exactly (residual sums,
+// overlap areas, selected indices), floats within 1e-5 (relative; absolute below 1): built with
+// --fmad=false, as CuPy builds them, they normally agree exactly.
 //
 // Then time: 3 warm-up launches, then N launches, each alone between two cudaEvents, with the L2 cache
 // flushed before each (otherwise the small grids and keys would be read from L2). Median and best.
@@ -24,19 +21,20 @@
 //
 // Build: nvcc -std=c++17 -O3 -arch=sm_90 --fmad=false bench/cuda/bench_select.cu -o build/bench_select
 //        (or the CMake target bench_select, configured with -DCODECPRIM_CUDA_CHECK=ON)
-// Usage: bench_select [--batch B] [--repeats N]          (defaults: 64 clips, 50 timed launches)
-// Exit:  0 checked and timed, 1 a result differs from the host reference, 2 no CUDA device,
-//        3 a CUDA call failed, 64 bad arguments.
+// Usage: python bench/cuda/make_select_case.py CASE && bench_select CASE [--batch B] [--repeats N]
+//        (defaults: 64 clips, 50 timed launches). The case is read and summarised before the device is
+//        looked for, so the reader is exercised on machines without a GPU too.
+// Exit:  0 checked and timed, 1 a result differs from the CPU twins, 2 no CUDA device, 3 a CUDA call
+//        failed, 4 the case folder is missing or malformed, 64 bad arguments.
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <numeric>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -45,25 +43,8 @@
 
 namespace {
 
-// Clip shape and selection: the package defaults (ops/select.py, ops/saliency.py SaliencyConfig).
-constexpr int kFrames = 64, kHeight = 360, kWidth = 640, kGop = 32;
-constexpr int kGridH = 16, kGridW = 16, kCells = kGridH * kGridW;
-constexpr int kBudget = 2048;                    // K, anchors included
-constexpr float kFloor = 0.5f;                   // select_patches(floor=0.5)
-constexpr double kPercentile = 0.95, kNoisePercentile = 0.25;
-constexpr float kMotionReference = 0.5f, kResidualReference = 12.0f;
-constexpr double kCentrePrior = 0.0, kCentreSigma = 0.5;
-constexpr float kMotionWeight = 0.5f, kResidualWeight = 0.5f;  // fusion "mean"
-// Synthetic content: 16x16 blocks; an object (fast, strong checkerboard residual) on a slow, grainy
-// background. The object covers grid rows and columns 4..11 exactly, so its inner cells tie.
-constexpr int kBlock = 16;
-constexpr int kObjectY0 = 90, kObjectY1 = 270, kObjectX0 = 160, kObjectX1 = 480;
-// selection_keys' bit layout (ops/select.py)
-constexpr int kIndexBits = 30, kTierShift = 61;
-constexpr long long kGolden = 2654435769LL, kMask32 = (1LL << 32) - 1;
-constexpr int kThreads = 256;                    // the ops' block size for the saliency kernels
-
-constexpr int kExitMismatch = 1, kExitNoDevice = 2, kExitCuda = 3, kExitUsage = 64;
+constexpr int kThreads = 256;  // the ops' block size for the saliency kernels
+constexpr int kExitMismatch = 1, kExitNoDevice = 2, kExitCuda = 3, kExitCase = 4, kExitUsage = 64;
 
 void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess) {
@@ -108,274 +89,136 @@ class DeviceArray {
 };
 
 // ---------------------------------------------------------------------------------------------
-// the synthetic clip and the host references
+// the case: .npy files (little-endian, C order) from make_select_case.py
 
-struct Clip {
-  std::vector<short> residual;           // (T, H, W) coded residual
-  std::vector<int> rects;                // (M, 4) x0, y0, x1, y1 of each block, clipped to the frame
-  std::vector<int> offsets;              // (T + 1) frame t owns blocks [offsets[t], offsets[t+1])
-  std::vector<float> length;             // (M,) camera-compensated motion length, model pixels
-  std::vector<unsigned char> is_iframe;  // (T,)
+[[noreturn]] void bad_case(const std::string& file, const std::string& cause) {
+  std::fprintf(stderr, "bench_select: case file %s: %s (write the case with bench/cuda/make_select_case.py)\n",
+               file.c_str(), cause.c_str());
+  std::exit(kExitCase);
+}
+
+template <typename T>
+const char* npy_descr();
+template <> const char* npy_descr<int16_t>() { return "<i2"; }
+template <> const char* npy_descr<int32_t>() { return "<i4"; }
+template <> const char* npy_descr<long long>() { return "<i8"; }
+template <> const char* npy_descr<uint8_t>() { return "|u1"; }
+template <> const char* npy_descr<float>() { return "<f4"; }
+
+template <typename T>
+struct HostArray {
+  std::vector<int64_t> shape;
+  std::vector<T> data;
 };
 
-bool in_object(int y, int x) { return y >= kObjectY0 && y < kObjectY1 && x >= kObjectX0 && x < kObjectX1; }
-
-Clip make_clip() {
-  Clip clip;
-  clip.residual.resize(static_cast<size_t>(kFrames) * kHeight * kWidth);
-  unsigned int state = 12345u;  // LCG: the background grain, uniform in [-6, 6]
-  size_t i = 0;
-  for (int t = 0; t < kFrames; ++t) {
-    for (int y = 0; y < kHeight; ++y) {
-      for (int x = 0; x < kWidth; ++x, ++i) {
-        state = state * 1664525u + 1013904223u;
-        const int grain = static_cast<int>((state >> 16) % 13u) - 6;
-        clip.residual[i] = static_cast<short>(in_object(y, x) ? ((x + y) % 2 ? 48 : -48) : grain);
-      }
-    }
+// Reads DIR/NAME.npy, which must hold T elements in C order.
+template <typename T>
+HostArray<T> load_npy(const std::string& dir, const std::string& name) {
+  const std::string file = dir + "/" + name + ".npy";
+  std::ifstream in(file, std::ios::binary);
+  if (!in) bad_case(file, "cannot be opened");
+  char magic[8];
+  if (!in.read(magic, 8) || std::memcmp(magic, "\x93NUMPY", 6) != 0) bad_case(file, "not a .npy file");
+  uint32_t header_len = 0;
+  if (magic[6] == 1) {
+    uint8_t len[2];
+    in.read(reinterpret_cast<char*>(len), 2);
+    header_len = len[0] | (len[1] << 8);
+  } else {
+    uint8_t len[4];
+    in.read(reinterpret_cast<char*>(len), 4);
+    header_len = len[0] | (len[1] << 8) | (len[2] << 16) | (static_cast<uint32_t>(len[3]) << 24);
   }
-  clip.offsets.push_back(0);
-  for (int t = 0; t < kFrames; ++t) {
-    clip.is_iframe.push_back(t % kGop == 0);
-    if (!clip.is_iframe.back()) {  // I-frames carry no vectors
-      for (int by = 0; by * kBlock < kHeight; ++by) {
-        for (int bx = 0; bx * kBlock < kWidth; ++bx) {
-          const int x0 = bx * kBlock, y0 = by * kBlock;
-          clip.rects.insert(clip.rects.end(),
-                            {x0, y0, std::min(x0 + kBlock, kWidth), std::min(y0 + kBlock, kHeight)});
-          const bool object = in_object(y0 + kBlock / 2, x0 + kBlock / 2);
-          clip.length.push_back(object ? 3.0f : 0.25f + 0.05f * static_cast<float>((bx + 3 * by + t) % 5));
-        }
-      }
-    }
-    clip.offsets.push_back(static_cast<int>(clip.length.size()));
+  std::string header(header_len, '\0');
+  if (!in || !in.read(&header[0], header_len)) bad_case(file, "truncated header");
+  if (header.find(std::string("'descr': '") + npy_descr<T>() + "'") == std::string::npos) {
+    bad_case(file, std::string("expected dtype ") + npy_descr<T>() + ", header " + header);
   }
-  return clip;
+  if (header.find("'fortran_order': False") == std::string::npos) bad_case(file, "not in C order");
+  const size_t open = header.find("'shape': (");
+  const size_t close = header.find(')', open);
+  if (open == std::string::npos || close == std::string::npos) bad_case(file, "no shape in header");
+  HostArray<T> array;
+  int64_t count = 1;
+  for (size_t pos = open + 10; pos < close;) {
+    char* end = nullptr;
+    const long long dim = std::strtoll(header.c_str() + pos, &end, 10);
+    if (end == header.c_str() + pos) break;
+    array.shape.push_back(dim);
+    count *= dim;
+    pos = static_cast<size_t>(end - header.c_str());
+    while (pos < close && (header[pos] == ',' || header[pos] == ' ')) ++pos;
+  }
+  array.data.resize(static_cast<size_t>(count));
+  if (!in.read(reinterpret_cast<char*>(array.data.data()), static_cast<std::streamsize>(count * sizeof(T)))) {
+    bad_case(file, "shorter than its shape says");
+  }
+  return array;
 }
 
-// Cell borders (i * length) / cells, as ops.saliency.cell_bounds.
-std::vector<int> cell_bounds(int length, int cells) {
-  std::vector<int> bounds(cells + 1);
-  for (int i = 0; i <= cells; ++i) bounds[i] = i * length / cells;
-  return bounds;
-}
-
-// Cell of every pixel along an axis.
-std::vector<int> cell_of_pixel(const std::vector<int>& bounds) {
-  std::vector<int> cell(bounds.back());
-  for (size_t c = 0; c + 1 < bounds.size(); ++c) {
-    for (int x = bounds[c]; x < bounds[c + 1]; ++x) cell[x] = static_cast<int>(c);
-  }
-  return cell;
-}
-
-std::vector<unsigned long long> residual_sums_reference(const Clip& clip, const std::vector<int>& rows,
-                                                        const std::vector<int>& cols) {
-  const std::vector<int> row_of = cell_of_pixel(rows), col_of = cell_of_pixel(cols);
-  std::vector<unsigned long long> sums(static_cast<size_t>(kFrames) * kCells, 0ull);
-  size_t i = 0;
-  for (int t = 0; t < kFrames; ++t) {
-    for (int y = 0; y < kHeight; ++y) {
-      unsigned long long* band = sums.data() + (static_cast<size_t>(t) * kGridH + row_of[y]) * kGridW;
-      for (int x = 0; x < kWidth; ++x, ++i) {
-        const long long p = clip.residual[i];
-        band[col_of[x]] += static_cast<unsigned long long>(p * p);
-      }
-    }
-  }
-  return sums;
-}
-
-// sum(length * overlap) and sum(overlap) per cell, each block scattered onto the cells it overlaps,
-// blocks in order (the order ops.saliency's CPU twin adds them in).
-void motion_sums_reference(const Clip& clip, const std::vector<int>& rows, const std::vector<int>& cols,
-                           std::vector<float>& sum_v, std::vector<long long>& sum_a) {
-  sum_v.assign(static_cast<size_t>(kFrames) * kCells, 0.0f);
-  sum_a.assign(sum_v.size(), 0);
-  for (int t = 0; t < kFrames; ++t) {
-    for (int i = clip.offsets[t]; i < clip.offsets[t + 1]; ++i) {
-      const int* b = &clip.rects[static_cast<size_t>(i) * 4];
-      for (int r = 0; r < kGridH; ++r) {
-        const int oy = std::min(b[3], rows[r + 1]) - std::max(b[1], rows[r]);
-        for (int c = 0; c < kGridW && oy > 0; ++c) {
-          const int ox = std::min(b[2], cols[c + 1]) - std::max(b[0], cols[c]);
-          if (ox <= 0) continue;
-          const size_t cell = static_cast<size_t>(t) * kCells + r * kGridW + c;
-          sum_v[cell] = sum_v[cell] + clip.length[i] * static_cast<float>(ox * oy);
-          sum_a[cell] += ox * oy;
-        }
-      }
-    }
-  }
-}
-
-// Arguments of combine_saliency_float32, as ops.saliency._combine_cuda derives them.
-struct CombineArgs {
-  int p, padded, lo, hi;
-  float frac;
-  int has_noise, nlo, nhi;
-  float nfrac, motion_ref, residual_ref, wm, wr;
-  int mode;
+struct Case {
+  HostArray<int16_t> residual;          // (T, H, W) coded residual
+  HostArray<int32_t> rows, cols;        // (Hg + 1), (Wg + 1) cell borders in pixels
+  HostArray<long long> residual_sums;     // (T, Hg, Wg) expected
+  HostArray<int32_t> rects;             // (M, 4) x0, y0, x1, y1 of every block, clipped to the frame
+  HostArray<int32_t> offsets;           // (T + 1) frame t owns blocks [offsets[t], offsets[t+1])
+  HostArray<float> length;              // (M,) camera-compensated motion length, model pixels
+  HostArray<float> motion_sum_v;        // (T, Hg, Wg) expected
+  HostArray<long long> motion_sum_a;      // (T, Hg, Wg) expected
+  HostArray<float> motion_grid, residual_grid;  // (T, Hg, Wg) inputs of the combine kernel
+  HostArray<uint8_t> is_iframe;         // (T,)
+  HostArray<float> prior;               // (Hg, Wg)
+  HostArray<int32_t> combine_ints;      // p, padded, lo, hi, has_noise, nlo, nhi, mode
+  HostArray<float> combine_floats;      // frac, nfrac, motion_ref, residual_ref, wm, wr
+  HostArray<float> saliency;            // (T, Hg, Wg) expected
+  HostArray<long long> keys;              // (T * Hg * Wg,) selection keys
+  HostArray<long long> budget;            // (1,) K
+  HostArray<long long> selected;          // (K,) expected sorted flat indices
+  int frames = 0, height = 0, width = 0, grid_h = 0, grid_w = 0;
 };
 
-void quantile_position(int p, double q, int* lo, int* hi, float* frac) {
-  const double pos = q * (p - 1);
-  *lo = static_cast<int>(std::floor(pos));
-  *hi = std::min(*lo + 1, p - 1);
-  *frac = static_cast<float>(pos - *lo);
-}
-
-CombineArgs combine_args() {
-  CombineArgs a{};
-  a.p = kCells;
-  a.padded = 1;
-  while (a.padded < a.p) a.padded <<= 1;
-  quantile_position(a.p, kPercentile, &a.lo, &a.hi, &a.frac);
-  a.has_noise = 1;
-  quantile_position(a.p, kNoisePercentile, &a.nlo, &a.nhi, &a.nfrac);
-  a.motion_ref = kMotionReference;
-  a.residual_ref = kResidualReference;
-  a.wm = kMotionWeight;
-  a.wr = kResidualWeight;
-  a.mode = 0;  // weighted sum: fusion "mean" with a residual channel
-  return a;
-}
-
-// ops.saliency.centre_prior, in float64 then rounded, as there.
-std::vector<float> centre_prior() {
-  std::vector<float> prior(kCells);
-  for (int r = 0; r < kGridH; ++r) {
-    for (int c = 0; c < kGridW; ++c) {
-      const double y = (r + 0.5) / (kGridH / 2.0) - 1.0, x = (c + 0.5) / (kGridW / 2.0) - 1.0;
-      const double d2 = y * y + x * x;
-      prior[r * kGridW + c] =
-          static_cast<float>((1.0 - kCentrePrior) + kCentrePrior * std::exp(-d2 / (2.0 * kCentreSigma * kCentreSigma)));
-    }
-  }
-  return prior;
-}
-
-// Per-frame normalisation of one channel: max(x - floor, 0) / max(q - floor, reference), float32.
-void normalise_frame(const float* x, const CombineArgs& a, bool noise, float reference, float* out) {
-  std::vector<float> s(x, x + a.p);
-  std::sort(s.begin(), s.end());
-  const float floor = noise ? s[a.nlo] + a.nfrac * (s[a.nhi] - s[a.nlo]) : 0.0f;
-  const float q = s[a.lo] + a.frac * (s[a.hi] - s[a.lo]);
-  const float scale = std::max(q - floor, reference);
-  for (int i = 0; i < a.p; ++i) out[i] = std::max(x[i] - floor, 0.0f) / scale;
-}
-
-std::vector<float> combine_reference(const std::vector<float>& motion, const std::vector<float>& residual,
-                                     const std::vector<unsigned char>& is_iframe, const std::vector<float>& prior,
-                                     const CombineArgs& a) {
-  std::vector<float> out(motion.size(), 0.0f), m(a.p), r(a.p);
-  for (size_t t = 0; t < is_iframe.size(); ++t) {
-    if (is_iframe[t]) continue;
-    normalise_frame(&motion[t * a.p], a, false, a.motion_ref, m.data());
-    normalise_frame(&residual[t * a.p], a, a.has_noise != 0, a.residual_ref, r.data());
-    for (int i = 0; i < a.p; ++i) out[t * a.p + i] = (a.wm * m[i] + a.wr * r[i]) * prior[i];
-  }
-  return out;
-}
-
-// ops.select.anchor_frames in budget mode: K // P0 of the I-frames, spread evenly.
-std::vector<unsigned char> anchor_frames(const std::vector<unsigned char>& is_iframe) {
-  std::vector<int> iframes;
-  for (size_t t = 0; t < is_iframe.size(); ++t) {
-    if (is_iframe[t]) iframes.push_back(static_cast<int>(t));
-  }
-  const int n = std::min(static_cast<int>(iframes.size()), kBudget / kCells);
-  std::vector<unsigned char> anchor(is_iframe.size(), 0);
-  for (int j = 0; j < n; ++j) anchor[iframes[j * static_cast<int>(iframes.size()) / n]] = 1;
-  return anchor;
-}
-
-long long bayer_value(long long y, long long x, int bits) {
-  long long value = 0;
-  for (int i = 0; i < bits; ++i) {
-    const long long by = (y >> i) & 1, bx = (x >> i) & 1;
-    value |= (((bx ^ by) << 1) | by) << (2 * (bits - 1 - i));
-  }
-  return value;
-}
-
-// Host port of ops.select.selection_keys: the keys the package hands topk_select_int64.
-std::vector<long long> selection_keys(const std::vector<float>& saliency, const std::vector<unsigned char>& anchor) {
-  int bits = 1;
-  while ((1 << bits) < std::max(kGridH, kGridW)) ++bits;
-  const long long side = 1LL << bits;
-  std::vector<int> frames(kFrames), frame_rank(kFrames);  // golden-ratio order of the frames
-  std::iota(frames.begin(), frames.end(), 0);
-  const auto phase = [](int t) { return (t * kGolden) & kMask32; };
-  std::sort(frames.begin(), frames.end(), [&](int a, int b) { return phase(a) < phase(b); });
-  for (int i = 0; i < kFrames; ++i) frame_rank[frames[i]] = i;
-
-  std::vector<long long> keys(saliency.size());
-  std::vector<long long> order_key(kCells);
-  std::vector<int> order(kCells), rank(kCells);
-  for (int t = 0; t < kFrames; ++t) {
-    long long sy = 0, sx = 0;  // this frame's dither shift: base-4 digits of t
-    for (int i = 0; i < bits; ++i) {
-      const long long digit = (t >> (2 * i)) & 3, by = digit & 1;
-      sy |= by << i;
-      sx |= (((digit >> 1) ^ by) & 1) << i;
-    }
-    const float* s = &saliency[static_cast<size_t>(t) * kCells];
-    for (int cell = 0; cell < kCells; ++cell) {
-      const bool taken = anchor[t] || s[cell] >= kFloor;
-      const long long dither = bayer_value((cell / kGridW + sy) % side, (cell % kGridW + sx) % side, bits);
-      order_key[cell] = (static_cast<long long>(taken) << 61) | dither;
-    }
-    std::iota(order.begin(), order.end(), 0);
-    std::sort(order.begin(), order.end(), [&](int a, int b) { return order_key[a] < order_key[b]; });
-    for (int i = 0; i < kCells; ++i) rank[order[i]] = i;
-    for (int cell = 0; cell < kCells; ++cell) {
-      const long long flat = static_cast<long long>(t) * kCells + cell;
-      const long long low = (1LL << kIndexBits) - 1 - flat;
-      const float v = std::isnan(s[cell]) ? 0.0f : std::min(std::max(s[cell], 0.0f), FLT_MAX);
-      long long key;
-      if (anchor[t]) {
-        key = low | (2LL << kTierShift);
-      } else if (v >= kFloor) {
-        int bits32;
-        std::memcpy(&bits32, &v, sizeof bits32);
-        key = (static_cast<long long>(bits32) << kIndexBits) | low | (1LL << kTierShift);
-      } else {
-        key = ((((1LL << 31) - 1) - rank[cell]) << kIndexBits) | ((1LL << kIndexBits) - 1 - frame_rank[t]);
-      }
-      keys[flat] = key;
-    }
-  }
-  return keys;
-}
-
-// The documented selection, from the saliency (not the keys): anchor frames whole, then the salient
-// patches by saliency descending, then flat index ascending; sorted ascending. Needs enough salient
-// patches to fill K (the still-content fallback is not modelled here); returns {} otherwise.
-std::vector<long long> selection_reference(const std::vector<float>& saliency, const std::vector<unsigned char>& anchor,
-                                           int* ties_at_cut) {
-  std::vector<long long> chosen, salient;
-  for (int t = 0; t < kFrames; ++t) {
-    for (int cell = 0; cell < kCells; ++cell) {
-      const long long flat = static_cast<long long>(t) * kCells + cell;
-      if (anchor[t]) {
-        chosen.push_back(flat);
-      } else if (saliency[flat] >= kFloor) {
-        salient.push_back(flat);
-      }
-    }
-  }
-  const size_t need = kBudget - chosen.size();
-  if (salient.size() < need) return {};
-  std::sort(salient.begin(), salient.end(), [&](long long a, long long b) {
-    return saliency[a] != saliency[b] ? saliency[a] > saliency[b] : a < b;
-  });
-  const float cut = saliency[salient[need - 1]];
-  *ties_at_cut = static_cast<int>(
-      std::count_if(salient.begin(), salient.end(), [&](long long i) { return saliency[i] == cut; }));
-  chosen.insert(chosen.end(), salient.begin(), salient.begin() + need);
-  std::sort(chosen.begin(), chosen.end());
-  return chosen;
+Case load_case(const std::string& dir) {
+  Case c;
+  c.residual = load_npy<int16_t>(dir, "residual");
+  c.rows = load_npy<int32_t>(dir, "rows");
+  c.cols = load_npy<int32_t>(dir, "cols");
+  c.residual_sums = load_npy<long long>(dir, "residual_sums");
+  c.rects = load_npy<int32_t>(dir, "rects");
+  c.offsets = load_npy<int32_t>(dir, "offsets");
+  c.length = load_npy<float>(dir, "length");
+  c.motion_sum_v = load_npy<float>(dir, "motion_sum_v");
+  c.motion_sum_a = load_npy<long long>(dir, "motion_sum_a");
+  c.motion_grid = load_npy<float>(dir, "motion_grid");
+  c.residual_grid = load_npy<float>(dir, "residual_grid");
+  c.is_iframe = load_npy<uint8_t>(dir, "is_iframe");
+  c.prior = load_npy<float>(dir, "prior");
+  c.combine_ints = load_npy<int32_t>(dir, "combine_ints");
+  c.combine_floats = load_npy<float>(dir, "combine_floats");
+  c.saliency = load_npy<float>(dir, "saliency");
+  c.keys = load_npy<long long>(dir, "keys");
+  c.budget = load_npy<long long>(dir, "budget");
+  c.selected = load_npy<long long>(dir, "selected");
+  const std::string where = dir + "/*.npy";
+  if (c.residual.shape.size() != 3) bad_case(where, "residual must be (T, H, W)");
+  c.frames = static_cast<int>(c.residual.shape[0]);
+  c.height = static_cast<int>(c.residual.shape[1]);
+  c.width = static_cast<int>(c.residual.shape[2]);
+  c.grid_h = static_cast<int>(c.rows.data.size()) - 1;
+  c.grid_w = static_cast<int>(c.cols.data.size()) - 1;
+  const size_t cells = static_cast<size_t>(c.frames) * c.grid_h * c.grid_w;
+  const size_t blocks = c.length.data.size();
+  const bool consistent =
+      c.grid_h > 0 && c.grid_w > 0 && c.residual_sums.data.size() == cells && c.motion_sum_v.data.size() == cells &&
+      c.motion_sum_a.data.size() == cells && c.motion_grid.data.size() == cells &&
+      c.residual_grid.data.size() == cells && c.saliency.data.size() == cells && c.keys.data.size() == cells &&
+      c.prior.data.size() == cells / c.frames && c.is_iframe.data.size() == static_cast<size_t>(c.frames) &&
+      c.rects.data.size() == 4 * blocks && c.offsets.data.size() == static_cast<size_t>(c.frames) + 1 &&
+      c.offsets.data.back() == static_cast<int32_t>(blocks) && c.combine_ints.data.size() == 8 &&
+      c.combine_floats.data.size() == 6 && c.budget.data.size() == 1 &&
+      c.selected.data.size() == static_cast<size_t>(c.budget.data[0]) &&
+      c.combine_ints.data[0] == static_cast<int32_t>(cells / c.frames);
+  if (!consistent) bad_case(where, "the arrays' shapes do not fit one clip");
+  return c;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -471,17 +314,37 @@ bool parse_int(const char* text, int low, int high, int* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string case_dir;
   int batch = 64, repeats = 50;
-  const int max_batch = 65535 / kFrames;  // B * T frames form gridDim.y of the saliency kernels
-  for (int i = 1; i < argc; ++i) {
+  bool ok = true;
+  for (int i = 1; i < argc && ok; ++i) {
     const std::string arg = argv[i];
-    const bool ok = i + 1 < argc && ((arg == "--batch" && parse_int(argv[i + 1], 1, max_batch, &batch)) ||
-                                     (arg == "--repeats" && parse_int(argv[i + 1], 1, 100000, &repeats)));
-    if (!ok) {
-      std::fprintf(stderr, "usage: %s [--batch 1..%d] [--repeats N]\n", argv[0], max_batch);
-      return kExitUsage;
+    if (arg == "--batch" || arg == "--repeats") {
+      ok = i + 1 < argc && parse_int(argv[i + 1], 1, arg == "--batch" ? 65535 : 100000,
+                                     arg == "--batch" ? &batch : &repeats);
+      ++i;
+    } else if (case_dir.empty() && !arg.empty() && arg[0] != '-') {
+      case_dir = arg;
+    } else {
+      ok = false;
     }
-    ++i;
+  }
+  if (!ok || case_dir.empty()) {
+    std::fprintf(stderr, "usage: %s CASE_DIR [--batch B] [--repeats N]   (CASE_DIR from "
+                 "bench/cuda/make_select_case.py)\n", argv[0]);
+    return kExitUsage;
+  }
+
+  const Case c = load_case(case_dir);
+  const int cells_per_frame = c.grid_h * c.grid_w;
+  const long long budget = c.budget.data[0];
+  std::printf("case: %s: %d frames %dx%d, %dx%d grid, %zu blocks, %d I-frames, K = %lld\n", case_dir.c_str(),
+              c.frames, c.width, c.height, c.grid_h, c.grid_w, c.length.data.size(),
+              static_cast<int>(std::count(c.is_iframe.data.begin(), c.is_iframe.data.end(), 1)), budget);
+  std::fflush(stdout);
+  if (batch * c.frames > 65535) {  // B * T frames form gridDim.y of the saliency kernels
+    std::fprintf(stderr, "bench_select: --batch %d x %d frames exceeds 65535 grid rows\n", batch, c.frames);
+    return kExitUsage;
   }
 
   int devices = 0;
@@ -498,89 +361,73 @@ int main(int argc, char** argv) {
   int clock_khz, bus_bits;
   const double peak = peak_bandwidth(device, &clock_khz, &bus_bits);
 
-  // host: the clip, and every stage of the reference pipeline
-  const Clip clip = make_clip();
-  const std::vector<int> rows = cell_bounds(kHeight, kGridH), cols = cell_bounds(kWidth, kGridW);
-  const std::vector<unsigned long long> sums_ref = residual_sums_reference(clip, rows, cols);
-  std::vector<float> sum_v_ref;
-  std::vector<long long> sum_a_ref;
-  motion_sums_reference(clip, rows, cols, sum_v_ref, sum_a_ref);
-  // the torch steps between the kernels: RMS (float64) and motion means (float32)
-  std::vector<float> residual_grid(sums_ref.size()), motion_grid(sums_ref.size());
-  for (size_t i = 0; i < sums_ref.size(); ++i) {
-    const int r = static_cast<int>(i % kCells) / kGridW, c = static_cast<int>(i % kCells) % kGridW;
-    const long long area = static_cast<long long>(rows[r + 1] - rows[r]) * (cols[c + 1] - cols[c]);
-    residual_grid[i] = static_cast<float>(std::sqrt(static_cast<double>(sums_ref[i]) / static_cast<double>(area)));
-    motion_grid[i] = sum_v_ref[i] / static_cast<float>(std::max(sum_a_ref[i], area));
-  }
-  const CombineArgs ca = combine_args();
-  const std::vector<float> prior = centre_prior();
-  const std::vector<float> saliency_ref = combine_reference(motion_grid, residual_grid, clip.is_iframe, prior, ca);
-  const std::vector<unsigned char> anchor = anchor_frames(clip.is_iframe);
-  const std::vector<long long> keys = selection_keys(saliency_ref, anchor);
-  int ties = 0;
-  const std::vector<long long> selection_ref = selection_reference(saliency_ref, anchor, &ties);
-  if (selection_ref.empty()) {
-    std::fprintf(stderr, "bench_select: the synthetic clip has too few salient patches for the reference\n");
-    return kExitMismatch;
-  }
-
   // device: B copies of the clip, run as one clip of B*T frames (B segments for the top-K)
-  const int frames = batch * kFrames;
-  const int blocks_per_clip = clip.offsets.back();
-  const size_t cells = static_cast<size_t>(frames) * kCells;
-  const long long length = static_cast<long long>(kFrames) * kCells;
-  DeviceArray<short> d_residual(clip.residual.size() * batch);
-  DeviceArray<int> d_rows(rows.size()), d_cols(cols.size());
+  const int frames = batch * c.frames;
+  const int blocks_per_clip = c.offsets.data.back();
+  const size_t cells = static_cast<size_t>(frames) * cells_per_frame;
+  const long long length = static_cast<long long>(c.frames) * cells_per_frame;
+  DeviceArray<short> d_residual(c.residual.data.size() * batch);
+  DeviceArray<int> d_rows(c.rows.data.size()), d_cols(c.cols.data.size());
   DeviceArray<unsigned long long> d_sums(cells);
-  DeviceArray<int> d_rects(clip.rects.size() * batch), d_offsets(frames + 1);
-  DeviceArray<float> d_length(clip.length.size() * batch), d_sum_v(cells);
+  DeviceArray<int> d_rects(c.rects.data.size() * batch), d_offsets(frames + 1);
+  DeviceArray<float> d_length(c.length.data.size() * batch), d_sum_v(cells);
   DeviceArray<long long> d_sum_a(cells);
-  DeviceArray<float> d_motion(cells), d_residual_grid(cells), d_prior(prior.size()), d_saliency(cells);
+  DeviceArray<float> d_motion(cells), d_residual_grid(cells), d_prior(c.prior.data.size()), d_saliency(cells);
   DeviceArray<unsigned char> d_is_iframe(frames);
-  DeviceArray<long long> d_keys(keys.size() * batch), d_k(batch), d_out_offsets(batch + 1),
-      d_selected(static_cast<size_t>(batch) * kBudget);
+  DeviceArray<long long> d_keys(c.keys.data.size() * batch), d_k(batch), d_out_offsets(batch + 1),
+      d_selected(static_cast<size_t>(batch) * budget);
 
-  d_residual.upload_repeated(clip.residual, batch);
-  d_rows.upload(rows);
-  d_cols.upload(cols);
-  d_rects.upload_repeated(clip.rects, batch);
-  d_length.upload_repeated(clip.length, batch);
+  d_residual.upload_repeated(c.residual.data, batch);
+  d_rows.upload(c.rows.data);
+  d_cols.upload(c.cols.data);
+  d_rects.upload_repeated(c.rects.data, batch);
+  d_length.upload_repeated(c.length.data, batch);
   std::vector<int> offsets(frames + 1);
-  for (int f = 0; f <= frames; ++f) offsets[f] = (f / kFrames) * blocks_per_clip + clip.offsets[f % kFrames];
+  for (int f = 0; f <= frames; ++f) offsets[f] = (f / c.frames) * blocks_per_clip + c.offsets.data[f % c.frames];
   d_offsets.upload(offsets);
-  d_motion.upload_repeated(motion_grid, batch);
-  d_residual_grid.upload_repeated(residual_grid, batch);
-  d_is_iframe.upload_repeated(clip.is_iframe, batch);
-  d_prior.upload(prior);
-  d_keys.upload_repeated(keys, batch);
-  std::vector<long long> k(batch, kBudget), out_offsets(batch + 1);
-  for (int b = 0; b <= batch; ++b) out_offsets[b] = static_cast<long long>(b) * kBudget;
+  d_motion.upload_repeated(c.motion_grid.data, batch);
+  d_residual_grid.upload_repeated(c.residual_grid.data, batch);
+  d_is_iframe.upload_repeated(c.is_iframe.data, batch);
+  d_prior.upload(c.prior.data);
+  d_keys.upload_repeated(c.keys.data, batch);
+  std::vector<long long> k(batch, budget), out_offsets(batch + 1);
+  for (int b = 0; b <= batch; ++b) out_offsets[b] = static_cast<long long>(b) * budget;
   d_k.upload(k);
   d_out_offsets.upload(out_offsets);
 
   // the launches of ops/saliency.py (_residual_sums_cuda, _motion_sums_cuda, _combine_cuda) and
-  // ops/select.py (_topk_cuda); width 640 is a multiple of 4, so the ops pick residual_sums_int16x4
-  const dim3 residual_grid_dim(kGridH, frames), motion_grid_dim((kCells + kThreads - 1) / kThreads, frames);
-  const size_t residual_smem = kGridW * sizeof(unsigned long long);  // one accumulator per grid column
-  const int combine_threads = std::min(1024, ca.padded);
-  const size_t combine_smem = ca.padded * sizeof(float);
+  // ops/select.py (_topk_cuda)
+  const std::vector<int32_t>& ci = c.combine_ints.data;
+  const std::vector<float>& cf = c.combine_floats.data;
+  const int padded = ci[1];
+  const bool vec4 = c.width % 4 == 0;  // the ops' choice: 8-byte loads when rows stay aligned
+  const dim3 residual_grid_dim(c.grid_h, frames);
+  const dim3 motion_grid_dim((cells_per_frame + kThreads - 1) / kThreads, frames);
+  const size_t residual_smem = c.grid_w * sizeof(unsigned long long);  // one accumulator per grid column
+  const int combine_threads = std::min(1024, padded);
+  const size_t combine_smem = padded * sizeof(float);
   const int topk_threads = length >= 4096 ? 1024 : 256;
+  const char* residual_kernel = vec4 ? "residual_sums_int16x4" : "residual_sums_int16";
   auto residual_sums = [&] {
-    residual_sums_int16x4<<<residual_grid_dim, kThreads, residual_smem>>>(
-        d_residual.get(), d_rows.get(), kHeight, kWidth, kGridW, d_sums.get());
-    check(cudaGetLastError(), "residual_sums_int16x4 launch");
+    if (vec4) {
+      residual_sums_int16x4<<<residual_grid_dim, kThreads, residual_smem>>>(d_residual.get(), d_rows.get(), c.height,
+                                                                            c.width, c.grid_w, d_sums.get());
+    } else {
+      residual_sums_int16<<<residual_grid_dim, kThreads, residual_smem>>>(d_residual.get(), d_rows.get(), c.height,
+                                                                          c.width, c.grid_w, d_sums.get());
+    }
+    check(cudaGetLastError(), "residual_sums launch");
   };
   auto motion_sums = [&] {
     motion_sums_float32<<<motion_grid_dim, kThreads>>>(d_rects.get(), d_offsets.get(), d_length.get(), d_rows.get(),
-                                                       d_cols.get(), kGridH, kGridW, d_sum_v.get(), d_sum_a.get());
+                                                       d_cols.get(), c.grid_h, c.grid_w, d_sum_v.get(),
+                                                       d_sum_a.get());
     check(cudaGetLastError(), "motion_sums_float32 launch");
   };
   auto combine = [&] {
     combine_saliency_float32<<<frames, combine_threads, combine_smem>>>(
-        d_motion.get(), d_residual_grid.get(), d_is_iframe.get(), d_prior.get(), ca.p, ca.padded, ca.lo, ca.hi,
-        ca.frac, ca.has_noise, ca.nlo, ca.nhi, ca.nfrac, ca.motion_ref, ca.residual_ref, ca.wm, ca.wr, ca.mode,
-        d_saliency.get());
+        d_motion.get(), d_residual_grid.get(), d_is_iframe.get(), d_prior.get(), ci[0], ci[1], ci[2], ci[3], cf[0],
+        ci[4], ci[5], ci[6], cf[1], cf[2], cf[3], cf[4], cf[5], ci[7], d_saliency.get());
     check(cudaGetLastError(), "combine_saliency_float32 launch");
   };
   auto topk = [&] {
@@ -589,35 +436,35 @@ int main(int argc, char** argv) {
     check(cudaGetLastError(), "topk_select_int64 launch");
   };
 
-  // check every clip of the batch against the host reference
+  // check every clip of the batch against the CPU twins
   residual_sums();
   motion_sums();
   combine();
   topk();
   check(cudaDeviceSynchronize(), "kernels");
-  std::vector<long long> selection_batch(static_cast<size_t>(batch) * kBudget);
-  for (size_t i = 0; i < selection_batch.size(); ++i) {
-    selection_batch[i] = static_cast<long long>(i / kBudget) * length + selection_ref[i % kBudget];
+  const std::vector<unsigned long long> sums_expected(c.residual_sums.data.begin(), c.residual_sums.data.end());
+  std::vector<long long> selection_expected(static_cast<size_t>(batch) * budget);
+  for (size_t i = 0; i < selection_expected.size(); ++i) {
+    selection_expected[i] = static_cast<long long>(i / budget) * length + c.selected.data[i % budget];
   }
-  const size_t bad_sums = count_different(d_sums.download(), sums_ref);
-  const size_t bad_areas = count_different(d_sum_a.download(), sum_a_ref);
-  const double motion_diff = max_relative_diff(d_sum_v.download(), sum_v_ref);
-  const double saliency_diff = max_relative_diff(d_saliency.download(), saliency_ref);
-  const size_t bad_selected = count_different(d_selected.download(), selection_batch);
-  std::printf("check: %d clips against the host reference of one (integers exact, floats within %.0e relative)\n",
+  const size_t bad_sums = count_different(d_sums.download(), sums_expected);
+  const size_t bad_areas = count_different(d_sum_a.download(), c.motion_sum_a.data);
+  const double motion_diff = max_relative_diff(d_sum_v.download(), c.motion_sum_v.data);
+  const double saliency_diff = max_relative_diff(d_saliency.download(), c.saliency.data);
+  const size_t bad_selected = count_different(d_selected.download(), selection_expected);
+  std::printf("check: %d clips against the package's CPU twins (integers exact, floats within %.0e relative)\n",
               batch, kFloatTolerance);
-  std::printf("  residual_sums_int16x4     %zu of %zu sums differ\n", bad_sums, cells);
+  std::printf("  %-24s  %zu of %zu sums differ\n", residual_kernel, bad_sums, cells);
   std::printf("  motion_sums_float32       %zu of %zu areas differ; sums max rel diff %.2e\n", bad_areas, cells,
               motion_diff);
   std::printf("  combine_saliency_float32  max rel diff %.2e\n", saliency_diff);
-  std::printf("  topk_select_int64         %zu of %zu indices differ (K = %d per clip; %d patches tie at the cut,"
-              " ordered by flat index)\n", bad_selected, selection_batch.size(), kBudget, ties);
+  std::printf("  topk_select_int64         %zu of %zu indices differ (K = %lld per clip)\n", bad_selected,
+              selection_expected.size(), budget);
   if (bad_sums || bad_areas || bad_selected || !(motion_diff <= kFloatTolerance) ||
       !(saliency_diff <= kFloatTolerance)) {
-    std::fprintf(stderr, "bench_select: CUDA results differ from the host reference\n");
+    std::fprintf(stderr, "bench_select: CUDA results differ from the CPU twins\n");
     return kExitMismatch;
   }
-
   // time
   L2Flush flush(prop.l2CacheSize);
   struct Row {
@@ -632,7 +479,7 @@ int main(int argc, char** argv) {
                                d_saliency.bytes();
   const double topk_bytes = d_keys.bytes() + d_k.bytes() + d_out_offsets.bytes() + d_selected.bytes();
   const Row rows_out[] = {
-      {"residual_sums_int16x4", launch_text(residual_grid_dim, kThreads, residual_smem),
+      {residual_kernel, launch_text(residual_grid_dim, kThreads, residual_smem),
        static_cast<double>(d_residual.bytes() + d_rows.bytes() + d_sums.bytes()),
        time_launches(residual_sums, repeats, flush)},
       {"motion_sums_float32", launch_text(motion_grid_dim, kThreads, 0), motion_bytes,
@@ -650,9 +497,10 @@ int main(int argc, char** argv) {
   } else {
     std::printf("peak bandwidth not reported\n");
   }
-  std::printf("%d clips x %d frames, %dx%d coded, %dx%d grid, K = %d; %d timed launches each, L2 flushed before each;\n"
+  std::printf("%d clips x %d frames, %dx%d coded, %dx%d grid, K = %lld; %d timed launches each, "
+              "L2 flushed before each;\n"
               "bytes moved: every input read once, every output written once\n\n",
-              batch, kFrames, kWidth, kHeight, kGridH, kGridW, kBudget, repeats);
+              batch, c.frames, c.width, c.height, c.grid_h, c.grid_w, budget, repeats);
   std::printf("%-26s %-30s %10s %10s %10s %9s %8s\n", "kernel", "grid x block", "median ms", "best ms", "MB moved",
               "GB/s", "of peak");
   for (const Row& row : rows_out) {
