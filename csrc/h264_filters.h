@@ -2,6 +2,7 @@
 // SSE2 (the x86-64 baseline) where available, plain loops elsewhere; both give identical results.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #if defined(__SSE2__)
@@ -22,52 +23,41 @@ inline __m128i tap6_epi16(__m128i a, __m128i b, __m128i c, __m128i d, __m128i e,
 inline __m128i load8_epi16(const uint8_t* p) {
   return _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), _mm_setzero_si128());
 }
+// The taps of 8 consecutive positions from p, over samples p - 2 step .. p + 3 step (step 1: horizontal).
+inline __m128i taps8(const uint8_t* p, std::ptrdiff_t step) {
+  return tap6_epi16(load8_epi16(p - 2 * step), load8_epi16(p - step), load8_epi16(p), load8_epi16(p + step),
+                    load8_epi16(p + 2 * step), load8_epi16(p + 3 * step));
+}
 #endif
+
+inline int tap_at(const uint8_t* p, std::ptrdiff_t step) {
+  return tap6(p[-2 * step], p[-step], p[0], p[step], p[2 * step], p[3 * step]);
+}
 
 // Unrounded horizontal half samples: out[c] = tap6(s[c-2] .. s[c+3]), c in [0, w).
 inline void horizontal_unrounded(const uint8_t* s, int16_t* out, int w) {
   int c = 0;
 #if defined(__SSE2__)
-  for (; c + 8 <= w; c += 8) {
-    const __m128i v = tap6_epi16(load8_epi16(s + c - 2), load8_epi16(s + c - 1), load8_epi16(s + c),
-                                 load8_epi16(s + c + 1), load8_epi16(s + c + 2), load8_epi16(s + c + 3));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), v);
-  }
+  for (; c + 8 <= w; c += 8) _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c), taps8(s + c, 1));
 #endif
-  for (; c < w; ++c) out[c] = static_cast<int16_t>(tap6(s[c - 2], s[c - 1], s[c], s[c + 1], s[c + 2], s[c + 3]));
+  for (; c < w; ++c) out[c] = static_cast<int16_t>(tap_at(s + c, 1));
 }
 
-// Rounded horizontal half samples (b): clip((tap + 16) >> 5).
-inline void horizontal_half(const uint8_t* s, uint8_t* out, int w) {
+// Rounded half samples clip((tap + 16) >> 5) along `step`: horizontal (b) with step 1, vertical (h) below
+// row s with the picture stride.
+inline void half_samples(const uint8_t* s, std::ptrdiff_t step, uint8_t* out, int w) {
   int c = 0;
 #if defined(__SSE2__)
   for (; c + 8 <= w; c += 8) {
-    const __m128i v = tap6_epi16(load8_epi16(s + c - 2), load8_epi16(s + c - 1), load8_epi16(s + c),
-                                 load8_epi16(s + c + 1), load8_epi16(s + c + 2), load8_epi16(s + c + 3));
-    const __m128i r = _mm_srai_epi16(_mm_add_epi16(v, _mm_set1_epi16(16)), 5);
+    const __m128i r = _mm_srai_epi16(_mm_add_epi16(taps8(s + c, step), _mm_set1_epi16(16)), 5);
     _mm_storel_epi64(reinterpret_cast<__m128i*>(out + c), _mm_packus_epi16(r, r));
   }
 #endif
-  for (; c < w; ++c) out[c] = clip_pixel((tap6(s[c - 2], s[c - 1], s[c], s[c + 1], s[c + 2], s[c + 3]) + 16) >> 5);
+  for (; c < w; ++c) out[c] = clip_pixel((tap_at(s + c, step) + 16) >> 5);
 }
 
-// Rounded vertical half samples (h) below row s: clip((tap over rows -2..+3 + 16) >> 5).
-inline void vertical_half(const uint8_t* s, int stride, uint8_t* out, int w) {
-  int c = 0;
-#if defined(__SSE2__)
-  for (; c + 8 <= w; c += 8) {
-    const uint8_t* p = s + c;
-    const __m128i v = tap6_epi16(load8_epi16(p - 2 * stride), load8_epi16(p - stride), load8_epi16(p),
-                                 load8_epi16(p + stride), load8_epi16(p + 2 * stride), load8_epi16(p + 3 * stride));
-    const __m128i r = _mm_srai_epi16(_mm_add_epi16(v, _mm_set1_epi16(16)), 5);
-    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + c), _mm_packus_epi16(r, r));
-  }
-#endif
-  for (; c < w; ++c) {
-    const uint8_t* p = s + c;
-    out[c] = clip_pixel((tap6(p[-2 * stride], p[-stride], p[0], p[stride], p[2 * stride], p[3 * stride]) + 16) >> 5);
-  }
-}
+inline void horizontal_half(const uint8_t* s, uint8_t* out, int w) { half_samples(s, 1, out, w); }
+inline void vertical_half(const uint8_t* s, int stride, uint8_t* out, int w) { half_samples(s, stride, out, w); }
 
 // Centre samples (j) from six rows of unrounded horizontal intermediates: clip((tap + 512) >> 10), in int32.
 inline void centre(const int16_t* r0, const int16_t* r1, const int16_t* r2, const int16_t* r3, const int16_t* r4,
