@@ -27,6 +27,12 @@ if [ "$extras" = "test" ]; then
   $PIP "cython>=3,<4"
   $PIP --no-build-isolation --no-binary av "av==12.3.0"
   $PIP ".[test]"
+  # nvcc and the CUDA headers from NVIDIA's wheels (no GPU or driver needed), so the tests compile every
+  # cuda/*.cu kernel and the kernel microbenchmark on machines without a GPU; .ci/run puts it on PATH.
+  if [ ! -x build/cuda-toolkit/nvidia/cu13/bin/nvcc ]; then
+    $PIP --target build/cuda-toolkit "nvidia-cuda-nvcc==13.5.37" "nvidia-cuda-crt==13.5.37" \
+      "nvidia-cuda-runtime==13.5.37" "nvidia-cuda-cccl==13.3.5.0.6"
+  fi
 else
   $PIP ".[models]"
 fi
