@@ -137,6 +137,7 @@ class PyReader {
     py::dict d;
     d["packets"] = s.packets;
     d["frames"] = s.frames;
+    d["frames_decoded"] = s.frames_decoded;
     d["skipped_packets"] = s.skipped_packets;
     d["corrupt_frames"] = s.corrupt_frames;
     d["decode_errors"] = s.decode_errors;
