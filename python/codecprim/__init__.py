@@ -8,6 +8,9 @@ from .errors import (
     VideoNotFoundError,
 )
 from .reader import MOTION_VECTOR_COLUMNS, Frame, Gop, Reader, ReaderStats, VideoInfo, open
+# data before patches: data.clips wraps patches.codec_patches, which reads through data.sampling; importing
+# the package first lets patches find data.sampling while data/__init__ is still running.
+from . import data
 from .patches import CodecClip, CodecPatchesConfig, codec_patches
 
 __version__ = "0.1.0"
@@ -61,4 +64,5 @@ __all__ = [
     "codec_patches",
     "CodecClip",
     "CodecPatchesConfig",
+    "data",
 ]
