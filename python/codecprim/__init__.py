@@ -7,7 +7,7 @@ from .errors import (
     VideoIOError,
     VideoNotFoundError,
 )
-from .reader import MOTION_VECTOR_COLUMNS, Frame, Gop, Reader, ReaderStats, VideoInfo, open
+from .reader import MOTION_VECTOR_COLUMNS, MV, Frame, Gop, Reader, ReaderStats, VideoInfo, open
 from .patches import CodecClip, CodecPatchesConfig, codec_patches
 
 __version__ = "0.1.0"
@@ -50,6 +50,7 @@ __all__ = [
     "VideoInfo",
     "ReaderStats",
     "MOTION_VECTOR_COLUMNS",
+    "MV",
     "CodecprimError",
     "VideoNotFoundError",
     "InvalidVideoError",

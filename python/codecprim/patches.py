@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from .reader import MV
 from .reader import open as open_video
 from .ops._checks import check_choice
 from .ops.camera import CAMERA_MODELS
@@ -206,7 +207,7 @@ def _estimated_primitives(luma: torch.Tensor, ref: torch.Tensor, is_iframe: torc
 
     t = luma.shape[0]
     p_frames = [i for i in range(t) if not bool(is_iframe[i])]
-    empty = torch.zeros(0, 10, dtype=torch.int32, device=luma.device)
+    empty = torch.zeros(0, MV.ncols, dtype=torch.int32, device=luma.device)
     vectors = [empty] * t
     residual = torch.zeros((t, *grid), dtype=torch.float32, device=luma.device)
     if p_frames:
