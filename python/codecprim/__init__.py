@@ -7,7 +7,7 @@ from .errors import (
     VideoIOError,
     VideoNotFoundError,
 )
-from .reader import MOTION_VECTOR_COLUMNS, Frame, Gop, Reader, ReaderStats, VideoInfo, open
+from .reader import MOTION_VECTOR_COLUMNS, MV, Frame, Gop, Reader, ReaderStats, VideoInfo, open
 # data before patches: data.clips wraps patches.codec_patches, which reads through data.sampling; importing
 # the package first lets patches find data.sampling while data/__init__ is still running.
 from . import data
@@ -53,6 +53,7 @@ __all__ = [
     "VideoInfo",
     "ReaderStats",
     "MOTION_VECTOR_COLUMNS",
+    "MV",
     "CodecprimError",
     "VideoNotFoundError",
     "InvalidVideoError",

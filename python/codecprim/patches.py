@@ -49,6 +49,7 @@ import torch
 from .data.resolution import model_size
 from .data.sampling import plan_frames, read_frames, sample_frames
 from .errors import InvalidVideoError
+from .reader import MV
 from .reader import open as open_video
 from .ops._checks import check_choice, check_positive_int
 from .ops.camera import CAMERA_MODELS
@@ -313,7 +314,7 @@ def _estimated_primitives(luma: torch.Tensor, ref: torch.Tensor, is_iframe: torc
 
     t = luma.shape[0]
     p_frames = [i for i in range(t) if not bool(is_iframe[i])]
-    empty = torch.zeros(0, 10, dtype=torch.int32, device=luma.device)
+    empty = torch.zeros(0, MV.ncols, dtype=torch.int32, device=luma.device)
     vectors = [empty] * t
     residual = torch.zeros((t, *grid), dtype=torch.float32, device=luma.device)
     if p_frames:

@@ -15,12 +15,33 @@ import torch
 
 from .errors import InvalidVideoError
 
-__all__ = ["open", "Reader", "Frame", "Gop", "VideoInfo", "ReaderStats", "MOTION_VECTOR_COLUMNS"]
+__all__ = ["open", "Reader", "Frame", "Gop", "VideoInfo", "ReaderStats", "MOTION_VECTOR_COLUMNS", "MV"]
 
-# Column order of Frame.motion_vectors: FFmpeg's AVMotionVector fields.
+# Column order of Frame.motion_vectors: FFmpeg's AVMotionVector fields. Mirrors the C++ enum mv::Column in
+# csrc/motion_vectors.h (tests/core/test_motion_vector_columns.py holds them equal).
 MOTION_VECTOR_COLUMNS = (
     "source", "w", "h", "src_x", "src_y", "dst_x", "dst_y", "motion_x", "motion_y", "motion_scale",
 )
+
+
+class MV:
+    """Column numbers of a motion-vector row: ``rows[:, MV.dst_x]`` instead of ``rows[:, 5]``.
+
+    ``MV.ncols`` is the row width, for empty tensors: ``torch.zeros(0, MV.ncols, dtype=torch.int32)``.
+    """
+
+    source = 0        # -1: predicted from a past reference, +1: from a future one
+    w = 1             # block width, pixels
+    h = 2             # block height, pixels
+    src_x = 3         # block centre in the reference (integer part)
+    src_y = 4
+    dst_x = 5         # block centre in this picture
+    dst_y = 6
+    motion_x = 7      # motion in 1/motion_scale pixels: dst - src
+    motion_y = 8
+    motion_scale = 9
+    ncols = len(MOTION_VECTOR_COLUMNS)
+
 
 
 @dataclass(frozen=True)
@@ -29,7 +50,7 @@ class VideoInfo:
 
     ``num_frames`` is the container's count (None when it has none; ``len(reader)`` is exact).
     ``motion_vectors`` is ``"exported"`` when libavcodec exports block vectors for this codec and ``"none"``
-    otherwise (HEVC, VP9, AV1, ...: frames then carry an empty (0, 10) tensor and no residual).
+    otherwise (HEVC, VP9, AV1, ...: frames then carry an empty (0, MV.ncols) tensor and no residual).
     ``residual_method`` says how residuals are predicted for this codec.
     """
 
