@@ -6,6 +6,7 @@ synthetic pattern (testsrc2 or mandelbrot) with real motion: a moving overlay or
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -107,4 +108,16 @@ def make_not_video(directory: Path) -> Path:
     out = Path(directory) / "not_a_video.mp4"
     if not out.exists():
         out.write_text("this is a text file, not a video\n" * 40)
+    return out
+
+
+def make_damaged(directory: Path) -> Path:
+    """An H.264 MP4 whose middle fifth is overwritten with noise (container intact, bitstream damaged)."""
+    out = Path(directory) / "h264_damaged_middle.mp4"
+    if out.exists():
+        return out
+    data = bytearray(make("h264_bframes", directory).read_bytes())
+    lo, hi = len(data) * 2 // 5, len(data) * 3 // 5
+    data[lo:hi] = random.Random(5).randbytes(hi - lo)
+    out.write_bytes(bytes(data))
     return out
