@@ -14,10 +14,12 @@ from .resolution import fit_pixels
 from .dataset import VideoDataset
 from .collate import PackedBatch, PaddedBatch, collate_packed, collate_padded
 from .clips import CodecClipDataset
+from .canvases import Canvases, pack_canvases
 from . import sources
 
 __all__ = [
     "SAMPLING_MODES",
+    "Canvases",
     "CodecClipDataset",
     "Failure",
     "FrameSample",
@@ -27,6 +29,7 @@ __all__ = [
     "collate_packed",
     "collate_padded",
     "fit_pixels",
+    "pack_canvases",
     "plan_frames",
     "read_frames",
     "sample_frames",
