@@ -76,3 +76,13 @@ def test_padded_collate_with_workers_lists_failures(paths):
     (batch,) = list(DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=collate_padded))
     assert len(batch) == 1 and [p for p, _ in batch.failures] == [paths[1]]
     assert isinstance(dataset[1], Failure)
+
+
+def test_truncated_file_sample_says_so(media, tmp_path):
+    from codecprim import ReaderStats
+
+    if "truncated" not in ReaderStats.__dataclass_fields__:
+        pytest.skip("needs reader.stats.truncated (branch core-access's truncation report)")
+    cut = codec_patches(make_truncated(tmp_path), num_frames=4, size=56, budget=24)  # frames 0-3 decode
+    assert cut.truncated is True
+    assert codec_patches(media["h264_no_bframes"], num_frames=4, size=56, budget=24).truncated is False
