@@ -17,7 +17,7 @@ def _times(n: int, fps: float, offset: float = 0.0) -> torch.Tensor:
     return offset + torch.arange(n, dtype=torch.float64) / fps
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 200), num=st.integers(1, 80), offset=st.floats(0, 100))
 def test_uniform_spreads_evenly_over_the_whole_video(n, num, offset):
     sample = plan_frames(_times(n, 25.0, offset), 25.0, num_frames=num, sampling="uniform")
@@ -27,7 +27,7 @@ def test_uniform_spreads_evenly_over_the_whole_video(n, num, offset):
     assert sample.pts_seconds == tuple(offset + i / 25.0 for i in sample.indices)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 300), start=st.floats(0, 14), length=st.floats(0, 14))
 def test_uniform_stays_inside_video_start_and_end(n, start, length):
     times = _times(n, 20.0)
@@ -38,7 +38,7 @@ def test_uniform_stays_inside_video_start_and_end(n, start, length):
         assert sample.indices[0] == inside[0] and len(sample) == min(16, len(inside))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 300), fps=st.floats(0.2, 60), cap=st.integers(1, 40))
 def test_fps_picks_the_frame_at_each_instant(n, fps, cap):
     native = 25.0
