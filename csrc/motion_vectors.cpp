@@ -2,6 +2,12 @@
 
 namespace codecprim {
 
+const char* const* motion_vector_column_names() {
+  static const char* const names[kMotionVectorColumns] = {"source", "w",     "h",        "src_x",    "src_y",
+                                                          "dst_x",  "dst_y", "motion_x", "motion_y", "motion_scale"};
+  return names;
+}
+
 MotionVectorRows copy_motion_vectors(const AVFrame* frame) {
   MotionVectorRows out;
   const AVFrameSideData* side = av_frame_get_side_data(frame, AV_FRAME_DATA_MOTION_VECTORS);
@@ -13,16 +19,16 @@ MotionVectorRows copy_motion_vectors(const AVFrame* frame) {
   int32_t* dst = out.rows.data();
   for (int64_t i = 0; i < count; ++i, dst += kMotionVectorColumns) {
     const AVMotionVector& mv = mvs[i];
-    dst[0] = mv.source;
-    dst[1] = mv.w;
-    dst[2] = mv.h;
-    dst[3] = mv.src_x;
-    dst[4] = mv.src_y;
-    dst[5] = mv.dst_x;
-    dst[6] = mv.dst_y;
-    dst[7] = mv.motion_x;
-    dst[8] = mv.motion_y;
-    dst[9] = static_cast<int32_t>(mv.motion_scale);
+    dst[mv::kSource] = mv.source;
+    dst[mv::kW] = mv.w;
+    dst[mv::kH] = mv.h;
+    dst[mv::kSrcX] = mv.src_x;
+    dst[mv::kSrcY] = mv.src_y;
+    dst[mv::kDstX] = mv.dst_x;
+    dst[mv::kDstY] = mv.dst_y;
+    dst[mv::kMotionX] = mv.motion_x;
+    dst[mv::kMotionY] = mv.motion_y;
+    dst[mv::kMotionScale] = static_cast<int32_t>(mv.motion_scale);
   }
   return out;
 }

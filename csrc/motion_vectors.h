@@ -9,7 +9,28 @@
 
 namespace codecprim {
 
-constexpr int kMotionVectorColumns = 10;
+// Column of a motion-vector row. Python mirrors these as codecprim.reader.MV (a test checks they agree
+// through motion_vector_column_names()).
+namespace mv {
+enum Column : int {
+  kSource = 0,      // -1: predicted from a past reference, +1: from a future one
+  kW,               // block width
+  kH,               // block height
+  kSrcX,            // block centre in the reference (integer part)
+  kSrcY,
+  kDstX,            // block centre in this picture
+  kDstY,
+  kMotionX,         // motion in 1/motion_scale pixels
+  kMotionY,
+  kMotionScale,
+  kCount,
+};
+}  // namespace mv
+
+constexpr int kMotionVectorColumns = mv::kCount;
+
+// The columns' names in order ("source", "w", ...), as Python spells them.
+const char* const* motion_vector_column_names();
 
 struct MotionVectorRows {
   OwnedBuffer<int32_t> rows;  // (count, 10)

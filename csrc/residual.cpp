@@ -38,10 +38,10 @@ void fill_cells(uint8_t* cells, int count, uint8_t value) {
 
 void ResidualBuilder::predict_block(const PredictionInputs& in, const Plane& ref, const int32_t* row, uint8_t* dst,
                                     int dst_stride) const {
-  const int w = row[1], h = row[2];
-  const int x = row[5] - w / 2, y = row[6] - h / 2;
-  int mv_x = row[7], mv_y = row[8];
-  const int scale = row[9];
+  const int w = row[mv::kW], h = row[mv::kH];
+  const int x = row[mv::kDstX] - w / 2, y = row[mv::kDstY] - h / 2;
+  int mv_x = row[mv::kMotionX], mv_y = row[mv::kMotionY];
+  const int scale = row[mv::kMotionScale];
   if (scale == 2 && in.family != CodecFamily::kH264) {
     predict_halfpel(ref, x, y, mv_x, mv_y, w, h, in.no_rounding, dst, dst_stride);
     return;
@@ -105,12 +105,12 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
   uint8_t block[kMaxBlock * kMaxBlock];
   for (int64_t i = 0; i < in.count; ++i) {
     const int32_t* row = in.rows + i * kMotionVectorColumns;
-    const int w = row[1], h = row[2];
-    const int x = row[5] - w / 2, y = row[6] - h / 2;
-    const int candidates = row[0] < 0 ? in.num_past : in.num_future;
+    const int w = row[mv::kW], h = row[mv::kH];
+    const int x = row[mv::kDstX] - w / 2, y = row[mv::kDstY] - h / 2;
+    const int candidates = row[mv::kSource] < 0 ? in.num_past : in.num_future;
     // Rows the reader cannot honour (no such reference, odd geometry from a damaged stream) stay intra.
     if (candidates == 0 || !valid_block_size(w) || !valid_block_size(h) || x < 0 || y < 0 ||
-        x + w > aw || y + h > ah || (x % kCell) != 0 || (y % kCell) != 0 || row[9] <= 0) {
+        x + w > aw || y + h > ah || (x % kCell) != 0 || (y % kCell) != 0 || row[mv::kMotionScale] <= 0) {
       continue;
     }
     uint8_t* cover_row0 = coverage_.data() + static_cast<size_t>(y / kCell) * cells_w + x / kCell;

@@ -378,7 +378,7 @@ void VideoReader::process(AVFrame* frame) {
   pending.gop_index = current_gop_;
 
   pending.corrupt = compat::frame_is_corrupt(frame);
-  ++stats_.frames;
+  ++stats_.frames_decoded;
   if (pending.corrupt) {
     ++stats_.corrupt_frames;
     if (options_.strict) fail(ErrorKind::kInvalidData, "damaged frame " + std::to_string(display_index));
@@ -411,6 +411,7 @@ bool VideoReader::pop_ready(FrameData& out) {
 void VideoReader::emit(Pending& pending, FrameData& out) {
   const AVFrame* frame = pending.frame.get();
   const int64_t display_index = pending.display_index;
+  ++stats_.frames;
   out = FrameData();
   out.index = display_index;
   // After a seek the packet counter restarted; the index knows the global position.

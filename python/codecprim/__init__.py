@@ -7,7 +7,10 @@ from .errors import (
     VideoIOError,
     VideoNotFoundError,
 )
-from .reader import MOTION_VECTOR_COLUMNS, Frame, Gop, Reader, ReaderStats, VideoInfo, open
+from .reader import MOTION_VECTOR_COLUMNS, MV, Frame, Gop, Reader, ReaderStats, VideoInfo, open
+# data before patches: data.clips wraps patches.codec_patches, which reads through data.sampling; importing
+# the package first lets patches find data.sampling while data/__init__ is still running.
+from . import data
 from .patches import CodecClip, CodecPatchesConfig, codec_patches
 
 __version__ = "0.1.0"
@@ -50,6 +53,7 @@ __all__ = [
     "VideoInfo",
     "ReaderStats",
     "MOTION_VECTOR_COLUMNS",
+    "MV",
     "CodecprimError",
     "VideoNotFoundError",
     "InvalidVideoError",
@@ -61,4 +65,5 @@ __all__ = [
     "codec_patches",
     "CodecClip",
     "CodecPatchesConfig",
+    "data",
 ]

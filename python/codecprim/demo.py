@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 import codecprim
+from codecprim.reader import MV
 
 
 def make_sample(folder: Path) -> Path:
@@ -55,10 +56,10 @@ def motion_picture(frame: codecprim.Frame) -> np.ndarray:
     h, w = frame.luma.shape
     img = np.zeros((h, w, 3), np.float32)
     mvs = frame.motion_vectors.numpy()
-    past = mvs[mvs[:, 0] < 0]
+    past = mvs[mvs[:, MV.source] < 0]
     if len(past):
-        dx = past[:, 7] / past[:, 9]
-        dy = past[:, 8] / past[:, 9]
+        dx = past[:, MV.motion_x] / past[:, MV.motion_scale]
+        dy = past[:, MV.motion_y] / past[:, MV.motion_scale]
         mag = np.hypot(dx, dy)
         scale = max(float(np.percentile(mag, 99)), 1e-6)
         angle = np.arctan2(dy, dx)
@@ -88,7 +89,8 @@ def summarise(path: Path, out_png: Path) -> None:
             mvs = frame.motion_vectors.numpy()
             s["vectors"] += len(mvs)
             if len(mvs):
-                s["mag"].append(np.hypot(mvs[:, 7] / mvs[:, 9], mvs[:, 8] / mvs[:, 9]).mean())
+                scale = mvs[:, MV.motion_scale]
+                s["mag"].append(np.hypot(mvs[:, MV.motion_x] / scale, mvs[:, MV.motion_y] / scale).mean())
             if frame.residual is not None:
                 s["res"].append(float(frame.residual.abs().float().mean()))
                 s["inter"] += frame.inter_pixels / frame.luma.numel()

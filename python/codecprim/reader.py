@@ -8,19 +8,40 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Iterator, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional
 
 import numpy as np
 import torch
 
 from .errors import InvalidVideoError
 
-__all__ = ["open", "Reader", "Frame", "Gop", "VideoInfo", "ReaderStats", "MOTION_VECTOR_COLUMNS"]
+__all__ = ["open", "Reader", "Frame", "Gop", "VideoInfo", "ReaderStats", "MOTION_VECTOR_COLUMNS", "MV"]
 
-# Column order of Frame.motion_vectors: FFmpeg's AVMotionVector fields.
+# Column order of Frame.motion_vectors: FFmpeg's AVMotionVector fields. Mirrors the C++ enum mv::Column in
+# csrc/motion_vectors.h (tests/core/test_motion_vector_columns.py holds them equal).
 MOTION_VECTOR_COLUMNS = (
     "source", "w", "h", "src_x", "src_y", "dst_x", "dst_y", "motion_x", "motion_y", "motion_scale",
 )
+
+
+class MV:
+    """Column numbers of a motion-vector row: ``rows[:, MV.dst_x]`` instead of ``rows[:, 5]``.
+
+    ``MV.ncols`` is the row width, for empty tensors: ``torch.zeros(0, MV.ncols, dtype=torch.int32)``.
+    """
+
+    source = 0        # -1: predicted from a past reference, +1: from a future one
+    w = 1             # block width, pixels
+    h = 2             # block height, pixels
+    src_x = 3         # block centre in the reference (integer part)
+    src_y = 4
+    dst_x = 5         # block centre in this picture
+    dst_y = 6
+    motion_x = 7      # motion in 1/motion_scale pixels: dst - src
+    motion_y = 8
+    motion_scale = 9
+    ncols = len(MOTION_VECTOR_COLUMNS)
+
 
 
 @dataclass(frozen=True)
@@ -29,7 +50,7 @@ class VideoInfo:
 
     ``num_frames`` is the container's count (None when it has none; ``len(reader)`` is exact).
     ``motion_vectors`` is ``"exported"`` when libavcodec exports block vectors for this codec and ``"none"``
-    otherwise (HEVC, VP9, AV1, ...: frames then carry an empty (0, 10) tensor and no residual).
+    otherwise (HEVC, VP9, AV1, ...: frames then carry an empty (0, MV.ncols) tensor and no residual).
     ``residual_method`` says how residuals are predicted for this codec.
     """
 
@@ -72,10 +93,16 @@ class Gop:
 @dataclass(frozen=True)
 class ReaderStats:
     """Counters of damage met while reading (all zero for a clean stream), and the time spent computing
-    residuals and copying planes into tensors (the rest of a read is FFmpeg's demuxing and decoding)."""
+    residuals and copying planes into tensors (the rest of a read is FFmpeg's demuxing and decoding).
+
+    ``frames_decoded`` counts every picture the decoder produced since the reader was opened, including the
+    ones decoded only as references for a requested frame; sparse reads (``frames_at``) prove with it that
+    they decode only what they need.
+    """
 
     packets: int = 0
     frames: int = 0
+    frames_decoded: int = 0
     skipped_packets: int = 0
     corrupt_frames: int = 0
     decode_errors: int = 0
@@ -289,6 +316,64 @@ class Reader:
             raise IndexError(f"{self._path}: GOP {n} out of range (the video has {len(gops)} GOPs)")
         gop = gops[index]
         return self.read_frames(gop.first_frame, gop.first_frame + gop.num_frames)
+
+    def __getitem__(self, i: int) -> Frame:
+        """The frame with display index ``i`` (negative counts from the end); IndexError when out of range."""
+        return self.frames_at([i])[0]
+
+    def frames_at(self, indices: Iterable[int]) -> List[Frame]:
+        """Frames at these display indices, returned in the order asked (duplicates and negative indices
+        allowed; IndexError when one is out of range).
+
+        Each GOP that holds a requested frame is decoded once, from its keyframe; GOPs holding none are not.
+        """
+        total = len(self)
+        wanted: List[int] = []
+        for i in indices:
+            if not isinstance(i, (int, np.integer)) or isinstance(i, bool):
+                raise TypeError(f"frame index must be an int, got {type(i).__name__}")
+            j = int(i) + total if i < 0 else int(i)
+            if not 0 <= j < total:
+                raise IndexError(f"{self._path}: frame {int(i)} out of range (the video has {total} frames)")
+            wanted.append(j)
+        if not wanted:
+            return []
+        core = self._live()
+        self._started = True
+        gop_of = self._gop_of_frame()
+        by_gop: Dict[int, List[int]] = {}
+        for j in sorted(set(wanted)):
+            by_gop.setdefault(gop_of[j], []).append(j)
+        got: Dict[int, Frame] = {}
+        position = -1  # display index core.next() returns next, when known
+        for gop in sorted(by_gop):
+            targets = set(by_gop[gop])
+            first, last = by_gop[gop][0], by_gop[gop][-1]
+            # Reading on is free when the reader already stands inside this GOP (the last one ended at its edge).
+            if not (0 <= position <= first and position < total and gop_of[position] == gop):
+                core.seek_to_frame(first)
+            position = -1
+            while True:
+                raw = core.next()
+                if raw is None:
+                    break
+                index = raw["index"]
+                if index in targets:
+                    got[index] = _frame_from(raw)
+                if index >= last:
+                    position = index + 1
+                    break
+        missing = sorted(set(wanted) - set(got))
+        if missing:
+            raise InvalidVideoError(self._path, f"frames {missing[:8]} were not produced by the decoder")
+        return [got[j] for j in wanted]
+
+    def _gop_of_frame(self) -> List[int]:
+        """GOP number of every display index."""
+        owners: List[int] = []
+        for g in self.gops:
+            owners.extend([g.index] * g.num_frames)
+        return owners
 
     def read_frames(self, start: int, stop: int) -> List[Frame]:
         """Frames with display index in [start, stop), reached by seeking to the keyframe before ``start``."""

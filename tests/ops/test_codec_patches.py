@@ -18,7 +18,7 @@ import torch
 import codecprim
 from codecprim.ops.gather import frames_to_rgb
 from codecprim.ops.resize import resize_yuv
-from codecprim.patches import CodecPatchesConfig, codec_patches, sample_frame_indices
+from codecprim.patches import CodecPatchesConfig, codec_patches
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg CLI")
 
@@ -135,7 +135,6 @@ def test_result_contract_and_pixels(videos):
 def test_sampling_and_short_videos(videos):
     uniform = codec_patches(videos["object"], num_frames=16, budget=600, sampling="uniform")
     assert uniform.frame_indices.tolist() == [i * FRAMES // 16 for i in range(16)]
-    assert uniform.frame_indices.tolist() == sample_frame_indices(FRAMES, 16, "uniform")
     short = codec_patches(videos["object"], num_frames=64, budget=2048)  # only 40 frames: T = 40
     assert short.saliency.shape[0] == 40 and short.grid == (40, 16, 16)
     assert int(short.positions[:, 0].max()) < 40 and short.positions.shape[0] == 2048
@@ -181,30 +180,6 @@ def test_invalid_arguments(videos, tmp_path):
     assert CodecPatchesConfig().floor == 0.5
 
 
-def test_dataset_and_packing_collate(videos):
-    from torch.utils.data import DataLoader
-
-    from codecprim.datasets.codec_clips import CodecClipDataset, collate_codec_clips
-
-    dataset = CodecClipDataset([videos["object"], videos["still"]], labels=[3, 5], num_frames=32,
-                               budget=None, ratio=0.125)
-    batch = next(iter(DataLoader(dataset, batch_size=2, collate_fn=collate_codec_clips)))
-    k_object, k_still = 256 + 31 * 32, 256 + 23 * 32  # ratio mode: whole I-frame + 32 per P-frame
-    assert batch["cu_seqlens"].tolist() == [0, k_object, k_object + k_still]
-    assert batch["cu_seqlens"].dtype == torch.int32 and batch["max_seqlen"] == k_object
-    assert batch["pixels"].shape == (k_object + k_still, 3, 14, 14)
-    assert batch["positions"].shape == (k_object + k_still, 3)
-    assert batch["seq_index"].bincount().tolist() == [k_object, k_still]
-    assert batch["saliency"].shape == (2, 32, 16, 16)
-    assert batch["frame_mask"].sum(1).tolist() == [32, 24]
-    assert batch["frame_indices"][1, 24:].eq(-1).all()
-    assert batch["label"].tolist() == [3, 5] and batch["index"].tolist() == [0, 1]
-    single = dataset[1]
-    assert torch.equal(batch["positions"][k_object:], single["positions"])
-    assert torch.equal(batch["pixels"][k_object:], single["pixels"])
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised on a machine without CUDA")
 def test_cuda_device_without_a_gpu_says_why(tmp_path):
     with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
         codecprim.codec_patches(tmp_path / "never_opened.mp4", device="cuda")

@@ -1,4 +1,3 @@
-"""Datasets over compressed videos (one module per dataset; one import line per module)."""
+"""The Δ-encoder pre-training pairs (:mod:`.delta_pairs`); every other dataset lives in :mod:`codecprim.data`."""
 
-from .codec_clips import *  # noqa: F403
 from .delta_pairs import *  # noqa: F403

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..reader import MV
+
 __all__ = [
     "CAMERA_MODELS",
     "CameraConfig",
@@ -88,14 +90,14 @@ def block_centres_and_motion(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     (source = +1, B-frames) are negated so that every vector reads as "where the content was one
     reference back"; this keeps bidirectional frames on one sign convention.
     """
-    if rows.ndim != 2 or rows.shape[1] != 10:
-        raise ValueError(f"motion vector rows must have shape (N, 10), got {tuple(rows.shape)}")
+    if rows.ndim != 2 or rows.shape[1] != MV.ncols:
+        raise ValueError(f"motion vector rows must have shape (N, {MV.ncols}), got {tuple(rows.shape)}")
     rows_f = rows.to(torch.float32)
-    centres = rows_f[:, 5:7]
-    scale = rows_f[:, 9:10].clamp_min(1.0)
-    direction = torch.where(rows[:, 0:1] > 0, -1.0, 1.0).to(torch.float32)
-    motion = rows_f[:, 7:9] / scale * direction
-    area = rows_f[:, 1] * rows_f[:, 2]
+    centres = rows_f[:, MV.dst_x:MV.dst_y + 1]
+    scale = rows_f[:, MV.motion_scale:MV.motion_scale + 1].clamp_min(1.0)
+    direction = torch.where(rows[:, MV.source:MV.source + 1] > 0, -1.0, 1.0).to(torch.float32)
+    motion = rows_f[:, MV.motion_x:MV.motion_y + 1] / scale * direction
+    area = rows_f[:, MV.w] * rows_f[:, MV.h]
     return centres, motion, area
 
 

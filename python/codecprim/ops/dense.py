@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from .. import _cuda
-from ..reader import MOTION_VECTOR_COLUMNS
+from ..reader import MOTION_VECTOR_COLUMNS, MV
 from ._checks import check_choice, check_positive_int, check_tensor
 
 __all__ = ["DenseField", "dense_field"]
@@ -73,7 +73,8 @@ def dense_field(blocks: torch.Tensor, height: int, width: int, *, direction: Dir
     height = check_positive_int("height", height)
     width = check_positive_int("width", width)
     coarse_cell = check_positive_int("coarse_cell", coarse_cell)
-    if blocks.shape[0] and bool(((blocks[:, 1] <= 0) | (blocks[:, 2] <= 0) | (blocks[:, 9] <= 0)).any()):
+    if blocks.shape[0] and bool(
+            ((blocks[:, MV.w] <= 0) | (blocks[:, MV.h] <= 0) | (blocks[:, MV.motion_scale] <= 0)).any()):
         raise ValueError("blocks must have w > 0, h > 0 and motion_scale > 0 in every row")
     sign = _DIRECTIONS[direction]
     if _cuda.is_cuda(blocks):
@@ -84,12 +85,12 @@ def dense_field(blocks: torch.Tensor, height: int, width: int, *, direction: Dir
 def _owner_cpu(blocks: torch.Tensor, height: int, width: int, sign: int) -> torch.Tensor:
     """(H*W,) int64: index of the highest selected row covering each pixel, -1 where none."""
     rows = blocks.long()
-    chosen = torch.nonzero(rows[:, 0] < 0 if sign < 0 else rows[:, 0] > 0).squeeze(1)
+    chosen = torch.nonzero(rows[:, MV.source] < 0 if sign < 0 else rows[:, MV.source] > 0).squeeze(1)
     rows = rows[chosen]
-    left = rows[:, 5] - rows[:, 1] // 2
-    top = rows[:, 6] - rows[:, 2] // 2
-    x0, x1 = left.clamp(0, width), (left + rows[:, 1]).clamp(0, width)
-    y0, y1 = top.clamp(0, height), (top + rows[:, 2]).clamp(0, height)
+    left = rows[:, MV.dst_x] - rows[:, MV.w] // 2
+    top = rows[:, MV.dst_y] - rows[:, MV.h] // 2
+    x0, x1 = left.clamp(0, width), (left + rows[:, MV.w]).clamp(0, width)
+    y0, y1 = top.clamp(0, height), (top + rows[:, MV.h]).clamp(0, height)
     clipped_w = x1 - x0
     counts = clipped_w * (y1 - y0)  # pixels each row covers after clipping
     total = int(counts.sum())

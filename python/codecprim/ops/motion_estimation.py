@@ -59,6 +59,7 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from codecprim.ops._checks import check_choice, check_tensor
+from codecprim.reader import MV
 
 __all__ = [
     "ME_BACKENDS",
@@ -683,7 +684,7 @@ def estimate_motion_clip(luma: torch.Tensor, *, config: MotionEstimationConfig |
     Frame 0 has no reference and gets an empty (0, 10) tensor, like an I-frame from the reader.
     """
     check_tensor("luma", luma, dtypes=(torch.uint8,), ndims=(3,))
-    empty = torch.zeros(0, 10, dtype=torch.int32, device=luma.device)
+    empty = torch.zeros(0, MV.ncols, dtype=torch.int32, device=luma.device)
     empty.estimated = True
     if luma.shape[0] < 2:
         return [empty][: luma.shape[0]]

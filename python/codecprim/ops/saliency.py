@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .. import _cuda
+from ..reader import MV
 from ._checks import check_choice, check_tensor
 from .camera import CAMERA_MODELS, CameraConfig, block_centres_and_motion, compensate_motion, fit_camera
 
@@ -176,8 +177,8 @@ def _pack(vectors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, 
     device = vectors[0].device
     for i, v in enumerate(vectors):
         check_tensor(f"vectors[{i}]", v, dtypes=(torch.int32,), ndims=(2,))
-        if v.shape[1] != 10:
-            raise ValueError(f"vectors[{i}] must have 10 columns (the core's layout), got {tuple(v.shape)}")
+        if v.shape[1] != MV.ncols:
+            raise ValueError(f"vectors[{i}] must have {MV.ncols} columns (the core's layout), got {tuple(v.shape)}")
     counts = torch.tensor([v.shape[0] for v in vectors], dtype=torch.int64, device=device)
     rows = torch.cat(list(vectors), dim=0)
     frame = torch.repeat_interleave(torch.arange(len(vectors), device=device), counts)     # (M,)
@@ -253,10 +254,10 @@ def frame_offsets(frame: torch.Tensor, t: int) -> torch.Tensor:
 def _clipped_rects(rows: torch.Tensor, h: int, w: int) -> torch.Tensor:
     """(M, 4) int64 pixel rectangles x0, y0, x1, y1 of the blocks, clipped to the frame."""
     r = rows.long()
-    left = r[:, 5] - r[:, 1] // 2
-    top = r[:, 6] - r[:, 2] // 2
-    return torch.stack([left.clamp(0, w), top.clamp(0, h), (left + r[:, 1]).clamp(0, w),
-                        (top + r[:, 2]).clamp(0, h)], dim=1)
+    left = r[:, MV.dst_x] - r[:, MV.w] // 2
+    top = r[:, MV.dst_y] - r[:, MV.h] // 2
+    return torch.stack([left.clamp(0, w), top.clamp(0, h), (left + r[:, MV.w]).clamp(0, w),
+                        (top + r[:, MV.h]).clamp(0, h)], dim=1)
 
 
 def _cells_of(lo: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:

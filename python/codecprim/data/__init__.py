@@ -1,0 +1,37 @@
+"""Data loading for VideoLM training: datasets over compressed videos, their samplers and collate functions.
+
+* :mod:`~codecprim.data.sampling`: which frames (consecutive / uniform / fps), read through ``frames_at``.
+* :class:`~codecprim.data.dataset.VideoDataset`: sources, seed, ``set_epoch`` and the ``on_error`` policy.
+* :class:`CodecClipDataset`: the OneVision-Encoder recipe (:func:`codecprim.codec_patches` per video).
+* :func:`collate_packed` / :func:`collate_padded`: batches that list the videos that failed.
+* :func:`pack_canvases`: a clip laid out as LLaVA-OneVision-2 codec canvases.
+* :mod:`~codecprim.data.sources`: where video lists come from.
+"""
+
+from .failures import Failure
+from .sampling import SAMPLING_MODES, FrameSample, plan_frames, read_frames, sample_frames
+from .resolution import fit_pixels
+from .dataset import VideoDataset
+from .collate import PackedBatch, PaddedBatch, collate_packed, collate_padded
+from .clips import CodecClipDataset
+from .canvases import Canvases, pack_canvases
+from . import sources
+
+__all__ = [
+    "SAMPLING_MODES",
+    "Canvases",
+    "CodecClipDataset",
+    "Failure",
+    "FrameSample",
+    "PackedBatch",
+    "PaddedBatch",
+    "VideoDataset",
+    "collate_packed",
+    "collate_padded",
+    "fit_pixels",
+    "pack_canvases",
+    "plan_frames",
+    "read_frames",
+    "sample_frames",
+    "sources",
+]
