@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <stdexcept>
+#include <thread>
 
 #include "errors.h"
 #include "ffmpeg_compat.h"
@@ -38,6 +40,12 @@ bool exports_vectors(AVCodecID id) {
     case AV_CODEC_ID_WMV2: return true;
     default: return false;
   }
+}
+
+// threads=0: one slice thread per core, capped where FFmpeg caps its own automatic count.
+int automatic_thread_count() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return static_cast<int>(std::clamp(cores, 1u, 16u));
 }
 
 bool honours_skip_idct(AVCodecID id) {
@@ -83,7 +91,7 @@ VideoReader::VideoReader(const std::string& path, const ReaderOptions& options) 
   }
   if (S_ISDIR(st.st_mode)) fail(ErrorKind::kIo, "is a directory, not a video file");
   if (st.st_size == 0) fail(ErrorKind::kInvalidData, "the file is empty");
-  if (options_.threads < 1) fail(ErrorKind::kInvalidData, "threads must be >= 1");
+  if (options_.threads < 0) throw std::invalid_argument(path + ": threads must be >= 0 (0: the library chooses)");
 
   open_input();
   const AVCodecParameters* par = stream_->codecpar;
@@ -173,7 +181,7 @@ void VideoReader::open_decoder() {
   if (ret < 0) throw_av_error(ret, info_.path, "cannot configure the decoder");
   codec_->pkt_timebase = stream_->time_base;
   // Slice threading only: frame threading makes exported B-frame vectors vary between runs.
-  codec_->thread_count = options_.threads;
+  codec_->thread_count = options_.threads > 0 ? options_.threads : automatic_thread_count();
   codec_->thread_type = FF_THREAD_SLICE;
   // Keep the full coded picture: H.264 predicts from it, and the reader crops itself.
   codec_->apply_cropping = 0;

@@ -22,7 +22,7 @@ namespace codecprim {
 
 struct ReaderOptions {
   bool residuals = true;  // false: the motion-vector-only fast path (no pixels, no residuals)
-  int threads = 1;        // slice threads: deterministic, unlike frame threading
+  int threads = 1;        // slice threads (deterministic, unlike frame threading); 0: one per core
   bool strict = false;    // raise on damaged packets/frames instead of skipping and counting them
   bool chroma = false;    // also return Cb/Cr planes (4:2:0)
 };

@@ -217,8 +217,8 @@ class Reader:
 
     def __init__(self, path, *, residuals: bool = True, threads: int = 1, strict: bool = False, chroma: bool = False):
         path = os.fspath(path)
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise InvalidVideoError(path, f"threads must be a positive int, got {threads!r}")
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+            raise ValueError(f"{path}: threads must be a non-negative int (0: the library chooses), got {threads!r}")
         self._path = path
         self._core = _load_core().Reader(path, bool(residuals), threads, bool(strict), bool(chroma))
         self._info = VideoInfo(**self._core.info())
@@ -401,8 +401,9 @@ def open(path, *, residuals: bool = True, threads: int = 1, strict: bool = False
         path: the video file.
         residuals: True decodes pixels and computes residuals; False is the motion-vector-only fast path
             (skips the loop filter and, where the decoder honours it, the IDCT; vectors are identical).
-        threads: decoder slice threads. Results are identical for every value; parallelise across videos
-            in the data loader for throughput.
+        threads: decoder slice threads; 0 lets the library choose (one per core, at most 16), the FFmpeg, PyAV
+            and torchcodec convention. Results are identical for every value; parallelise across videos in the
+            data loader for throughput.
         strict: raise on damage inside the stream instead of skipping it (counted in ``reader.stats``).
         chroma: also return the Cb/Cr planes (4:2:0) in ``frame.chroma``.
 

@@ -291,13 +291,6 @@ def test_strict_mode_reads_a_clean_clip(clips):
 # -- invalid arguments and closed readers -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("threads", [0, -1, 1.5, True, "2", None])
-@pytest.mark.parametrize("catch", [InvalidVideoError, ValueError])
-def test_invalid_thread_count(clips, threads, catch):
-    with pytest.raises(catch, match=_matches(clips["mkv"], "threads must be a positive int")):
-        codecprim.open(clips["mkv"], threads=threads)
-
-
 def test_read_gop_out_of_range(clips):
     path = clips["mkv"]
     with codecprim.open(path) as reader:
