@@ -98,6 +98,12 @@ class ReaderStats:
     ``frames_decoded`` counts every picture the decoder produced since the reader was opened, including the
     ones decoded only as references for a requested frame; sparse reads (``frames_at``) prove with it that
     they decode only what they need.
+
+    Timestamps strictly increase in display order. ``frames_reordered`` counts frames an H.264/HEVC decoder
+    output ahead of an earlier-presented one (it does when it underestimates the reorder depth, e.g. after a
+    damaged IDR); they are put back in pts order within a window of 4 frames. ``frames_retimed`` counts frames
+    whose pts was missing or not after the previous frame's (packed MPEG-4 B-frames in AVI give the last frame
+    its predecessor's pts); each gets the previous pts plus one frame, as FFmpeg reports it.
     """
 
     packets: int = 0
@@ -106,6 +112,8 @@ class ReaderStats:
     skipped_packets: int = 0
     corrupt_frames: int = 0
     decode_errors: int = 0
+    frames_reordered: int = 0
+    frames_retimed: int = 0
     residual_seconds: float = 0.0
     copy_seconds: float = 0.0
 
