@@ -402,6 +402,12 @@ void VideoReader::process(AVFrame* frame) {
     ++stats_.frames_retimed;
   }
   if (pending.pts != AV_NOPTS_VALUE) last_pts_ = pending.pts;
+  if (!indexed_positions_ && pending.pts != AV_NOPTS_VALUE && stats_.skipped_packets + stats_.decode_errors > 0 &&
+      index().pts_valid) {
+    // The decoder rejected data, so frames may be missing (a damaged first IDR drops its whole GOP): count
+    // positions from the index by pts, so frame.index names the same frame as the index does.
+    indexed_positions_ = true;
+  }
   int64_t display_index = next_display_index_;
   if (indexed_positions_ && pending.pts != AV_NOPTS_VALUE) {
     const int64_t looked_up = index_->display_index_of(pending.pts);

@@ -165,3 +165,13 @@ def make_damaged_idr(directory: Path, slices: int = 1) -> Path:
     data[at + 1] = 0x89  # slice_type 8: SP
     out.write_bytes(bytes(data))
     return out
+
+
+def make_remuxed(source: Path, suffix: str, directory: Path) -> Path:
+    """``source``'s packets in another container (``suffix``: ".avi", ".ts", ".h264" raw, ...), as stored by
+    tools that keep no presentation times (AVI, raw streams) or keep them differently (MPEG-TS)."""
+    out = Path(directory) / f"{Path(source).stem}_remuxed{suffix}"
+    if not out.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(source), "-c", "copy", str(out)], check=True,
+                       capture_output=True)
+    return out

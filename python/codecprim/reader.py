@@ -24,6 +24,10 @@ MOTION_VECTOR_COLUMNS = (
 )
 
 
+_NO_PTS = -(2**63)  # FFmpeg's AV_NOPTS_VALUE
+_NO_PTS_SECONDS = float("nan")
+
+
 class MV:
     """Column numbers of a motion-vector row: ``rows[:, MV.dst_x]`` instead of ``rows[:, 5]``.
 
@@ -278,20 +282,25 @@ class Reader:
             idx = self._frame_index()
             tb = self._info.time_base
             self._gops = [
-                Gop(index=g, first_frame=first, num_frames=n, pts_seconds=pts * tb, starts_with_iframe=starts)
+                Gop(index=g, first_frame=first, num_frames=n, pts_seconds=_NO_PTS_SECONDS if pts == _NO_PTS else pts * tb,
+                    starts_with_iframe=starts)
                 for g, first, n, pts, starts in idx["gops"]
             ]
         return self._gops
 
     @property
     def pict_types(self) -> str:
-        """Frame types in display order ("IBBP..."), from the parser pass."""
+        """Frame types in display order ("IBBP..."), from the parser pass: the same string the decoder's frames
+        spell (display order from pts, or from POC / the anchor rule where the container stores none; an IDR is
+        "I" even when its first slice header is damaged; packed MPEG-4 B-frames count as the decoder outputs them)."""
         return self._frame_index()["pict_types"]
 
     @property
     def pts_seconds(self) -> torch.Tensor:
-        """Presentation times of all frames in display order (float64)."""
-        return torch.from_numpy(self._frame_index()["pts"].astype(np.float64) * self._info.time_base)
+        """Presentation times of all frames in display order (float64), from the container; NaN where it stores
+        none (AVI and raw streams with B-frames: frames then carry FFmpeg's best-effort times)."""
+        pts = self._frame_index()["pts"]
+        return torch.from_numpy(np.where(pts == _NO_PTS, np.nan, pts.astype(np.float64) * self._info.time_base))
 
     @property
     def packet_sizes(self) -> torch.Tensor:
@@ -299,6 +308,9 @@ class Reader:
         return torch.from_numpy(self._frame_index()["packet_size"])
 
     def __len__(self) -> int:
+        """Frames in the stream, from the parser pass; equal to the frames decoded, except where the decoder
+        cannot decode what the parser lists: a GOP whose IDR is undecodable (libavcodec resumes at the next
+        IDR, and frame.index skips the lost positions) or a truncated file (``stats.truncated``)."""
         return len(self._frame_index()["pict_types"])
 
     # -- frames ----------------------------------------------------------------------------------------

@@ -273,7 +273,9 @@ def test_bit_flips_decode_count_damage_and_raise_in_strict_mode(clips, tmp_path,
     for residuals in (True, False):
         frames, stats = _read_all(path, residuals=residuals)
         assert len(frames) >= _FRAMES - 5, "damaged packets are skipped, not the rest of the stream"
-        assert [f[0] for f in frames] == list(range(len(frames)))
+        # Where the decoder dropped a frame its position stays empty: frame.index is the index's position.
+        positions = [f[0] for f in frames]
+        assert positions == sorted(set(positions)) and positions[-1] < _FRAMES
         damage = stats.skipped_packets + stats.corrupt_frames + stats.decode_errors
         assert damage > 0, stats
         assert stats.skipped == stats.skipped_packets + stats.decode_errors
