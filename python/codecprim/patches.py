@@ -36,6 +36,8 @@ Decisions (documented contract):
   says ``"estimated"``.
 * A file that cannot be opened or yields no frame in the asked range raises a codecprim error
   (:mod:`codecprim.errors`) naming it.
+* Torch runs with one intra-op thread inside the call (:mod:`codecprim._intra_op`: at the default count a busy
+  machine made it 4-40x slower); the caller's ``torch.get_num_threads()`` is restored on return.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from ._intra_op import intra_op_threads
 from .data.resolution import model_size
 from .data.sampling import plan_frames, read_frames, sample_frames
 from .errors import InvalidVideoError
@@ -166,6 +169,7 @@ def _one_per_chunk(indices: tuple[int, ...], chunks: int, generator: torch.Gener
     return out
 
 
+@intra_op_threads(1)
 def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 14, budget: int | None = 2048,
                   camera: str = "similarity", sampling: str = "consecutive", device: str | torch.device = "cpu",
                   ratio: float | None = None, config: CodecPatchesConfig | None = None,
