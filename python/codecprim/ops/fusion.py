@@ -25,6 +25,23 @@ Contract shared by the CPU twin and ``cuda/fusion.cu``:
   residual; intra pixels (mask False, zero vector) get ``luma_t - luma_ref`` at the same place.
 * Float fields agree across devices to within 1e-4 px (both compiled without FMA contraction
   and written in one operation order, so they are normally identical).
+
+Fusion at a model size (``size=`` of :func:`fuse_pframes`, :func:`field_at_size`): every frame's field is
+brought to ``(h, w)`` first and the chain, the warp and the residual all run there, so the cost follows the
+model size, not the video's. A frame's field at ``size`` is the area mean of its inter pixels' vectors (intra
+pixels left out, as ``resize_field(mask=)`` does), scaled to output pixels, and its mask the cells where inter
+pixels cover at least half the footprint. Codec blocks are multiples of 4 pixels on a 4-pixel grid, so the
+field is rasterised on that grid (16x fewer cells, the same area means); rows off the grid, or a frame whose
+sides are not multiples of 4, fall back to full resolution. The residual is ``fused_residual`` of the two
+lumas area-resized to ``size``, for s = 1 and s > 1 alike: a single step and a fused group have one
+definition (the codec's own residual, predicted with its own filters, is not used there).
+
+References: the fields chain each P-frame's past vectors as if they pointed at the previous frame given
+(one reference per P-frame, as x264 ``ref=1``). FFmpeg exports no reference index, so with several references
+(x264 defaults to 3) a block that an encoder predicted from an older picture is still read as motion from
+the previous one; its vector then overstates the step. The residual is recomputed against the fused field,
+so ``luma_t == warp(luma_ref, field) + residual`` holds exactly whatever the encoder chose: only the
+field's fidelity (and the residual's size) depend on it.
 """
 
 from __future__ import annotations
@@ -36,10 +53,12 @@ import numpy as np
 import torch
 
 from .. import _cuda
-from ._checks import check_tensor
+from ..reader import MV
+from ._checks import check_size, check_tensor
 from .dense import dense_field
+from .resize import resize_field, resize_mask, resize_plane
 
-__all__ = ["FusedStep", "fuse_fields", "fuse_pframes", "fused_residual"]
+__all__ = ["FusedStep", "field_at_size", "fuse_fields", "fuse_pframes", "fused_residual"]
 
 _KERNELS = "fusion.cu"
 
@@ -97,14 +116,16 @@ def fused_residual(luma_t: torch.Tensor, luma_ref: torch.Tensor, field: torch.Te
     return _fused_residual_cpu(luma_t, luma_ref, field)
 
 
-def fuse_pframes(frames: Sequence[FrameLike]) -> FusedStep:
+def fuse_pframes(frames: Sequence[FrameLike], *, size: int | tuple[int, int] | None = None) -> FusedStep:
     """Fuse ``frames[1:]`` (s consecutive P-frames) against ``frames[0]`` (frame t-s, any type).
 
     The field comes from each P-frame's past-reference vectors (``source < 0``). Raises ValueError
     if a frame after the first is not a P-frame: fusion never crosses an I-frame (nor a B-frame,
     whose past reference need not be the previous frame). Frames carrying an ``index`` attribute
-    must be consecutive. Assumes one reference frame per P-frame (e.g. x264 ``ref=1``): with
-    several, a vector may point further back than the previous frame.
+    must be consecutive (B-frames left out of a stream are the caller's choice: then the P-frames
+    given are consecutive anchors). ``size`` runs everything at that model size (see the module
+    docstring); None keeps the coded size. Each P-frame is read as predicting from the previous
+    frame given; the module docstring says what several references do to that.
     """
     if len(frames) < 2:
         raise ValueError(f"fuse_pframes needs the reference frame and at least one P-frame; got {len(frames)}")
@@ -118,11 +139,46 @@ def fuse_pframes(frames: Sequence[FrameLike]) -> FusedStep:
         raise ValueError(f"frames must be consecutive; got indices {indices}")
     luma_ref, luma_t = frames[0].luma, frames[-1].luma
     height, width = luma_t.shape
-    dense = [dense_field(frame.motion_vectors.to(luma_t.device), height, width) for frame in frames[1:]]
-    fields = torch.stack([d.field_px for d in dense])  # (s, H, W, 2)
-    masks = torch.stack([d.mask for d in dense])  # (s, H, W)
+    if size is None:
+        dense = [dense_field(frame.motion_vectors.to(luma_t.device), height, width) for frame in frames[1:]]
+        fields = torch.stack([d.field_px for d in dense])  # (s, H, W, 2)
+        masks = torch.stack([d.mask for d in dense])  # (s, H, W)
+    else:
+        size = check_size(size)
+        steps = [field_at_size(frame.motion_vectors.to(luma_t.device), height, width, size) for frame in frames[1:]]
+        fields = torch.stack([field for field, _ in steps])  # (s, h, w, 2)
+        masks = torch.stack([mask for _, mask in steps])  # (s, h, w)
+        luma_ref, luma_t = resize_plane(luma_ref, size), resize_plane(luma_t, size)
     field, mask = fuse_fields(fields, masks)
     return FusedStep(field, fused_residual(luma_t, luma_ref, field), mask)
+
+
+def field_at_size(blocks: torch.Tensor, height: int, width: int, size: int | tuple[int, int]
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A frame's past field at model size: ``(h, w, 2)`` float32 vectors in output pixels and ``(h, w)`` bool
+    mask, from its ``(N, 10)`` block rows and coded ``height x width`` (see the module docstring)."""
+    check_tensor("blocks", blocks, dtypes=(torch.int32,), ndims=(2,))
+    out_h, out_w = check_size(size)
+    rows = blocks
+    if height % 4 or width % 4:
+        on_grid = False
+    elif rows.shape[0]:
+        left = rows[:, MV.dst_x] - rows[:, MV.w] // 2
+        top = rows[:, MV.dst_y] - rows[:, MV.h] // 2
+        on_grid = not bool(((left | top | rows[:, MV.w] | rows[:, MV.h]) & 3).any())
+    else:
+        on_grid = True
+    if on_grid:
+        # The same blocks on the 4-pixel grid, vectors in grid cells: area means of constant 4x4 cells are
+        # the full-resolution ones.
+        rows = rows.clone()
+        cells = [MV.w, MV.h, MV.dst_x, MV.dst_y, MV.src_x, MV.src_y]
+        rows[:, cells] = torch.div(rows[:, cells], 4, rounding_mode="floor")
+        rows[:, MV.motion_scale] *= 4
+        height, width = -(-height // 4), -(-width // 4)
+    dense = dense_field(rows, height, width)
+    field = resize_field(dense.field_px, (out_h, out_w), mode="area", mask=dense.mask)
+    return field, resize_mask(dense.mask, (out_h, out_w), rule="majority")
 
 
 def _pixel_grid(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
