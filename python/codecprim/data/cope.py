@@ -98,7 +98,8 @@ def plan_cope(pict_types: str, gops: Sequence, *, max_gops: int = 64, keyframes_
         anchors = [i for i in range(gop.first_frame, gop.first_frame + gop.num_frames) if pict_types[i] != "B"]
         if not anchors:
             continue
-        picks = {anchors[j * len(anchors) // keyframes_per_gop] for j in range(min(keyframes_per_gop, len(anchors)))}
+        shown = min(keyframes_per_gop, len(anchors))
+        picks = {anchors[j * len(anchors) // shown] for j in range(shown)}
         picks |= {i for i in anchors if pict_types[i] == "I"}
         reference, run = anchors[0], []
         for i in anchors[1:] + [None]:
@@ -186,7 +187,7 @@ class _Builder:
         self.group_of = {i: g for g in plan.groups for i in g.frames}
         self.references = {g.reference for g in plan.groups}
         self.small_luma: dict[int, torch.Tensor] = {}  # delta-size luma of references still needed
-        self.steps: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.steps: list[torch.Tensor] = []  # delta-size fields of the current group so far
         self.keyframes: list[torch.Tensor] = []
         self.motion: list[torch.Tensor] = []
         self.residual: list[torch.Tensor] = []
@@ -205,11 +206,9 @@ class _Builder:
             self.keyframes.append(frames_to_rgb(luma, chroma, [0], color_range=self.color_range)[0])
         group = self.group_of.get(index)
         if group is not None:
-            self.steps.append(field_at_size(frame.motion_vectors, *self.coded, self.delta_size))
+            self.steps.append(field_at_size(frame.motion_vectors, *self.coded, self.delta_size)[0])
             if index == group.frames[-1]:
-                fields = torch.stack([f for f, _ in self.steps])  # (s, h, w, 2)
-                masks = torch.stack([m for _, m in self.steps])  # (s, h, w)
-                field, _ = fuse_fields(fields, masks)
+                field, _ = fuse_fields(torch.stack(self.steps))  # from (s, h, w, 2)
                 luma = resize_plane(frame.luma, self.delta_size)
                 self.motion.append(field)
                 self.residual.append(fused_residual(luma, self.small_luma.pop(group.reference), field))

@@ -145,7 +145,8 @@ def fuse_pframes(frames: Sequence[FrameLike], *, size: int | tuple[int, int] | N
         masks = torch.stack([d.mask for d in dense])  # (s, H, W)
     else:
         size = check_size(size)
-        steps = [field_at_size(frame.motion_vectors.to(luma_t.device), height, width, size) for frame in frames[1:]]
+        steps = [field_at_size(frame.motion_vectors.to(luma_t.device), height, width, size, with_mask=True)
+                 for frame in frames[1:]]
         fields = torch.stack([field for field, _ in steps])  # (s, h, w, 2)
         masks = torch.stack([mask for _, mask in steps])  # (s, h, w)
         luma_ref, luma_t = resize_plane(luma_ref, size), resize_plane(luma_t, size)
@@ -153,10 +154,11 @@ def fuse_pframes(frames: Sequence[FrameLike], *, size: int | tuple[int, int] | N
     return FusedStep(field, fused_residual(luma_t, luma_ref, field), mask)
 
 
-def field_at_size(blocks: torch.Tensor, height: int, width: int, size: int | tuple[int, int]
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A frame's past field at model size: ``(h, w, 2)`` float32 vectors in output pixels and ``(h, w)`` bool
-    mask, from its ``(N, 10)`` block rows and coded ``height x width`` (see the module docstring)."""
+def field_at_size(blocks: torch.Tensor, height: int, width: int, size: int | tuple[int, int], *,
+                  with_mask: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A frame's past field at model size: ``(h, w, 2)`` float32 vectors in output pixels and, with
+    ``with_mask``, the ``(h, w)`` bool mask (else None), from its ``(N, 10)`` block rows and coded
+    ``height x width`` (see the module docstring)."""
     check_tensor("blocks", blocks, dtypes=(torch.int32,), ndims=(2,))
     out_h, out_w = check_size(size)
     rows = blocks
@@ -178,7 +180,7 @@ def field_at_size(blocks: torch.Tensor, height: int, width: int, size: int | tup
         height, width = -(-height // 4), -(-width // 4)
     dense = dense_field(rows, height, width)
     field = resize_field(dense.field_px, (out_h, out_w), mode="area", mask=dense.mask)
-    return field, resize_mask(dense.mask, (out_h, out_w), rule="majority")
+    return field, resize_mask(dense.mask, (out_h, out_w), rule="majority") if with_mask else None
 
 
 def _pixel_grid(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,34 +191,37 @@ def _pixel_grid(height: int, width: int, device: torch.device) -> tuple[torch.Te
 
 def _fuse_fields_cpu(fields: torch.Tensor, masks: torch.Tensor, all_spans: bool) -> tuple[torch.Tensor, torch.Tensor]:
     steps, height, width, _ = fields.shape
+    n = height * width
     px, py = _pixel_grid(height, width, fields.device)
     px, py = px.reshape(-1), py.reshape(-1)  # (H*W,)
-    flat_fields = fields.reshape(steps, height * width, 2)  # (s, H*W, 2)
-    flat_masks = masks.reshape(steps, height * width)  # (s, H*W)
+    planes = fields.permute(0, 3, 1, 2).reshape(steps, 2, n)  # (s, 2, H*W): each step's x and y planes
+    flat_masks = masks.reshape(steps, n)  # (s, H*W)
     ax = torch.zeros_like(px)
     ay = torch.zeros_like(py)
-    valid = torch.ones(height * width, dtype=torch.bool)
+    valid = torch.ones(n, dtype=torch.bool)
     spans: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     for k in range(steps - 1, -1, -1):
-        x = (px + ax).clamp(0, width - 1)
-        y = (py + ay).clamp(0, height - 1)
-        nearest = (torch.floor(y + 0.5).long().clamp(max=height - 1) * width
-                   + torch.floor(x + 0.5).long().clamp(max=width - 1))
+        x = (px + ax).clamp_(0, width - 1)
+        y = (py + ay).clamp_(0, height - 1)
+        nearest = (torch.floor(y + 0.5).clamp_(max=height - 1) * width
+                   + torch.floor(x + 0.5).clamp_(max=width - 1)).long()
         valid &= flat_masks[k][nearest]
         xf, yf = torch.floor(x), torch.floor(y)
-        fx, fy = (x - xf)[:, None], (y - yf)[:, None]  # (H*W, 1)
+        fx, fy = x - xf, y - yf
         x0, y0 = xf.long(), yf.long()
-        x1, y1 = (x0 + 1).clamp(max=width - 1), (y0 + 1).clamp(max=height - 1)
-        f = flat_fields[k]
+        # flat indices of the four taps; the right/bottom tap repeats the left/top one at the edge
+        i00 = y0 * width + x0
+        i01 = i00 + (x0 < width - 1)
+        down = (y0 < height - 1) * width
+        i10, i11 = i00 + down, i01 + down
         gx, gy = 1 - fx, 1 - fy
-        # same operation order as sample_field() in cuda/fusion.cu
-        top = f[y0 * width + x0] * gx + f[y0 * width + x1] * fx  # (H*W, 2)
-        bottom = f[y1 * width + x0] * gx + f[y1 * width + x1] * fx  # (H*W, 2)
-        step = top * gy + bottom * fy  # (H*W, 2)
-        ax = ax + step[:, 0]
-        ay = ay + step[:, 1]
+        for plane, acc in zip(planes[k], (ax, ay)):
+            # same operation order as sample_field() in cuda/fusion.cu
+            top = plane[i00] * gx + plane[i01] * fx
+            bottom = plane[i10] * gx + plane[i11] * fx
+            acc += top * gy + bottom * fy
         if all_spans:
-            spans.append((ax, ay, valid.clone()))
+            spans.append((ax.clone(), ay.clone(), valid.clone()))
     if all_spans:
         field = torch.stack([torch.stack((x, y), dim=-1) for x, y, _ in spans])  # (s, H*W, 2)
         mask = torch.stack([v for _, _, v in spans])  # (s, H*W)
