@@ -20,6 +20,7 @@ from .clips import CodecClipDataset
 from .canvases import Canvases, pack_canvases
 from .cope import CopeDataset, CopeSample, cope_sample
 from .cope_batch import CopeBatch, collate_cope
+from .delta_pairs import DeltaPair, DeltaPairBatch, DeltaPairs, collate_delta_pairs
 from . import sources
 
 __all__ = [
@@ -29,12 +30,16 @@ __all__ = [
     "CopeBatch",
     "CopeDataset",
     "CopeSample",
+    "DeltaPair",
+    "DeltaPairBatch",
+    "DeltaPairs",
     "Failure",
     "FrameSample",
     "PackedBatch",
     "PaddedBatch",
     "VideoDataset",
     "collate_cope",
+    "collate_delta_pairs",
     "collate_packed",
     "collate_padded",
     "cope_sample",

@@ -116,16 +116,18 @@ def fused_residual(luma_t: torch.Tensor, luma_ref: torch.Tensor, field: torch.Te
     return _fused_residual_cpu(luma_t, luma_ref, field)
 
 
-def fuse_pframes(frames: Sequence[FrameLike], *, size: int | tuple[int, int] | None = None) -> FusedStep:
+def fuse_pframes(frames: Sequence[FrameLike], *, size: int | tuple[int, int] | None = None,
+                 skipped_b_frames: bool = False) -> FusedStep:
     """Fuse ``frames[1:]`` (s consecutive P-frames) against ``frames[0]`` (frame t-s, any type).
 
     The field comes from each P-frame's past-reference vectors (``source < 0``). Raises ValueError
     if a frame after the first is not a P-frame: fusion never crosses an I-frame (nor a B-frame,
     whose past reference need not be the previous frame). Frames carrying an ``index`` attribute
-    must be consecutive (B-frames left out of a stream are the caller's choice: then the P-frames
-    given are consecutive anchors). ``size`` runs everything at that model size (see the module
-    docstring); None keeps the coded size. Each P-frame is read as predicting from the previous
-    frame given; the module docstring says what several references do to that.
+    must be consecutive; with ``skipped_b_frames`` they need only increase, the caller having left
+    out the B-frames between consecutive anchors (a P-frame's past reference is the anchor before
+    it, not the B-frame). ``size`` runs everything at that model size (see the module docstring);
+    None keeps the coded size. Each P-frame is read as predicting from the previous frame given;
+    the module docstring says what several references do to that.
     """
     if len(frames) < 2:
         raise ValueError(f"fuse_pframes needs the reference frame and at least one P-frame; got {len(frames)}")
@@ -135,8 +137,10 @@ def fuse_pframes(frames: Sequence[FrameLike], *, size: int | tuple[int, int] | N
             raise ValueError(f"fusion must not cross {what}: frames[{position}] is {what}; "
                              "only 'P' frames may follow the reference")
     indices = [getattr(frame, "index", None) for frame in frames]
-    if None not in indices and any(b != a + 1 for a, b in zip(indices, indices[1:])):
-        raise ValueError(f"frames must be consecutive; got indices {indices}")
+    if None not in indices and any((b <= a) if skipped_b_frames else (b != a + 1)
+                                   for a, b in zip(indices, indices[1:])):
+        rule = "increasing anchors" if skipped_b_frames else "consecutive"
+        raise ValueError(f"frames must be {rule}; got indices {indices}")
     luma_ref, luma_t = frames[0].luma, frames[-1].luma
     height, width = luma_t.shape
     if size is None:
