@@ -6,6 +6,8 @@
 * :func:`collate_packed` / :func:`collate_padded`: batches that list the videos that failed.
 * :func:`pack_canvases`: a clip laid out as LLaVA-OneVision-2 codec canvases.
 * :mod:`~codecprim.data.sources`: where video lists come from.
+* :func:`write_shards` / :func:`shard_index`: a corpus prepared once as resumable WebDataset shards.
+* :func:`motion_stats`: the per-video motion statistic of the shard index.
 """
 
 from .failures import Failure
@@ -15,6 +17,8 @@ from .dataset import VideoDataset
 from .collate import PackedBatch, PaddedBatch, collate_packed, collate_padded
 from .clips import CodecClipDataset
 from .canvases import Canvases, pack_canvases
+from .motion_stats import MotionStats, motion_stats
+from .shards import IndexRow, WriteSummary, shard_index, write_shards
 from . import sources
 
 __all__ = [
@@ -23,15 +27,21 @@ __all__ = [
     "CodecClipDataset",
     "Failure",
     "FrameSample",
+    "IndexRow",
+    "MotionStats",
     "PackedBatch",
     "PaddedBatch",
     "VideoDataset",
     "collate_packed",
     "collate_padded",
     "fit_pixels",
+    "motion_stats",
     "pack_canvases",
     "plan_frames",
     "read_frames",
     "sample_frames",
+    "shard_index",
     "sources",
+    "WriteSummary",
+    "write_shards",
 ]
