@@ -7,6 +7,7 @@
 * :func:`pack_canvases`: a clip laid out as LLaVA-OneVision-2 codec canvases.
 * :mod:`~codecprim.data.sources`: where video lists come from.
 * :func:`write_shards` / :func:`shard_index`: a corpus prepared once as resumable WebDataset shards.
+* :class:`ShardDataset`: those shards as an IterableDataset (workers, ranks, epochs, mid-epoch resume).
 * :func:`motion_stats`: the per-video motion statistic of the shard index.
 """
 
@@ -19,6 +20,7 @@ from .clips import CodecClipDataset
 from .canvases import Canvases, pack_canvases
 from .motion_stats import MotionStats, motion_stats
 from .shards import IndexRow, WriteSummary, shard_index, write_shards
+from .shard_dataset import ShardDataset
 from . import sources
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "MotionStats",
     "PackedBatch",
     "PaddedBatch",
+    "ShardDataset",
     "VideoDataset",
     "collate_packed",
     "collate_padded",
