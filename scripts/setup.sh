@@ -34,5 +34,5 @@ if [ "$extras" = "test" ]; then
       "nvidia-cuda-runtime==13.5.37" "nvidia-cuda-cccl==13.3.5.0.6"
   fi
 else
-  $PIP ".[models]"
+  $PIP ".[models,cli]"
 fi
