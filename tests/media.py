@@ -64,6 +64,8 @@ SPECS: Dict[str, tuple] = {
     "h263": (_PAN, ["-c:v", "h263", "-g", "12", "-q:v", "4"], "3gp", 352, 288, 2),
     "h263p": (_PAN, ["-c:v", "h263p", "-g", "12", "-q:v", "4"], "avi", 320, 240, 2),
     "hevc": (_OVERLAY, ["-c:v", "libx265", "-x265-params", "log-level=error:keyint=12"], "mp4", 320, 240, 1),
+    # AV1 (SVT-AV1's fastest preset; libavcodec decodes it with libdav1d and exports no vectors).
+    "av1": (_OVERLAY, ["-c:v", "libsvtav1", "-preset", "12", "-g", "12"], "mp4", 320, 240, 1),
     "vp9": (_OVERLAY, ["-c:v", "libvpx-vp9", "-g", "12", "-deadline", "realtime", "-cpu-used", "8"], "webm", 320, 240, 1),
 }
 

@@ -6,7 +6,7 @@ import pytest
 import codecprim
 from pyav_oracle import decode, packet_sizes
 
-CLIPS = ["h264_bframes", "h264_scenecut", "mpeg4_native_bframes", "mpeg2", "mpeg4_xvid", "h263", "hevc"]
+CLIPS = ["h264_bframes", "h264_scenecut", "mpeg4_native_bframes", "mpeg2", "mpeg4_xvid", "h263", "hevc", "av1"]
 
 
 @pytest.mark.parametrize("name", CLIPS)
