@@ -42,6 +42,12 @@ SPECS: Dict[str, tuple] = {
          "no-deblock=1:ref=1:weightp=0:bframes=0:keyint=30:trellis=0:no-psy=1:deadzone-inter=32"],
         "mp4", 330, 190, 3,
     ),
+    # The normal-QP H.264 oracle: one reference, no weighted prediction, no B-frames, so luma - residual is
+    # the 6-tap prediction from the previous picture while the residual carries real energy.
+    "h264_qp26_one_ref": (
+        _PAN, ["-c:v", "libx264", "-qp", "26", "-x264-params", "ref=1:weightp=0:bframes=0:keyint=30"],
+        "mp4", 320, 240, 2,
+    ),
     "h264_odd_size": (_PAN, ["-c:v", "libx264", "-bf", "2"], "mkv", 330, 190, 2),
     # MPEG-4 Part 2 with GOP 2: every P-frame predicts from an I-frame (the skip_idct oracle).
     "mpeg4_native_gop2": (_PAN, ["-c:v", "mpeg4", "-g", "2", "-bf", "0", "-q:v", "4"], "avi", 320, 240, 2),
@@ -58,6 +64,8 @@ SPECS: Dict[str, tuple] = {
     "h263": (_PAN, ["-c:v", "h263", "-g", "12", "-q:v", "4"], "3gp", 352, 288, 2),
     "h263p": (_PAN, ["-c:v", "h263p", "-g", "12", "-q:v", "4"], "avi", 320, 240, 2),
     "hevc": (_OVERLAY, ["-c:v", "libx265", "-x265-params", "log-level=error:keyint=12"], "mp4", 320, 240, 1),
+    # AV1 (SVT-AV1's fastest preset; libavcodec decodes it with libdav1d and exports no vectors).
+    "av1": (_OVERLAY, ["-c:v", "libsvtav1", "-preset", "12", "-g", "12"], "mp4", 320, 240, 1),
     "vp9": (_OVERLAY, ["-c:v", "libvpx-vp9", "-g", "12", "-deadline", "realtime", "-cpu-used", "8"], "webm", 320, 240, 1),
 }
 
