@@ -238,5 +238,9 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release release;
         r.reader().rewind();
       })
+      .def("request", [](PyReader& r, std::vector<int64_t> indices) {
+        py::gil_scoped_release release;
+        r.reader().request(std::move(indices));
+      })
       .def("close", &PyReader::close);
 }

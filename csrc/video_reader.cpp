@@ -247,15 +247,20 @@ const StreamIndex& VideoReader::index() {
   return *index_;
 }
 
+void VideoReader::restart_at(int64_t display_index) {
+  rewind();
+  skip_until_ = display_index;
+  // With distinct timestamps positions come from the index; without, only counting from the start knows them.
+  indexed_positions_ = index().pts_valid;
+}
+
 void VideoReader::seek_to_frame(int64_t display_index) {
   const StreamIndex& idx = index();
   if (display_index < 0 || display_index >= static_cast<int64_t>(idx.frames.size())) {
     fail(ErrorKind::kInvalidData, "frame " + std::to_string(display_index) + " is out of range");
   }
   if (display_index == 0 || !idx.pts_valid || !seeks_exactly()) {
-    // Without distinct timestamps positions are only known by counting from the start.
-    rewind();
-    skip_until_ = display_index;
+    restart_at(display_index);
     return;
   }
   int64_t gop_number = idx.gop_of(display_index);
@@ -264,15 +269,13 @@ void VideoReader::seek_to_frame(int64_t display_index) {
   if (stream_->codecpar->codec_id == AV_CODEC_ID_MPEG4) gop_number = std::max<int64_t>(0, gop_number - 1);
   const GopRecord& gop = idx.gops[static_cast<size_t>(gop_number)];
   if (gop.first_frame == 0) {
-    rewind();
-    skip_until_ = display_index;
+    restart_at(display_index);
     return;
   }
   const int64_t target = idx.frames[static_cast<size_t>(gop.first_frame)].pts;
   const int ret = av_seek_frame(format_.get(), stream_index_, target, AVSEEK_FLAG_BACKWARD);
   if (ret < 0) {
-    rewind();
-    skip_until_ = display_index;
+    restart_at(display_index);
     return;
   }
   reset_decoding_state();
@@ -280,6 +283,18 @@ void VideoReader::seek_to_frame(int64_t display_index) {
   skip_until_ = display_index;
   indexed_positions_ = true;
   check_seek_landing_ = true;
+}
+
+void VideoReader::request(std::vector<int64_t> display_indices) {
+  std::sort(display_indices.begin(), display_indices.end());
+  display_indices.erase(std::unique(display_indices.begin(), display_indices.end()), display_indices.end());
+  wanted_ = std::move(display_indices);
+  skip_nonref_ = false;
+  if (wanted_.empty()) return;
+  const StreamIndex& idx = index();
+  skip_nonref_ = std::none_of(wanted_.begin(), wanted_.end(), [&idx](int64_t i) {
+    return i < 0 || i >= static_cast<int64_t>(idx.frames.size()) || idx.frames[static_cast<size_t>(i)].pict_type == 'B';
+  });
 }
 
 void VideoReader::feed_packet() {
@@ -309,6 +324,8 @@ void VideoReader::feed_packet() {
       info.nal_ref_idc = h264_nal_ref_idc(packet_->data, static_cast<size_t>(packet_->size), nal_length_size_);
     }
     compat::tag_packet(codec_.get(), packet_.get(), info.decode_index);
+    // Skipped pictures leave no trace in the output, so only where positions come from pts, not from counting.
+    codec_->skip_frame = skip_nonref_ && indexed_positions_ ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
     const int sent = avcodec_send_packet(codec_.get(), packet_.get());
     if (sent >= 0) {
       packets_in_flight_[info.decode_index] = info;
@@ -417,9 +434,7 @@ void VideoReader::process(AVFrame* frame) {
     check_seek_landing_ = false;
     if (display_index > skip_until_) {
       // The demuxer landed past the target (inexact timestamp seeking): count from the start instead.
-      const int64_t target = skip_until_;
-      rewind();
-      skip_until_ = target;
+      restart_at(skip_until_);
       return;
     }
   }
@@ -442,7 +457,10 @@ void VideoReader::process(AVFrame* frame) {
   }
   const bool needs_pixels = options_.residuals && residual_supported_;
   if (needs_pixels) keep_reference(frame, display_index, pending.packet, pending.pict_type);
-  if (display_index < skip_until_) return;  // decoded only to serve as a reference
+  if (display_index < skip_until_ ||
+      (!wanted_.empty() && !std::binary_search(wanted_.begin(), wanted_.end(), display_index))) {
+    return;  // decoded only to serve as a reference
+  }
   pending.frame.reset(av_frame_clone(frame));
   if (!pending.frame) fail(ErrorKind::kIo, "out of memory holding a decoded frame");
   pending_.push_back(std::move(pending));

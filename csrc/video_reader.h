@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "bitstream_headers.h"
 #include "errors.h"
@@ -102,6 +103,11 @@ class VideoReader {
   // Back to the first frame, without building the index.
   void rewind();
 
+  // Until called again with an empty list, next() returns only frames with these display indices: the others
+  // are decoded only as far as references need them (no pixel copy, no residual), and when no requested frame
+  // is a B-frame, non-reference pictures are not decoded at all where positions come from the index.
+  void request(std::vector<int64_t> display_indices);
+
  private:
   struct PacketInfo {
     int64_t decode_index = 0;
@@ -130,6 +136,7 @@ class VideoReader {
   void open_input();
   void open_decoder();
   bool seeks_exactly() const;
+  void restart_at(int64_t display_index);
   void feed_packet();
   void reset_decoding_state();
   void admit(AVFrame* frame);
@@ -169,6 +176,8 @@ class VideoReader {
   // and display indices come from the index (by pts) instead of the running counter.
   int64_t skip_until_ = 0;
   bool indexed_positions_ = false;
+  std::vector<int64_t> wanted_;  // sorted; empty: every frame
+  bool skip_nonref_ = false;
   bool check_seek_landing_ = false;
 
   // Decoded frames not yet in presentation order: an H.264/HEVC decoder that underestimates the reorder depth

@@ -1,6 +1,6 @@
 """Type stub of the compiled core (csrc/bindings.cpp). Use it through codecprim.open; these are its internals."""
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
@@ -15,6 +15,9 @@ class Reader:
     def stats(self) -> Dict[str, Any]: ...
     def seek_to_frame(self, index: int) -> None: ...
     def rewind(self) -> None: ...
+    def request(self, indices: List[int]) -> None:
+        """next() returns only these display indices (others are not copied or predicted; non-reference pictures
+        are not decoded when none of them is a B-frame); an empty list returns every frame again."""
     def close(self) -> None: ...
 
 def predict(ref: np.ndarray, x: int, y: int, mv_x: int, mv_y: int, w: int, h: int, method: str) -> np.ndarray:

@@ -346,6 +346,9 @@ class Reader:
         allowed; IndexError when one is out of range).
 
         Each GOP that holds a requested frame is decoded once, from its keyframe; GOPs holding none are not.
+        Frames between requested ones are decoded only as references (no pixel copy, no residual), and when no
+        requested frame is a B-frame, non-reference pictures are skipped by the decoder (``stats.frames_decoded``
+        shows it).
         """
         total = len(self)
         wanted: List[int] = []
@@ -365,6 +368,18 @@ class Reader:
         for j in sorted(set(wanted)):
             by_gop.setdefault(gop_of[j], []).append(j)
         got: Dict[int, Frame] = {}
+        core.request(sorted(set(wanted)))
+        try:
+            self._read_requested(core, by_gop, gop_of, total, got)
+        finally:
+            core.request([])
+        missing = sorted(set(wanted) - set(got))
+        if missing:
+            raise InvalidVideoError(self._path, f"frames {missing[:8]} were not produced by the decoder")
+        return [got[j] for j in wanted]
+
+    @staticmethod
+    def _read_requested(core, by_gop: Dict[int, List[int]], gop_of: List[int], total: int, got: Dict[int, Frame]):
         position = -1  # display index core.next() returns next, when known
         for gop in sorted(by_gop):
             targets = set(by_gop[gop])
@@ -383,10 +398,6 @@ class Reader:
                 if index >= last:
                     position = index + 1
                     break
-        missing = sorted(set(wanted) - set(got))
-        if missing:
-            raise InvalidVideoError(self._path, f"frames {missing[:8]} were not produced by the decoder")
-        return [got[j] for j in wanted]
 
     def _gop_of_frame(self) -> List[int]:
         """GOP number of every display index."""
