@@ -14,6 +14,7 @@
 #include "bitstream_headers.h"
 #include "errors.h"
 #include "ffmpeg.h"
+#include "input_source.h"
 #include "motion_vectors.h"
 #include "owned_buffer.h"
 #include "residual.h"
@@ -26,6 +27,7 @@ struct ReaderOptions {
   int threads = 1;        // slice threads (deterministic, unlike frame threading); 0: one per core
   bool strict = false;    // raise on damaged packets/frames instead of skipping and counting them
   bool chroma = false;    // also return Cb/Cr planes (4:2:0)
+  double stall_seconds = 60.0;  // a read making no progress this long ends with ErrorKind::kStalled (0: never)
 };
 
 struct VideoInfoData {
@@ -53,6 +55,8 @@ struct ReaderStats {
   int64_t decode_errors = 0;     // other decoder errors that were skipped
   int64_t frames_reordered = 0;  // frames the decoder output ahead of an earlier-presented one, put back in pts order
   int64_t frames_retimed = 0;    // frames whose pts was missing or not after the previous frame's, set to previous + 1 frame
+  bool truncated = false;        // the file holds less than its container promises (or reading broke off early)
+  std::string truncation;        // how that was seen, empty when not truncated
   // Where the time goes (nanoseconds), for the per-stage benchmark.
   int64_t residual_ns = 0;       // motion compensation and subtraction
   int64_t copy_ns = 0;           // luma/chroma/vector/QP copies into the output buffers
@@ -82,7 +86,7 @@ struct FrameData {
 
 class VideoReader {
  public:
-  VideoReader(const std::string& path, const ReaderOptions& options);
+  VideoReader(const Input& input, const ReaderOptions& options);
   ~VideoReader();
   VideoReader(const VideoReader&) = delete;
   VideoReader& operator=(const VideoReader&) = delete;
@@ -150,11 +154,16 @@ class VideoReader {
   void fill_residual(const AVFrame* frame, const PacketInfo& packet, FrameData& out);
   bool has_future_reference(int64_t display_index) const;
   [[noreturn]] void fail(ErrorKind kind, const std::string& cause) const;
+  // Throws the stall error when the guard ended the last read, and the source's own error when it failed.
+  void check_input() const;
+  void mark_truncated(const std::string& cause);
 
   ReaderOptions options_;
   VideoInfoData info_;
   ReaderStats stats_;
-  FormatContextPtr format_;
+  Input input_;
+  std::unique_ptr<StallGuard> guard_;  // outlives every demuxer that polls it
+  OpenedInput opened_;
   CodecContextPtr codec_;
   FramePtr frame_;
   PacketPtr packet_;
