@@ -102,11 +102,15 @@ class PyFileSource : public ByteSource {
       file_.attr("seek")(pos);
       py::object got = file_.attr("read")(n);
       if (got.is_none()) return 0;
-      const std::string_view data = py::cast<py::bytes>(got).operator std::string_view();
+      if (!py::isinstance<py::bytes>(got)) got = py::bytes(got);  // bytearray, memoryview; str raises
+      const std::string_view data = got.cast<py::bytes>().operator std::string_view();
       const size_t count = std::min(data.size(), static_cast<size_t>(n));
       std::memcpy(dst, data.data(), count);
       return static_cast<int>(count);
     } catch (py::error_already_set& e) {
+      error_ = e.what();
+      return -1;
+    } catch (const std::exception& e) {  // nothing may unwind through FFmpeg's C frames
       error_ = e.what();
       return -1;
     }

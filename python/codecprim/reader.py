@@ -6,6 +6,7 @@ display order. Tensors share the buffers the core filled (no copy on the way to 
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional
@@ -240,6 +241,8 @@ def _source_of(source, name: Optional[str]):
     if callable(getattr(source, "read", None)):
         label = name or getattr(source, "name", None)
         label = label if isinstance(label, str) else "<file-like>"
+        if isinstance(source, io.TextIOBase):
+            raise ValueError(f"{label}: the file object must be opened in binary mode, not text")
         seekable = getattr(source, "seekable", None)
         if not (callable(seekable) and seekable() and callable(getattr(source, "seek", None))):
             return _drain(source, label), label, False  # a pipe or socket: read once, into memory
@@ -256,7 +259,7 @@ def _drain(stream, label: str) -> bytes:
         if not chunk:
             return b"".join(chunks)
         if not isinstance(chunk, (bytes, bytearray)):
-            raise ValueError(f"{label}: the file object must be opened in binary mode (read() gave {type(chunk).__name__})")
+            raise ValueError(f"{label}: the file object must be opened in binary mode, not text")
         chunks.append(bytes(chunk))
 
 
