@@ -105,6 +105,7 @@ void VideoReader::mark_truncated(const std::string& cause) {
 VideoReader::VideoReader(const Input& input, const ReaderOptions& options)
     : options_(options), input_(input), guard_(std::make_unique<StallGuard>(options.stall_seconds)) {
   info_.path = input.name;
+  bool regular_file = false;  // a FIFO or device is read once, by the demuxer alone
   if (options_.threads < 0) throw std::invalid_argument(input.name + ": threads must be >= 0 (0: the library chooses)");
   if (!(options_.stall_seconds >= 0)) throw std::invalid_argument(input.name + ": stall_seconds must be >= 0");
   if (!input_.source) {
@@ -115,13 +116,14 @@ VideoReader::VideoReader(const Input& input, const ReaderOptions& options)
     }
     if (S_ISDIR(st.st_mode)) fail(ErrorKind::kIo, "is a directory, not a video file");
     if (S_ISREG(st.st_mode) && st.st_size == 0) fail(ErrorKind::kInvalidData, "the file is empty");
+    regular_file = S_ISREG(st.st_mode);
   } else if (input_.source->size() == 0) {
     fail(ErrorKind::kInvalidData, "is empty");
   }
 
   open_input();
   {
-    FileSource file(input_.source ? std::string() : input_.name);
+    FileSource file(regular_file ? input_.name : std::string());
     ByteSource* bytes = input_.source ? input_.source.get() : (file.is_open() ? &file : nullptr);
     const std::string cut = bytes != nullptr ? container_cut(*bytes, info_.container) : std::string();
     if (!cut.empty()) mark_truncated(cut);
