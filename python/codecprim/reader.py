@@ -1,7 +1,8 @@
 """Reading codec primitives from a video file: the Python face of the C++ core.
 
-``codecprim.open(path)`` returns a :class:`Reader`, a context manager that streams :class:`Frame` records in
-display order. Tensors share the buffers the core filled (no copy on the way to Python).
+``codecprim.open(source)`` returns a :class:`Reader`, a context manager that streams :class:`Frame` records in
+display order; the source is a path, bytes or a binary file object. Tensors share the buffers the core filled
+(no copy on the way to Python).
 """
 
 from __future__ import annotations
