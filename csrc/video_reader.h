@@ -87,6 +87,7 @@ struct FrameData {
 class VideoReader {
  public:
   VideoReader(const Input& input, const ReaderOptions& options);
+  VideoReader(const std::string& path, const ReaderOptions& options) : VideoReader(Input{path, nullptr}, options) {}
   ~VideoReader();
   VideoReader(const VideoReader&) = delete;
   VideoReader& operator=(const VideoReader&) = delete;
