@@ -48,17 +48,25 @@ class ResidualBuilder {
   int64_t compute(const PredictionInputs& in, int crop_x, int crop_y, int out_width, int out_height, int16_t* out);
 
  private:
-  void predict_block(const PredictionInputs& in, const Plane& ref, const int32_t* row, uint8_t* dst,
+  // Where a block's prediction lies: the dst it was asked to fill, or the reference picture itself (a
+  // whole-sample vector inside it).
+  struct View {
+    const uint8_t* data;
+    int stride;
+  };
+  View predict_block(const PredictionInputs& in, const Plane& ref, const int32_t* row, uint8_t* dst,
                      int dst_stride) const;
   // Prediction of one block from the best of its candidate references.
-  void predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride) const;
+  View predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride) const;
+  // The same, always written into dst.
+  void predict_into(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride) const;
 
   const PixelKernels* kernels_ = &pixel_kernels();
   // Reused between pictures so a stream allocates them once.
   std::vector<int32_t> tile_first_;     // per macroblock: start of its vectors in tile_rows_ (prefix sums)
   std::vector<int32_t> tile_cursor_;
   std::vector<int32_t> tile_rows_;      // vector indices grouped by the macroblock tiles they cover
-  std::vector<int32_t> usable_;         // vectors the reader can honour
+  std::vector<int32_t> usable_;         // (vector index, tile) of the vectors the reader can honour
   std::vector<uint8_t> column_weight_;  // per cell column: its pixels inside the display rectangle (0..4)
 };
 
