@@ -37,6 +37,16 @@ void fill_cells(uint8_t* cells, int count, uint8_t value) {
 // Pixels of [start, start + size) inside [lo, hi).
 int inside(int start, int size, int lo, int hi) { return std::max(0, std::min(start + size, hi) - std::max(start, lo)); }
 
+// Mean absolute difference per pixel that the coded residual of an H.264 block at this QP can account for: an
+// eighth of the quantiser step (Qstep doubles every 6 QP; 1.0 at QP 4), and at least one level. Larger
+// fractions stop on a worse reference too often: Qstep/2 made the mean |residual| of x264 clips 7-22 % larger,
+// Qstep/8 0.2-3 % (the search's order included).
+int sad_explained_by_qp(int qp) {
+  static constexpr int kStepTimes16[6] = {10, 11, 13, 14, 16, 18};  // Qstep * 16 for QP 0..5
+  qp = std::clamp(qp, 0, 51);
+  return std::max(1, (kStepTimes16[qp % 6] << (qp / 6)) / 128);
+}
+
 }  // namespace
 
 ResidualBuilder::View ResidualBuilder::predict_block(const PredictionInputs& in, const Plane& ref, const int32_t* row,
@@ -72,36 +82,41 @@ ResidualBuilder::View ResidualBuilder::predict_block(const PredictionInputs& in,
 }
 
 ResidualBuilder::View ResidualBuilder::predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst,
-                                                    int dst_stride) const {
-  const Plane* refs = row[0] < 0 ? in.past : in.future;
-  const int count = row[0] < 0 ? in.num_past : in.num_future;
-  View best_view = predict_block(in, refs[0], row, dst, dst_stride);
-  if (count == 1) return best_view;
-  const int w = row[1], h = row[2];
-  const int x = row[5] - w / 2, y = row[6] - h / 2;
-  if (x + w > in.current.width || y + h > in.current.height) return best_view;  // block in the alignment padding
+                                                    int dst_stride) {
+  const Plane* refs = row[mv::kSource] < 0 ? in.past : in.future;
+  const int count = row[mv::kSource] < 0 ? in.num_past : in.num_future;
+  const int w = row[mv::kW], h = row[mv::kH];
+  const int x = row[mv::kDstX] - w / 2, y = row[mv::kDstY] - h / 2;
+  // One candidate, or a block in the alignment padding (nothing decoded to compare with): the nearest.
+  if (count == 1 || x + w > in.current.width || y + h > in.current.height) {
+    return predict_block(in, refs[0], row, dst, dst_stride);
+  }
+  ++search_.searches;
   const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(y) * in.current.stride + x;
-  // When the nearest reference already predicts the block to within one level per pixel on average, any
-  // other candidate could only shave off a residual that small: keep it and skip the search.
+  const int enough = search_.sad_per_pixel * w * h;
+  // Nearest first. Trying first the reference that predicted the previous block instead made no difference to
+  // the work on x264 clips (the nearest is mostly right) and left slightly larger residuals (up to 1.7 %).
+  View best_view = predict_block(in, refs[0], row, dst, dst_stride);
   int best = kernels_->sad(cur, in.current.stride, best_view.data, best_view.stride, w, h);
-  if (best <= w * h) return best_view;
+  if (best <= enough) return best_view;
   alignas(32) uint8_t candidate[kMaxBlock * kMaxBlock];
   for (int i = 1; i < count; ++i) {
     const View view = predict_block(in, refs[i], row, candidate, kMaxBlock);
     const int cost = kernels_->sad(cur, in.current.stride, view.data, view.stride, w, h);
-    if (cost < best) {
-      best = cost;
-      best_view = view;
-      if (view.data == candidate) {  // the buffer is reused by the next candidate
-        kernels_->copy(candidate, kMaxBlock, dst, dst_stride, w, h);
-        best_view = View{dst, dst_stride};
-      }
+    if (cost >= best) continue;
+    best = cost;
+    best_view = view;
+    if (view.data == candidate) {  // the buffer is reused by the next candidate
+      kernels_->copy(candidate, kMaxBlock, dst, dst_stride, w, h);
+      best_view = View{dst, dst_stride};
     }
+    if (best <= enough) return best_view;
   }
+  ++search_.exhausted;
   return best_view;
 }
 
-void ResidualBuilder::predict_into(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride) const {
+void ResidualBuilder::predict_into(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride) {
   const View view = predict_best(in, row, dst, dst_stride);
   if (view.data != dst) kernels_->copy(view.data, view.stride, dst, dst_stride, row[mv::kW], row[mv::kH]);
 }
@@ -155,6 +170,7 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
   for (int cx = 0; cx < cells_w; ++cx) {
     column_weight_[cx] = static_cast<uint8_t>(inside(cx * kCell, kCell, crop_x, crop_x + out_width));
   }
+  search_.sad_per_pixel = 1;
   // Intra cells: zero-motion prediction from the past reference (else the future one, else mid-grey).
   const Plane* fallback = in.num_past > 0 ? in.past : (in.num_future > 0 ? in.future : nullptr);
 
@@ -172,6 +188,10 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
     for (int tx = crop_x / kTile; tx <= last_tx; ++tx) {
       const int x0 = tx * kTile;
       const int t = ty * tiles_w + tx;
+      if (in.qp != nullptr) {
+        search_.sad_per_pixel = sad_explained_by_qp(in.qp[std::min(ty, in.qp_rows - 1) * in.qp_stride +
+                                                          std::min(tx, in.qp_stride - 1)]);
+      }
       // Whole-tile vectors (16x16 at the tile's origin) are applied without per-cell bookkeeping while no
       // partial block has come: `whole` then stands for every cell's coverage, and the first one may be a view
       // of the reference itself.
