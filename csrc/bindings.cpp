@@ -15,6 +15,7 @@
 #include "ffmpeg_log.h"
 #include "input_source.h"
 #include "interpolation.h"
+#include "simd_dispatch.h"
 #include "transcoder.h"
 #include "video_reader.h"
 
@@ -219,6 +220,8 @@ class PyReader {
     d["truncation"] = s.truncation;
     d["residual_seconds"] = s.residual_ns * 1e-9;
     d["copy_seconds"] = s.copy_ns * 1e-9;
+    d["reference_searches"] = s.reference_searches;
+    d["reference_search_exhausted"] = s.reference_search_exhausted;
     return d;
   }
 
@@ -278,6 +281,8 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("predict", &predict, py::arg("ref"), py::arg("x"), py::arg("y"), py::arg("mv_x"), py::arg("mv_y"), py::arg("w"),
         py::arg("h"), py::arg("method"));
+  // The instruction set the pixel kernels run with ("avx2", "sse2" or "baseline"; CODECPRIM_SIMD lowers it).
+  m.def("simd_level", [] { return std::string(simd_level_name(pixel_kernels().level)); });
   m.def("set_ffmpeg_log_level", &set_ffmpeg_log_level, py::arg("level"));
   m.def("ffmpeg_log_level", &ffmpeg_log_level);
   m.def("motion_vector_columns", []() {

@@ -615,9 +615,12 @@ void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, 
   in.family = family_;
   // Rounding control applies to P-pictures only; MPEG-1/2 and all B-pictures always round.
   in.no_rounding = out.pict_type == 'P' && packet.rounding == 1;
+  if (!out.qp.empty()) in.qp = out.qp.data(), in.qp_stride = out.qp_width, in.qp_rows = out.qp_height;
   out.residual = OwnedBuffer<int16_t>(static_cast<size_t>(out.width) * out.height);
   out.inter_pixels = residual_builder_.compute(in, static_cast<int>(frame->crop_left), static_cast<int>(frame->crop_top),
                                                out.width, out.height, out.residual.data());
+  stats_.reference_searches = residual_builder_.reference_searches();
+  stats_.reference_search_exhausted = residual_builder_.reference_search_exhausted();
 }
 
 void VideoReader::fill_pixels(const AVFrame* frame, FrameData& out) const {

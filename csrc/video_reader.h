@@ -60,6 +60,8 @@ struct ReaderStats {
   // Where the time goes (nanoseconds), for the per-stage benchmark.
   int64_t residual_ns = 0;       // motion compensation and subtraction
   int64_t copy_ns = 0;           // luma/chroma/vector/QP copies into the output buffers
+  int64_t reference_searches = 0;          // blocks predicted from one of several candidate references
+  int64_t reference_search_exhausted = 0;  // of those, blocks where the search tried every candidate
 };
 
 struct FrameData {

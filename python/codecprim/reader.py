@@ -128,6 +128,8 @@ class ReaderStats:
     truncation: str = ""
     residual_seconds: float = 0.0
     copy_seconds: float = 0.0
+    reference_searches: int = 0  # H.264 blocks with several candidate references (see residual_method)
+    reference_search_exhausted: int = 0  # of those, blocks where the search tried every candidate
 
     @property
     def skipped(self) -> int:
