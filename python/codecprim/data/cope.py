@@ -20,7 +20,8 @@ types (a parser pass), then only the chosen GOPs' frames are decoded, a few at a
   :mod:`codecprim.ops.fusion`; s = 1 and s > 1 use the same definition). ``delta_indices`` is the first frame
   of each group, where its tokens sit in the stream.
 
-Memory stays one small sample plus a few full-size frames, whatever the video's or the GOP's length.
+Each kept GOP is decoded once, streamed from its keyframe to its last anchor (``reader.iter_frames``), so memory
+stays one small sample plus a full-size frame or two, whatever the video's or the GOP's length.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ from .dataset import VideoDataset
 __all__ = ["B_FRAME_POLICIES", "CopeDataset", "CopeSample", "cope_sample", "plan_cope"]
 
 B_FRAME_POLICIES = ("skip",)
-_CHUNK = 8  # frames decoded per frames_at call: bounds the full-size frames held at once
 
 
 @dataclass(repr=False)
@@ -167,10 +167,14 @@ def cope_sample(path: str | os.PathLike, *, max_gops: int = 64, keyframes_per_go
                          seed=seed)
         color_range = "full" if info.pix_fmt.startswith("yuvj") else "limited"
         out = _Builder(plan, (info.height, info.width), image_size, delta_size, color_range, types, path)
-        wanted = plan.frames()
-        for start in range(0, len(wanted), _CHUNK):
-            for frame in reader.frames_at(wanted[start:start + _CHUNK]):
-                out.add(frame)
+        wanted = set(plan.frames())
+        for g in plan.gops:
+            gop = reader.gops[g]
+            mine = [i for i in range(gop.first_frame, gop.first_frame + gop.num_frames) if i in wanted]
+            if mine:  # streamed: one full-size frame at a time, whatever the GOP's length
+                for frame in reader.iter_frames(mine[0], mine[-1] + 1):
+                    if frame.index in wanted:
+                        out.add(frame)
         truncated = bool(getattr(reader.stats, "truncated", False))
         pts = reader.pts_seconds
     return out.sample(pts, truncated)
