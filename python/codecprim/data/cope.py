@@ -42,7 +42,7 @@ from ..ops.resize import resize_plane, resize_yuv
 from ..reader import open as open_video
 from .dataset import VideoDataset
 
-__all__ = ["B_FRAME_POLICIES", "CopeDataset", "CopeSample", "cope_sample", "plan_cope"]
+__all__ = ["B_FRAME_POLICIES", "CopeDataset", "CopePlan", "CopeSample", "cope_sample", "plan_cope"]
 
 B_FRAME_POLICIES = ("skip",)
 
