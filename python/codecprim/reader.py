@@ -463,21 +463,24 @@ class Reader:
 
     def read_frames(self, start: int, stop: int) -> List[Frame]:
         """Frames with display index in [start, stop), reached by seeking to the keyframe before ``start``."""
+        return list(self.iter_frames(start, stop))
+
+    def iter_frames(self, start: int, stop: int) -> Iterator[Frame]:
+        """:meth:`read_frames` one frame at a time: memory holds the frame being used, not the range (any other
+        read on this reader ends the iteration's position)."""
         core = self._live()
         total = len(self)
         if not 0 <= start <= stop <= total:
             raise IndexError(f"{self._path}: frame range [{start}, {stop}) out of range (0..{total})")
         self._started = True
         if start == stop:
-            return []
+            return
         core.seek_to_frame(start)
-        frames: List[Frame] = []
         while True:
             raw = core.next()
             if raw is None or raw["index"] >= stop:
-                break
-            frames.append(_frame_from(raw))
-        return frames
+                return
+            yield _frame_from(raw)
 
 
 def open(source, *, residuals: bool = True, threads: int = 1, strict: bool = False, chroma: bool = False,
