@@ -325,6 +325,8 @@ def _level_search_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, centres
     int32. Returns vectors (B, 2) int32 (level pixels) and costs (B,) int32.
     """
     s, n = grid.support, 2 * radius + 1
+    if extras.shape[1] == 0 and not bool(centres.any()):
+        return _window_search_dense(cur, ref, grid, radius, pred_q, level, limit_q, lam)
     offsets = _window_offsets(radius, cur.device)                         # (K, 2) search order
     slices = [(int(dx) + radius, int(dy) + radius) for dx, dy in offsets.tolist()]
     blocks, mask = _current_blocks(cur, grid)
@@ -355,6 +357,39 @@ def _level_search_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, centres
         out_v[c] = cand[rows, best].to(torch.int32)
         out_c[c] = cost[rows, best]
     return out_v, out_c
+
+
+def _window_search_dense(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, radius: int, pred_q: torch.Tensor,
+                         level: int, limit_q: int, lam: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_level_search_cpu` for a window around zero with no extras (the coarsest level):
+    every block shares the candidates, so each one is a whole-plane shift followed by block sums."""
+    s, m, S = grid.size, grid.margin, grid.support
+    dev = cur.device
+    rows_px, cols_px = grid.rows * s + 2 * m, grid.cols * s + 2 * m          # the supports' union
+    # current planes over the supports (0 outside the frame, masked), reference edge clamped
+    cur16 = torch.nn.functional.pad(cur.to(torch.int16), (m, cols_px - m - grid.width, m, rows_px - m - grid.height))
+    valid = torch.zeros(rows_px, cols_px, dtype=torch.int16, device=dev)
+    valid[m:m + grid.height, m:m + grid.width] = 1
+    masked = not bool(valid.all())
+    ys = (torch.arange(rows_px + 2 * radius, device=dev) - m - radius).clamp_(0, grid.height - 1)
+    xs = (torch.arange(cols_px + 2 * radius, device=dev) - m - radius).clamp_(0, grid.width - 1)
+    ref16 = ref.to(torch.int16)[:, ys][:, :, xs]                              # (T, rows+2r, cols+2r)
+    offsets = _window_offsets(radius, dev)                                   # (K, 2) search order
+    sads = []
+    for dx, dy in offsets.tolist():
+        d = (cur16 - ref16[:, dy + radius:dy + radius + rows_px, dx + radius:dx + radius + cols_px]).abs_()
+        if masked:
+            d.mul_(valid)
+        d = d.to(torch.int32)
+        # support sums: S-wide windows every s pixels, rows then columns
+        d = d.unfold(1, S, s).sum(-1)                                         # (T, R, cols_px)
+        sads.append(d.unfold(2, S, s).sum(-1).reshape(-1))                    # (B,)
+    sad = torch.stack(sads, dim=1)                                            # (B, K)
+    cand = offsets[None].expand(grid.count, -1, -1)                          # (B, K, 2)
+    cost = (sad << (2 * level)) + _regulariser(cand * (MOTION_SCALE << level), pred_q.long(), limit_q, lam)
+    best = cost.argmin(dim=1)
+    rows = torch.arange(grid.count, device=dev)
+    return cand[rows, best].to(torch.int32), cost[rows, best]
 
 
 def _extras_cost(ex, centres, radius, ref16, blocks, mask, t, top, left, level, pred, limit_q, lam):
@@ -710,11 +745,19 @@ def _confidence(cur: torch.Tensor, ref: torch.Tensor, field: _Field,
 
 
 def _integer_prediction(ref: torch.Tensor, field: _Field) -> torch.Tensor:
-    """(T, H, W) uint8 prediction of unsplit integer-pel macroblocks (edge clamped block copies)."""
+    """(T, H, W) uint8 prediction from integer-pel vectors: edge-clamped copies of the reference
+    per macroblock, or per ``block/2`` child where it split."""
     g = field.grid
+    motion = field.motion_q                                                  # (T, R, C, 2)
+    if field.split is not None:
+        s = g.size // 2
+        parent = motion.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)   # (T, 2R, 2C, 2)
+        split = field.split.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+        motion = torch.where(split[..., None], field.child_q, parent)
+        g = _Grid(g.frames, g.height, g.width, 2 * g.rows, 2 * g.cols, s)
     s = g.size
     t, top, left = _block_origins(g, ref.device)
-    v = (field.motion_q.reshape(-1, 2) // MOTION_SCALE).long()
+    v = torch.div(motion.reshape(-1, 2), MOTION_SCALE, rounding_mode="floor").long()
     blocks = _gather_patches(ref, t, top + v[:, 1], left + v[:, 0], s)                 # (B, s, s)
     pred = blocks.reshape(g.frames, g.rows, g.cols, s, s).permute(0, 1, 3, 2, 4)      # (T, R, s, C, s)
     return pred.reshape(g.frames, g.rows * s, g.cols * s)[:, :g.height, :g.width]
@@ -723,8 +766,8 @@ def _integer_prediction(ref: torch.Tensor, field: _Field) -> torch.Tensor:
 def _residual(cur: torch.Tensor, ref: torch.Tensor, field: _Field, vectors: list[torch.Tensor],
               intra: torch.Tensor, cfg: MotionEstimationConfig) -> torch.Tensor:
     """(T, H, W) int16 luma minus its motion-compensated prediction, 0 on intra macroblocks."""
-    if cfg.split or cfg.subpel:
-        from .warp import predict_from_vectors  # the general (sub-pel, split) prediction
+    if cfg.subpel:
+        from .warp import predict_from_vectors  # the general (sub-pel) prediction
         pred = torch.stack([predict_from_vectors(ref[i], v)[0] for i, v in enumerate(vectors)])
     else:
         pred = _integer_prediction(ref, field)
@@ -802,8 +845,8 @@ def estimate_motion_frames(luma_t: torch.Tensor, luma_ref: torch.Tensor, *,
 
     What patch selection needs from a codec that exports no vectors (see the module docstring for
     confidence and intra). The residual is the luma minus the prediction from the vectors
-    (:func:`codecprim.ops.warp.predict_from_vectors`; a plain block copy for unsplit integer-pel
-    vectors), set to 0 on intra macroblocks.
+    (:func:`codecprim.ops.warp.predict_from_vectors`; plain block copies for integer-pel vectors),
+    set to 0 on intra macroblocks.
     """
     _check_pair(luma_t, luma_ref)
     cfg = _config(config, overrides)
