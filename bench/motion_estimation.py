@@ -146,7 +146,7 @@ def _footage():
     return module
 
 
-def _cost(fn, repeats: int = 3) -> tuple[float, float]:
+def _cost(fn, repeats: int = 2) -> tuple[float, float]:
     """Best wall and process-CPU seconds of ``fn()`` over ``repeats`` runs (after one warm-up)."""
     fn()
     wall, cpu = [], []
@@ -212,7 +212,7 @@ def selection_report(args, workdir: Path) -> None:
           "and within 0.10 of H.264 codec vectors)")
     _print_table(["camera", "H.264 codec MV", "H.264 estimated", "HEVC est.", "VP9 est.", "AV1 est."], rows)
 
-    print("\nCost per 64-frame clip (decode + resize + saliency + selection + gather; best of 3; CPU = process time)")
+    print("\nCost per 64-frame clip (decode + resize + saliency + selection + gather; best of 2; CPU = process time)")
     cost_rows = []
     default_threads = torch.get_num_threads()
     for threads in sorted({default_threads, 1}, reverse=True):

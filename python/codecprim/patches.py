@@ -57,7 +57,7 @@ from .ops._checks import check_choice, check_positive_int
 from .ops.camera import CAMERA_MODELS
 from .ops.motion_estimation import MotionEstimationConfig, estimate_motion_frames
 from .ops.gather import gather_rgb_patches
-from .ops.resize import resize_plane, resize_yuv
+from .ops.resize import resize_yuv
 from .ops.saliency import SaliencyConfig, combine_saliency, motion_energy_grid, residual_energy_grid
 from .ops.select import select_patches
 
@@ -84,11 +84,9 @@ class CodecPatchesConfig:
     threads: int = 1                   # decoder threads
     motion: str = "auto"               # "auto": codec vectors where exported; "estimated": always block matching
     estimation: MotionEstimationConfig = SELECTION_ESTIMATION  # block matching where vectors are estimated
-    estimation_scale: int = 1          # block matching on the model-size luma shrunk by this factor (area)
 
     def __post_init__(self) -> None:
         check_choice("motion", self.motion, MOTIONS)
-        check_positive_int("estimation_scale", self.estimation_scale)
 
 
 @dataclass(repr=False)
@@ -257,8 +255,9 @@ def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 1
         return _whole_frames(luma, chroma, config, common)
     confidence = None
     if estimated:
-        vectors, confidence, residual, frame_size = _estimated_primitives(
-            luma, torch.stack(frames["ref"]), is_iframe, grid, config.estimation, config.estimation_scale)
+        vectors, confidence, residual = _estimated_primitives(luma, torch.stack(frames["ref"]), is_iframe, grid,
+                                                              config.estimation)
+        frame_size = (height, width)
     else:
         vectors = [v.to(device) for v in frames["vectors"]]
         residual = torch.stack(frames["residual"])  # (T, Hg, Wg)
@@ -325,12 +324,11 @@ def _decode(reader, wanted: list[int], size: tuple[int, int], grid: tuple[int, i
 
 
 def _estimated_primitives(luma: torch.Tensor, ref: torch.Tensor, is_iframe: torch.Tensor, grid: tuple[int, int],
-                          estimation: MotionEstimationConfig, scale: int,
-                          ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor, tuple[int, int]]:
-    """Block-matched vectors, their confidences, residual energy and the planes' size (model size / scale)
-    for codecs that export no vectors (I-frames: no rows, no residual)."""
-    t, h, w = luma.shape
-    size = (max(grid[0], h // scale), max(grid[1], w // scale))
+                          estimation: MotionEstimationConfig,
+                          ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    """Block-matched vectors, their confidences and residual energy at model size for codecs that
+    export no vectors (I-frames: no rows, no residual)."""
+    t = luma.shape[0]
     p_frames = [i for i in range(t) if not bool(is_iframe[i])]
     empty = torch.zeros(0, MV.ncols, dtype=torch.int32, device=luma.device)
     vectors = [empty] * t
@@ -338,11 +336,8 @@ def _estimated_primitives(luma: torch.Tensor, ref: torch.Tensor, is_iframe: torc
     residual = torch.zeros((t, *grid), dtype=torch.float32, device=luma.device)
     if p_frames:
         index = torch.tensor(p_frames, device=luma.device)
-        cur, prev = luma[index], ref[index]
-        if size != (h, w):
-            cur, prev = resize_plane(cur, size), resize_plane(prev, size)
-        est = estimate_motion_frames(cur, prev, config=estimation)
+        est = estimate_motion_frames(luma[index], ref[index], config=estimation)
         for j, i in enumerate(p_frames):
             vectors[i], confidence[i] = est.vectors[j], est.confidence[j]
         residual[index] = residual_energy_grid(est.residual, grid)
-    return vectors, confidence, residual, size
+    return vectors, confidence, residual

@@ -264,14 +264,40 @@ _NEIGHBOURS = ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1,
 # ---------------------------------------------------------------------------------------------
 
 
+class _Patches:
+    """Edge-clamped square patches of a (T, H, W) stack, ``patches(t, top, left, size)`` -> (B, size, size).
+
+    Edge clamping is replicate padding: the stack is padded once (again only when a patch reaches
+    further), then every patch row is one window of ``size`` contiguous pixels of the flat padded
+    stack, and one index_select copies them: an index per row instead of per pixel.
+    """
+
+    def __init__(self, ref: torch.Tensor) -> None:
+        self.ref = ref
+        self.pad = -1
+        self.padded = ref
+
+    def __call__(self, t: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
+        frames, h, w = self.ref.shape
+        if t.numel() == 0:
+            return self.ref.new_zeros(0, size, size)
+        need = max(0, -int(top.min()), -int(left.min()), int(top.max()) + size - h, int(left.max()) + size - w)
+        if need > self.pad:
+            self.pad = max(need, 2 * self.pad, 8)
+            ys = torch.arange(-self.pad, h + self.pad, device=self.ref.device).clamp_(0, h - 1)
+            xs = torch.arange(-self.pad, w + self.pad, device=self.ref.device).clamp_(0, w - 1)
+            self.padded = self.ref[:, ys][:, :, xs]                              # (T, H+2p, W+2p)
+        p = self.pad
+        hp, wp = h + 2 * p, w + 2 * p
+        starts = ((t * hp + top + p)[:, None] + torch.arange(size, device=t.device)) * wp + (left + p)[:, None]
+        rows = self.padded.reshape(-1).unfold(0, size, 1)                        # (N - size + 1, size) view
+        return rows.index_select(0, starts.reshape(-1)).reshape(-1, size, size)  # (B, size, size)
+
+
 def _gather_patches(ref: torch.Tensor, t: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
                     size: int) -> torch.Tensor:
     """Square patches of ``ref`` (T, H, W) at (top, left) per block, edge clamped -> (B, size, size)."""
-    _, h, w = ref.shape
-    ar = torch.arange(size, device=ref.device)
-    rows = (t[:, None] * h + (top[:, None] + ar).clamp_(0, h - 1)) * w   # (B, size) flat row starts
-    cols = (left[:, None] + ar).clamp_(0, w - 1)                         # (B, size)
-    return ref.reshape(-1)[rows[:, :, None] + cols[:, None, :]]           # (B, size, size)
+    return _Patches(ref)(t, top, left, size)
 
 
 def _current_blocks(cur: torch.Tensor, grid: _Grid) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -332,7 +358,7 @@ def _level_search_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, centres
     blocks, mask = _current_blocks(cur, grid)
     t, top, left = _block_origins(grid, cur.device)
     top, left = top - grid.margin, left - grid.margin
-    ref16 = ref.to(torch.int16)
+    patches = _Patches(ref.to(torch.int16))
     qscale = MOTION_SCALE << level
     centres, extras = centres.long(), extras.long()
     out_v = torch.empty(grid.count, 2, dtype=torch.int32, device=cur.device)
@@ -340,8 +366,7 @@ def _level_search_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, centres
     per_block = (n * n + extras.shape[1]) * s * s
     for c in _chunks(grid.count, per_block):
         m = None if mask is None else mask[c]
-        patch = _gather_patches(ref16, t[c], top[c] + centres[c, 1] - radius,
-                                left[c] + centres[c, 0] - radius, s + n - 1)  # (b, P, P)
+        patch = patches(t[c], top[c] + centres[c, 1] - radius, left[c] + centres[c, 0] - radius, s + n - 1)
         cur_c = blocks[c]
         # One window offset at a time over plain slices: no (b, n, n, s, s) temporary.
         sad = torch.stack([_masked_sad(patch[:, oy:oy + s, ox:ox + s] - cur_c, m) for ox, oy in slices], dim=1)
@@ -349,7 +374,7 @@ def _level_search_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, centres
         cost = (sad << (2 * level)) + _regulariser(cand * qscale, pred_q[c].long(), limit_q, lam)
         if extras.shape[1]:
             ex = extras[c]                                                    # (b, E, 2)
-            cost = torch.cat([cost, _extras_cost(ex, centres[c], radius, ref16, cur_c, m, t[c], top[c], left[c],
+            cost = torch.cat([cost, _extras_cost(ex, centres[c], radius, patches, cur_c, m, t[c], top[c], left[c],
                                                  level, pred_q[c].long(), limit_q, lam)], dim=1)
             cand = torch.cat([cand, ex], dim=1)                               # (b, K+E, 2)
         best = cost.argmin(dim=1)
@@ -392,7 +417,7 @@ def _window_search_dense(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, radi
     return cand[rows, best].to(torch.int32), cost[rows, best]
 
 
-def _extras_cost(ex, centres, radius, ref16, blocks, mask, t, top, left, level, pred, limit_q, lam):
+def _extras_cost(ex, centres, radius, patches, blocks, mask, t, top, left, level, pred, limit_q, lam):
     """Costs (b, E) of the extra candidates ``ex`` (b, E, 2).
 
     An extra equal to a window candidate or to an earlier extra can never be the first minimum,
@@ -407,7 +432,7 @@ def _extras_cost(ex, centres, radius, ref16, blocks, mask, t, top, left, level, 
     bi, ei = torch.nonzero(~repeat, as_tuple=True)                           # (M,) each
     if bi.numel():
         v = ex[bi, ei]                                                        # (M, 2)
-        patch = _gather_patches(ref16, t[bi], top[bi] + v[:, 1], left[bi] + v[:, 0], s)  # (M, s, s)
+        patch = patches(t[bi], top[bi] + v[:, 1], left[bi] + v[:, 0], s)        # (M, s, s)
         sad = _masked_sad(patch - blocks[bi], None if mask is None else mask[bi])
         reg = _regulariser(v[:, None] * (MOTION_SCALE << level), pred[bi], limit_q, lam)[:, 0]
         cost[bi, ei] = (sad << (2 * level)) + reg
@@ -426,7 +451,7 @@ def _subpel_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, vectors: torc
     dev = cur.device
     blocks, mask = _current_blocks(cur, grid)
     t, top, left = _block_origins(grid, dev)
-    ref16 = ref.to(torch.int16)
+    patches = _Patches(ref.to(torch.int16))
     vectors = vectors.long()
     neighbours = torch.tensor(_NEIGHBOURS, device=dev)  # (8, 2)
     out_q = torch.empty(grid.count, 2, dtype=torch.int32, device=dev)
@@ -436,7 +461,7 @@ def _subpel_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, vectors: torc
         rows = torch.arange(b, device=dev)
         # Patch origin one pixel up-left of the integer match: every tap of a +-3 quarter-pel
         # offset lies inside its (s+3)^2 window.
-        patch = _gather_patches(ref16, t[c], top[c] + vectors[c, 1] - 1, left[c] + vectors[c, 0] - 1, s + 3)
+        patch = patches(t[c], top[c] + vectors[c, 1] - 1, left[c] + vectors[c, 0] - 1, s + 3)
         m = None if mask is None else mask[c]
         base_q = vectors[c] * MOTION_SCALE
         pred = pred_q[c].long()
