@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A time-bounded libFuzzer campaign over the core (csrc/fuzz/fuzz_reader.cpp, with ASan + UBSan + LSan).
-# Use: bash scripts/fuzz.sh SECONDS [more libFuzzer flags, e.g. -fork=4]
+# Use: [FUZZ_JOBS=N] bash scripts/fuzz.sh SECONDS [more libFuzzer flags]
 # The corpus grows in .fuzz/corpus (gitignored) and is reused by the next run; seeds are tiny generated clips
 # of each codec and container in .fuzz/seeds. A crash, leak or timeout (> 5 s for one input) stops the run
 # and leaves the input in .fuzz/findings/; replay it with `build/fuzz/fuzz_reader FILE`, fix it, and copy it
@@ -57,11 +57,22 @@ seed vp9_webm webm -c:v libvpx-vp9 -g 4 -deadline realtime -cpu-used 8
 # after every input); a use-after-free is still caught within the next 64 MiB of frees.
 export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:allocator_may_return_null=1:quarantine_size_mb=64"
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1"
-set +e +o pipefail
-./build/fuzz/fuzz_reader -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 -max_len=65536 \
-  -print_final_stats=1 -artifact_prefix=.fuzz/findings/ "$@" .fuzz/corpus .fuzz/seeds 2>&1 | tee .fuzz/last.log |
-  grep -v -E '^#[0-9]+.*(NEW|REDUCE) '
-status=${PIPESTATUS[0]}
-set -e -o pipefail
-echo "log: .fuzz/last.log; corpus: $(ls .fuzz/corpus | wc -l) inputs in .fuzz/corpus; findings: $(ls .fuzz/findings | wc -l)"
+# FUZZ_JOBS=N runs N fuzzers side by side on the same corpus (each picks up what the others add).
+jobs="${FUZZ_JOBS:-1}"
+rm -f .fuzz/job-*.log
+pids=()
+for ((j = 0; j < jobs; j++)); do
+  ./build/fuzz/fuzz_reader -max_total_time="$seconds" -timeout=5 -rss_limit_mb=2048 -max_len=65536 \
+    -print_final_stats=1 -artifact_prefix=.fuzz/findings/ "$@" .fuzz/corpus .fuzz/seeds > ".fuzz/job-$j.log" 2>&1 &
+  pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
+for ((j = 0; j < jobs; j++)); do
+  echo "job $j: $(grep -E '^#[0-9]+ +(DONE|pulse)' ".fuzz/job-$j.log" | tail -n 1)"
+done
+grep -h -E 'ERROR|SUMMARY|Test unit written' .fuzz/job-*.log || true
+execs=$(grep -h 'stat::number_of_executed_units' .fuzz/job-*.log | awk '{s += $2} END {print s + 0}')
+echo "executions: $execs in $seconds s x $jobs job(s) ($((execs / seconds)) per second); logs: .fuzz/job-*.log"
+echo "corpus: $(ls .fuzz/corpus | wc -l) inputs in .fuzz/corpus; findings: $(ls .fuzz/findings | wc -l) in .fuzz/findings"
 exit "$status"

@@ -62,10 +62,10 @@ rm -f "$build"/logs/*
 
 if [ "$quick" = 1 ]; then
   tests=(tests/core/test_reader_api.py tests/core/test_mv_only.py tests/core/test_frames_at.py
-         tests/core/test_bad_input.py tests/core/test_fuzz.py)
+         tests/core/test_bad_input.py tests/core/test_fuzz.py tests/fuzz)
 else
   # test_bench_stages builds and runs the unsanitized C++ benchmark: nothing of the extension to check there.
-  tests=(tests/core tests/ops --ignore=tests/core/test_bench_stages.py)
+  tests=(tests/core tests/ops tests/fuzz --ignore=tests/core/test_bench_stages.py)
 fi
 start=$(date +%s)
 set +e
