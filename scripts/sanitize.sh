@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The core and ops tests plus the mutation test against an extension built with ASan + UBSan (+ LSan at exit).
 # Use: bash scripts/sanitize.sh [--quick] [more pytest arguments]
+#      bash scripts/sanitize.sh --only TEST_PATH... (just these, e.g. to rerun a failure)
 # Passes only when pytest passes and no sanitizer reported anything: no memory error, no undefined behaviour,
 # no leak. --quick runs a ~30 s subset (open, decode with residuals, MV-only, seeks, bad input).
 #
@@ -9,8 +10,8 @@
 # (the ffmpeg CLI, cmake, compilers) run unsanitized: an LD_PRELOAD would be inherited by all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-quick=0
-if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
+mode=full
+if [ "${1:-}" = "--quick" ] || [ "${1:-}" = "--only" ]; then mode="${1#--}"; shift; fi
 
 build=build/sanitize
 python="$(python3 -c 'import sys; print(sys.executable)')"
@@ -25,6 +26,7 @@ mkdir -p "$build/pkg" "$build/bin" "$build/logs"
 cp -r python/codecprim "$build/pkg/"
 rm -f "$build/pkg/codecprim"/_core*.so
 cp "$build"/_core*.so "$build/pkg/codecprim/"
+cp -r cuda "$build/pkg/codecprim/cuda"  # as the wheel installs them (the ops' host emulation compiles them)
 
 launcher="$build/bin/python3"
 if [ ! -x "$launcher" ] || [ "$0" -nt "$launcher" ]; then
@@ -60,12 +62,17 @@ export LSAN_OPTIONS="suppressions=$PWD/$build/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$PWD/$build/logs/ubsan"
 rm -f "$build"/logs/*
 
-if [ "$quick" = 1 ]; then
+if [ "$mode" = only ]; then
+  tests=()
+elif [ "$mode" = quick ]; then
   tests=(tests/core/test_reader_api.py tests/core/test_mv_only.py tests/core/test_frames_at.py
          tests/core/test_bad_input.py tests/core/test_fuzz.py tests/fuzz)
 else
   # test_bench_stages builds and runs the unsanitized C++ benchmark: nothing of the extension to check there.
-  tests=(tests/core tests/ops tests/fuzz --ignore=tests/core/test_bench_stages.py)
+  # test_memory_is_flat_in_video_length bounds RSS growth by a few MB, which ASan's quarantine and shadow
+  # memory exceed by design; LeakSanitizer checks the same thing exactly.
+  tests=(tests/core tests/ops tests/fuzz --ignore=tests/core/test_bench_stages.py
+         --deselect tests/core/test_memory.py::test_memory_is_flat_in_video_length)
 fi
 start=$(date +%s)
 set +e
