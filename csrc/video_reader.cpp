@@ -530,9 +530,12 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   ++stats_.frames;
   out = FrameData();
   out.index = display_index;
-  // After a seek the packet counter restarted; the index knows the global position.
-  out.decode_index = indexed_positions_ ? index_->frames[static_cast<size_t>(display_index)].decode_index
-                                        : pending.packet.decode_index;
+  // After a seek the packet counter restarted; the index knows the global position. A damaged stream can
+  // yield frames the index does not list (their position then runs on past its end): those keep their own.
+  const bool listed = indexed_positions_ && display_index >= 0 &&
+                      display_index < static_cast<int64_t>(index_->frames.size());
+  out.decode_index = listed ? index_->frames[static_cast<size_t>(display_index)].decode_index
+                            : pending.packet.decode_index;
   out.pts = pending.pts;
   out.pts_seconds = pending.pts != AV_NOPTS_VALUE ? pending.pts * av_q2d(stream_->time_base)
                                                   : (info_.fps > 0 ? display_index / info_.fps : 0.0);
