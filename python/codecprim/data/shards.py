@@ -51,7 +51,7 @@ import torch
 from ..ops._checks import check_positive_int
 
 __all__ = ["SHARD_RECIPES", "IndexRow", "ShardRecipe", "WriteSummary", "decode_sample", "encode_sample",
-           "extract_video", "shard_index", "video_id", "write_shards", "ShardWriter"]
+           "extract_all", "extract_video", "shard_index", "video_id", "write_atomic", "write_shards", "ShardWriter"]
 
 
 @dataclass(frozen=True)
@@ -306,7 +306,7 @@ class ShardWriter:
                 raise ValueError(f"{self.out} holds a corpus made with other videos, recipe or options; use an empty "
                                  "folder or the same arguments to resume")
             return
-        _write_atomic(path, text.encode())
+        write_atomic(path, text.encode())
 
     def _resume(self) -> None:
         for stale in list(self.out.glob(".*.tmp-*")) + list(self.partial.glob("*.tmp-*")):
@@ -343,9 +343,9 @@ class ShardWriter:
             with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
                 for member, data in members.items():
                     _tar_add(tar, member, data)
-            _write_atomic(self.partial / f"{vid}.tar", buffer.getvalue())
+            write_atomic(self.partial / f"{vid}.tar", buffer.getvalue())
             self.members.add(position)
-        _write_atomic(self.partial / f"{vid}.json", json.dumps(row, sort_keys=True).encode())
+        write_atomic(self.partial / f"{vid}.json", json.dumps(row, sort_keys=True).encode())
         self.rows[position] = row
         k = position // self.per_shard
         if all(i in self.rows for i in self._videos(k)):
@@ -364,8 +364,8 @@ class ShardWriter:
                         for info in part:
                             _tar_add(tar, info.name, part.extractfile(info).read())
         lines = "".join(json.dumps(self.rows[i], sort_keys=True) + "\n" for i in self._videos(k))
-        _write_atomic(target.with_suffix(".index.jsonl"), lines.encode())
-        _write_atomic(target, buffer.getvalue())  # the shard appears last, complete
+        write_atomic(target.with_suffix(".index.jsonl"), lines.encode())
+        write_atomic(target, buffer.getvalue())  # the shard appears last, complete
         for i in self._videos(k):
             (self.partial / f"{self.ids[i]}.tar").unlink(missing_ok=True)
             (self.partial / f"{self.ids[i]}.json").unlink(missing_ok=True)
@@ -375,14 +375,14 @@ class ShardWriter:
             if all(i in self.rows for i in self._videos(k)):
                 self._write_shard(k)
         rows = [self.rows[i] for i in sorted(self.rows)]
-        _write_atomic(self.out / "index.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+        write_atomic(self.out / "index.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
         ok = sum(r["status"] == "ok" for r in rows)
         return WriteSummary(out_dir=str(self.out), shards=[str(self.out / self.shard_name(k))
                                                            for k in range(self.shard_count)],
                             ok=ok, failed=len(rows) - ok, resumed=self.resumed, seconds=seconds)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     temp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     with open(temp, "wb") as f:
         f.write(data)
@@ -396,7 +396,7 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _pooled(jobs: list[tuple[int, str, str]], recipe: str, options: dict,
+def extract_all(jobs: list[tuple[int, str, str]], recipe: str, options: dict,
             workers: int) -> Iterator[tuple[int, dict, dict[str, bytes] | None]]:
     """Results of ``jobs`` from ``workers`` processes as they finish (at most 4 per worker in flight)."""
     if workers == 1:
@@ -443,7 +443,7 @@ def write_shards(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
     check_positive_int("workers", workers)
     writer = ShardWriter(paths, out_dir, recipe=recipe, samples_per_shard=samples_per_shard, name=name,
                          options=recipe_options)
-    for position, row, members in _pooled(writer.todo(), recipe, writer.options, workers):
+    for position, row, members in extract_all(writer.todo(), recipe, writer.options, workers):
         done = writer.add(position, row, members)
         if progress is not None:
             progress(done)
