@@ -158,13 +158,14 @@ def _residual_picture(path: str, frame):
     res = frame.residual.numpy().astype(np.float32) if frame.residual is not None else np.zeros(frame.luma.shape)
     moving = np.abs(res[res != 0])  # most of a good prediction is exactly 0: scale by the rest
     bound = max(float(np.percentile(moving, 99)) if moving.size else 1.0, 1.0)
-    body, _ = _enlarge(Image.fromarray(_signed_colours(res / bound)))
+    # square-root scale: a good prediction leaves mostly small values, which a linear scale paints white
+    body, _ = _enlarge(Image.fromarray(_signed_colours(np.sign(res) * np.sqrt(np.abs(res) / bound))))
     ramp = _signed_colours(np.linspace(-1, 1, 256))
     title, subtitle = _titles(path, frame, "residual")
     note = "" if frame.residual is not None else "  (no residual: I-frame or no exported vectors)"
     return _page(body, title, subtitle + note,
-                 _bar_legend(body.width, ramp, f"-{bound:.0f}", "0", f"+{bound:.0f}",
-                             "luma minus prediction (clipped at the 99th percentile of non-zero values)"))
+                 _bar_legend(max(body.width, 820), ramp, f"-{bound:.0f}", "0", f"+{bound:.0f}",
+                             "luma minus prediction, square-root scale (clipped at the 99th percentile of non-zero values)"))
 
 
 def _saliency_picture(path: str, frame, clip, t: int):
