@@ -142,6 +142,8 @@ class PyReader {
     d["skipped_packets"] = s.skipped_packets;
     d["corrupt_frames"] = s.corrupt_frames;
     d["decode_errors"] = s.decode_errors;
+    d["frames_reordered"] = s.frames_reordered;
+    d["frames_retimed"] = s.frames_retimed;
     d["residual_seconds"] = s.residual_ns * 1e-9;
     d["copy_seconds"] = s.copy_ns * 1e-9;
     return d;

@@ -1,7 +1,9 @@
 """FFmpeg's own view of a stream, through PyAV: the oracle for vectors, frame types and timestamps.
 
 PyAV must run on the same libavcodec as codecprim (CI builds it from source against the system FFmpeg);
-otherwise version differences in FFmpeg's exporters would be blamed on codecprim.
+otherwise version differences in FFmpeg's exporters would be blamed on codecprim. Elsewhere a missing or
+mismatched PyAV skips the parity tests; in CI (``CI`` set, as CI services do) it fails them, so the oracle
+cannot silently drop out of the run that guards merges.
 """
 
 from __future__ import annotations
@@ -9,10 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import List
 
+import os
+
 import numpy as np
 import pytest
 
-av = pytest.importorskip("av")
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+try:
+    import av
+except ImportError as error:
+    if in_ci():
+        raise ImportError("CI must run the PyAV oracle: install it with scripts/setup.sh test") from error
+    pytest.skip("PyAV is not installed", allow_module_level=True)
 
 import codecprim  # noqa: E402
 
@@ -26,8 +40,13 @@ def same_libavcodec() -> bool:
 
 
 def require_same_libavcodec():
-    if not same_libavcodec():
-        pytest.skip("PyAV runs on a different libavcodec than codecprim; install it with --no-binary av")
+    if same_libavcodec():
+        return
+    message = (f"PyAV runs on libavcodec {av.library_versions['libavcodec']}, codecprim on "
+               f"{codecprim.ffmpeg_versions()['libavcodec']}; install it with --no-binary av")
+    if in_ci():
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @dataclass

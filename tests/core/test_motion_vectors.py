@@ -55,7 +55,7 @@ def test_layout_follows_avmotionvector(media):
     assert (source == -1).all()
 
 
-@pytest.mark.parametrize("name", ["hevc", "vp9"])
+@pytest.mark.parametrize("name", ["hevc", "vp9", "av1"])
 def test_codecs_without_exported_vectors_say_so(media, name):
     with codecprim.open(media[name]) as reader:
         assert reader.info.motion_vectors == "none"

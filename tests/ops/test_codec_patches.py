@@ -27,6 +27,7 @@ X264 = ["-c:v", "libx264", "-preset", "fast", "-crf", "20",
         "-x264-params", "keyint=32:min-keyint=32:scenecut=0:bframes=0"]
 STATIC_OBJECT = (lambda n: 40 + 3 * n, lambda n: 60 + 2 * n)   # moves 3.6 px/frame on a still background
 TRACKED_OBJECT = (lambda n: 180 + n, lambda n: 150)              # drifts 1 px/frame while the camera pans
+CORNER_OBJECT = (lambda n: 250 + 2 * n, lambda n: 30)           # upper right: a transposed grid misses it
 PAN = "crop=448:448:x='4*n':y='2*n'"                              # the background slides 4.5 px/frame
 
 
@@ -43,8 +44,8 @@ def _texture(path: Path, side: int) -> Path:
 
 def _object_video(path: Path, background: Path, crop: str | None, xy, encoder=X264, frames=FRAMES) -> Path:
     x, y = xy
-    x_expr = {STATIC_OBJECT[0]: "40+3*n", TRACKED_OBJECT[0]: "180+n"}[x]
-    y_expr = {STATIC_OBJECT[1]: "60+2*n", TRACKED_OBJECT[1]: "150"}[y]
+    x_expr = {STATIC_OBJECT[0]: "40+3*n", TRACKED_OBJECT[0]: "180+n", CORNER_OBJECT[0]: "250+2*n"}[x]
+    y_expr = {STATIC_OBJECT[1]: "60+2*n", TRACKED_OBJECT[1]: "150", CORNER_OBJECT[1]: "30"}[y]
     bg = f"[0]{crop}[bg];[bg]" if crop else "[0]"
     _ffmpeg("-loop", "1", "-i", str(background), "-f", "lavfi", "-i", f"testsrc2=s={OBJECT}x{OBJECT}:r=25",
             "-filter_complex", f"{bg}[1]overlay=x='{x_expr}':y='{y_expr}',format=yuv420p",
@@ -65,6 +66,7 @@ def videos(tmp_path_factory):
     return {
         "object": _object_video(root / "object.mp4", small, None, STATIC_OBJECT),
         "pan": _object_video(root / "pan.mp4", large, PAN, TRACKED_OBJECT),
+        "corner": _object_video(root / "corner.mp4", small, None, CORNER_OBJECT, frames=16),
         "still": still,
         "hevc": _object_video(root / "object_hevc.mp4", small, None, STATIC_OBJECT, encoder=x265, frames=12),
     }
@@ -99,6 +101,18 @@ def test_moving_object_takes_the_budget(videos):
     clip = codec_patches(videos["object"], num_frames=FRAMES, budget=object_budget(coverage, is_iframe))
     assert torch.equal(clip.is_iframe, is_iframe)
     assert share_on_object(clip, coverage) >= 0.9
+
+
+def test_selection_follows_rows_and_columns(videos):
+    # An object off the diagonal (rows 1-4, columns 8-15): a transposed or mirrored saliency grid selects
+    # background cells, where the diagonal object above would still overlap itself.
+    frames = 16
+    coverage = object_coverage(CORNER_OBJECT, frames)
+    is_iframe = torch.arange(frames) % 32 == 0
+    clip = codec_patches(videos["corner"], num_frames=frames, budget=object_budget(coverage, is_iframe))
+    assert share_on_object(clip, coverage) >= 0.9
+    p_frames = clip.saliency[~is_iframe]
+    assert float(p_frames[:, :6, 7:].sum()) >= 0.9 * float(p_frames.sum())
 
 
 def test_camera_pan_is_compensated_and_steals_budget_without(videos):

@@ -3,20 +3,16 @@
 Two backends run every comparison:
 
 * ``cuda``: the real thing (CuPy + a CUDA device; skipped without them).
-* ``host``: the same ``cuda/*.cu`` sources compiled for the CPU with g++ behind a tiny shim
-  (``blockIdx``/``threadIdx`` globals, a sequential grid loop, a serial ``atomicMax``), driven
-  through the ops' own CUDA code paths. It checks kernel logic, argument order and the Python
-  glue on machines without a GPU; it cannot see races or device-only behaviour.
+* ``host``: the same ``cuda/*.cu`` sources compiled for the CPU with g++ (tests/host_cuda.py), driven
+  through the ops' own CUDA code paths and ``_cuda.launch``. It checks kernel logic, argument order and
+  the Python glue on machines without a GPU; it cannot see races or device-only behaviour.
 
 Tolerances: integer and boolean outputs must be identical; float outputs within 1e-5 px (dense
 coarse grid, resize) or 1e-4 px (fusion, whose steps chain). Both sides are compiled without FMA
 contraction and share one operation order, so they are normally bit-identical.
 """
 
-import ctypes
 import importlib.util
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -24,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from gpu import cuda_ready
+from host_cuda import kernel_devices, twin
 
 from codecprim import _cuda
 from codecprim.ops.dense import dense_field
@@ -35,44 +31,6 @@ from codecprim.ops.resize import resize_field, resize_mask, resize_plane, resize
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 KERNEL_FILES = ("dense_field.cu", "fusion.cu", "resize.cu", "patchify.cu", "gather.cu")
-
-# Lets a .cu file compile as host C++: CUDA keywords vanish, thread indices become globals that
-# run_grid() sets before calling the kernel once per thread. Every kernel parameter here is a
-# pointer or an integer, so run_grid passes 24 integer-register-sized slots and the kernel reads
-# the ones it declares (valid for the x86-64 and AArch64 calling conventions).
-HOST_SHIM = r"""
-#include <algorithm>
-#include <cmath>
-#define __global__
-#define __device__
-#define __forceinline__ inline
-struct HostDim { unsigned x; };
-static HostDim blockIdx, threadIdx, blockDim;
-using std::max;
-using std::min;
-static inline int atomicMax(int* address, int value) {
-  const int old = *address;
-  if (value > old) *address = value;
-  return old;
-}
-typedef void (*HostKernel)(long long, long long, long long, long long, long long, long long,
-                           long long, long long, long long, long long, long long, long long,
-                           long long, long long, long long, long long, long long, long long,
-                           long long, long long, long long, long long, long long, long long);
-extern "C" void run_grid(void* kernel, long long blocks, int threads, const long long* a) {
-  const HostKernel k = reinterpret_cast<HostKernel>(kernel);
-  blockDim.x = threads;
-  for (long long b = 0; b < blocks; ++b) {
-    blockIdx.x = static_cast<unsigned>(b);
-    for (int t = 0; t < threads; ++t) {
-      threadIdx.x = t;
-      k(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13],
-        a[14], a[15], a[16], a[17], a[18], a[19], a[20], a[21], a[22], a[23]);
-    }
-  }
-}
-"""
-
 
 def _generator():
     spec = importlib.util.spec_from_file_location("make_geometry_fixtures", FIXTURES / "make_geometry_fixtures.py")
@@ -94,65 +52,7 @@ def test_saved_fixtures_match_their_script(arrays):
         assert np.array_equal(value, arrays[name].numpy()), name
 
 
-@pytest.fixture(scope="module")
-def host_libraries(tmp_path_factory):
-    if sys.platform != "linux" or shutil.which("g++") is None:
-        pytest.skip("host emulation of the kernels needs g++ on Linux")
-    folder = tmp_path_factory.mktemp("host_kernels")
-    (folder / "host_shim.h").write_text(HOST_SHIM)
-    libraries = {}
-    for name in KERNEL_FILES:
-        target = folder / (name + ".so")
-        subprocess.run(["g++", "-std=c++17", "-O1", "-ffp-contract=off", "-shared", "-fPIC", "-include",
-                        str(folder / "host_shim.h"), "-x", "c++", str(_cuda.cuda_dir() / name), "-o", str(target)],
-                       check=True)
-        libraries[name] = ctypes.CDLL(str(target))
-    return libraries
-
-
-class _HostKernel:
-    def __init__(self, library, name):
-        self.library, self.pointer = library, ctypes.cast(getattr(library, name), ctypes.c_void_p).value
-
-
-def _host_launch(kernel, num_threads, args, threads_per_block=256):
-    if num_threads <= 0:
-        return
-    slots = [arg.data_ptr() if isinstance(arg, torch.Tensor) else int(arg) for arg in args]
-    assert len(slots) <= 24 and all(isinstance(arg, (torch.Tensor, np.generic)) for arg in args)
-    for arg in args:
-        assert not isinstance(arg, torch.Tensor) or arg.is_contiguous()
-    packed = (ctypes.c_longlong * 24)(*(slots + [0] * (24 - len(slots))))
-    blocks = (num_threads + threads_per_block - 1) // threads_per_block
-    kernel.library.run_grid(ctypes.c_void_p(kernel.pointer), ctypes.c_longlong(blocks),
-                            ctypes.c_int(threads_per_block), packed)
-
-
-@pytest.fixture(params=[pytest.param("cuda", marks=pytest.mark.cuda), "host"])
-def device(request, monkeypatch):
-    """'cuda' tensors on a real GPU, or CPU tensors routed through the host-compiled kernels."""
-    if request.param == "cuda":
-        if not cuda_ready():
-            pytest.skip("needs a CUDA device and CuPy")
-        return "cuda"
-    libraries = request.getfixturevalue("host_libraries")
-    monkeypatch.setattr(_cuda, "is_cuda", lambda *tensors: True)
-    monkeypatch.setattr(_cuda, "get_kernel", lambda file, name, *a, **k: _HostKernel(libraries[file], name))
-    monkeypatch.setattr(_cuda, "launch", _host_launch)
-    return "host"
-
-
-def twin(op, device):
-    """Run ``op`` with the CPU twin, then through the kernels on ``device``; return both."""
-    def run(*args, **kwargs):
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(_cuda, "is_cuda", lambda *tensors: tensors[0].device.type == "cuda")
-            expected = op(*args, **kwargs)
-        moved = [a.to("cuda") if device == "cuda" and isinstance(a, torch.Tensor) else a for a in args]
-        got = op(*moved, **{k: v.to("cuda") if device == "cuda" and isinstance(v, torch.Tensor) else v
-                            for k, v in kwargs.items()})
-        return expected, got
-    return run
+device = kernel_devices(KERNEL_FILES)
 
 
 def same(expected, got):

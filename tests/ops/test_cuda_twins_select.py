@@ -1,4 +1,6 @@
-"""CPU twins vs CUDA kernels (cuda/saliency.cu, cuda/topk_select.cu) on the saved fixtures.
+"""CPU twins vs CUDA kernels (cuda/saliency.cu, cuda/topk_select.cu) on the saved fixtures, on a GPU and
+host-emulated (tests/host_cuda.py: the same kernels compiled with g++, barriers and ballots emulated), so CPU-only
+CI runs the kernels' code paths too.
 
 Exact equality for integer results (residual sums, selections, top-k indices); float results
 (motion pooling, normalisation) within float32 rounding: both sides run the same operations in the
@@ -16,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from host_cuda import kernel_devices, twin
 
 from codecprim.ops.saliency import SaliencyConfig, combine_saliency, motion_energy_grid, residual_energy_grid
 from codecprim.ops.select import select_patches, topk_sorted
@@ -44,71 +48,55 @@ def test_saved_fixtures_are_reproducible(arrays):
         np.testing.assert_array_equal(arrays[key], value, err_msg=key)
 
 
-def _gpu():
-    if importlib.util.find_spec("cupy") is None:
-        pytest.skip("needs CuPy")
-    if not torch.cuda.is_available():
-        pytest.skip("needs a CUDA GPU")
-    return torch.device("cuda")
+device = kernel_devices(["saliency.cu", "topk_select.cu"])
 
 
-def _vectors(arrays, device):
-    rows = torch.from_numpy(arrays["vector_rows"]).to(device)
+def _vectors(arrays):
+    rows = torch.from_numpy(arrays["vector_rows"])
     return list(torch.split(rows, arrays["vector_counts"].tolist()))
 
 
-@pytest.mark.cuda
 @pytest.mark.parametrize("key,grid", [("residual_odd", (5, 7)), ("residual_aligned", (4, 6)),
                                       ("residual_aligned", (16, 16))])
-def test_residual_energy_twins_are_identical(arrays, key, grid):
-    dev = _gpu()
-    res = torch.from_numpy(arrays[key])
-    assert torch.equal(residual_energy_grid(res.to(dev), grid).cpu(), residual_energy_grid(res, grid))
+def test_residual_energy_twins_are_identical(arrays, device, key, grid):
+    expected, got = twin(residual_energy_grid, device)(torch.from_numpy(arrays[key]), grid)
+    assert torch.equal(got.cpu(), expected)
 
 
-@pytest.mark.cuda
 @pytest.mark.parametrize("camera", ["none", "median", "similarity", "affine"])
 @pytest.mark.parametrize("grid,model", [((4, 5), None), ((16, 16), (224, 224))])
-def test_motion_energy_twins_agree(arrays, camera, grid, model):
-    dev = _gpu()
-    cpu, cpu_fallback = motion_energy_grid(_vectors(arrays, "cpu"), (76, 100), grid, model, camera=camera)
-    gpu, gpu_fallback = motion_energy_grid(_vectors(arrays, dev), (76, 100), grid, model, camera=camera)
-    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-5, atol=1e-5)
-    assert torch.equal(gpu_fallback.cpu(), cpu_fallback)
+def test_motion_energy_twins_agree(arrays, device, camera, grid, model):
+    (cpu, cpu_fallback), (got, got_fallback) = twin(motion_energy_grid, device)(
+        _vectors(arrays), (76, 100), grid, model, camera=camera)
+    torch.testing.assert_close(got.cpu(), cpu, rtol=1e-5, atol=1e-5)
+    assert torch.equal(got_fallback.cpu(), cpu_fallback)
 
 
-@pytest.mark.cuda
 @pytest.mark.parametrize("fusion", ["mean", "max", "weighted"])
 @pytest.mark.parametrize("residual", [True, False])
-def test_combine_twins_agree(arrays, fusion, residual):
-    dev = _gpu()
+def test_combine_twins_agree(arrays, device, fusion, residual):
     cfg = SaliencyConfig(fusion=fusion, motion_weight=0.3, centre_prior=0.5)
     m = torch.from_numpy(arrays["motion_grid"])
     r = torch.from_numpy(arrays["residual_grid"]) if residual else None
     i = torch.from_numpy(arrays["grid_is_iframe"])
-    cpu = combine_saliency(m, r, i, cfg)
-    gpu = combine_saliency(m.to(dev), None if r is None else r.to(dev), i.to(dev), cfg)
-    torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-6, atol=1e-7)
+    expected, got = twin(combine_saliency, device)(m, r, i, cfg)
+    torch.testing.assert_close(got.cpu(), expected, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.cuda
 @pytest.mark.parametrize("budget,ratio", [(2048, None), (700, None), (300, None), (16384, None), (None, 0.1)])
-def test_selection_twins_are_identical(arrays, budget, ratio):
-    dev = _gpu()
+def test_selection_twins_are_identical(arrays, device, budget, ratio):
     s = torch.from_numpy(arrays["saliency"])
     i = torch.from_numpy(arrays["is_iframe"])
-    cpu = select_patches(s, i, budget=budget, ratio=ratio)
-    gpu = select_patches(s.to(dev), i.to(dev), budget=budget, ratio=ratio)
-    assert torch.equal(gpu.visible_indices.cpu(), cpu.visible_indices)
-    assert torch.equal(gpu.positions.cpu(), cpu.positions)
-    assert torch.equal(gpu.tier.cpu(), cpu.tier)
+    expected, got = twin(select_patches, device)(s, i, budget=budget, ratio=ratio)
+    assert torch.equal(got.visible_indices.cpu(), expected.visible_indices)
+    assert torch.equal(got.positions.cpu(), expected.positions)
+    assert torch.equal(got.tier.cpu(), expected.tier)
 
 
-@pytest.mark.cuda
-def test_topk_twins_are_identical(arrays):
-    dev = _gpu()
+def test_topk_twins_are_identical(arrays, device):
     keys = torch.from_numpy(arrays["topk_keys"])
     k = torch.from_numpy(arrays["topk_k"])
-    cpu = topk_sorted(keys, k)
-    assert torch.equal(topk_sorted(keys.to(dev), k.to(dev)).cpu(), cpu)
-    assert torch.equal(topk_sorted(keys[2:3].to(dev), k[2:3].to(dev)).cpu(), topk_sorted(keys[2:3], k[2:3]))
+    expected, got = twin(topk_sorted, device)(keys, k)
+    assert torch.equal(got.cpu(), expected)
+    expected, got = twin(topk_sorted, device)(keys[2:3], k[2:3])
+    assert torch.equal(got.cpu(), expected)
