@@ -63,6 +63,7 @@ class ShardRecipe:
     function: str      # per-video function: function(path, **options) -> sample dataclass
     sample_type: str   # dataclass name in ``module``
     checker: str = ""  # "module:function" validating the options in the main process, or ""
+    frame_fields: tuple[str, ...] = ()  # index tensors whose distinct values are the frames a sample holds
 
     def load(self) -> tuple[Callable[..., Any], type]:
         import importlib
@@ -74,7 +75,13 @@ class ShardRecipe:
         return getattr(module, self.function), getattr(module, self.sample_type)
 
     def check(self, options: dict) -> None:
-        self.load()
+        import inspect
+
+        function, _ = self.load()
+        known = set(inspect.signature(function).parameters) - {"path"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"unknown options for recipe {self.name!r}: {unknown}; {self.function} takes {sorted(known)}")
         if self.checker:
             import importlib
 
@@ -84,8 +91,9 @@ class ShardRecipe:
 
 SHARD_RECIPES = {
     "onevision": ShardRecipe("onevision", "codecprim.patches", "codec_patches", "CodecClip",
-                             "codecprim.data.shards:_check_codec_patches"),
-    "cope": ShardRecipe("cope", "codecprim.data.cope", "cope_sample", "CopeSample"),
+                             "codecprim.data.shards:_check_codec_patches", ("frame_indices",)),
+    "cope": ShardRecipe("cope", "codecprim.data.cope", "cope_sample", "CopeSample", "",
+                        ("keyframe_indices", "delta_last_indices")),
 }
 
 
@@ -94,11 +102,7 @@ def _check_codec_patches(options: dict) -> None:
 
     from ..patches import _check_arguments, codec_patches
 
-    known = set(inspect.signature(codec_patches).parameters) - {"path"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"unknown options for recipe 'onevision': {unknown}; codec_patches takes {sorted(known)}")
-    defaults = {k: p.default for k, p in inspect.signature(codec_patches).parameters.items() if k in known}
+    defaults = {k: p.default for k, p in inspect.signature(codec_patches).parameters.items() if k != "path"}
     _check_arguments(**{k: v for k, v in {**defaults, **options}.items() if k != "device"})
 
 
@@ -236,7 +240,8 @@ def extract_video(path: str, sample_id: str, recipe: str, options: dict) -> tupl
     from ..errors import CodecprimError
     from .motion_stats import motion_stats
 
-    function, _ = _recipe(recipe).load()
+    chosen = _recipe(recipe)
+    function, _ = chosen.load()
     start = time.perf_counter()
     row: dict[str, Any] = dict(id=sample_id, path=path, status="ok", cause="", error_type="", frames=None,
                                frames_sampled=None, inter_frames=None, motion_mean=None, static_share=None)
@@ -249,10 +254,9 @@ def extract_video(path: str, sample_id: str, recipe: str, options: dict) -> tupl
         row.update(status="failed", cause=cause, error_type=type(error).__name__)
         members = None
     else:
-        frame_indices = getattr(sample, "frame_indices", None)
+        sampled = torch.cat([getattr(sample, name).reshape(-1) for name in chosen.frame_fields])
         row.update(frames=stats.frames, inter_frames=stats.inter_frames, motion_mean=stats.motion_mean,
-                   static_share=stats.static_share,
-                   frames_sampled=None if frame_indices is None else int(len(frame_indices)))
+                   static_share=stats.static_share, frames_sampled=int(sampled.unique().numel()))
     row["seconds"] = time.perf_counter() - start
     return row, members
 
