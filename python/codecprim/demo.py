@@ -1,138 +1,103 @@
-"""The main job on a sample it makes itself: ``python -m codecprim.demo [VIDEO] [--out PNG]``.
+"""What README command 1 runs (``codecprim demo``, or ``python -m codecprim.demo``).
 
-Without a video it generates a short moving clip with the ffmpeg CLI (H.264 with B-frames), then prints the GOP
-table and motion-vector / residual statistics per frame type, and writes a picture of one P-frame: its luma,
-its residual and its motion field.
+It makes a clip in process (frames drawn with numpy, written as YUV4MPEG, encoded by :func:`codecprim.transcode`
+with the ``onevision-h264`` and ``cope`` recipes; no ffmpeg program), prints the GOP table and the token budgets
+of both recipes against dense 64-frame sampling, and writes the pictures of :func:`codecprim.pictures.show`.
 """
 
 from __future__ import annotations
 
-import argparse
-import shutil
-import struct
-import subprocess
+import os
 import sys
-import tempfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-import codecprim
-from codecprim.reader import MV
+from .reader import open as open_video
+from .token_budget import cope_budget_from_frame_types, onevision_budget
+from .transcode import transcode
+
+__all__ = ["budget_table", "gop_table", "make_clip", "run"]
 
 
-def make_sample(folder: Path) -> Path:
-    if shutil.which("ffmpeg") is None:
-        raise SystemExit("the ffmpeg CLI is needed to generate the sample clip (apt-get install ffmpeg)")
-    out = folder / "sample_h264.mp4"
-    graph = (
-        "mandelbrot=s=640x400:r=25,trim=duration=3,crop=480:272:x='20+40*t':y='10+12*t'[bg];"
-        "testsrc2=s=96x96:r=25:d=3[obj];[bg][obj]overlay=x='40+90*t':y='60+40*sin(3*t)'"
-    )
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-filter_complex", graph, "-t", "3", "-pix_fmt", "yuv420p",
-         "-c:v", "libx264", "-bf", "2", "-g", "25", str(out)],
-        check=True,
-    )
+def make_clip(folder: str | os.PathLike, *, seconds: float = 3.0, fps: int = 25, width: int = 320,
+              height: int = 240) -> Path:
+    """A moving test clip drawn in process: a textured background panning under a bright square that moves on
+    its own. Returned as ``clip.y4m`` (raw 4:2:0 frames, any libavformat reads it)."""
+    rng = np.random.default_rng(0)
+    big = np.zeros((height + 200, width + 300), np.float32)
+    yy, xx = np.mgrid[0:big.shape[0], 0:big.shape[1]]
+    for _ in range(12):  # smooth texture: random plane waves, so block matching has something to follow
+        fx, fy, phase = rng.uniform(0.01, 0.12, 2).tolist() + [rng.uniform(0, 6.28)]
+        big += np.sin(fx * xx + fy * yy + phase)
+    big = (big - big.min()) / (big.max() - big.min()) * 180 + 30
+    out = Path(folder) / "clip.y4m"
+    with open(out, "wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(int(seconds * fps)):
+            t = i / fps
+            x0, y0 = int(10 + 60 * t), int(5 + 20 * t)  # the camera pans
+            luma = big[y0:y0 + height, x0:x0 + width].copy()
+            bx, by = int(30 + 70 * t), int(height / 2 + 50 * np.sin(2.5 * t))  # the object moves on its own
+            luma[max(by - 24, 0):by + 24, max(bx - 24, 0):bx + 24] = 235
+            cb = np.full((height // 2, width // 2), 110, np.uint8)
+            cr = np.clip(luma[::2, ::2] * 0.4 + 80, 0, 255).astype(np.uint8)
+            f.write(b"FRAME\n" + luma.astype(np.uint8).tobytes() + cb.tobytes() + cr.tobytes())
     return out
 
 
-def write_png(path: Path, rgb: np.ndarray) -> None:
-    """A minimal PNG writer (8-bit RGB, no filtering), so the demo needs no imaging library."""
-    h, w, _ = rgb.shape
-    raw = b"".join(b"\x00" + rgb[r].tobytes() for r in range(h))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 6))
-                     + chunk(b"IEND", b""))
-
-
-def motion_picture(frame: codecprim.Frame) -> np.ndarray:
-    """Each block coloured by its displacement: hue = direction, brightness = magnitude; intra blocks black."""
-    h, w = frame.luma.shape
-    img = np.zeros((h, w, 3), np.float32)
-    mvs = frame.motion_vectors.numpy()
-    past = mvs[mvs[:, MV.source] < 0]
-    if len(past):
-        dx = past[:, MV.motion_x] / past[:, MV.motion_scale]
-        dy = past[:, MV.motion_y] / past[:, MV.motion_scale]
-        mag = np.hypot(dx, dy)
-        scale = max(float(np.percentile(mag, 99)), 1e-6)
-        angle = np.arctan2(dy, dx)
-        colours = np.stack([np.cos(angle), np.cos(angle - 2.094), np.cos(angle + 2.094)], 1) * 0.5 + 0.5
-        colours *= np.clip(mag / scale, 0.15, 1.0)[:, None]
-        for (src, bw, bh, _, _, cx, cy, *_), colour in zip(past, colours):
-            img[max(cy - bh // 2, 0):cy + bh // 2, max(cx - bw // 2, 0):cx + bw // 2] = colour
-    return (img * 255).astype(np.uint8)
+def gop_table(path: str | os.PathLike) -> str:
+    """Stream info and the GOP table of a video, as text."""
+    with open_video(path, residuals=False) as reader:
+        info, gops, types, sizes = reader.info, reader.gops, reader.pict_types, reader.packet_sizes
+        lines = [f"{path}: {info.codec} {info.width}x{info.height} @ {info.fps:.2f} fps, {len(reader)} frames, "
+                 f"{info.container}, vectors {info.motion_vectors}",
+                 "  GOP  first  frames  pts_s    kB  types"]
+        for g in gops:
+            span = slice(g.first_frame, g.first_frame + g.num_frames)
+            shown = types[span] if g.num_frames <= 48 else types[span][:45] + "..."
+            lines.append(f"  {g.index:>3}  {g.first_frame:>5}  {g.num_frames:>6}  {g.pts_seconds:6.2f}  "
+                         f"{int(sizes[span].sum()) / 1000:5.1f}  {shown}")
+    return "\n".join(lines)
 
 
-def summarise(path: Path, out_png: Path) -> None:
-    with codecprim.open(path) as reader:
-        info = reader.info
-        print(f"{path}: {info.codec} {info.width}x{info.height} @ {info.fps:.2f} fps, {len(reader)} frames, "
-              f"vectors {info.motion_vectors}")
-        print(f"residuals: {info.residual_method}")
-        print("\nGOP  first  frames  pts_s   types")
+def budget_table(onevision_clip: str | os.PathLike, cope_clip: str | os.PathLike) -> str:
+    """Tokens of each recipe's clip against dense sampling of 64 frames."""
+    rows = []
+    with open_video(onevision_clip, residuals=False) as reader:
         types = reader.pict_types
-        for g in reader.gops:
-            print(f"{g.index:>3}  {g.first_frame:>5}  {g.num_frames:>6}  {g.pts_seconds:6.3f}  "
-                  f"{types[g.first_frame:g.first_frame + g.num_frames]}")
-        stats = {}
-        chosen = None
-        for frame in reader:
-            s = stats.setdefault(frame.pict_type, {"frames": 0, "vectors": 0, "mag": [], "res": [], "inter": 0.0})
-            s["frames"] += 1
-            mvs = frame.motion_vectors.numpy()
-            s["vectors"] += len(mvs)
-            if len(mvs):
-                scale = mvs[:, MV.motion_scale]
-                s["mag"].append(np.hypot(mvs[:, MV.motion_x] / scale, mvs[:, MV.motion_y] / scale).mean())
-            if frame.residual is not None:
-                s["res"].append(float(frame.residual.abs().float().mean()))
-                s["inter"] += frame.inter_pixels / frame.luma.numel()
-            if frame.pict_type == "P" and chosen is None and frame.index > 5:
-                chosen = frame
-        print("\ntype  frames  vectors/frame  mean |mv| px  mean |residual|  inter-coded")
-        for kind in "IPB":
-            if kind not in stats:
-                continue
-            s = stats[kind]
-            n = s["frames"]
-            mag = f"{np.mean(s['mag']):.2f}" if s["mag"] else "-"
-            res = f"{np.mean(s['res']):.2f}" if s["res"] else "-"
-            inter = f"{100 * s['inter'] / n:.1f}%" if s["res"] else "-"
-            print(f"{kind:>4}  {n:>6}  {s['vectors'] / n:>13.1f}  {mag:>12}  {res:>15}  {inter:>11}")
-        print(f"\ndamage: {reader.stats}")
-    if chosen is None or chosen.residual is None:
-        print("no P-frame with a residual to draw")
-        return
-    luma = chosen.luma.numpy()
-    residual = np.clip(chosen.residual.numpy().astype(np.int32) * 4 + 128, 0, 255).astype(np.uint8)
-    panel = np.concatenate(
-        [np.repeat(luma[..., None], 3, 2), np.repeat(residual[..., None], 3, 2), motion_picture(chosen)], axis=1
-    )
-    write_png(out_png, panel)
-    print(f"wrote {out_png}: frame {chosen.index} ({chosen.pict_type}) luma | residual (x4, grey = 0) | motion")
+        rows.append(("onevision (codec patches)", len(types), types.count("I"),
+                     onevision_budget(len(types), types.count("I"))))
+    with open_video(cope_clip, residuals=False) as reader:
+        types = reader.pict_types
+        rows.append(("cope (I-frames + delta tokens)", len(types), types.count("I"), cope_budget_from_frame_types(types)))
+    lines = ["  recipe                          frames  I-frames  codec tokens  dense-64 tokens  ratio"]
+    for name, n, n_i, b in rows:
+        lines.append(f"  {name:<30}  {n:>6}  {n_i:>8}  {b.codec_tokens:>12}  {b.dense_tokens:>15}  {b.ratio:5.2f}")
+    return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("video", nargs="?", help="a video file (default: generate a sample)")
-    parser.add_argument("--out", default="codecprim_demo.png", help="where to write the picture")
-    args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(args.video) if args.video else make_sample(Path(tmp))
-        try:
-            summarise(path, Path(args.out))
-        except codecprim.CodecprimError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-    return 0
+def run(out_dir: str | os.PathLike = "codecprim_demo", *, video: str | None = None) -> list[Path]:
+    """The demo: clip (made, or ``video``), GOP table, budgets, pictures in ``out_dir``; returns the pictures."""
+    from .pictures import show
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    source = Path(video) if video else make_clip(out)
+    onevision = transcode(source, out / "clip_onevision_h264.mp4", recipe="onevision-h264").path
+    cope = transcode(source, out / "clip_cope.avi", recipe="cope").path
+    if not video:
+        source.unlink()  # the raw frames are large; the encodes keep the clip
+    print(gop_table(onevision))
+    print("\n" + gop_table(cope))
+    print("\ntoken budgets against dense sampling of 64 frames:")
+    print(budget_table(onevision, cope))
+    pictures = show(onevision, out)
+    print(f"\nwrote {len(pictures)} pictures to {out}/: " + ", ".join(p.name for p in pictures))
+    return pictures
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from .cli import main
+
+    sys.exit(main(["demo", *sys.argv[1:]]))

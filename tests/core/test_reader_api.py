@@ -109,14 +109,3 @@ def test_closed_reader_refuses(media):
 def test_ffmpeg_versions():
     versions = codecprim.ffmpeg_versions()
     assert set(versions) >= {"libavcodec", "libavformat", "libavutil"}
-
-
-def test_demo_runs_on_its_own_sample(tmp_path, capsys):
-    from codecprim import demo
-
-    out = tmp_path / "demo.png"
-    assert demo.main(["--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "GOP  first" in printed and "mean |residual|" in printed
-    data = out.read_bytes()
-    assert data.startswith(b"\x89PNG") and len(data) > 1000

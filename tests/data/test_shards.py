@@ -158,9 +158,24 @@ def test_cope_recipe_is_wired_when_its_module_exists(corpus, tmp_path):
         with pytest.raises(ValueError, match="needs codecprim.data.cope"):
             write_shards(corpus[:1], tmp_path, recipe="cope")
         return
-    summary = write_shards(corpus[:2], tmp_path, recipe="cope")
-    sample = next(decode_sample(m) for _, m in read_tar(summary.shards[0]))
-    assert type(sample).__name__ == SHARD_RECIPES["cope"].sample_type
+    from codecprim.data.cope import cope_sample
+
+    options = dict(image_size=56, delta_size=56)
+    summary = write_shards(corpus[:3], tmp_path, recipe="cope", **options)
+    assert (summary.ok, summary.failed) == (2, 1)
+    samples = [decode_sample(m) for _, m in read_tar(summary.shards[0])]
+    assert len(samples) == 2 and type(samples[0]).__name__ == SHARD_RECIPES["cope"].sample_type
+    for sample, path in zip(samples, corpus[:2]):
+        assert_equal_clips(sample, cope_sample(path, **options))
+    from codecprim.data import ShardDataset
+
+    for sample, path in zip(ShardDataset(tmp_path), corpus[:2]):  # the typed sample, back through the dataset
+        assert_equal_clips(sample, cope_sample(path, **options))
+    rows = shard_index(tmp_path)
+    assert rows[0].frames_sampled == len(set(samples[0].keyframe_indices.tolist())
+                                         | set(samples[0].delta_last_indices.tolist()))
+    with pytest.raises(ValueError, match="unknown options for recipe 'cope'"):
+        write_shards(corpus[:1], tmp_path / "x", recipe="cope", num_frames=3)
 
 
 def test_ids_are_deterministic_and_safe():

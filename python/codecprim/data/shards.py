@@ -51,7 +51,7 @@ import torch
 from ..ops._checks import check_positive_int
 
 __all__ = ["SHARD_RECIPES", "IndexRow", "ShardRecipe", "WriteSummary", "decode_sample", "encode_sample",
-           "extract_video", "shard_index", "video_id", "write_shards", "ShardWriter"]
+           "extract_all", "extract_video", "shard_index", "video_id", "write_atomic", "write_shards", "ShardWriter"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class ShardRecipe:
     function: str      # per-video function: function(path, **options) -> sample dataclass
     sample_type: str   # dataclass name in ``module``
     checker: str = ""  # "module:function" validating the options in the main process, or ""
+    frame_fields: tuple[str, ...] = ()  # index tensors whose distinct values are the frames a sample holds
 
     def load(self) -> tuple[Callable[..., Any], type]:
         import importlib
@@ -74,7 +75,13 @@ class ShardRecipe:
         return getattr(module, self.function), getattr(module, self.sample_type)
 
     def check(self, options: dict) -> None:
-        self.load()
+        import inspect
+
+        function, _ = self.load()
+        known = set(inspect.signature(function).parameters) - {"path"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(f"unknown options for recipe {self.name!r}: {unknown}; {self.function} takes {sorted(known)}")
         if self.checker:
             import importlib
 
@@ -84,8 +91,9 @@ class ShardRecipe:
 
 SHARD_RECIPES = {
     "onevision": ShardRecipe("onevision", "codecprim.patches", "codec_patches", "CodecClip",
-                             "codecprim.data.shards:_check_codec_patches"),
-    "cope": ShardRecipe("cope", "codecprim.data.cope", "cope_sample", "CopeSample"),
+                             "codecprim.data.shards:_check_codec_patches", ("frame_indices",)),
+    "cope": ShardRecipe("cope", "codecprim.data.cope", "cope_sample", "CopeSample", "",
+                        ("keyframe_indices", "delta_last_indices")),
 }
 
 
@@ -94,11 +102,7 @@ def _check_codec_patches(options: dict) -> None:
 
     from ..patches import _check_arguments, codec_patches
 
-    known = set(inspect.signature(codec_patches).parameters) - {"path"}
-    unknown = sorted(set(options) - known)
-    if unknown:
-        raise ValueError(f"unknown options for recipe 'onevision': {unknown}; codec_patches takes {sorted(known)}")
-    defaults = {k: p.default for k, p in inspect.signature(codec_patches).parameters.items() if k in known}
+    defaults = {k: p.default for k, p in inspect.signature(codec_patches).parameters.items() if k != "path"}
     _check_arguments(**{k: v for k, v in {**defaults, **options}.items() if k != "device"})
 
 
@@ -236,7 +240,8 @@ def extract_video(path: str, sample_id: str, recipe: str, options: dict) -> tupl
     from ..errors import CodecprimError
     from .motion_stats import motion_stats
 
-    function, _ = _recipe(recipe).load()
+    chosen = _recipe(recipe)
+    function, _ = chosen.load()
     start = time.perf_counter()
     row: dict[str, Any] = dict(id=sample_id, path=path, status="ok", cause="", error_type="", frames=None,
                                frames_sampled=None, inter_frames=None, motion_mean=None, static_share=None)
@@ -249,10 +254,9 @@ def extract_video(path: str, sample_id: str, recipe: str, options: dict) -> tupl
         row.update(status="failed", cause=cause, error_type=type(error).__name__)
         members = None
     else:
-        frame_indices = getattr(sample, "frame_indices", None)
+        sampled = torch.cat([getattr(sample, name).reshape(-1) for name in chosen.frame_fields])
         row.update(frames=stats.frames, inter_frames=stats.inter_frames, motion_mean=stats.motion_mean,
-                   static_share=stats.static_share,
-                   frames_sampled=None if frame_indices is None else int(len(frame_indices)))
+                   static_share=stats.static_share, frames_sampled=int(sampled.unique().numel()))
     row["seconds"] = time.perf_counter() - start
     return row, members
 
@@ -306,7 +310,7 @@ class ShardWriter:
                 raise ValueError(f"{self.out} holds a corpus made with other videos, recipe or options; use an empty "
                                  "folder or the same arguments to resume")
             return
-        _write_atomic(path, text.encode())
+        write_atomic(path, text.encode())
 
     def _resume(self) -> None:
         for stale in list(self.out.glob(".*.tmp-*")) + list(self.partial.glob("*.tmp-*")):
@@ -343,9 +347,9 @@ class ShardWriter:
             with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
                 for member, data in members.items():
                     _tar_add(tar, member, data)
-            _write_atomic(self.partial / f"{vid}.tar", buffer.getvalue())
+            write_atomic(self.partial / f"{vid}.tar", buffer.getvalue())
             self.members.add(position)
-        _write_atomic(self.partial / f"{vid}.json", json.dumps(row, sort_keys=True).encode())
+        write_atomic(self.partial / f"{vid}.json", json.dumps(row, sort_keys=True).encode())
         self.rows[position] = row
         k = position // self.per_shard
         if all(i in self.rows for i in self._videos(k)):
@@ -364,8 +368,8 @@ class ShardWriter:
                         for info in part:
                             _tar_add(tar, info.name, part.extractfile(info).read())
         lines = "".join(json.dumps(self.rows[i], sort_keys=True) + "\n" for i in self._videos(k))
-        _write_atomic(target.with_suffix(".index.jsonl"), lines.encode())
-        _write_atomic(target, buffer.getvalue())  # the shard appears last, complete
+        write_atomic(target.with_suffix(".index.jsonl"), lines.encode())
+        write_atomic(target, buffer.getvalue())  # the shard appears last, complete
         for i in self._videos(k):
             (self.partial / f"{self.ids[i]}.tar").unlink(missing_ok=True)
             (self.partial / f"{self.ids[i]}.json").unlink(missing_ok=True)
@@ -375,14 +379,14 @@ class ShardWriter:
             if all(i in self.rows for i in self._videos(k)):
                 self._write_shard(k)
         rows = [self.rows[i] for i in sorted(self.rows)]
-        _write_atomic(self.out / "index.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
+        write_atomic(self.out / "index.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows).encode())
         ok = sum(r["status"] == "ok" for r in rows)
         return WriteSummary(out_dir=str(self.out), shards=[str(self.out / self.shard_name(k))
                                                            for k in range(self.shard_count)],
                             ok=ok, failed=len(rows) - ok, resumed=self.resumed, seconds=seconds)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     temp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     with open(temp, "wb") as f:
         f.write(data)
@@ -396,7 +400,7 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _pooled(jobs: list[tuple[int, str, str]], recipe: str, options: dict,
+def extract_all(jobs: list[tuple[int, str, str]], recipe: str, options: dict,
             workers: int) -> Iterator[tuple[int, dict, dict[str, bytes] | None]]:
     """Results of ``jobs`` from ``workers`` processes as they finish (at most 4 per worker in flight)."""
     if workers == 1:
@@ -443,7 +447,7 @@ def write_shards(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
     check_positive_int("workers", workers)
     writer = ShardWriter(paths, out_dir, recipe=recipe, samples_per_shard=samples_per_shard, name=name,
                          options=recipe_options)
-    for position, row, members in _pooled(writer.todo(), recipe, writer.options, workers):
+    for position, row, members in extract_all(writer.todo(), recipe, writer.options, workers):
         done = writer.add(position, row, members)
         if progress is not None:
             progress(done)

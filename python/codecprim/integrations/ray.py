@@ -79,7 +79,7 @@ def write_shards(paths: Iterable[str | os.PathLike], out_dir: str | os.PathLike,
         items = [{"position": position, "path": path, "id": vid} for position, path, vid in jobs]
         results = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
             _Extractor, fn_constructor_kwargs={"recipe": recipe, "options": writer.options}, batch_size=1,
-            concurrency=concurrency, num_cpus=1, batch_format="numpy")
+            compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=1, batch_format="numpy")
         for result in results.iter_rows():
             done = writer.add(int(result["position"]), json.loads(result["row"]), pickle.loads(result["members"]))
             if progress is not None:
