@@ -15,7 +15,10 @@ import shutil
 import subprocess
 from typing import List, Sequence
 
-__all__ = ["background_stills", "motion_clips"]
+import torch
+import torch.nn.functional as F
+
+__all__ = ["background_stills", "motion_clips", "warp_previous"]
 
 
 def _ffmpeg(*args: str) -> None:
@@ -72,3 +75,13 @@ def motion_clips(folder: str, count: int, *, size: Sequence[int] = (128, 224), f
         _ffmpeg("-i", bg, "-i", obj, "-filter_complex", graph, "-frames:v", str(frames), "-c:v", "libx264",
                 "-preset", "veryfast", "-crf", "20", "-bf", "0", "-refs", "1", "-g", "250", "-sc_threshold", "0", out)
     return paths
+
+
+def warp_previous(prev: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) frames t-1 moved by their (N, H, W, 2) dense motion fields (pixel (x, y) of frame t takes
+    t-1's content at (x + dx, y + dy), bilinear, edges extended): the "primitives explain the change" oracle."""
+    n, _, h, w = prev.shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    grid = torch.stack([(xs + motion[..., 0]) / (w - 1) * 2 - 1, (ys + motion[..., 1]) / (h - 1) * 2 - 1], -1)
+    return F.grid_sample(prev.float(), grid, align_corners=True, padding_mode="border")  # (N, C, H, W)

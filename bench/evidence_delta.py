@@ -15,14 +15,34 @@ import statistics
 import sys
 import time
 
-from evidence_clips import motion_clips
+import torch
+from evidence_clips import motion_clips, warp_previous
 
 from codecprim.train.delta_pretrain import CONTROLS, TrainConfig, train
+
+
+@torch.no_grad()
+def warp_oracle(paths, size) -> tuple[float, float]:
+    """Token MSE of the previous frame moved by the true motion field, and of the previous frame as it is."""
+    from codecprim.datasets.delta_pairs import DeltaPairs
+    from codecprim.models.efficientnet_lite import EfficientNetLite0Tokens
+
+    data = DeltaPairs(paths, size=tuple(size))
+    encoder = EfficientNetLite0Tokens().eval()
+    prev = torch.stack([data.images[p["prev"]] for p in data.pairs])
+    cur = encoder(torch.stack([data.images[p["cur"]] for p in data.pairs]))
+    warped = warp_previous(prev, torch.stack([p["motion"] for p in data.pairs])).round().clamp(0, 255)
+    return (float(((encoder(warped.to(torch.uint8)) - cur) ** 2).mean()),
+            float(((encoder(prev) - cur) ** 2).mean()))
 
 
 def run(args) -> dict:
     paths = motion_clips(args.workdir, args.clips, size=args.clip_size, frames=args.frames, seed=args.data_seed)
     rows = {}
+    if args.oracle:
+        warped, copy = warp_oracle(paths, args.size)
+        print(f"warp oracle (t-1 moved by the true motion field): token MSE {warped:.4f} vs copy-previous "
+              f"{copy:.4f} ({warped / copy:.3f}x), all pairs", flush=True)
     print(f"{len(paths)} clips of {args.frames} frames, {args.clip_size[0]}x{args.clip_size[1]} -> "
           f"{args.size[0]}x{args.size[1]}; preset {args.preset}, {args.steps} steps, batch {args.batch_size}, "
           f"lr {args.lr}, motion norm {args.motion_norm}", flush=True)
@@ -70,6 +90,7 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--motion-norm", default="scale", choices=("scale", "minmax"))
+    ap.add_argument("--oracle", action="store_true", help="also print the motion-warp oracle's token MSE")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--controls", nargs="+", default=list(CONTROLS), choices=CONTROLS)
     return run(ap.parse_args(argv))

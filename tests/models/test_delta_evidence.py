@@ -18,7 +18,7 @@ from codecprim.models.delta_encoder import DeltaEncoder, DeltaEncoderConfig
 from codecprim.train.delta_pretrain import CONTROLS, TrainConfig, apply_control, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from evidence_clips import motion_clips  # noqa: E402
+from evidence_clips import motion_clips, warp_previous  # noqa: E402
 
 ENC = DeltaEncoderConfig(out_dim=36, width=36, depth=1, heads=9, trunk_base_width=8)
 
@@ -84,11 +84,7 @@ def test_evidence_footage_change_is_explained_by_its_motion(evidence_clips) -> N
     prev = torch.stack([data.images[p["prev"]] for p in data.pairs]).float()  # (N, 3, H, W)
     cur = torch.stack([data.images[p["cur"]] for p in data.pairs]).float()
     motion = torch.stack([p["motion"] for p in data.pairs])  # (N, H, W, 2)
-    n, _, h, w = prev.shape
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                            indexing="ij")
-    grid = torch.stack([(xs + motion[..., 0]) / (w - 1) * 2 - 1, (ys + motion[..., 1]) / (h - 1) * 2 - 1], -1)
-    warped = F.grid_sample(prev, grid, align_corners=True, padding_mode="border")
+    warped = warp_previous(prev, motion)
     assert float(motion.abs().mean()) > 1.0, "the clips must move"
     assert float(((warped - cur) ** 2).mean()) < 0.5 * float(((prev - cur) ** 2).mean())
 
