@@ -37,27 +37,31 @@ def recall_at_1(queries: torch.Tensor, candidates: torch.Tensor, truth: torch.Te
 @torch.no_grad()
 def evaluate(checkpoint: str, paths, size, holdout: float, control: str, seed: int) -> tuple[float, float]:
     """(recall@1 from t-1's tokens, recall@1 from the prediction) over the held-out pairs."""
-    from codecprim.datasets.delta_pairs import DeltaPairs
+    from codecprim.data.delta_pairs import DeltaPairs
     from codecprim.models.delta_pretrain import load_checkpoint
     from codecprim.models.efficientnet_lite import EfficientNetLite0Tokens
     from codecprim.train.delta_pretrain import _split, apply_control
 
-    data = DeltaPairs(paths, size=size)
+    data = DeltaPairs(paths, size=size, on_error="raise")
     _, held = _split(data, holdout)
+    pairs = [data[i] for i in held]
     encoder = EfficientNetLite0Tokens().eval()
-    tokens = torch.cat([encoder(torch.stack(data.images[i:i + 32])) for i in range(0, len(data.images), 32)])
-    pairs = [data.pairs[i] for i in held]
-    motion = torch.stack([p["motion"] for p in data.pairs])
-    residual = torch.stack([p["residual"] for p in data.pairs])
-    motion, residual = apply_control(motion, residual, torch.tensor([p["clip"] for p in data.pairs]), control, seed)
+    prev = encoder(torch.stack([p.prev_image for p in pairs]))  # (N, P, c)
+    cur = encoder(torch.stack([p.image for p in pairs]))
+    motion, residual = apply_control(torch.stack([p.motion for p in pairs]), torch.stack([p.residual for p in pairs]),
+                                     torch.tensor([p.clip for p in pairs]), control, seed)
     model = load_checkpoint(checkpoint).eval()
-    prev = tokens[[p["prev"] for p in pairs]]
-    pred = model(motion[held], residual[held], prev, grid=encoder.grid(*size))
-    frames = sorted({p["cur"] for p in pairs} | {p["prev"] for p in pairs})
-    slot = {f: i for i, f in enumerate(frames)}
-    truth = torch.tensor([slot[p["cur"]] for p in pairs])
-    exclude = torch.tensor([slot[p["prev"]] for p in pairs])
-    candidates = tokens[frames]
+    pred = model(motion, residual, prev, grid=encoder.grid(*size))
+    # Candidates: every distinct frame of the held-out pairs, identified by (clip, display index).
+    tokens = {}
+    for p, a, b in zip(pairs, prev, cur):
+        tokens.setdefault((p.clip, p.ref_frame), a)
+        tokens.setdefault((p.clip, p.frame), b)
+    keys = sorted(tokens)
+    slot = {k: i for i, k in enumerate(keys)}
+    candidates = torch.stack([tokens[k] for k in keys])
+    truth = torch.tensor([slot[p.clip, p.frame] for p in pairs])
+    exclude = torch.tensor([slot[p.clip, p.ref_frame] for p in pairs])
     return recall_at_1(prev, candidates, truth, exclude), recall_at_1(pred, candidates, truth, exclude)
 
 

@@ -78,12 +78,13 @@ def evidence_clips(tmp_path_factory):
 def test_evidence_footage_change_is_explained_by_its_motion(evidence_clips) -> None:
     # The data the comparison needs: warping frame t-1 by its own motion field explains most of the change to
     # frame t (pixel MSE well below copying t-1), so a model that reads the primitives has something to gain.
-    from codecprim.datasets.delta_pairs import DeltaPairs
+    from codecprim.data.delta_pairs import DeltaPairs
 
-    data = DeltaPairs(evidence_clips, size=None)
-    prev = torch.stack([data.images[p["prev"]] for p in data.pairs]).float()  # (N, 3, H, W)
-    cur = torch.stack([data.images[p["cur"]] for p in data.pairs]).float()
-    motion = torch.stack([p["motion"] for p in data.pairs])  # (N, H, W, 2)
+    data = DeltaPairs(evidence_clips, size=None, on_error="raise")
+    pairs = [data[i] for i in range(len(data))]
+    prev = torch.stack([p.prev_image for p in pairs]).float()  # (N, 3, H, W)
+    cur = torch.stack([p.image for p in pairs]).float()
+    motion = torch.stack([p.motion for p in pairs])  # (N, H, W, 2)
     warped = warp_previous(prev, motion)
     assert float(motion.abs().mean()) > 1.0, "the clips must move"
     assert float(((warped - cur) ** 2).mean()) < 0.5 * float(((prev - cur) ** 2).mean())

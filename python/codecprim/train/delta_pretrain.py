@@ -254,15 +254,16 @@ def _evaluate(model: DeltaPretrainer, dataset: DeltaPairs, encoder, idx: list[in
     batch norm uses its running statistics, so no rank's score depends on another's batch).
     """
     model.eval()
-    total = base = 0.0
+    losses, baselines = [], []  # per pair: math.fsum makes the totals independent of batching and order
     mine = idx[ctx.rank::ctx.world_size]
     if control == "shuffled":  # pairs of one clip sit together; mixed batches give each another clip's pair
         mine = [mine[i] for i in torch.randperm(len(mine), generator=torch.Generator().manual_seed(seed)).tolist()]
     for n, pairs in enumerate(_pairs(dataset, [mine[i:i + batch] for i in range(0, len(mine), batch)], workers)):
         motion, residual, prev, target = _batch(pairs, encoder, ctx.device, control, seed + n)
         pred = model(motion, residual, prev, grid=grid)
-        total += float(patchwise_mse(pred, target, reduction="none").mean(1).sum())
-        base += float(patchwise_mse(prev, target, reduction="none").mean(1).sum())
+        losses += patchwise_mse(pred, target, reduction="none").mean(1).tolist()
+        baselines += patchwise_mse(prev, target, reduction="none").mean(1).tolist()
+    total, base = math.fsum(losses), math.fsum(baselines)
     model.train()
     if ctx.distributed:
         total, base = ctx.all_reduce_sum(torch.tensor([total, base], dtype=torch.float64)).tolist()
