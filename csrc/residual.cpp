@@ -171,6 +171,7 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
     column_weight_[cx] = static_cast<uint8_t>(inside(cx * kCell, kCell, crop_x, crop_x + out_width));
   }
   search_.sad_per_pixel = 1;
+  const bool searching = in.qp != nullptr && (in.num_past > 1 || in.num_future > 1);
   // Intra cells: zero-motion prediction from the past reference (else the future one, else mid-grey).
   const Plane* fallback = in.num_past > 0 ? in.past : (in.num_future > 0 ? in.future : nullptr);
 
@@ -188,7 +189,7 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
     for (int tx = crop_x / kTile; tx <= last_tx; ++tx) {
       const int x0 = tx * kTile;
       const int t = ty * tiles_w + tx;
-      if (in.qp != nullptr) {
+      if (searching) {
         search_.sad_per_pixel = sad_explained_by_qp(in.qp[std::min(ty, in.qp_rows - 1) * in.qp_stride +
                                                           std::min(tx, in.qp_stride - 1)]);
       }

@@ -27,6 +27,9 @@ class Reader:
 def predict(ref: np.ndarray, x: int, y: int, mv_x: int, mv_y: int, w: int, h: int, method: str) -> np.ndarray:
     """One block of motion-compensated prediction; method: h264, halfpel, halfpel_no_rounding, bilinear_qpel."""
 
+def simd_level() -> str:
+    """Instruction set of the pixel kernels: "avx2", "sse2" or "baseline" (CODECPRIM_SIMD lowers it)."""
+
 def ffmpeg_versions() -> Dict[str, str]: ...
 def set_ffmpeg_log_level(level: str) -> str:
     """Sets libavutil's process-wide log level by name; returns the previous one. ValueError for unknown names."""
