@@ -59,3 +59,23 @@ def test_codec_patches_runs_at_one_thread_and_gives_the_same_clip(media, three_t
     with pytest.raises(CodecprimError):
         patches.codec_patches(Path(path).with_name("missing.mp4"))
     assert torch.get_num_threads() == 3
+
+
+def test_cope_sample_runs_at_one_thread_and_restores_the_count(media, three_threads, monkeypatch):
+    import codecprim.data.cope as cope
+
+    seen = []
+    fuse = cope.fuse_fields
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return fuse(*args, **kwargs)
+
+    monkeypatch.setattr(cope, "fuse_fields", spy)
+    at_three = cope.cope_sample(media["h264_no_bframes"], max_gops=2, fuse=4)
+    assert seen and set(seen) == {1} and torch.get_num_threads() == 3
+    torch.set_num_threads(1)
+    at_one = cope.cope_sample(media["h264_no_bframes"], max_gops=2, fuse=4)
+    torch.set_num_threads(3)
+    assert torch.equal(at_three.motion, at_one.motion) and torch.equal(at_three.residual, at_one.residual)
+    assert torch.equal(at_three.keyframes, at_one.keyframes)

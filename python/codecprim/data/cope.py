@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from .._intra_op import intra_op_threads
 from ..errors import InvalidVideoError, UnsupportedVideoError
 from ..ops._checks import check_choice, check_positive_int
 from ..ops.fusion import field_at_size, fuse_fields, fused_residual
@@ -135,6 +136,7 @@ def _check(max_gops, keyframes_per_gop, fuse, image_size, delta_size, b_frames, 
         raise ValueError(f"seed must be a non-negative int or None; got {seed!r}")
 
 
+@intra_op_threads(1)  # small ops: torch's default threads only spin-wait (codecprim._intra_op)
 def cope_sample(path: str | os.PathLike, *, max_gops: int = 64, keyframes_per_gop: int = 1, fuse: int = 30,
                 image_size: int = 224, delta_size: int = 224, b_frames: str = "skip",
                 seed: int | None = 0) -> CopeSample:
