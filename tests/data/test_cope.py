@@ -283,3 +283,16 @@ def test_dataset_items_and_raise_policy(media, tmp_path):
     assert "keyframes=(1, 3, 32, 32)" in repr(item)
     with pytest.raises(codecprim.InvalidVideoError):
         CopeDataset([bad], on_error="raise")[0]
+
+
+def test_truncated_file_sample_says_so(media, tmp_path):
+    if "truncated" not in codecprim.ReaderStats.__dataclass_fields__:
+        pytest.skip("needs reader.stats.truncated (the core's truncation report)")
+    cut = cope_sample(make_truncated(tmp_path), fuse=4, **SMALL)  # the index promises 20 frames, fewer decode
+    assert cut.truncated is True and len(cut.keyframe_indices) >= 1
+    with codecprim.open(make_truncated(tmp_path)) as reader:
+        types, gops, pts = reader.pict_types, reader.gops, reader.pts_seconds
+    assert int(cut.keyframe_indices.max()) < len(types)
+    assert torch.equal(cut.keyframe_pts_seconds, pts[cut.keyframe_indices])
+    assert all(types[i] == "P" for i in cut.delta_last_indices.tolist())
+    assert cope_sample(media["h264_no_bframes"], **SMALL).truncated is False

@@ -154,7 +154,9 @@ def cope_sample(path: str | os.PathLike, *, max_gops: int = 64, keyframes_per_go
 
     Raises:
         UnsupportedVideoError: the codec exports no motion vectors.
-        InvalidVideoError: not a readable video, or it has no frames.
+        InvalidVideoError: not a readable video, or it has no frames, or frames the parser listed did not
+            decode while the reader saw no truncation. A truncated file (``reader.stats.truncated``) gives the
+            keyframes and groups decoded before the cut, with ``truncated=True``.
     """
     _check(max_gops, keyframes_per_gop, fuse, image_size, delta_size, b_frames, seed)
     path = os.fspath(path)
@@ -226,10 +228,14 @@ class _Builder:
 
     def sample(self, pts: torch.Tensor, truncated: bool) -> CopeSample:
         plan, d = self.plan, self.delta_size
-        if len(self.keyframes) != len(plan.keyframes) or len(self.motion) != len(plan.groups):
-            raise InvalidVideoError(self.path, "the decoder produced fewer frames than the parser pass listed")
-        keys = torch.tensor(plan.keyframes, dtype=torch.int64)
-        firsts = torch.tensor([g.frames[0] for g in plan.groups], dtype=torch.int64)
+        keyframes, groups = plan.keyframes, plan.groups
+        if len(self.keyframes) != len(keyframes) or len(self.motion) != len(groups):
+            if not truncated or not self.keyframes:
+                raise InvalidVideoError(self.path, "the decoder produced fewer frames than the parser pass listed")
+            # A file cut short: frames arrive in display order, so what was built is a prefix of the plan.
+            keyframes, groups = keyframes[:len(self.keyframes)], groups[:len(self.motion)]
+        keys = torch.tensor(keyframes, dtype=torch.int64)
+        firsts = torch.tensor([g.frames[0] for g in groups], dtype=torch.int64)
         return CopeSample(
             keyframes=torch.stack(self.keyframes) if self.keyframes else torch.zeros(
                 (0, 3, self.image_size, self.image_size), dtype=torch.uint8),
@@ -237,8 +243,8 @@ class _Builder:
             motion=torch.stack(self.motion) if self.motion else torch.zeros((0, d, d, 2), dtype=torch.float32),
             residual=torch.stack(self.residual) if self.residual else torch.zeros((0, d, d), dtype=torch.int16),
             delta_indices=firsts, delta_pts_seconds=pts[firsts],
-            delta_last_indices=torch.tensor([g.frames[-1] for g in plan.groups], dtype=torch.int64),
-            delta_reference_indices=torch.tensor([g.reference for g in plan.groups], dtype=torch.int64),
+            delta_last_indices=torch.tensor([g.frames[-1] for g in groups], dtype=torch.int64),
+            delta_reference_indices=torch.tensor([g.reference for g in groups], dtype=torch.int64),
             path=self.path, truncated=truncated)
 
 
