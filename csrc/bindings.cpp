@@ -4,13 +4,18 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "errors.h"
 #include "ffmpeg.h"
 #include "ffmpeg_log.h"
+#include "input_source.h"
 #include "interpolation.h"
+#include "simd_dispatch.h"
 #include "transcoder.h"
 #include "video_reader.h"
 
@@ -74,15 +79,82 @@ py::dict frame_dict(FrameData& f) {
   return d;
 }
 
+// A binary Python file object as a ByteSource: reads take the GIL (the decoder runs without it), and a failing
+// read() is reported with Python's own message.
+class PyFileSource : public ByteSource {
+ public:
+  explicit PyFileSource(py::object file) : file_(std::move(file)) {
+    try {
+      file_.attr("seek")(0, 2);
+      size_ = file_.attr("tell")().cast<int64_t>();
+    } catch (const py::error_already_set&) {
+      size_ = -1;  // a stream that cannot tell its end (seeking still works)
+    }
+  }
+  ~PyFileSource() override {
+    py::gil_scoped_acquire gil;
+    file_ = py::object();
+  }
+  int64_t size() override { return size_; }
+  std::string error() const override { return error_; }
+
+  int read_at(int64_t pos, uint8_t* dst, int n) override {
+    py::gil_scoped_acquire gil;
+    try {
+      file_.attr("seek")(pos);
+      py::object got = file_.attr("read")(n);
+      if (got.is_none()) return 0;
+      if (!py::isinstance<py::bytes>(got)) got = py::bytes(got);  // bytearray, memoryview; str raises
+      const std::string_view data = got.cast<py::bytes>().operator std::string_view();
+      const size_t count = std::min(data.size(), static_cast<size_t>(n));
+      std::memcpy(dst, data.data(), count);
+      return static_cast<int>(count);
+    } catch (py::error_already_set& e) {
+      error_ = e.what();
+      return -1;
+    } catch (const std::exception& e) {  // nothing may unwind through FFmpeg's C frames
+      error_ = e.what();
+      return -1;
+    }
+  }
+
+ private:
+  py::object file_;
+  int64_t size_ = -1;
+  std::string error_;
+};
+
+// What codecprim.open was given: a path, bytes-like data (copied), or a seekable binary file object.
+Input input_of(const py::object& source, const std::string& name, bool is_path) {
+  Input input;
+  input.name = name;
+  if (is_path) return input;
+  if (py::isinstance<py::bytes>(source) || py::isinstance<py::bytearray>(source) ||
+      py::isinstance<py::memoryview>(source)) {
+    py::buffer_info buffer = py::reinterpret_borrow<py::buffer>(source).request();
+    const size_t size = static_cast<size_t>(buffer.size * buffer.itemsize);
+    py::gil_scoped_release release;
+    input.source = std::make_shared<MemorySource>(static_cast<const uint8_t*>(buffer.ptr), size);
+    return input;
+  }
+  input.source = std::make_shared<PyFileSource>(source);
+  return input;
+}
+
 class PyReader {
  public:
-  PyReader(const std::string& path, bool residuals, int threads, bool strict, bool chroma) : path_(path) {
+  PyReader(const py::object& source, const std::string& name, bool is_path, bool residuals, int threads, bool strict,
+           bool chroma, double stall_seconds)
+      : path_(name) {
     ReaderOptions options;
     options.residuals = residuals;
     options.threads = threads;
     options.strict = strict;
     options.chroma = chroma;
-    reader_ = std::make_unique<VideoReader>(path, options);
+    options.stall_seconds = stall_seconds;
+    Input input = input_of(source, name, is_path);
+    py::gil_scoped_release release;  // a file object's reads take the GIL back
+    reader_ = std::make_unique<VideoReader>(input, options);
   }
 
   VideoReader& reader() {
@@ -144,8 +216,12 @@ class PyReader {
     d["decode_errors"] = s.decode_errors;
     d["frames_reordered"] = s.frames_reordered;
     d["frames_retimed"] = s.frames_retimed;
+    d["truncated"] = s.truncated;
+    d["truncation"] = s.truncation;
     d["residual_seconds"] = s.residual_ns * 1e-9;
     d["copy_seconds"] = s.copy_ns * 1e-9;
+    d["reference_searches"] = s.reference_searches;
+    d["reference_search_exhausted"] = s.reference_search_exhausted;
     return d;
   }
 
@@ -196,6 +272,7 @@ PYBIND11_MODULE(_core, m) {
         case ErrorKind::kInvalidData: name = "InvalidVideoError"; break;
         case ErrorKind::kUnsupported: name = "UnsupportedVideoError"; break;
         case ErrorKind::kIo: name = "VideoIOError"; break;
+        case ErrorKind::kStalled: name = "VideoStallError"; break;
       }
       py::object exc = errors.attr(name)(e.path(), e.cause());
       PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
@@ -204,6 +281,8 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("predict", &predict, py::arg("ref"), py::arg("x"), py::arg("y"), py::arg("mv_x"), py::arg("mv_y"), py::arg("w"),
         py::arg("h"), py::arg("method"));
+  // The instruction set the pixel kernels run with ("avx2", "sse2" or "baseline"; CODECPRIM_SIMD lowers it).
+  m.def("simd_level", [] { return std::string(simd_level_name(pixel_kernels().level)); });
   m.def("set_ffmpeg_log_level", &set_ffmpeg_log_level, py::arg("level"));
   m.def("ffmpeg_log_level", &ffmpeg_log_level);
   m.def("motion_vector_columns", []() {
@@ -251,8 +330,9 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("src"), py::arg("dst"), py::arg("recipe"), py::arg("overrides"), py::arg("progress"));
 
   py::class_<PyReader>(m, "Reader")
-      .def(py::init<const std::string&, bool, int, bool, bool>(), py::arg("path"), py::arg("residuals") = true,
-           py::arg("threads") = 1, py::arg("strict") = false, py::arg("chroma") = false)
+      .def(py::init<const py::object&, const std::string&, bool, bool, int, bool, bool, double>(), py::arg("source"),
+           py::arg("name"), py::arg("is_path"), py::arg("residuals") = true, py::arg("threads") = 1,
+           py::arg("strict") = false, py::arg("chroma") = false, py::arg("stall_seconds") = 60.0)
       .def("info", [](PyReader& r) { return info_dict(r.reader().info()); })
       .def("next", &PyReader::next)
       .def("index", &PyReader::index)
@@ -264,6 +344,10 @@ PYBIND11_MODULE(_core, m) {
       .def("rewind", [](PyReader& r) {
         py::gil_scoped_release release;
         r.reader().rewind();
+      })
+      .def("request", [](PyReader& r, std::vector<int64_t> indices) {
+        py::gil_scoped_release release;
+        r.reader().request(std::move(indices));
       })
       .def("close", &PyReader::close);
 }

@@ -97,7 +97,21 @@ VopHeader parse_vop(BitReader& br, const Mpeg4Vol& vol) {
   return vop;
 }
 
-int parse_vop_rounding(BitReader& br, const Mpeg4Vol& vol) { return parse_vop(br, vol).rounding; }
+// Walks the MPEG-4 start codes of a packet: VOL headers update `vol`, and visit(header, offset) is called for
+// each VOP until it returns false.
+template <typename Visit>
+void for_each_vop(const uint8_t* data, size_t size, Mpeg4Vol& vol, Visit visit) {
+  for (size_t i = 0; i + 3 < size; ++i) {
+    if (data[i] != 0 || data[i + 1] != 0 || data[i + 2] != 1) continue;
+    const uint8_t code = data[i + 3];
+    BitReader br(data + i + 4, size - i - 4);
+    if (code >= 0x20 && code <= 0x2F) {
+      parse_vol(br, vol);
+    } else if (code == 0xB6 && !visit(parse_vop(br, vol), i)) {
+      return;
+    }
+  }
+}
 
 // Calls visit(header byte, offset of the NAL payload) for each NAL unit of an H.264 access unit.
 template <typename Visit>
@@ -122,17 +136,12 @@ void for_each_nal(const uint8_t* data, size_t size, int nal_length_size, Visit v
 }  // namespace
 
 int mpeg4_vop_rounding(const uint8_t* data, size_t size, Mpeg4Vol& vol) {
-  for (size_t i = 0; i + 3 < size; ++i) {
-    if (data[i] != 0 || data[i + 1] != 0 || data[i + 2] != 1) continue;
-    const uint8_t code = data[i + 3];
-    BitReader br(data + i + 4, size - i - 4);
-    if (code >= 0x20 && code <= 0x2F) {
-      parse_vol(br, vol);
-    } else if (code == 0xB6) {
-      return parse_vop_rounding(br, vol);
-    }
-  }
-  return -1;
+  int rounding = -1;
+  for_each_vop(data, size, vol, [&rounding](const VopHeader& vop, size_t) {
+    rounding = vop.rounding;
+    return false;  // the first VOP of the packet only
+  });
+  return rounding;
 }
 
 H263Picture parse_h263_picture(const uint8_t* data, size_t size) {
@@ -187,18 +196,11 @@ bool h264_has_idr(const uint8_t* data, size_t size, int nal_length_size) {
 
 std::vector<Mpeg4Vop> mpeg4_coded_vops(const uint8_t* data, size_t size, Mpeg4Vol& vol) {
   std::vector<Mpeg4Vop> vops;
-  for (size_t i = 0; i + 3 < size; ++i) {
-    if (data[i] != 0 || data[i + 1] != 0 || data[i + 2] != 1) continue;
-    const uint8_t code = data[i + 3];
-    BitReader br(data + i + 4, size - i - 4);
-    if (code >= 0x20 && code <= 0x2F) {
-      parse_vol(br, vol);
-    } else if (code == 0xB6) {
-      if (!vops.empty()) vops.back().size = i - vops.back().offset;
-      const VopHeader vop = parse_vop(br, vol);
-      if (vop.coded) vops.push_back(Mpeg4Vop{"IPBP"[vop.coding_type & 3], vops.empty() ? 0 : i, size - i});
-    }
-  }
+  for_each_vop(data, size, vol, [&](const VopHeader& vop, size_t at) {
+    if (!vops.empty()) vops.back().size = at - vops.back().offset;
+    if (vop.coded) vops.push_back(Mpeg4Vop{"IPBP"[vop.coding_type & 3], vops.empty() ? 0 : at, size - at});
+    return true;
+  });
   return vops;
 }
 

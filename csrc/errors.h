@@ -12,6 +12,7 @@ enum class ErrorKind {
   kInvalidData,  // not a readable video: no video stream, an image, garbage, damage in strict mode -> ValueError
   kUnsupported,  // a video the core cannot decode (no decoder in this FFmpeg build) -> ValueError
   kIo,           // the OS or FFmpeg failed to read -> OSError
+  kStalled,      // reading made no progress for the reader's stall_seconds -> TimeoutError
 };
 
 class Error : public std::runtime_error {

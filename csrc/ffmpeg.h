@@ -34,6 +34,13 @@ struct PacketFreer {
 struct ParserCloser {
   void operator()(AVCodecParserContext* parser) const { av_parser_close(parser); }
 };
+struct AvioContextFreer {
+  // A custom AVIO context owns the buffer it was given (FFmpeg may have replaced it while probing).
+  void operator()(AVIOContext* io) const {
+    av_freep(&io->buffer);
+    avio_context_free(&io);
+  }
+};
 struct DictionaryFreer {
   void operator()(AVDictionary* dict) const { av_dict_free(&dict); }
 };
@@ -60,6 +67,7 @@ using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextFreer>;
 using FramePtr = std::unique_ptr<AVFrame, FrameFreer>;
 using PacketPtr = std::unique_ptr<AVPacket, PacketFreer>;
 using ParserPtr = std::unique_ptr<AVCodecParserContext, ParserCloser>;
+using AvioContextPtr = std::unique_ptr<AVIOContext, AvioContextFreer>;
 
 // Unrefs a packet when the scope that filled it ends, so every early return releases the payload.
 class PacketScope {

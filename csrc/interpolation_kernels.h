@@ -190,6 +190,12 @@ void h264_qpel(const Plane& ref, int x, int y, int mv_x, int mv_y, int w, int h,
   by_width(w, [&](auto W) { h264_qpel_w<W()>(ref, x, y, mv_x, mv_y, w, h, dst, dst_stride); });
 }
 
+void copy(const uint8_t* src, int src_stride, uint8_t* dst, int dst_stride, int w, int h) {
+  by_width(w, [&](auto W) {
+    for (int r = 0; r < h; ++r) rows::copy<W()>(src + r * src_stride, dst + r * dst_stride, w);
+  });
+}
+
 int sad(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride, int w, int h) {
   return by_width(w, [&](auto W) {
     int total = 0;
@@ -209,19 +215,22 @@ void average(const uint8_t* src, int src_stride, uint8_t* dst, int dst_stride, i
 
 void subtract(const uint8_t* cur, int cur_stride, const uint8_t* pred, int pred_stride, int16_t* out,
               int out_stride, int w, int h) {
-  by_width(w, [&](auto W) {
-    for (int r = 0; r < h; ++r) {
+  auto rows_of = [&](auto W, int height) {
+    for (int r = 0; r < height; ++r) {
       rows::subtract<W()>(cur + static_cast<std::ptrdiff_t>(r) * cur_stride, pred + r * pred_stride,
                           out + static_cast<std::ptrdiff_t>(r) * out_stride, w);
     }
-  });
+  };
+  // A whole macroblock, the common case, as straight-line code.
+  if (w == 16 && h == 16) return rows_of(std::integral_constant<int, 16>(), 16);
+  by_width(w, [&](auto W) { rows_of(W, h); });
 }
 
 }  // namespace
 
 const PixelKernels& kernels() {
   static const PixelKernels table{static_cast<SimdLevel>(CODECPRIM_SIMD_LEVEL), halfpel, h264_qpel, bilinear_qpel,
-                                  sad, average, subtract};
+                                  copy, sad, average, subtract};
   return table;
 }
 

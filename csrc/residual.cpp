@@ -37,52 +37,88 @@ void fill_cells(uint8_t* cells, int count, uint8_t value) {
 // Pixels of [start, start + size) inside [lo, hi).
 int inside(int start, int size, int lo, int hi) { return std::max(0, std::min(start + size, hi) - std::max(start, lo)); }
 
+// Mean absolute difference per pixel that the coded residual of an H.264 block at this QP can account for: an
+// eighth of the quantiser step (Qstep doubles every 6 QP; 1.0 at QP 4), and at least one level. Larger
+// fractions stop on a worse reference too often: Qstep/2 made the mean |residual| of x264 clips 7-22 % larger,
+// Qstep/8 0.2-3 % (the search's order included).
+int sad_explained_by_qp(int qp) {
+  static constexpr int kStepTimes16[6] = {10, 11, 13, 14, 16, 18};  // Qstep * 16 for QP 0..5
+  qp = std::clamp(qp, 0, 51);
+  return std::max(1, (kStepTimes16[qp % 6] << (qp / 6)) / 128);
+}
+
 }  // namespace
 
-void ResidualBuilder::predict_block(const PredictionInputs& in, const Plane& ref, const int32_t* row, uint8_t* dst,
-                                    int dst_stride) const {
+ResidualBuilder::View ResidualBuilder::predict_block(const PredictionInputs& in, const Plane& ref, const int32_t* row,
+                                                     uint8_t* dst, int dst_stride) const {
   const int w = row[mv::kW], h = row[mv::kH];
   const int x = row[mv::kDstX] - w / 2, y = row[mv::kDstY] - h / 2;
   int mv_x = row[mv::kMotionX], mv_y = row[mv::kMotionY];
   const int scale = row[mv::kMotionScale];
+  enum { kHalfpel, kH264, kBilinear } method = kBilinear;
   if (scale == 2 && in.family != CodecFamily::kH264) {
-    kernels_->halfpel(ref, x, y, mv_x, mv_y, w, h, in.no_rounding, dst, dst_stride);
-    return;
-  }
-  if (scale == 4 && in.family == CodecFamily::kH264) {
-    kernels_->h264_qpel(ref, x, y, mv_x, mv_y, w, h, dst, dst_stride);
-    return;
-  }
-  // Any other precision: bilinear at quarter-pel, the vector converted (rounded) to quarter-pel units.
-  if (scale != 4 && scale > 0) {
+    method = kHalfpel;
+  } else if (scale == 4 && in.family == CodecFamily::kH264) {
+    method = kH264;
+  } else if (scale != 4 && scale > 0) {
+    // Any other precision: bilinear at quarter-pel, the vector converted (rounded) to quarter-pel units.
     mv_x = (mv_x * 4 + (mv_x >= 0 ? scale / 2 : -scale / 2)) / scale;
     mv_y = (mv_y * 4 + (mv_y >= 0 ? scale / 2 : -scale / 2)) / scale;
   }
-  kernels_->bilinear_qpel(ref, x, y, mv_x, mv_y, w, h, dst, dst_stride);
-}
-
-void ResidualBuilder::predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride) const {
-  const Plane* refs = row[0] < 0 ? in.past : in.future;
-  const int count = row[0] < 0 ? in.num_past : in.num_future;
-  predict_block(in, refs[0], row, dst, dst_stride);
-  if (count == 1) return;
-  const int w = row[1], h = row[2];
-  const int x = row[5] - w / 2, y = row[6] - h / 2;
-  if (x + w > in.current.width || y + h > in.current.height) return;  // block in the alignment padding
-  const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(y) * in.current.stride + x;
-  // When the nearest reference already predicts the block to within one level per pixel on average, any
-  // other candidate could only shave off a residual that small: keep it and skip the search.
-  int best = kernels_->sad(cur, in.current.stride, dst, dst_stride, w, h);
-  if (best <= w * h) return;
-  alignas(32) uint8_t candidate[kMaxBlock * kMaxBlock];
-  for (int i = 1; i < count; ++i) {
-    predict_block(in, refs[i], row, candidate, kMaxBlock);
-    const int cost = kernels_->sad(cur, in.current.stride, candidate, kMaxBlock, w, h);
-    if (cost < best) {
-      best = cost;
-      for (int r = 0; r < h; ++r) std::memcpy(dst + r * dst_stride, candidate + r * kMaxBlock, static_cast<size_t>(w));
+  // A whole-sample vector inside the picture predicts with the reference samples themselves: no copy.
+  const int shift = method == kHalfpel ? 1 : 2;
+  if (((mv_x | mv_y) & ((1 << shift) - 1)) == 0) {
+    const int sx = x + (mv_x >> shift), sy = y + (mv_y >> shift);
+    if (sx >= 0 && sy >= 0 && sx + w <= ref.width && sy + h <= ref.height) {
+      return View{ref.data + static_cast<std::ptrdiff_t>(sy) * ref.stride + sx, ref.stride};
     }
   }
+  switch (method) {
+    case kHalfpel: kernels_->halfpel(ref, x, y, mv_x, mv_y, w, h, in.no_rounding, dst, dst_stride); break;
+    case kH264: kernels_->h264_qpel(ref, x, y, mv_x, mv_y, w, h, dst, dst_stride); break;
+    case kBilinear: kernels_->bilinear_qpel(ref, x, y, mv_x, mv_y, w, h, dst, dst_stride); break;
+  }
+  return View{dst, dst_stride};
+}
+
+ResidualBuilder::View ResidualBuilder::predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst,
+                                                    int dst_stride) {
+  const Plane* refs = row[mv::kSource] < 0 ? in.past : in.future;
+  const int count = row[mv::kSource] < 0 ? in.num_past : in.num_future;
+  const int w = row[mv::kW], h = row[mv::kH];
+  const int x = row[mv::kDstX] - w / 2, y = row[mv::kDstY] - h / 2;
+  // One candidate, or a block in the alignment padding (nothing decoded to compare with): the nearest.
+  if (count == 1 || x + w > in.current.width || y + h > in.current.height) {
+    return predict_block(in, refs[0], row, dst, dst_stride);
+  }
+  ++search_.searches;
+  const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(y) * in.current.stride + x;
+  const int enough = search_.sad_per_pixel * w * h;
+  // Nearest first. Trying first the reference that predicted the previous block instead made no difference to
+  // the work on x264 clips (the nearest is mostly right) and left slightly larger residuals (up to 1.7 %).
+  View best_view = predict_block(in, refs[0], row, dst, dst_stride);
+  int best = kernels_->sad(cur, in.current.stride, best_view.data, best_view.stride, w, h);
+  if (best <= enough) return best_view;
+  alignas(32) uint8_t candidate[kMaxBlock * kMaxBlock];
+  for (int i = 1; i < count; ++i) {
+    const View view = predict_block(in, refs[i], row, candidate, kMaxBlock);
+    const int cost = kernels_->sad(cur, in.current.stride, view.data, view.stride, w, h);
+    if (cost >= best) continue;
+    best = cost;
+    best_view = view;
+    if (view.data == candidate) {  // the buffer is reused by the next candidate
+      kernels_->copy(candidate, kMaxBlock, dst, dst_stride, w, h);
+      best_view = View{dst, dst_stride};
+    }
+    if (best <= enough) return best_view;
+  }
+  ++search_.exhausted;
+  return best_view;
+}
+
+void ResidualBuilder::predict_into(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride) {
+  const View view = predict_best(in, row, dst, dst_stride);
+  if (view.data != dst) kernels_->copy(view.data, view.stride, dst, dst_stride, row[mv::kW], row[mv::kH]);
 }
 
 int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int crop_y, int out_width, int out_height,
@@ -90,17 +126,13 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
   const int aw = (in.current.width + kTile - 1) / kTile * kTile, ah = (in.current.height + kTile - 1) / kTile * kTile;
   const int tiles_w = aw / kTile, tiles_h = ah / kTile;
 
-  // Group the vectors by the tiles they cover, keeping their order: one tile each from every exporter, but a
-  // misaligned block from an odd stream is predicted in each tile it touches and applied there in part.
+  // Group the vectors by the tiles they cover, keeping their order (a counting sort): every exporter puts a
+  // block in one macroblock, but a misaligned block from an odd stream is listed in each tile it touches, and
+  // predicted whole and applied in part there.
   tile_first_.assign(static_cast<size_t>(tiles_w) * tiles_h + 1, 0);
-  usable_.clear();
-  auto tiles_of = [&](const int32_t* row, auto&& each) {
-    const int w = row[mv::kW], h = row[mv::kH];
-    const int x = row[mv::kDstX] - w / 2, y = row[mv::kDstY] - h / 2;
-    for (int ty = y / kTile; ty <= (y + h - 1) / kTile; ++ty) {
-      for (int tx = x / kTile; tx <= (x + w - 1) / kTile; ++tx) each(ty * tiles_w + tx);
-    }
-  };
+  usable_.resize(static_cast<size_t>(2 * in.count));
+  size_t used = 0;
+  int32_t* first = tile_first_.data() + 1;
   for (int64_t i = 0; i < in.count; ++i) {
     const int32_t* row = in.rows + i * kMotionVectorColumns;
     const int w = row[mv::kW], h = row[mv::kH];
@@ -111,69 +143,115 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
         x + w > aw || y + h > ah || (x % kCell) != 0 || (y % kCell) != 0 || row[mv::kMotionScale] <= 0) {
       continue;
     }
-    usable_.push_back(static_cast<int32_t>(i));
-    tiles_of(row, [&](int t) { ++tile_first_[t + 1]; });
+    const int tx0 = x / kTile, tx1 = (x + w - 1) / kTile, ty0 = y / kTile, ty1 = (y + h - 1) / kTile;
+    if (tx0 == tx1 && ty0 == ty1) {
+      const int t = ty0 * tiles_w + tx0;
+      ++first[t];
+      usable_[used++] = static_cast<int32_t>(i);
+      usable_[used++] = t;
+      continue;
+    }
+    for (int ty = ty0; ty <= ty1; ++ty) {
+      for (int tx = tx0; tx <= tx1; ++tx) {
+        if (used + 2 > usable_.size()) usable_.resize(usable_.size() + 8);
+        ++first[ty * tiles_w + tx];
+        usable_[used++] = static_cast<int32_t>(i);
+        usable_[used++] = ty * tiles_w + tx;
+      }
+    }
   }
   for (size_t t = 1; t < tile_first_.size(); ++t) tile_first_[t] += tile_first_[t - 1];
   tile_cursor_.assign(tile_first_.begin(), tile_first_.end() - 1);
   tile_rows_.resize(static_cast<size_t>(tile_first_.back()));
-  for (const int32_t i : usable_) {
-    tiles_of(in.rows + static_cast<int64_t>(i) * kMotionVectorColumns, [&](int t) { tile_rows_[tile_cursor_[t]++] = i; });
-  }
+  for (size_t k = 0; k < used; k += 2) tile_rows_[tile_cursor_[usable_[k + 1]]++] = usable_[k];
 
   const int cells_w = aw / kCell;
   column_weight_.resize(static_cast<size_t>(cells_w));
   for (int cx = 0; cx < cells_w; ++cx) {
     column_weight_[cx] = static_cast<uint8_t>(inside(cx * kCell, kCell, crop_x, crop_x + out_width));
   }
+  search_.sad_per_pixel = 1;
   // Intra cells: zero-motion prediction from the past reference (else the future one, else mid-grey).
   const Plane* fallback = in.num_past > 0 ? in.past : (in.num_future > 0 ? in.future : nullptr);
 
   alignas(32) uint8_t tile[kTile * kTile];
   alignas(32) uint8_t block[kMaxBlock * kMaxBlock];
-  uint8_t cover[kTileCells * kTileCells];  // vectors seen per cell: 0 intra, 1 one direction, 2 both
+  // Vectors seen per cell: 0 intra, 1 one direction, 2 both; also read as two words.
+  alignas(8) uint8_t cover[kTileCells * kTileCells];  // valid once `cells` is set
   int64_t covered = 0;
   const int last_ty = (crop_y + out_height - 1) / kTile, last_tx = (crop_x + out_width - 1) / kTile;
   for (int ty = crop_y / kTile; ty <= last_ty; ++ty) {
     const int y0 = ty * kTile;
+    const bool rows_inside = y0 >= crop_y && y0 + kTile <= crop_y + out_height;
     int row_weight[kTileCells];
     for (int cy = 0; cy < kTileCells; ++cy) row_weight[cy] = inside(y0 + cy * kCell, kCell, crop_y, crop_y + out_height);
     for (int tx = crop_x / kTile; tx <= last_tx; ++tx) {
       const int x0 = tx * kTile;
       const int t = ty * tiles_w + tx;
-      std::memset(cover, 0, sizeof(cover));
+      if (in.qp != nullptr) {
+        search_.sad_per_pixel = sad_explained_by_qp(in.qp[std::min(ty, in.qp_rows - 1) * in.qp_stride +
+                                                          std::min(tx, in.qp_stride - 1)]);
+      }
+      // Whole-tile vectors (16x16 at the tile's origin) are applied without per-cell bookkeeping while no
+      // partial block has come: `whole` then stands for every cell's coverage, and the first one may be a view
+      // of the reference itself.
+      int whole = 0;
+      bool cells = false;
+      View pred{tile, kTile};
+      auto into_tile = [&]() {
+        if (pred.data != tile) kernels_->copy(pred.data, pred.stride, tile, kTile, kTile, kTile);
+        pred = View{tile, kTile};
+      };
+      auto materialise = [&]() {
+        if (cells) return;
+        std::memset(cover, whole, sizeof(cover));
+        cells = true;
+      };
       for (int32_t k = tile_first_[t]; k < tile_first_[t + 1]; ++k) {
         const int32_t* row = in.rows + static_cast<int64_t>(tile_rows_[k]) * kMotionVectorColumns;
         const int w = row[mv::kW], h = row[mv::kH];
         const int bx = row[mv::kDstX] - w / 2 - x0, by = row[mv::kDstY] - h / 2 - y0;  // in the tile
+        if (!cells && w == kTile && h == kTile && bx == 0 && by == 0) {
+          if (whole == 0) {
+            pred = predict_best(in, row, tile, kTile);
+          } else {
+            into_tile();
+            const View second = predict_best(in, row, block, kMaxBlock);
+            kernels_->average(second.data, second.stride, tile, kTile, kTile, kTile);
+          }
+          whole = std::min(whole + 1, 2);
+          continue;
+        }
+        into_tile();
+        materialise();
         const bool within = bx >= 0 && by >= 0 && bx + w <= kTile && by + h <= kTile;
         // The block's cells were all untouched (its first or only direction) or all seen once (the second
         // direction of a bi-predicted block): then the whole block is written or averaged at once, a first
         // direction predicted straight into the tile.
         uint8_t* cover0 = within ? cover + (by / kCell) * kTileCells + bx / kCell : nullptr;
-        const uint8_t first = within ? cover0[0] : 2;
-        bool uniform = first < 2;
-        for (int cy = 0; cy < h / kCell && uniform; ++cy) uniform = cells_equal(cover0 + cy * kTileCells, w / kCell, first);
+        const uint8_t seen = within ? cover0[0] : 2;
+        bool uniform = seen < 2;
+        for (int cy = 0; cy < h / kCell && uniform; ++cy) uniform = cells_equal(cover0 + cy * kTileCells, w / kCell, seen);
         if (uniform) {
           uint8_t* dst = tile + by * kTile + bx;
-          if (first == 0) {
-            predict_best(in, row, dst, kTile);
+          if (seen == 0) {
+            predict_into(in, row, dst, kTile);
           } else {
-            predict_best(in, row, block, kMaxBlock);
-            kernels_->average(block, kMaxBlock, dst, kTile, w, h);
+            const View second = predict_best(in, row, block, kMaxBlock);
+            kernels_->average(second.data, second.stride, dst, kTile, w, h);
           }
-          for (int cy = 0; cy < h / kCell; ++cy) fill_cells(cover0 + cy * kTileCells, w / kCell, first + 1);
+          for (int cy = 0; cy < h / kCell; ++cy) fill_cells(cover0 + cy * kTileCells, w / kCell, seen + 1);
           continue;
         }
         // Mixed cells (partitions of the two directions differ) or a block reaching out of the tile: cell by cell.
-        predict_best(in, row, block, kMaxBlock);
+        const View view = predict_best(in, row, block, kMaxBlock);
         for (int cy = std::max(0, -by / kCell); cy < h / kCell && by + cy * kCell < kTile; ++cy) {
           for (int cx = std::max(0, -bx / kCell); cx < w / kCell && bx + cx * kCell < kTile; ++cx) {
             const int px = bx + cx * kCell, py = by + cy * kCell;
             uint8_t& c = cover[(py / kCell) * kTileCells + px / kCell];
             for (int r = 0; r < kCell; ++r) {
               uint8_t* dst = tile + (py + r) * kTile + px;
-              const uint8_t* src = block + (cy * kCell + r) * kMaxBlock + cx * kCell;
+              const uint8_t* src = view.data + (cy * kCell + r) * view.stride + cx * kCell;
               if (c == 0) {
                 std::memcpy(dst, src, kCell);
               } else {
@@ -185,23 +263,33 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
         }
       }
 
-      const uint8_t* pred = tile;
-      int pred_stride = kTile;
-      uint32_t any_cover = 0;
-      for (int cy = 0; cy < kTileCells; ++cy) {
-        int row_cover = 0;
-        for (int cx = 0; cx < kTileCells; ++cx) {
-          const uint8_t c = cover[cy * kTileCells + cx];
-          any_cover |= c;
-          row_cover += c != 0 ? column_weight_[tx * kTileCells + cx] : 0;
-        }
-        covered += static_cast<int64_t>(row_cover) * row_weight[cy];
+      // Cells with a vector: cover values are 0..2, so (v | v >> 1) & 1 per byte marks them, and a multiply
+      // sums the marks of a word into its top byte.
+      int with_vector = whole > 0 ? kTileCells * kTileCells : 0;
+      if (cells) {
+        uint64_t words[2];
+        std::memcpy(words, cover, sizeof(words));
+        constexpr uint64_t kOnes = 0x0101010101010101ull;
+        with_vector = static_cast<int>(((((words[0] | words[0] >> 1) & kOnes) * kOnes) >> 56) +
+                                       ((((words[1] | words[1] >> 1) & kOnes) * kOnes) >> 56));
       }
-      if (any_cover == 0 && fallback != nullptr && x0 + kTile <= fallback->width && y0 + kTile <= fallback->height) {
+      if (rows_inside && x0 >= crop_x && x0 + kTile <= crop_x + out_width) {
+        covered += with_vector * kCell * kCell;
+      } else if (with_vector > 0) {
+        materialise();
+        for (int cy = 0; cy < kTileCells; ++cy) {
+          int row_cover = 0;
+          for (int cx = 0; cx < kTileCells; ++cx) {
+            row_cover += cover[cy * kTileCells + cx] != 0 ? column_weight_[tx * kTileCells + cx] : 0;
+          }
+          covered += static_cast<int64_t>(row_cover) * row_weight[cy];
+        }
+      }
+      if (with_vector == 0 && fallback != nullptr && x0 + kTile <= fallback->width && y0 + kTile <= fallback->height) {
         // An intra macroblock: its prediction is the co-located reference tile itself.
-        pred = fallback->data + static_cast<std::ptrdiff_t>(y0) * fallback->stride + x0;
-        pred_stride = fallback->stride;
-      } else {
+        pred = View{fallback->data + static_cast<std::ptrdiff_t>(y0) * fallback->stride + x0, fallback->stride};
+      } else if (with_vector < kTileCells * kTileCells) {
+        materialise();
         for (int cell = 0; cell < kTileCells * kTileCells; ++cell) {
           if (cover[cell] != 0) continue;
           const int px = (cell % kTileCells) * kCell, py = (cell / kTileCells) * kCell;
@@ -227,7 +315,7 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
       const int r0 = std::max(y0, crop_y), r1 = std::min(y0 + kTile, crop_y + out_height);
       const int c0 = std::max(x0, crop_x), c1 = std::min(x0 + kTile, crop_x + out_width);
       kernels_->subtract(in.current.data + static_cast<std::ptrdiff_t>(r0) * in.current.stride + c0, in.current.stride,
-                         pred + static_cast<std::ptrdiff_t>(r0 - y0) * pred_stride + (c0 - x0), pred_stride,
+                         pred.data + static_cast<std::ptrdiff_t>(r0 - y0) * pred.stride + (c0 - x0), pred.stride,
                          out + static_cast<std::ptrdiff_t>(r0 - crop_y) * out_width + (c0 - crop_x), out_width,
                          c1 - c0, r1 - r0);
     }

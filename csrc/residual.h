@@ -3,10 +3,11 @@
 //
 // Per block the prediction is the codec's own interpolation (see interpolation.h); a block predicted from
 // both directions (B-pictures) averages the two with rounding up, as MPEG and H.264 default prediction do.
-// FFmpeg exports no reference index: when a stream may use several references (H.264 multi-reference), every
-// candidate reference in the block's direction is tried and the prediction closest to the decoded block (least
-// SAD) is kept, the nearest reference winning ties; the search stops early when the nearest reference already
-// predicts within one level per pixel. With one candidate this is exactly the decoder's prediction.
+// FFmpeg exports no reference index: when a stream may use several references (H.264 multi-reference), the
+// candidate references in the block's direction are searched for the prediction closest to the decoded block
+// (least SAD), nearest first, the nearest winning ties. The search stops at the first candidate whose mean
+// absolute difference the coded residual at the block's QP can explain (an eighth of the quantiser step, at
+// least one level; one level without QP). With one candidate this is exactly the decoder's prediction.
 // Pixels no vector covers are intra-coded: they are predicted by the co-located sample of the past reference
 // (zero motion), so their residual is the plain frame difference; with no reference at all, by 128.
 #pragma once
@@ -35,6 +36,9 @@ struct PredictionInputs {
   int64_t count = 0;
   CodecFamily family = CodecFamily::kMpegHalfPel;
   bool no_rounding = false;       // MPEG-4 / H.263+ P-picture rounding control
+  const int8_t* qp = nullptr;     // (qp_rows, qp_stride) quantiser per macroblock, when the decoder exports it
+  int qp_stride = 0;
+  int qp_rows = 0;
 };
 
 class ResidualBuilder {
@@ -47,18 +51,37 @@ class ResidualBuilder {
   // in cache. Vectors keep their export order within a tile, so bi-prediction averages as before.
   int64_t compute(const PredictionInputs& in, int crop_x, int crop_y, int out_width, int out_height, int16_t* out);
 
+  // Blocks with several candidate references so far, and how many of them tried every candidate.
+  int64_t reference_searches() const { return search_.searches; }
+  int64_t reference_search_exhausted() const { return search_.exhausted; }
+
  private:
-  void predict_block(const PredictionInputs& in, const Plane& ref, const int32_t* row, uint8_t* dst,
+  // Where a block's prediction lies: the dst it was asked to fill, or the reference picture itself (a
+  // whole-sample vector inside it).
+  struct View {
+    const uint8_t* data;
+    int stride;
+  };
+  View predict_block(const PredictionInputs& in, const Plane& ref, const int32_t* row, uint8_t* dst,
                      int dst_stride) const;
   // Prediction of one block from the best of its candidate references.
-  void predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride) const;
+  View predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride);
+  // The same, always written into dst.
+  void predict_into(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride);
+
+  struct Search {
+    int sad_per_pixel = 1;         // a candidate within this mean absolute difference is taken at once
+    int64_t searches = 0;          // blocks with several candidate references
+    int64_t exhausted = 0;         // of those, blocks where every candidate was tried
+  };
+  Search search_;
 
   const PixelKernels* kernels_ = &pixel_kernels();
   // Reused between pictures so a stream allocates them once.
   std::vector<int32_t> tile_first_;     // per macroblock: start of its vectors in tile_rows_ (prefix sums)
   std::vector<int32_t> tile_cursor_;
   std::vector<int32_t> tile_rows_;      // vector indices grouped by the macroblock tiles they cover
-  std::vector<int32_t> usable_;         // vectors the reader can honour
+  std::vector<int32_t> usable_;         // (vector index, tile) of the vectors the reader can honour
   std::vector<uint8_t> column_weight_;  // per cell column: its pixels inside the display rectangle (0..4)
 };
 

@@ -22,6 +22,8 @@ struct PixelKernels {
   void (*h264_qpel)(const Plane& ref, int x, int y, int mv_x, int mv_y, int w, int h, uint8_t* dst, int dst_stride);
   void (*bilinear_qpel)(const Plane& ref, int x, int y, int mv_x, int mv_y, int w, int h, uint8_t* dst,
                         int dst_stride);
+  // Copies a w x h block.
+  void (*copy)(const uint8_t* src, int src_stride, uint8_t* dst, int dst_stride, int w, int h);
   // Sum of absolute differences of two w x h blocks.
   int (*sad)(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride, int w, int h);
   // dst = (dst + src + 1) >> 1: the second direction of a bi-predicted block.

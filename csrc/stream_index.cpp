@@ -88,13 +88,23 @@ char picture_type_char(int type, bool key) {
   }
 }
 
-StreamIndex build_stream_index(const std::string& path, int stream_index) {
-  AVFormatContext* raw = nullptr;
-  int ret = avformat_open_input(&raw, path.c_str(), nullptr, nullptr);
-  if (ret < 0) throw_av_error(ret, path, "cannot reopen the file to index it");
-  FormatContextPtr fmt(raw);
+StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard* guard) {
+  const std::string& path = input.name;
+  OpenedInput opened;
+  auto check_stall = [&]() {
+    if (guard != nullptr && guard->tripped()) {
+      throw Error(ErrorKind::kStalled, path, "indexing made no progress for " + std::to_string(guard->seconds()) +
+                                                 " s (stall_seconds)");
+    }
+    if (!opened.source_error().empty()) throw Error(ErrorKind::kIo, path, "reading the source failed: " + opened.source_error());
+  };
+  int ret = opened.open(input, guard);
+  check_stall();
+  if (ret < 0) throw_av_error(ret, path, "cannot reopen the input to index it");
+  AVFormatContext* fmt = opened.format();
   // Containers such as MPEG-PS only create their streams while probing.
-  ret = avformat_find_stream_info(fmt.get(), nullptr);
+  ret = avformat_find_stream_info(fmt, nullptr);
+  check_stall();
   if (ret < 0) throw_av_error(ret, path, "cannot read stream information to index it");
   if (stream_index < 0 || stream_index >= static_cast<int>(fmt->nb_streams)) {
     throw Error(ErrorKind::kInvalidData, path, "video stream vanished while indexing");
@@ -125,10 +135,12 @@ StreamIndex build_stream_index(const std::string& path, int stream_index) {
   int64_t decode_index = 0;
   size_t vops_waiting = 0;  // MPEG-4 VOPs read but not yet decoded: libavcodec decodes one per packet
   while (true) {
-    ret = av_read_frame(fmt.get(), packet.get());
+    ret = av_read_frame(fmt, packet.get());
+    check_stall();
     if (ret < 0) break;  // end of file or a damaged tail: the index covers what can be read
     PacketScope scope(packet.get());
     if (packet->stream_index != stream_index) continue;
+    if (guard != nullptr) guard->progress();
     IndexedFrame f;
     f.pts = packet->pts;
     f.decode_index = decode_index++;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "input_source.h"
+
 namespace codecprim {
 
 struct IndexedFrame {
@@ -38,8 +40,9 @@ struct StreamIndex {
   int64_t gop_of(int64_t display_index) const;
 };
 
-// Builds the index of stream `stream_index` of the file (opened separately, so a reader's position is untouched).
-StreamIndex build_stream_index(const std::string& path, int stream_index);
+// Builds the index of stream `stream_index` of the input (opened separately, so a reader's position is untouched).
+// A read that makes no progress for the guard's time throws ErrorKind::kStalled.
+StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard* guard);
 
 // Display order of an H.264 stream without usable pts: pictures sorted by POC within each IDR period.
 std::vector<IndexedFrame> display_order_from_poc(std::vector<IndexedFrame> decode_order);

@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "container_size.h"
 #include "errors.h"
 #include "ffmpeg_compat.h"
 
@@ -85,18 +86,48 @@ bool is_still_image_demuxer(const char* name) {
 
 void VideoReader::fail(ErrorKind kind, const std::string& cause) const { throw Error(kind, info_.path, cause); }
 
-VideoReader::VideoReader(const std::string& path, const ReaderOptions& options) : options_(options) {
-  info_.path = path;
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT || errno == ENOTDIR) fail(ErrorKind::kNotFound, "no such file");
-    fail(ErrorKind::kIo, std::string("cannot access the file: ") + std::strerror(errno));
+void VideoReader::check_input() const {
+  if (guard_->tripped()) {
+    fail(ErrorKind::kStalled, "reading made no progress for " + std::to_string(guard_->seconds()) +
+                                  " s (stall_seconds); the source stopped delivering data or the demuxer is looping");
   }
-  if (S_ISDIR(st.st_mode)) fail(ErrorKind::kIo, "is a directory, not a video file");
-  if (st.st_size == 0) fail(ErrorKind::kInvalidData, "the file is empty");
-  if (options_.threads < 0) throw std::invalid_argument(path + ": threads must be >= 0 (0: the library chooses)");
+  const std::string error = opened_.source_error();
+  if (!error.empty()) fail(ErrorKind::kIo, "reading the source failed: " + error);
+}
+
+void VideoReader::mark_truncated(const std::string& cause) {
+  if (stats_.truncated) return;
+  stats_.truncated = true;
+  stats_.truncation = cause;
+  if (options_.strict) fail(ErrorKind::kInvalidData, "truncated: " + cause);
+}
+
+VideoReader::VideoReader(const Input& input, const ReaderOptions& options)
+    : options_(options), input_(input), guard_(std::make_unique<StallGuard>(options.stall_seconds)) {
+  info_.path = input.name;
+  bool regular_file = false;  // a FIFO or device is read once, by the demuxer alone
+  if (options_.threads < 0) throw std::invalid_argument(input.name + ": threads must be >= 0 (0: the library chooses)");
+  if (!(options_.stall_seconds >= 0)) throw std::invalid_argument(input.name + ": stall_seconds must be >= 0");
+  if (!input_.source) {
+    struct stat st {};
+    if (::stat(input.name.c_str(), &st) != 0) {
+      if (errno == ENOENT || errno == ENOTDIR) fail(ErrorKind::kNotFound, "no such file");
+      fail(ErrorKind::kIo, std::string("cannot access the file: ") + std::strerror(errno));
+    }
+    if (S_ISDIR(st.st_mode)) fail(ErrorKind::kIo, "is a directory, not a video file");
+    if (S_ISREG(st.st_mode) && st.st_size == 0) fail(ErrorKind::kInvalidData, "the file is empty");
+    regular_file = S_ISREG(st.st_mode);
+  } else if (input_.source->size() == 0) {
+    fail(ErrorKind::kInvalidData, "is empty");
+  }
 
   open_input();
+  {
+    FileSource file(regular_file ? input_.name : std::string());
+    ByteSource* bytes = input_.source ? input_.source.get() : (file.is_open() ? &file : nullptr);
+    const std::string cut = bytes != nullptr ? container_cut(*bytes, info_.container) : std::string();
+    if (!cut.empty()) mark_truncated(cut);
+  }
   const AVCodecParameters* par = stream_->codecpar;
   if (par->width <= 0 || par->height <= 0) fail(ErrorKind::kInvalidData, "video stream has no picture size");
 
@@ -104,16 +135,16 @@ VideoReader::VideoReader(const std::string& path, const ReaderOptions& options) 
   info_.codec = desc != nullptr ? desc->name : "unknown";
   info_.width = par->width;
   info_.height = par->height;
-  const AVRational rate = av_guess_frame_rate(format_.get(), const_cast<AVStream*>(stream_), nullptr);
+  const AVRational rate = av_guess_frame_rate(opened_.format(), const_cast<AVStream*>(stream_), nullptr);
   info_.fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
   info_.num_frames = stream_->nb_frames > 0 ? stream_->nb_frames : -1;
   if (stream_->duration != AV_NOPTS_VALUE && stream_->duration > 0) {
     info_.duration_seconds = stream_->duration * av_q2d(stream_->time_base);
-  } else if (format_->duration != AV_NOPTS_VALUE && format_->duration > 0) {
-    info_.duration_seconds = static_cast<double>(format_->duration) / AV_TIME_BASE;
+  } else if (opened_.format()->duration != AV_NOPTS_VALUE && opened_.format()->duration > 0) {
+    info_.duration_seconds = static_cast<double>(opened_.format()->duration) / AV_TIME_BASE;
   }
   info_.time_base = av_q2d(stream_->time_base);
-  info_.bit_rate = par->bit_rate > 0 ? par->bit_rate : format_->bit_rate;
+  info_.bit_rate = par->bit_rate > 0 ? par->bit_rate : opened_.format()->bit_rate;
   const char* pix = av_get_pix_fmt_name(static_cast<AVPixelFormat>(par->format));
   info_.pix_fmt = pix != nullptr ? pix : "unknown";
   info_.motion_vectors_exported = exports_vectors(par->codec_id);
@@ -141,38 +172,39 @@ VideoReader::~VideoReader() = default;
 
 void VideoReader::open_input() {
   stream_index_ = -1;
-  AVFormatContext* raw = nullptr;
-  int ret = avformat_open_input(&raw, info_.path.c_str(), nullptr, nullptr);
+  guard_->progress();
+  int ret = opened_.open(input_, guard_.get());
+  if (ret < 0) check_input();
   if (ret == AVERROR(ENOENT)) fail(ErrorKind::kNotFound, "no such file");
   if (ret == AVERROR(EACCES)) fail(ErrorKind::kIo, "permission denied");
   if (ret < 0) fail(ErrorKind::kInvalidData, "not a recognised media file (" + av_error_text(ret) + ")");
-  format_.reset(raw);
-  info_.container = format_->iformat->name;
-  if (is_still_image_demuxer(format_->iformat->name)) {
+  info_.container = opened_.format()->iformat->name;
+  if (is_still_image_demuxer(opened_.format()->iformat->name)) {
     fail(ErrorKind::kInvalidData, "is a still image or text (" + info_.container + "), not a video");
   }
-  ret = avformat_find_stream_info(format_.get(), nullptr);
+  ret = avformat_find_stream_info(opened_.format(), nullptr);
+  check_input();
   if (ret < 0) fail(ErrorKind::kInvalidData, "cannot read stream information (" + av_error_text(ret) + ")");
 
   // The best video stream that is a real video, not the cover art of an audio file.
-  for (unsigned i = 0; i < format_->nb_streams; ++i) {
-    const AVStream* s = format_->streams[i];
+  for (unsigned i = 0; i < opened_.format()->nb_streams; ++i) {
+    const AVStream* s = opened_.format()->streams[i];
     if (s->codecpar->codec_type != AVMEDIA_TYPE_VIDEO || (s->disposition & AV_DISPOSITION_ATTACHED_PIC)) continue;
     if (stream_index_ < 0) stream_index_ = static_cast<int>(i);
   }
-  const int best = av_find_best_stream(format_.get(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
-  if (best >= 0 && !(format_->streams[best]->disposition & AV_DISPOSITION_ATTACHED_PIC)) stream_index_ = best;
+  const int best = av_find_best_stream(opened_.format(), AVMEDIA_TYPE_VIDEO, -1, -1, nullptr, 0);
+  if (best >= 0 && !(opened_.format()->streams[best]->disposition & AV_DISPOSITION_ATTACHED_PIC)) stream_index_ = best;
   if (stream_index_ < 0) fail(ErrorKind::kInvalidData, "has no video stream (audio-only or not a video)");
-  stream_ = format_->streams[stream_index_];
-  for (unsigned i = 0; i < format_->nb_streams; ++i) {
-    format_->streams[i]->discard = static_cast<int>(i) == stream_index_ ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
+  stream_ = opened_.format()->streams[stream_index_];
+  for (unsigned i = 0; i < opened_.format()->nb_streams; ++i) {
+    opened_.format()->streams[i]->discard = static_cast<int>(i) == stream_index_ ? AVDISCARD_DEFAULT : AVDISCARD_ALL;
   }
 }
 
 bool VideoReader::seeks_exactly() const {
   // Program/transport streams and raw elementary streams seek by byte estimates and resynchronise
   // imprecisely; for them a position is reached by decoding forward from a fresh start.
-  const std::string name = format_->iformat->name;
+  const std::string name = opened_.format()->iformat->name;
   return !(name == "mpeg" || name == "mpegts" || name == "mpegvideo" || name == "h264" || name == "hevc" ||
            name == "m4v" || name == "h263" || name == "vob");
 }
@@ -230,7 +262,7 @@ void VideoReader::reset_decoding_state() {
 void VideoReader::rewind() {
   // Reopening costs a few milliseconds and leaves no demuxer or decoder state behind, whatever the container.
   codec_.reset();
-  format_.reset();
+  opened_.close();
   open_input();
   open_decoder();
   reset_decoding_state();
@@ -243,19 +275,28 @@ void VideoReader::rewind() {
 }
 
 const StreamIndex& VideoReader::index() {
-  if (!index_) index_ = build_stream_index(info_.path, stream_index_);
+  if (!index_) {
+    guard_->progress();
+    index_ = build_stream_index(input_, stream_index_, guard_.get());
+  }
   return *index_;
+}
+
+void VideoReader::restart_at(int64_t display_index) {
+  rewind();
+  skip_until_ = display_index;
+  // With distinct timestamps positions come from the index; without, only counting from the start knows them.
+  indexed_positions_ = index().pts_valid;
 }
 
 void VideoReader::seek_to_frame(int64_t display_index) {
   const StreamIndex& idx = index();
+  guard_->progress();
   if (display_index < 0 || display_index >= static_cast<int64_t>(idx.frames.size())) {
     fail(ErrorKind::kInvalidData, "frame " + std::to_string(display_index) + " is out of range");
   }
   if (display_index == 0 || !idx.pts_valid || !seeks_exactly()) {
-    // Without distinct timestamps positions are only known by counting from the start.
-    rewind();
-    skip_until_ = display_index;
+    restart_at(display_index);
     return;
   }
   int64_t gop_number = idx.gop_of(display_index);
@@ -264,15 +305,14 @@ void VideoReader::seek_to_frame(int64_t display_index) {
   if (stream_->codecpar->codec_id == AV_CODEC_ID_MPEG4) gop_number = std::max<int64_t>(0, gop_number - 1);
   const GopRecord& gop = idx.gops[static_cast<size_t>(gop_number)];
   if (gop.first_frame == 0) {
-    rewind();
-    skip_until_ = display_index;
+    restart_at(display_index);
     return;
   }
   const int64_t target = idx.frames[static_cast<size_t>(gop.first_frame)].pts;
-  const int ret = av_seek_frame(format_.get(), stream_index_, target, AVSEEK_FLAG_BACKWARD);
+  const int ret = av_seek_frame(opened_.format(), stream_index_, target, AVSEEK_FLAG_BACKWARD);
+  check_input();
   if (ret < 0) {
-    rewind();
-    skip_until_ = display_index;
+    restart_at(display_index);
     return;
   }
   reset_decoding_state();
@@ -282,13 +322,27 @@ void VideoReader::seek_to_frame(int64_t display_index) {
   check_seek_landing_ = true;
 }
 
+void VideoReader::request(std::vector<int64_t> display_indices) {
+  std::sort(display_indices.begin(), display_indices.end());
+  display_indices.erase(std::unique(display_indices.begin(), display_indices.end()), display_indices.end());
+  wanted_ = std::move(display_indices);
+  skip_nonref_ = false;
+  if (wanted_.empty()) return;
+  const StreamIndex& idx = index();
+  skip_nonref_ = std::none_of(wanted_.begin(), wanted_.end(), [&idx](int64_t i) {
+    return i < 0 || i >= static_cast<int64_t>(idx.frames.size()) || idx.frames[static_cast<size_t>(i)].pict_type == 'B';
+  });
+}
+
 void VideoReader::feed_packet() {
   while (true) {
-    const int ret = av_read_frame(format_.get(), packet_.get());
+    const int ret = av_read_frame(opened_.format(), packet_.get());
+    check_input();
     if (ret < 0) {
       if (ret != AVERROR_EOF) {
         ++stats_.skipped_packets;  // a damaged tail ends the stream
         if (options_.strict) throw_av_error(ret, info_.path, "cannot read packet " + std::to_string(stats_.packets));
+        mark_truncated("reading stopped at packet " + std::to_string(stats_.packets) + " (" + av_error_text(ret) + ")");
       }
       avcodec_send_packet(codec_.get(), nullptr);  // drain the decoder
       flushing_ = true;
@@ -296,6 +350,7 @@ void VideoReader::feed_packet() {
     }
     PacketScope scope(packet_.get());
     if (packet_->stream_index != stream_index_) continue;
+    guard_->progress();
     ++stats_.packets;
     PacketInfo info;
     info.decode_index = next_decode_index_++;
@@ -309,6 +364,8 @@ void VideoReader::feed_packet() {
       info.nal_ref_idc = h264_nal_ref_idc(packet_->data, static_cast<size_t>(packet_->size), nal_length_size_);
     }
     compat::tag_packet(codec_.get(), packet_.get(), info.decode_index);
+    // Skipped pictures leave no trace in the output, so only where positions come from pts, not from counting.
+    codec_->skip_frame = skip_nonref_ && indexed_positions_ ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
     const int sent = avcodec_send_packet(codec_.get(), packet_.get());
     if (sent >= 0) {
       packets_in_flight_[info.decode_index] = info;
@@ -322,6 +379,7 @@ void VideoReader::feed_packet() {
 }
 
 bool VideoReader::next(FrameData& out) {
+  guard_->progress();  // time between calls is the caller's, not a stall
   while (true) {
     if (pop_ready(out)) return true;
     if (finished_) {
@@ -417,9 +475,7 @@ void VideoReader::process(AVFrame* frame) {
     check_seek_landing_ = false;
     if (display_index > skip_until_) {
       // The demuxer landed past the target (inexact timestamp seeking): count from the start instead.
-      const int64_t target = skip_until_;
-      rewind();
-      skip_until_ = target;
+      restart_at(skip_until_);
       return;
     }
   }
@@ -442,7 +498,10 @@ void VideoReader::process(AVFrame* frame) {
   }
   const bool needs_pixels = options_.residuals && residual_supported_;
   if (needs_pixels) keep_reference(frame, display_index, pending.packet, pending.pict_type);
-  if (display_index < skip_until_) return;  // decoded only to serve as a reference
+  if (display_index < skip_until_ ||
+      (!wanted_.empty() && !std::binary_search(wanted_.begin(), wanted_.end(), display_index))) {
+    return;  // decoded only to serve as a reference
+  }
   pending.frame.reset(av_frame_clone(frame));
   if (!pending.frame) fail(ErrorKind::kIo, "out of memory holding a decoded frame");
   pending_.push_back(std::move(pending));
@@ -471,9 +530,12 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   ++stats_.frames;
   out = FrameData();
   out.index = display_index;
-  // After a seek the packet counter restarted; the index knows the global position.
-  out.decode_index = indexed_positions_ ? index_->frames[static_cast<size_t>(display_index)].decode_index
-                                        : pending.packet.decode_index;
+  // After a seek the packet counter restarted; the index knows the global position. A damaged stream can
+  // yield frames the index does not list (their position then runs on past its end): those keep their own.
+  const bool listed = indexed_positions_ && display_index >= 0 &&
+                      display_index < static_cast<int64_t>(index_->frames.size());
+  out.decode_index = listed ? index_->frames[static_cast<size_t>(display_index)].decode_index
+                            : pending.packet.decode_index;
   out.pts = pending.pts;
   out.pts_seconds = pending.pts != AV_NOPTS_VALUE ? pending.pts * av_q2d(stream_->time_base)
                                                   : (info_.fps > 0 ? display_index / info_.fps : 0.0);
@@ -556,9 +618,12 @@ void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, 
   in.family = family_;
   // Rounding control applies to P-pictures only; MPEG-1/2 and all B-pictures always round.
   in.no_rounding = out.pict_type == 'P' && packet.rounding == 1;
+  if (!out.qp.empty()) in.qp = out.qp.data(), in.qp_stride = out.qp_width, in.qp_rows = out.qp_height;
   out.residual = OwnedBuffer<int16_t>(static_cast<size_t>(out.width) * out.height);
   out.inter_pixels = residual_builder_.compute(in, static_cast<int>(frame->crop_left), static_cast<int>(frame->crop_top),
                                                out.width, out.height, out.residual.data());
+  stats_.reference_searches = residual_builder_.reference_searches();
+  stats_.reference_search_exhausted = residual_builder_.reference_search_exhausted();
 }
 
 void VideoReader::fill_pixels(const AVFrame* frame, FrameData& out) const {

@@ -9,10 +9,12 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "bitstream_headers.h"
 #include "errors.h"
 #include "ffmpeg.h"
+#include "input_source.h"
 #include "motion_vectors.h"
 #include "owned_buffer.h"
 #include "residual.h"
@@ -25,6 +27,7 @@ struct ReaderOptions {
   int threads = 1;        // slice threads (deterministic, unlike frame threading); 0: one per core
   bool strict = false;    // raise on damaged packets/frames instead of skipping and counting them
   bool chroma = false;    // also return Cb/Cr planes (4:2:0)
+  double stall_seconds = 60.0;  // a read making no progress this long ends with ErrorKind::kStalled (0: never)
 };
 
 struct VideoInfoData {
@@ -52,9 +55,13 @@ struct ReaderStats {
   int64_t decode_errors = 0;     // other decoder errors that were skipped
   int64_t frames_reordered = 0;  // frames the decoder output ahead of an earlier-presented one, put back in pts order
   int64_t frames_retimed = 0;    // frames whose pts was missing or not after the previous frame's, set to previous + 1 frame
+  bool truncated = false;        // the file holds less than its container promises (or reading broke off early)
+  std::string truncation;        // how that was seen, empty when not truncated
   // Where the time goes (nanoseconds), for the per-stage benchmark.
   int64_t residual_ns = 0;       // motion compensation and subtraction
   int64_t copy_ns = 0;           // luma/chroma/vector/QP copies into the output buffers
+  int64_t reference_searches = 0;          // blocks predicted from one of several candidate references
+  int64_t reference_search_exhausted = 0;  // of those, blocks where the search tried every candidate
 };
 
 struct FrameData {
@@ -81,7 +88,8 @@ struct FrameData {
 
 class VideoReader {
  public:
-  VideoReader(const std::string& path, const ReaderOptions& options);
+  VideoReader(const Input& input, const ReaderOptions& options);
+  VideoReader(const std::string& path, const ReaderOptions& options) : VideoReader(Input{path, nullptr}, options) {}
   ~VideoReader();
   VideoReader(const VideoReader&) = delete;
   VideoReader& operator=(const VideoReader&) = delete;
@@ -101,6 +109,11 @@ class VideoReader {
 
   // Back to the first frame, without building the index.
   void rewind();
+
+  // Until called again with an empty list, next() returns only frames with these display indices: the others
+  // are decoded only as far as references need them (no pixel copy, no residual), and when no requested frame
+  // is a B-frame, non-reference pictures are not decoded at all where positions come from the index.
+  void request(std::vector<int64_t> display_indices);
 
  private:
   struct PacketInfo {
@@ -130,6 +143,7 @@ class VideoReader {
   void open_input();
   void open_decoder();
   bool seeks_exactly() const;
+  void restart_at(int64_t display_index);
   void feed_packet();
   void reset_decoding_state();
   void admit(AVFrame* frame);
@@ -143,11 +157,16 @@ class VideoReader {
   void fill_residual(const AVFrame* frame, const PacketInfo& packet, FrameData& out);
   bool has_future_reference(int64_t display_index) const;
   [[noreturn]] void fail(ErrorKind kind, const std::string& cause) const;
+  // Throws the stall error when the guard ended the last read, and the source's own error when it failed.
+  void check_input() const;
+  void mark_truncated(const std::string& cause);
 
   ReaderOptions options_;
   VideoInfoData info_;
   ReaderStats stats_;
-  FormatContextPtr format_;
+  Input input_;
+  std::unique_ptr<StallGuard> guard_;  // outlives every demuxer that polls it
+  OpenedInput opened_;
   CodecContextPtr codec_;
   FramePtr frame_;
   PacketPtr packet_;
@@ -169,6 +188,8 @@ class VideoReader {
   // and display indices come from the index (by pts) instead of the running counter.
   int64_t skip_until_ = 0;
   bool indexed_positions_ = false;
+  std::vector<int64_t> wanted_;  // sorted; empty: every frame
+  bool skip_nonref_ = false;
   bool check_seek_landing_ = false;
 
   // Decoded frames not yet in presentation order: an H.264/HEVC decoder that underestimates the reorder depth

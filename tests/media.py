@@ -183,3 +183,13 @@ def make_remuxed(source: Path, suffix: str, directory: Path) -> Path:
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(source), "-c", "copy", str(out)], check=True,
                        capture_output=True)
     return out
+
+
+def make_cut(source: Path, keep: float, directory: Path) -> Path:
+    """The first ``keep`` of ``source``'s bytes, as ``head -c`` leaves a download that stopped early."""
+    source = Path(source)
+    out = Path(directory) / f"{source.stem}_cut{int(keep * 100)}{source.suffix}"
+    if not out.exists():
+        data = source.read_bytes()
+        out.write_bytes(data[: int(len(data) * keep)])
+    return out

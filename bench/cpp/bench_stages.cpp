@@ -6,12 +6,16 @@
 //                      offers, so the bound for an MV-only path (H.264 ignores skip_idct)
 //   reader mv-only     the reader's motion-vector-only path (loop filter / IDCT skipped)
 //   reader full        the reader with luma, residuals and vectors
-// plus, inside the full run, the time spent copying vectors/planes and computing residuals.
+// plus, inside the full run, the time spent copying vectors/planes and computing residuals. Each stage is timed
+// by wall clock and by this thread's CPU time (best of the repeats for each): on a shared machine the CPU-time
+// ratio is the steadier one.
 // Usage: bench_stages VIDEO [repeats [STAGE]]
 // With STAGE (decode, export, mv-only or full) only that stage runs, once per repeat, and prints its time: the
 // form to profile under perf or callgrind.
 #include <chrono>
 #include <cstdio>
+#include <ctime>
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -92,14 +96,26 @@ ReaderRun run_reader(const std::string& path, bool residuals) {
   return run;
 }
 
+double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+struct Timing {
+  double wall = 1e30;
+  double cpu = 1e30;
+};
+
 template <typename F>
-double best_of(int repeats, F&& body) {
-  double best = 1e30;
+Timing best_of(int repeats, F&& body) {
+  Timing best;
   for (int i = 0; i < repeats; ++i) {
     const auto start = Clock::now();
+    const double cpu0 = thread_cpu_seconds();
     body();
-    const double t = seconds_since(start);
-    if (t < best) best = t;
+    best.cpu = std::min(best.cpu, thread_cpu_seconds() - cpu0);
+    best.wall = std::min(best.wall, seconds_since(start));
   }
   return best;
 }
@@ -116,7 +132,7 @@ int main(int argc, char** argv) {
   try {
     if (argc > 3) {
       const std::string stage = argv[3];
-      double t = 0;
+      Timing t;
       if (stage == "decode") {
         t = best_of(repeats, [&] { run_libav(path, Libav::kDecode); });
       } else if (stage == "export") {
@@ -127,22 +143,32 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "unknown stage %s (decode, export, mv-only, full)\n", stage.c_str());
         return 2;
       }
-      std::printf("%s: %.3f s\n", stage.c_str(), t);
+      std::printf("%s: %.3f s wall, %.3f s CPU\n", stage.c_str(), t.wall, t.cpu);
       return 0;
     }
+    // Stages interleaved, repeat by repeat, so that load on a shared machine hits them alike.
     long frames = 0;
-    const double demux = best_of(repeats, [&] { frames = run_libav(path, Libav::kDemux); });
-    const double decode = best_of(repeats, [&] { run_libav(path, Libav::kDecode); });
-    const double exported = best_of(repeats, [&] { run_libav(path, Libav::kExport); });
-    const double no_deblock = best_of(repeats, [&] { run_libav(path, Libav::kExportNoDeblock); });
-    const double mv_only = best_of(repeats, [&] { run_reader(path, false); });
     ReaderRun full_run;
-    const double full = best_of(repeats, [&] { full_run = run_reader(path, true); });
+    Timing demux, decode, exported, no_deblock, mv_only, full;
+    for (int r = 0; r < repeats; ++r) {
+      auto keep_best = [](Timing& best, const Timing& t) {
+        best.wall = std::min(best.wall, t.wall);
+        best.cpu = std::min(best.cpu, t.cpu);
+      };
+      keep_best(demux, best_of(1, [&] { frames = run_libav(path, Libav::kDemux); }));
+      keep_best(decode, best_of(1, [&] { run_libav(path, Libav::kDecode); }));
+      keep_best(exported, best_of(1, [&] { run_libav(path, Libav::kExport); }));
+      keep_best(no_deblock, best_of(1, [&] { run_libav(path, Libav::kExportNoDeblock); }));
+      keep_best(mv_only, best_of(1, [&] { run_reader(path, false); }));
+      keep_best(full, best_of(1, [&] { full_run = run_reader(path, true); }));
+    }
     const double n = static_cast<double>(full_run.frames);
     std::printf("file: %s  frames: %ld  (best of %d, one thread)\n", path.c_str(), full_run.frames, repeats);
-    std::printf("%-34s %10s %10s %8s\n", "stage", "ms/frame", "fps", "x decode");
-    auto row = [&](const char* name, double total) {
-      std::printf("%-34s %10.3f %10.1f %8.2f\n", name, 1e3 * total / n, n / total, decode / total);
+    std::printf("%-34s %10s %10s %8s %12s %14s\n", "stage", "ms/frame", "fps", "x decode", "CPU ms/frame",
+                "x decode (CPU)");
+    auto row = [&](const char* name, const Timing& t) {
+      std::printf("%-34s %10.3f %10.1f %8.2f %12.3f %14.2f\n", name, 1e3 * t.wall / n, n / t.wall, decode.wall / t.wall,
+                  1e3 * t.cpu / n, decode.cpu / t.cpu);
     };
     row("demux", demux);
     row("decode (bare libavcodec)", decode);

@@ -6,6 +6,7 @@ from .errors import (
     UnsupportedVideoError,
     VideoIOError,
     VideoNotFoundError,
+    VideoStallError,
 )
 from .reader import MOTION_VECTOR_COLUMNS, MV, Frame, Gop, Reader, ReaderStats, VideoInfo, open
 # data before patches: data.clips wraps patches.codec_patches, which reads through data.sampling; importing
@@ -60,6 +61,7 @@ __all__ = [
     "InvalidVideoError",
     "UnsupportedVideoError",
     "VideoIOError",
+    "VideoStallError",
     "ffmpeg_versions",
     "set_ffmpeg_log_level",
     "ffmpeg_log_level",

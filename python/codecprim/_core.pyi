@@ -1,20 +1,27 @@
 """Type stub of the compiled core (csrc/bindings.cpp). Use it through codecprim.open; these are its internals."""
 
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
 class Reader:
-    def __init__(self, path: str, residuals: bool = ..., threads: int = ..., strict: bool = ...,
-                 chroma: bool = ...) -> None: ...
+    def __init__(self, source: Any, name: str, is_path: bool, residuals: bool = ..., threads: int = ...,
+                 strict: bool = ..., chroma: bool = ..., stall_seconds: float = ...) -> None:
+        """source: a path (is_path), bytes-like data (copied) or a seekable binary file object (read with the GIL
+        held by each read); name: what errors call it; threads 0: one per core; stall_seconds 0: never."""
     def info(self) -> Dict[str, Any]: ...
     def next(self) -> Optional[Dict[str, Any]]:
         """The next frame in display order as a dict of numpy arrays and scalars, or None at the end."""
     def index(self) -> Dict[str, Any]:
         """The parser-only frame table: pts, decode_index, packet_size, key_packet, pict_types, gops, pts_valid."""
-    def stats(self) -> Dict[str, Any]: ...
+    def stats(self) -> Dict[str, Any]:
+        """Counters (packets, frames, frames_decoded, skipped_packets, corrupt_frames, decode_errors,
+        frames_reordered, frames_retimed), truncated and its cause (truncation), residual/copy seconds."""
     def seek_to_frame(self, index: int) -> None: ...
     def rewind(self) -> None: ...
+    def request(self, indices: List[int]) -> None:
+        """next() returns only these display indices (others are not copied or predicted; non-reference pictures
+        are not decoded when none of them is a B-frame); an empty list returns every frame again."""
     def close(self) -> None: ...
 
 def predict(ref: np.ndarray, x: int, y: int, mv_x: int, mv_y: int, w: int, h: int, method: str) -> np.ndarray:

@@ -22,6 +22,7 @@ __all__ = [
     "InvalidVideoError",
     "UnsupportedVideoError",
     "VideoIOError",
+    "VideoStallError",
 ]
 
 _NOTE = "codecprim error details: "
@@ -92,3 +93,8 @@ class UnsupportedVideoError(CodecprimError, ValueError):
 
 class VideoIOError(CodecprimError, OSError):
     """The operating system or FFmpeg failed to read the file."""
+
+
+class VideoStallError(CodecprimError, TimeoutError):
+    """Reading made no progress for the reader's ``stall_seconds`` (a source that stopped delivering data, or a
+    demuxer looping over a crafted stream); raised through FFmpeg's interrupt callback, not a wall-clock kill."""

@@ -243,8 +243,7 @@ def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 1
             wanted = [sample.indices[0]]
         estimated = mode == "codec" and (info.motion_vectors == "none" or config.motion == "estimated")
         frames = _decode(reader, wanted, (height, width), grid, estimated, mode == "codec", device)
-        # stats.truncated arrives with core-access's truncation report; until then no truncation is seen.
-        truncated = bool(getattr(reader.stats, "truncated", False))
+        truncated = reader.stats.truncated
 
     t = len(frames["index"])
     is_iframe = torch.tensor(frames["iframe"], dtype=torch.bool, device=device)

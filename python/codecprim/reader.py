@@ -1,11 +1,13 @@
 """Reading codec primitives from a video file: the Python face of the C++ core.
 
-``codecprim.open(path)`` returns a :class:`Reader`, a context manager that streams :class:`Frame` records in
-display order. Tensors share the buffers the core filled (no copy on the way to Python).
+``codecprim.open(source)`` returns a :class:`Reader`, a context manager that streams :class:`Frame` records in
+display order; the source is a path, bytes or a binary file object. Tensors share the buffers the core filled
+(no copy on the way to Python).
 """
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional
@@ -108,6 +110,10 @@ class ReaderStats:
     damaged IDR); they are put back in pts order within a window of 4 frames. ``frames_retimed`` counts frames
     whose pts was missing or not after the previous frame's (packed MPEG-4 B-frames in AVI give the last frame
     its predecessor's pts); each gets the previous pts plus one frame, as FFmpeg reports it.
+
+    ``truncated`` is True when the file holds less than its container promises: an MP4 box, the Matroska
+    Segment or an AVI RIFF chunk declares more bytes than there are (seen at open), or reading broke off with an
+    error before the end. ``truncation`` says which. With ``strict=True`` that raises InvalidVideoError instead.
     """
 
     packets: int = 0
@@ -118,8 +124,12 @@ class ReaderStats:
     decode_errors: int = 0
     frames_reordered: int = 0
     frames_retimed: int = 0
+    truncated: bool = False
+    truncation: str = ""
     residual_seconds: float = 0.0
     copy_seconds: float = 0.0
+    reference_searches: int = 0  # H.264 blocks with several candidate references (see residual_method)
+    reference_search_exhausted: int = 0  # of those, blocks where the search tried every candidate
 
     @property
     def skipped(self) -> int:
@@ -220,6 +230,42 @@ def _frame_from(raw: dict) -> Frame:
     )
 
 
+def _source_of(source, name: Optional[str]):
+    """(what the core reads, the name errors use, whether it is a path) for a path, bytes or a file object."""
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"name must be a str, got {type(name).__name__}")
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        return path, name or path, True
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return source, name or "<bytes>", False
+    if callable(getattr(source, "read", None)):
+        label = name or getattr(source, "name", None)
+        label = label if isinstance(label, str) else "<file-like>"
+        if isinstance(source, io.TextIOBase):
+            raise ValueError(f"{label}: the file object must be opened in binary mode, not text")
+        seekable = getattr(source, "seekable", None)
+        if not (callable(seekable) and seekable() and callable(getattr(source, "seek", None))):
+            return _drain(source, label), label, False  # a pipe or socket: read once, into memory
+        return source, label, False
+    raise ValueError(
+        f"codecprim.open takes a path, bytes, bytearray, memoryview or a binary file object, not {type(source).__name__}"
+    )
+
+
+def _drain(stream, label: str) -> bytes:
+    chunks = []
+    while True:
+        chunk = stream.read(1 << 20)
+        if not chunk:
+            return b"".join(chunks)
+        if not isinstance(chunk, (bytes, bytearray)):
+            raise ValueError(f"{label}: the file object must be opened in binary mode, not text")
+        chunks.append(bytes(chunk))
+
+
 class Reader:
     """Streams a video's frames with their codec primitives. Use through :func:`open`.
 
@@ -227,12 +273,18 @@ class Reader:
     Only the reference pictures are held, so memory does not grow with the video's length.
     """
 
-    def __init__(self, path, *, residuals: bool = True, threads: int = 1, strict: bool = False, chroma: bool = False):
-        path = os.fspath(path)
+    def __init__(self, source, *, residuals: bool = True, threads: int = 1, strict: bool = False,
+                 chroma: bool = False, name: Optional[str] = None, stall_seconds: Optional[float] = 60.0):
+        source, path, is_path = _source_of(source, name)
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
             raise ValueError(f"{path}: threads must be a non-negative int (0: the library chooses), got {threads!r}")
+        if stall_seconds is None:
+            stall_seconds = 0.0
+        elif isinstance(stall_seconds, bool) or not isinstance(stall_seconds, (int, float)) or not stall_seconds > 0:
+            raise ValueError(f"{path}: stall_seconds must be a positive number or None, got {stall_seconds!r}")
         self._path = path
-        self._core = _load_core().Reader(path, bool(residuals), threads, bool(strict), bool(chroma))
+        self._core = _load_core().Reader(source, path, is_path, bool(residuals), threads, bool(strict), bool(chroma),
+                                         float(stall_seconds))
         self._info = VideoInfo(**self._core.info())
         self._index: Optional[dict] = None
         self._gops: Optional[List[Gop]] = None
@@ -346,6 +398,9 @@ class Reader:
         allowed; IndexError when one is out of range).
 
         Each GOP that holds a requested frame is decoded once, from its keyframe; GOPs holding none are not.
+        Frames between requested ones are decoded only as references (no pixel copy, no residual), and when no
+        requested frame is a B-frame, non-reference pictures are skipped by the decoder (``stats.frames_decoded``
+        shows it).
         """
         total = len(self)
         wanted: List[int] = []
@@ -365,6 +420,21 @@ class Reader:
         for j in sorted(set(wanted)):
             by_gop.setdefault(gop_of[j], []).append(j)
         got: Dict[int, Frame] = {}
+        core.request(sorted(set(wanted)))
+        try:
+            self._read_requested(core, by_gop, gop_of, total, got)
+        finally:
+            core.request([])
+        missing = sorted(set(wanted) - set(got))
+        if missing:
+            stats = self.stats
+            why = f"the file is truncated: {stats.truncation}" if stats.truncated else "the stream is damaged there"
+            raise InvalidVideoError(self._path, f"frames {missing[:8]} are listed by the container but the decoder "
+                                                f"cannot produce them ({why})")
+        return [got[j] for j in wanted]
+
+    @staticmethod
+    def _read_requested(core, by_gop: Dict[int, List[int]], gop_of: List[int], total: int, got: Dict[int, Frame]):
         position = -1  # display index core.next() returns next, when known
         for gop in sorted(by_gop):
             targets = set(by_gop[gop])
@@ -383,10 +453,6 @@ class Reader:
                 if index >= last:
                     position = index + 1
                     break
-        missing = sorted(set(wanted) - set(got))
-        if missing:
-            raise InvalidVideoError(self._path, f"frames {missing[:8]} were not produced by the decoder")
-        return [got[j] for j in wanted]
 
     def _gop_of_frame(self) -> List[int]:
         """GOP number of every display index."""
@@ -397,28 +463,34 @@ class Reader:
 
     def read_frames(self, start: int, stop: int) -> List[Frame]:
         """Frames with display index in [start, stop), reached by seeking to the keyframe before ``start``."""
+        return list(self.iter_frames(start, stop))
+
+    def iter_frames(self, start: int, stop: int) -> Iterator[Frame]:
+        """:meth:`read_frames` one frame at a time: memory holds the frame being used, not the range (any other
+        read on this reader ends the iteration's position)."""
         core = self._live()
         total = len(self)
         if not 0 <= start <= stop <= total:
             raise IndexError(f"{self._path}: frame range [{start}, {stop}) out of range (0..{total})")
         self._started = True
         if start == stop:
-            return []
+            return
         core.seek_to_frame(start)
-        frames: List[Frame] = []
         while True:
             raw = core.next()
             if raw is None or raw["index"] >= stop:
-                break
-            frames.append(_frame_from(raw))
-        return frames
+                return
+            yield _frame_from(raw)
 
 
-def open(path, *, residuals: bool = True, threads: int = 1, strict: bool = False, chroma: bool = False) -> Reader:
+def open(source, *, residuals: bool = True, threads: int = 1, strict: bool = False, chroma: bool = False,
+         name: Optional[str] = None, stall_seconds: Optional[float] = 60.0) -> Reader:
     """Opens a video and returns a :class:`Reader` (a context manager and iterator of :class:`Frame`).
 
     Args:
-        path: the video file.
+        source: the video: a path, its bytes (``bytes``, ``bytearray``, ``memoryview``: copied once), or a binary
+            file object (read through FFmpeg's custom I/O without a temporary file; seekable ones are read in
+            place, others such as pipes are read into memory first), e.g. a member of a tar shard.
         residuals: True decodes pixels and computes residuals; False is the motion-vector-only fast path
             (skips the loop filter and, where the decoder honours it, the IDCT; vectors are identical).
         threads: decoder slice threads; 0 lets the library choose (one per core, at most 16), the FFmpeg, PyAV
@@ -426,11 +498,18 @@ def open(path, *, residuals: bool = True, threads: int = 1, strict: bool = False
             data loader for throughput.
         strict: raise on damage inside the stream instead of skipping it (counted in ``reader.stats``).
         chroma: also return the Cb/Cr planes (4:2:0) in ``frame.chroma``.
+        name: what errors and ``reader.path`` call the source (default: the path, the file object's ``name``,
+            or ``"<bytes>"``).
+        stall_seconds: a read that makes no progress (no packet) for this long ends with
+            :class:`~codecprim.errors.VideoStallError` instead of hanging (FFmpeg's interrupt callback; None: never).
 
     Raises:
         VideoNotFoundError: (a FileNotFoundError) the path does not exist.
         InvalidVideoError: (a ValueError) not a readable video.
         UnsupportedVideoError: (a ValueError) no decoder for it in this FFmpeg build.
         VideoIOError: (an OSError) reading failed.
+        VideoStallError: (a TimeoutError) reading made no progress for ``stall_seconds``.
+        ValueError: a bad argument (not a video problem).
     """
-    return Reader(path, residuals=residuals, threads=threads, strict=strict, chroma=chroma)
+    return Reader(source, residuals=residuals, threads=threads, strict=strict, chroma=chroma, name=name,
+                  stall_seconds=stall_seconds)

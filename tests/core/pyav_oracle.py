@@ -81,3 +81,16 @@ def packet_sizes(path) -> List[int]:
         stream = container.streams.video[0]
         packets = [(p.pts, p.size) for p in container.demux(stream) if p.size > 0]
     return [size for _, size in sorted(packets)]
+
+
+def decoded_frames(path):
+    """Every frame FFmpeg outputs, in output order, skipping packets it rejects (as codecprim does by default)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        for packet in container.demux(stream):
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                continue
+            for frame in frames:
+                yield frame, stream.time_base

@@ -112,3 +112,31 @@ def test_sparse_request_decodes_only_its_gop(media):
         decoded = reader.stats.frames_decoded
     assert frame.index == target
     assert decoded == 4, f"decoded {decoded} frames for frame {target}: only its GOP's first four are needed"
+
+
+@pytest.mark.parametrize("name", ["h264_bframes", "mpeg4_native_bframes", "mpeg2"])
+def test_unrequested_frames_are_not_copied_and_nonref_pictures_not_decoded(media, name):
+    path = media[name]
+    expected = sequential(path)
+    with codecprim.open(path) as reader:
+        gop = max(reader.gops, key=lambda g: g.num_frames)
+        types = reader.pict_types
+        span = [i for i in gop.frame_range if types[i] != "B"]
+        wanted = [span[1], span[-1]]  # two anchors far apart in one GOP, no B-frame among them
+        got = reader.frames_at(wanted)
+        stats = reader.stats
+        for frame, i in zip(got, wanted):
+            assert_same_frame(frame, expected[i])
+        # Only the requested frames reach the output (copies, residuals); the B-frames between are never decoded.
+        assert stats.frames == len(wanted)
+        reached = wanted[-1] - gop.first_frame + 1
+        anchors = sum(types[i] != "B" for i in range(gop.first_frame, wanted[-1] + 1))
+        assert anchors < reached
+        if name == "h264_bframes":  # x264's B-pyramid keeps some B-frames as references: those still decode
+            assert stats.frames_decoded < reached, stats
+        else:  # MPEG B-frames are never references
+            assert stats.frames_decoded <= anchors + 1, stats
+        # Asking for a B-frame decodes the pictures it needs, and reading on afterwards sees every frame again.
+        b = next(i for i in gop.frame_range if types[i] == "B")
+        assert_same_frame(reader[b], expected[b])
+        assert [f.index for f in reader] == list(range(len(expected)))

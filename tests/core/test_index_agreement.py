@@ -13,22 +13,10 @@ import pytest
 
 import codecprim
 from media import make_damaged_idr, make_packed_bframes, make_remuxed, make_unpacked_bframes
-from pyav_oracle import require_same_libavcodec
-
-av = pytest.importorskip("av")
-
+from pyav_oracle import decoded_frames, require_same_libavcodec
 
 def _pyav_types(path):
-    types = []
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.error.InvalidDataError:
-                continue
-            types += ["?IPB"[int(f.pict_type)] if int(f.pict_type) in (1, 2, 3) else "P" for f in frames]
-    return "".join(types)
+    return "".join("?IPB"[int(f.pict_type)] if int(f.pict_type) in (1, 2, 3) else "P" for f, _ in decoded_frames(path))
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import codecprim
+from pyav_oracle import decoded_frames
 from media import make_damaged_idr, make_packed_bframes, make_unpacked_bframes
 
-av = pytest.importorskip("av")
 
 
 def _read(path, **options):
@@ -20,17 +20,8 @@ def _read(path, **options):
 
 
 def _ffmpeg_times(path):
-    """FFmpeg's presentation times (best-effort timestamps, as ffprobe prints them), in output order."""
-    times = []
-    with av.open(str(path)) as container:
-        stream = container.streams.video[0]
-        for packet in container.demux(stream):
-            try:
-                frames = packet.decode()
-            except av.error.InvalidDataError:
-                continue
-            times += [None if f.pts is None else float(f.pts * stream.time_base) for f in frames]
-    return times
+    """FFmpeg's presentation times, in output order."""
+    return [None if f.pts is None else float(f.pts * tb) for f, tb in decoded_frames(path)]
 
 
 def _strictly_increasing(frames):

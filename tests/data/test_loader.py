@@ -79,10 +79,6 @@ def test_padded_collate_with_workers_lists_failures(paths):
 
 
 def test_truncated_file_sample_says_so(media, tmp_path):
-    from codecprim import ReaderStats
-
-    if "truncated" not in ReaderStats.__dataclass_fields__:
-        pytest.skip("needs reader.stats.truncated (branch core-access's truncation report)")
     cut = codec_patches(make_truncated(tmp_path), num_frames=4, size=56, budget=24)  # frames 0-3 decode
     assert cut.truncated is True
     assert codec_patches(media["h264_no_bframes"], num_frames=4, size=56, budget=24).truncated is False

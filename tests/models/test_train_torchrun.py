@@ -111,7 +111,10 @@ def test_delta_pretrain_two_processes_match_one(tmp_path, capsys):
     # batch-norm running statistics, which depend on the statistics of the whole batch).
     assert any(k.startswith("encoder.trunk.") and k.endswith("conv1.weight") for k in moved)
     assert any(k.endswith("running_var") for k in moved)
-    assert float(_diffs(one, two).max()) < 1e-5
+    # Adam's first steps divide each gradient by its own magnitude, so the weights whose gradients the
+    # zero-initialised W_out still gates (tiny, summed in another order across two ranks) move by slightly
+    # different amounts: measured 7e-6 before the pairs became CoPE's s = 1 deltas, 4.1e-5 after (image_in).
+    assert float(_diffs(one, two).max()) < 1e-4
     # The logged loss of the 2-process run is the global-batch mean, as printed by one process.
     single, double = _step_losses(single_out), _step_losses(proc.stdout)
     assert sorted(double) == [1, 2, 3]

@@ -9,6 +9,7 @@ codec, so the object share of their selections compares codecs on one clip.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,8 @@ CAMERAS = ("pan", "static", "zoom")
 ENCODERS = {
     "h264": (["-c:v", "libx264", "-preset", "fast", "-crf", "23", "-x264-params",
               "keyint=300:min-keyint=300:scenecut=0:bframes=0:ref=1:weightp=0"], "mp4"),
-    "hevc": (["-c:v", "libx265", "-preset", "fast", "-crf", "26", "-x265-params",
-              "keyint=300:min-keyint=300:scenecut=0:bframes=0:log-level=error"], "mp4"),
+    "hevc": (["-c:v", "libx265", "-preset", "veryfast", "-crf", "26", "-x265-params",
+              "keyint=300:min-keyint=300:scenecut=0:bframes=0:pools=none:frame-threads=1:log-level=error"], "mp4"),
     "vp9": (["-c:v", "libvpx-vp9", "-g", "300", "-deadline", "realtime", "-cpu-used", "8", "-crf", "32",
              "-b:v", "0", "-auto-alt-ref", "0", "-lag-in-frames", "0"], "webm"),
     "av1": (["-c:v", "libsvtav1", "-g", "300", "-preset", "12", "-crf", "35"], "mkv"),
@@ -38,6 +39,7 @@ class Footage:
     camera: str
 
 
+@functools.lru_cache(maxsize=4)
 def _first_frame(path: Path, index: int = 0) -> np.ndarray:
     import av
 
@@ -55,6 +57,11 @@ def _upscale(img: np.ndarray, factor: int) -> np.ndarray:
     return x[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
+@functools.lru_cache(maxsize=2)
+def _background(path: Path) -> np.ndarray:
+    return _upscale(_first_frame(path), 2)
+
+
 def compose(clips: dict[str, Path], camera: str, frames: int = 64, side: int = 448, pan: int = 6,
             speed: int = 5, obj: int = 96) -> Footage:
     """The issue's clip: ``camera`` ``"pan"`` (the view slides ``pan`` px/frame right), ``"static"`` or
@@ -62,8 +69,8 @@ def compose(clips: dict[str, Path], camera: str, frames: int = 64, side: int = 4
     ``speed`` px/frame right (and 1 px/frame down) over the frame, against the pan's leftward flow."""
     if camera not in CAMERAS:
         raise ValueError(f"camera must be one of {CAMERAS}; got {camera!r}")
-    background = _upscale(_first_frame(clips["bikes"]), 2)                  # (544, 1280, 3)
-    texture = _first_frame(clips["bigbuckbunny"], 60)[600:600 + obj, 1000:1000 + obj]  # grass, (obj, obj, 3)
+    background = _background(clips["bikes"])                               # (544, 1280, 3)
+    texture = _first_frame(clips["bigbuckbunny"])[600:600 + obj, 1000:1000 + obj]  # grass, (obj, obj, 3)
     bh, bw, _ = background.shape
     out = np.empty((frames, side, side, 3), dtype=np.uint8)
     boxes = np.empty((frames, 4), dtype=np.int64)
@@ -79,7 +86,7 @@ def compose(clips: dict[str, Path], camera: str, frames: int = 64, side: int = 4
             crop = background[cy - half:cy + half, cx - half:cx + half]
             view = torch.nn.functional.interpolate(
                 torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].float(), size=(side, side),
-                mode="bilinear", align_corners=False, antialias=True)[0].permute(1, 2, 0).round().clamp(0, 255)
+                mode="bilinear", align_corners=False)[0].permute(1, 2, 0).round().clamp(0, 255)
             view = view.to(torch.uint8).numpy()
         x, y = min(24 + speed * n, side - obj), 120 + n
         out[n] = view

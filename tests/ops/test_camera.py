@@ -186,3 +186,20 @@ def test_order_statistics_equal_sorting(seed, rows, n):
     ordered = values.sort(dim=1).values
     for got, rank in zip(_order_statistics(values, *ranks), ranks):
         assert torch.equal(got, ordered.gather(1, rank.clamp_min(0)[:, None]))
+
+
+def test_camera_motion_has_no_float32_cancellation():
+    # A near-identity similarity at p ~ 1000 px: A p + t - p in float32 loses the small motion's low bits
+    # (the cause of the CPU/CUDA twin gap); (A - I) p + t in float64 keeps it to the float32 rounding.
+    g = torch.Generator().manual_seed(0)
+    points = torch.rand(1, 500, 2, generator=g) * 1000 + 500
+    angle, zoom = 1e-4, 1 + 3e-5
+    matrix = torch.tensor([[[zoom * math.cos(angle), -zoom * math.sin(angle), 0.37],
+                            [zoom * math.sin(angle), zoom * math.cos(angle), -1.21]]], dtype=torch.float32)
+    exact = (torch.einsum("bij,bnj->bni", matrix.double()[:, :, :2] - torch.eye(2, dtype=torch.float64),
+                          points.double()) + matrix.double()[:, None, :, 2])
+    got = camera_motion(matrix, points)
+    assert got.dtype == torch.float32
+    assert torch.equal(got, exact.float())
+    naive = (torch.einsum("bij,bnj->bni", matrix[:, :, :2], points) + matrix[:, None, :, 2]) - points
+    assert (naive.double() - exact).abs().max() > 10 * (got.double() - exact).abs().max()

@@ -43,12 +43,27 @@ def load_cases():
             yield (i, torch.from_numpy(data[f"cur_{i}"]), torch.from_numpy(data[f"ref_{i}"]), opts, rows)
 
 
+def load_extras(i: int):
+    """Confidence (M,), intra (M,) of all frames' rows, and the residual (T, H, W) of case ``i``."""
+    with np.load(FIXTURES) as data:
+        return tuple(torch.from_numpy(data[f"{name}_{i}"]) for name in ("confidence", "intra", "residual"))
+
+
+def check_frames(est, i: int) -> None:
+    """Intra and residual exactly, confidence to float32 rounding (1e-4)."""
+    confidence, intra, residual = load_extras(i)
+    assert torch.equal(torch.cat(est.intra).cpu(), intra), f"case {i}: intra blocks differ"
+    assert torch.equal(est.residual.cpu(), residual), f"case {i}: residual differs"
+    torch.testing.assert_close(torch.cat(est.confidence).cpu(), confidence, rtol=1e-4, atol=1e-4)
+
+
 def test_fixtures_match_the_torch_twin():
     """Regenerate the fixtures (make_me_fixtures.py) whenever this fails after an algorithm change."""
     for i, cur, ref, opts, rows in load_cases():
         out = estimate_motion_batch(cur, ref, config=MotionEstimationConfig(**opts))
         for t, (a, b) in enumerate(zip(out, rows)):
             assert torch.equal(a, b), f"case {i} frame {t} ({opts}) drifted from the saved fixture"
+        check_frames(estimate_motion_frames(cur, ref, config=MotionEstimationConfig(**opts)), i)
 
 
 @pytest.mark.skipif(HAVE_CUPY, reason="CuPy is installed")
@@ -72,17 +87,11 @@ def test_cuda_kernel_equals_torch_twin_on_fixtures(case):
 
 @pytest.mark.cuda
 @needs_gpu
-@pytest.mark.parametrize("case", [0, NUM_CASES - 1])
-def test_confidence_intra_and_residual_agree_across_devices(case):
-    """Plain torch ops on both devices: intra and residual exactly, confidence to float rounding."""
+@pytest.mark.parametrize("case", range(NUM_CASES))
+def test_confidence_intra_and_residual_on_the_gpu_equal_the_fixtures(case):
+    """Plain torch ops on the kernels' vectors: intra and residual exactly, confidence to float rounding."""
     i, cur, ref, opts, _ = list(load_cases())[case]
-    cfg = MotionEstimationConfig(**opts)
-    cpu = estimate_motion_frames(cur, ref, config=cfg)
-    gpu = estimate_motion_frames(cur.cuda(), ref.cuda(), config=cfg)
-    assert torch.equal(gpu.residual.cpu(), cpu.residual)
-    for a, b, ia, ib in zip(gpu.confidence, cpu.confidence, gpu.intra, cpu.intra):
-        assert torch.equal(ia.cpu(), ib)
-        torch.testing.assert_close(a.cpu(), b, rtol=1e-4, atol=1e-4)
+    check_frames(estimate_motion_frames(cur.cuda(), ref.cuda(), config=MotionEstimationConfig(**opts)), i)
 
 
 @pytest.mark.cuda

@@ -255,3 +255,37 @@ def test_fusion_input_errors():
         fuse_fields(torch.zeros(2, 4, 4, 2), torch.ones(1, 4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="dtype uint8"):
         fused_residual(torch.zeros(4, 4), torch.zeros(4, 4, dtype=torch.uint8), torch.zeros(4, 4, 2))
+
+
+def test_fusion_at_a_model_size_chains_the_resized_fields_and_warps_the_resized_lumas():
+    """size=: each step's field is the area-resized one (vectors in output pixels), the lumas are area-resized,
+    and the residual is fused_residual of those: the same definition for s = 1 and s > 1."""
+    from codecprim.ops.fusion import field_at_size
+    from codecprim.ops.resize import resize_field, resize_mask, resize_plane
+
+    frames, shifts = synthetic_pan(6)  # 64x80, 16x16 blocks: on the 4-pixel grid
+    for s in (1, 3, 5):
+        group = frames[5 - s:]
+        step = fuse_pframes(group, size=(32, 40))
+        dense = [dense_field(f.motion_vectors, 64, 80) for f in group[1:]]
+        fields = torch.stack([resize_field(d.field_px, (32, 40), mode="area", mask=d.mask) for d in dense])
+        masks = torch.stack([resize_mask(d.mask, (32, 40), rule="majority") for d in dense])
+        field, mask = fuse_fields(fields, masks)
+        assert torch.equal(step.field_px, field) and torch.equal(step.mask, mask)
+        expected = fused_residual(resize_plane(group[-1].luma, (32, 40)), resize_plane(group[0].luma, (32, 40)), field)
+        assert torch.equal(step.residual, expected)
+        # a pan of known shifts: the field is their sum, halved with the frame
+        torch.testing.assert_close(field, (shifts[6 - s:].sum(0) / 2).expand_as(field), rtol=0, atol=1e-4)
+        for i, f in enumerate(group[1:]):
+            got, got_mask = field_at_size(f.motion_vectors, 64, 80, (32, 40), with_mask=True)
+            assert torch.equal(got, fields[i]) and torch.equal(got_mask, masks[i])
+
+
+def test_skipped_b_frames_allow_gaps_between_anchors_only():
+    frames, _ = synthetic_pan(5)
+    anchors = [frames[0], frames[2], frames[4]]  # as if frames 1 and 3 were B-frames left out
+    with pytest.raises(ValueError, match="consecutive"):
+        fuse_pframes(anchors)
+    fuse_pframes(anchors, skipped_b_frames=True)
+    with pytest.raises(ValueError, match="increasing anchors"):
+        fuse_pframes([frames[0], frames[4], frames[2]], skipped_b_frames=True)

@@ -438,3 +438,68 @@ def test_predict_from_vectors_rejects_bad_rows():
         predict_from_vectors(ref, torch.tensor([[-1, 8, 8, 4, 4, 4, 4, 0, 0, 0]], dtype=torch.int32))
     with pytest.raises(ValueError, match="int32"):
         predict_from_vectors(ref, torch.zeros(2, 10, dtype=torch.int64))
+
+
+# ---------------------------------------------------------------------------------------------
+# Confidence, intra blocks and the residual (estimate_motion_frames)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_flat_blocks_get_no_confidence_and_textured_motion_does():
+    """The aperture problem: a flat area's vectors are arbitrary, so they are not trusted."""
+    cur, ref = shifted_pair(64, 96, 5, 0, seed=31)
+    flat = torch.full((64, 48), 120, dtype=torch.uint8)
+    cur, ref = torch.cat([cur[:, :48], flat], 1), torch.cat([ref[:, :48], flat], 1)    # right half flat
+    est = estimate_motion_frames(cur[None], ref[None], split=False)
+    rows, conf, intra = est.vectors[0], est.confidence[0], est.intra[0]
+    assert conf.shape == (rows.shape[0],) and conf.dtype == torch.float32 and intra.dtype == torch.bool
+    assert bool(((conf >= 0) & (conf <= 1)).all())
+    left = rows[:, 5] < 48
+    assert bool((conf[rows[:, 5] >= 64] == 0).all())            # flat: no confident vector
+    # flat blocks beside the texture that share its vector borrow half its confidence (like a skip)
+    assert bool((conf[~left] <= 0.5).all())
+    moving = left & (rows[:, 7] == 20) & ~intra                 # textured, found the true 5 px
+    assert int(moving.sum()) >= 4 and bool((conf[moving] > 0.5).all())
+
+
+def test_blocks_matching_outside_the_reference_are_intra_with_no_residual():
+    """cur(x) = ref(x + 6): the right edge shows content the reference never had."""
+    cur, ref = shifted_pair(64, 96, 6, 0, seed=32)
+    est = estimate_motion_frames(cur[None], ref[None], split=False, subpel=False)
+    rows, intra = est.vectors[0], est.intra[0]
+    right = rows[:, 5] + rows[:, 1] // 2 == 96
+    assert bool(intra[right].all()) and not bool(intra[~right].any())
+    assert bool((est.confidence[0][intra] == 0).all())
+    assert bool((est.residual[0, :, 80:] == 0).all())
+    # elsewhere the residual is the luma minus the prediction from the vectors
+    pred, _ = predict_from_vectors(ref, rows)
+    torch.testing.assert_close(est.residual[0, :, :80], (cur.short() - pred.short())[:, :80], rtol=0, atol=0)
+    assert est.residual.shape == (1, 64, 96) and est.residual.dtype == torch.int16
+
+
+def test_a_camera_pan_is_not_motion_and_its_new_strip_is_intra():
+    """A pure pan: the camera model explains every vector; blocks where the camera's source leaves the
+    frame are intra, whatever vector they found."""
+    cur, ref = shifted_pair(96, 128, -4, 3, seed=33)
+    est = estimate_motion_frames(cur[None], ref[None], split=False)
+    rows, intra = est.vectors[0], est.intra[0]
+    left_or_bottom = (rows[:, 5] - rows[:, 1] // 2 == 0) | (rows[:, 6] + rows[:, 1] // 2 == 96)
+    assert bool(intra[left_or_bottom].all()) and not bool(intra[~left_or_bottom].any())
+
+
+def test_saliency_weights_motion_by_confidence():
+    from codecprim.ops.saliency import motion_energy_grid
+
+    cur, ref = shifted_pair(64, 64, 3, 0, seed=34)
+    still = ref.clone()
+    cur[16:48, 16:48] = still[20:52, 24:56]   # an object moving against a still background
+    est = estimate_motion_frames(cur[None], still[None], split=False)
+    plain, _ = motion_energy_grid(est.vectors, (64, 64), (4, 4))
+    weighted, _ = motion_energy_grid(est.vectors, (64, 64), (4, 4), confidence=est.confidence)
+    ones, _ = motion_energy_grid(est.vectors, (64, 64), (4, 4), confidence=[torch.ones_like(est.confidence[0])])
+    zeros, _ = motion_energy_grid(est.vectors, (64, 64), (4, 4), confidence=[torch.zeros_like(est.confidence[0])])
+    torch.testing.assert_close(ones, plain)
+    assert bool((zeros == 0).all())
+    assert bool((weighted <= plain + 1e-6).all())
+    with pytest.raises(ValueError, match="confidence"):
+        motion_energy_grid(est.vectors, (64, 64), (4, 4), confidence=[torch.ones(3)])

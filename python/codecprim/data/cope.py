@@ -20,7 +20,8 @@ types (a parser pass), then only the chosen GOPs' frames are decoded, a few at a
   :mod:`codecprim.ops.fusion`; s = 1 and s > 1 use the same definition). ``delta_indices`` is the first frame
   of each group, where its tokens sit in the stream.
 
-Memory stays one small sample plus a few full-size frames, whatever the video's or the GOP's length.
+Each kept GOP is decoded once, streamed from its keyframe to its last anchor (``reader.iter_frames``), so memory
+stays one small sample plus a full-size frame or two, whatever the video's or the GOP's length.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 
 import torch
 
+from .._intra_op import intra_op_threads
 from ..errors import InvalidVideoError, UnsupportedVideoError
 from ..ops._checks import check_choice, check_positive_int
 from ..ops.fusion import field_at_size, fuse_fields, fused_residual
@@ -40,10 +42,9 @@ from ..ops.resize import resize_plane, resize_yuv
 from ..reader import open as open_video
 from .dataset import VideoDataset
 
-__all__ = ["B_FRAME_POLICIES", "CopeDataset", "CopeSample", "cope_sample", "plan_cope"]
+__all__ = ["B_FRAME_POLICIES", "CopeDataset", "CopePlan", "CopeSample", "cope_sample", "plan_cope"]
 
 B_FRAME_POLICIES = ("skip",)
-_CHUNK = 8  # frames decoded per frames_at call: bounds the full-size frames held at once
 
 
 @dataclass(repr=False)
@@ -135,6 +136,7 @@ def _check(max_gops, keyframes_per_gop, fuse, image_size, delta_size, b_frames, 
         raise ValueError(f"seed must be a non-negative int or None; got {seed!r}")
 
 
+@intra_op_threads(1)  # thousands of small ops: split across threads they only spin-wait (see _intra_op)
 def cope_sample(path: str | os.PathLike, *, max_gops: int = 64, keyframes_per_gop: int = 1, fuse: int = 30,
                 image_size: int = 224, delta_size: int = 224, b_frames: str = "skip",
                 seed: int | None = 0) -> CopeSample:
@@ -167,10 +169,14 @@ def cope_sample(path: str | os.PathLike, *, max_gops: int = 64, keyframes_per_go
                          seed=seed)
         color_range = "full" if info.pix_fmt.startswith("yuvj") else "limited"
         out = _Builder(plan, (info.height, info.width), image_size, delta_size, color_range, types, path)
-        wanted = plan.frames()
-        for start in range(0, len(wanted), _CHUNK):
-            for frame in reader.frames_at(wanted[start:start + _CHUNK]):
-                out.add(frame)
+        wanted = set(plan.frames())
+        for g in plan.gops:
+            gop = reader.gops[g]
+            mine = [i for i in range(gop.first_frame, gop.first_frame + gop.num_frames) if i in wanted]
+            if mine:  # streamed: one full-size frame at a time, whatever the GOP's length
+                for frame in reader.iter_frames(mine[0], mine[-1] + 1):
+                    if frame.index in wanted:
+                        out.add(frame)
         truncated = bool(getattr(reader.stats, "truncated", False))
         pts = reader.pts_seconds
     return out.sample(pts, truncated)

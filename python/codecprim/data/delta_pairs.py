@@ -25,6 +25,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from .._intra_op import intra_op_threads
 from ..errors import CodecprimError
 from ..ops.fusion import fuse_pframes
 from ..ops.gather import frames_to_rgb
@@ -139,6 +140,7 @@ class DeltaPairs(VideoDataset):
         """Indices of the items that come from ``clips[clip]`` (for per-clip splits)."""
         return torch.nonzero(self.index[:, 0] == clip).flatten().tolist()
 
+    @intra_op_threads(1)  # small per-frame ops: split across threads they only spin-wait (see _intra_op)
     def load(self, index: int, path: str) -> DeltaPair:
         clip, frame, ref = (int(v) for v in self.index[index])
         with open_video(path, residuals=True, chroma=True, threads=self.threads) as reader:

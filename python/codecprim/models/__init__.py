@@ -1,6 +1,6 @@
 """Neural models over codec primitives. Models take tensors; they never open videos.
 
-Data flows csrc -> reader -> ops -> datasets -> the user's loop -> models.
+Data flows csrc -> reader -> ops -> data -> the user's loop -> models.
 """
 
 # Δ-encoder (CoPE-VideoLM Sec. 3.2), its pre-training (Eq. 9-12) and the frozen image encoder.

@@ -49,6 +49,7 @@ from .resnet_trunk import ResNet18Trunk
 __all__ = ["DeltaEncoder", "DeltaEncoderConfig", "DeltaTokens", "minmax_normalize", "patchify"]
 
 _ALIGNS = ("upsample", "dilate")
+_MOTION_NORMS = ("minmax", "scale")
 _PRESETS = ("paper", "compact")
 
 
@@ -80,6 +81,10 @@ class DeltaEncoderConfig:
     norm: str = "layernorm"
     # Motion branch.
     patch_size: int = 16           # 16x16 patches -> 16*16*2 input vectors
+    # "minmax" (the paper): per sample and component to [-1, 1], which erases the magnitude and maps a uniform
+    # field (a camera pan) to 0; "scale": pixels times motion_scale, so speed and direction survive.
+    motion_norm: str = "minmax"
+    motion_scale: float = 1.0 / 8.0  # "scale": an 8-pixel displacement -> 1
     motion_queries: int = 4        # K_τ
     # Residual branch.
     residual_queries: int = 4      # K_δ
@@ -90,7 +95,9 @@ class DeltaEncoderConfig:
 
     def __post_init__(self) -> None:
         check_transformer_fields(self, ("out_dim", "width", "depth", "heads", "patch_size", "motion_queries",
-                                        "residual_queries", "residual_channels", "trunk_base_width"))
+                                        "residual_queries", "residual_channels", "trunk_base_width", "motion_scale"))
+        if self.motion_norm not in _MOTION_NORMS:
+            raise ValueError(f"motion_norm must be one of {_MOTION_NORMS}, got {self.motion_norm!r}")
         if self.residual_align not in _ALIGNS:
             raise ValueError(f"residual_align must be one of {_ALIGNS}, got {self.residual_align!r}")
 
@@ -182,7 +189,7 @@ class DeltaEncoder(nn.Module):
         """Encode a batch of P-frames.
 
         Args:
-            motion: (B, H, W, 2) dense motion field in pixels (any scale: it is min-max normalised).
+            motion: (B, H, W, 2) dense motion field in pixels (min-max normalised or scaled, ``motion_norm``).
             residual: (B, H, W) or (B, C, H, W) residual, integer or float, same H, W.
 
         Returns:
@@ -204,7 +211,8 @@ class DeltaEncoder(nn.Module):
         gh, gw = -(-h // p), -(-w // p)  # patch grid, ceil
 
         # Normalise before padding so the pad (0 = mid-range) cannot move the min/max.
-        m = minmax_normalize(motion.to(dtype))
+        m = motion.to(dtype)
+        m = minmax_normalize(m) if cfg.motion_norm == "minmax" else m * cfg.motion_scale
         m = F.pad(m, (0, 0, 0, gw * p - w, 0, gh * p - h))  # (B, gh*p, gw*p, 2)
         m_tokens = self.motion_mlp(patchify(m, p))  # (B, gh*gw, width)
         motion_out = self.motion_pool(m_tokens, grid=(gh, gw))  # (B, K_τ, d)

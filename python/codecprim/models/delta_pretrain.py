@@ -12,7 +12,9 @@ image encoder's tokens of the reference frame (P patches, width c), τ the K_τ 
 * (12) patch-wise MSE:        ``L = 1/(P c) Σ_p ||X̂_t,p - X_t,p||²`` against the frozen
   encoder's tokens of frame t.
 
-Three choices are ours, not the paper's: the skip connection in (11) with ``W_out``
+Four choices are ours, not the paper's: ``delta_conditioning`` adds a linear map of the mean Δ-token to every
+image token before Eq. 9 (without it a patch's first-layer attention query cannot depend on the motion, and a
+small reference transformer learned to ignore the motion tokens: blinded and real runs tied, issue 14); the skip connection in (11) with ``W_out``
 zero-initialised, so training starts exactly at the copy-previous-frame baseline and every
 step has to earn its improvement over it (``predict_delta=False`` drops it); and the linear
 maps ``W_in``/``W_Δ``/``W_out`` that let the image width c (112 for EfficientNet-Lite0, 1152
@@ -62,6 +64,9 @@ class DeltaPretrainConfig:
     mlp_ratio: float = 4.0
     norm: str = "layernorm"
     predict_delta: bool = True  # X̂_t = X_{t-1} + f(...) with f zero at init
+    # Each image token also gets the mean of the Δ-tokens (a linear map of them) added before the reference
+    # transformer, so its first attention layer already knows the motion ("ours": see the module docstring).
+    delta_conditioning: bool = True
 
     def __post_init__(self) -> None:
         check_transformer_fields(self, ("image_dim", "width", "depth", "heads"))
@@ -108,6 +113,7 @@ class DeltaPretrainer(nn.Module):
         kw = dict(depth=cfg.depth, heads=cfg.heads, mlp_ratio=cfg.mlp_ratio, norm=cfg.norm)
         self.reference = Transformer(cfg.width, **kw)
         self.warped = Transformer(cfg.width, **kw)
+        self.condition = nn.Linear(cfg.width, cfg.width) if cfg.delta_conditioning else None
         self.image_out = nn.Linear(cfg.width, cfg.image_dim)
         if cfg.predict_delta:
             nn.init.zeros_(self.image_out.weight)
@@ -145,6 +151,8 @@ class DeltaPretrainer(nn.Module):
             x = x + sincos_2d(grid[0], grid[1], self.config.width, device=x.device, dtype=x.dtype)
         motion = self.delta_in(delta.motion)  # (B, K_τ, width)
         residual = self.delta_in(delta.residual)  # (B, K_δ, width)
+        if self.condition is not None:
+            x = x + self.condition(torch.cat([motion, residual], dim=1).mean(1, keepdim=True))  # (B, P, width)
         z = self.reference(torch.cat([x, motion], dim=1))[:, :n]  # (B, P, width)
         z = self.warped(torch.cat([z, residual], dim=1))[:, :n]  # (B, P, width)
         out = self.image_out(z) * self.image_std  # (B, P, c), back in the encoder's units

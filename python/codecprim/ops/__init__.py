@@ -16,6 +16,7 @@ from .camera import *  # noqa: F403
 from .select import *  # noqa: F403
 from .motion_estimation import *  # noqa: F403
 from .warp import *  # noqa: F403
+from .token_reduction import *  # noqa: F403
 
 __all__ = sorted({name for key, module in list(_sys.modules.items())
                   if key.rpartition(".")[0] == __name__ and not key.rpartition(".")[2].startswith("_")

@@ -106,10 +106,16 @@ def camera_motion(matrix: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     """Motion the camera alone gives at ``points``: ``T(p) - p``.
 
     ``matrix`` (B, 2, 3), ``points`` (B, N, 2) -> (B, N, 2), same dtype as ``points``.
+
+    Computed as ``(A - I) p + t`` in float64 and rounded once. In float32, ``A p + t - p`` loses about
+    seven bits to cancellation at p ~ 100 px, and the einsum's summation order differs between the
+    CPU and CUDA, so the motion twins disagreed by 2.2e-5 px on similarity/affine fits; now both
+    devices round the same float64 value and agree to an ulp of the result.
     """
-    m = matrix.to(points.dtype)
-    mapped = torch.einsum("bij,bnj->bni", m[:, :, :2], points) + m[:, None, :, 2]  # (B, N, 2)
-    return mapped - points
+    m = matrix.to(torch.float64)
+    deviation = m[:, :, :2] - torch.eye(2, dtype=torch.float64, device=m.device)  # (B, 2, 2)
+    moved = torch.einsum("bij,bnj->bni", deviation, points.to(torch.float64)) + m[:, None, :, 2]  # (B, N, 2)
+    return moved.to(points.dtype)
 
 
 def compensate_motion(centres: torch.Tensor, motion: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
@@ -131,17 +137,17 @@ def _translation_matrix(shift: torch.Tensor) -> torch.Tensor:
     return eye
 
 
-def _weighted_fit(model: str, x: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Weighted LS fit of ``model`` mapping normalised points ``x`` to ``y``, both (B, N, 2) float64.
+def _weighted_fit(model: str, h: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Weighted LS fit of ``model`` mapping normalised points ``h`` (B, N, 3) float64, homogeneous (x, y, 1), to
+    ``y`` (B, N, 2) float64.
 
     ``w`` (B, N) >= 0. Returns (B, 2, 3) float64 in the normalised frame. The normal equations are
     assembled from weighted moments (no (B, 2N, k) design matrix). Singular systems get a tiny
     ridge so the solve never fails; callers reject those frames by their point spread.
     """
-    ones = torch.ones_like(x[..., :1])
-    h = torch.cat([x, ones], dim=-1)                                     # (B, N, 3): x, y, 1
-    moments = torch.einsum("bn,bni,bnj->bij", w, h, h)                   # (B, 3, 3)
-    cross = torch.einsum("bn,bni,bnj->bij", w, h, y)                     # (B, 3, 2): sum w h y'^T
+    wh = (w[..., None] * h).transpose(1, 2)                              # (B, 3, N)
+    moments = wh @ h                                                     # (B, 3, 3): sum w h h^T
+    cross = wh @ y                                                       # (B, 3, 2): sum w h y'^T
     if model == "similarity":
         # unknowns (a, b, tx, ty): x' = a x - b y + tx, y' = b x + a y + ty
         sxx = moments[:, 0, 0] + moments[:, 1, 1]
@@ -268,7 +274,8 @@ def fit_camera(centres: torch.Tensor, motion: torch.Tensor, valid: torch.Tensor 
     inliers = valid.clone()
     keep_max = torch.ceil((1.0 - config.trim_fraction) * n_valid.to(torch.float64)).long()  # (B,)
     keep_min = torch.minimum(n_valid, torch.full_like(n_valid, config.min_vectors))
-    matrix_n = _weighted_fit(model, xn, yn, w * inliers)
+    hn = torch.cat([xn, torch.ones_like(xn[..., :1])], dim=-1)            # (B, N, 3): x, y, 1
+    matrix_n = _weighted_fit(model, hn, yn, w * inliers)
     for _ in range(config.iterations):
         pred = torch.einsum("bij,bnj->bni", matrix_n[:, :, :2], xn) + matrix_n[:, None, :, 2]
         resid = (pred - yn).norm(dim=-1) * scale[:, None]                 # (B, N) in pixels
@@ -278,7 +285,7 @@ def fit_camera(centres: torch.Tensor, motion: torch.Tensor, valid: torch.Tensor 
         threshold = torch.clamp_min(config.cutoff * med, config.min_threshold)
         # keep the best (1 - trim) share, of which those under the threshold, but at least min_vectors
         inliers = valid & (resid <= kth_max) & ((resid <= threshold) | (resid <= kth_min))
-        matrix_n = _weighted_fit(model, xn, yn, w * inliers)
+        matrix_n = _weighted_fit(model, hn, yn, w * inliers)
     matrix = _denormalise(matrix_n, centre, scale)
     # half a pixel of spread is far below one 8x8 block: the points nearly coincide
     fallback = (n_valid < config.min_vectors) | _degenerate(model, p, inliers, 0.5)

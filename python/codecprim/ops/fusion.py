@@ -30,9 +30,8 @@ Fusion at a model size (``size=`` of :func:`fuse_pframes`, :func:`field_at_size`
 brought to ``(h, w)`` first and the chain, the warp and the residual all run there, so the cost follows the
 model size, not the video's. A frame's field at ``size`` is the area mean of its inter pixels' vectors (intra
 pixels left out, as ``resize_field(mask=)`` does), scaled to output pixels, and its mask the cells where inter
-pixels cover at least half the footprint. Codec blocks are multiples of 4 pixels on a 4-pixel grid, so the
-field is rasterised on that grid (16x fewer cells, the same area means); rows off the grid, or a frame whose
-sides are not multiples of 4, fall back to full resolution. The residual is ``fused_residual`` of the two
+pixels cover at least half the footprint, computed straight from the block rows (each block meets a few output
+pixels; no full-resolution field is drawn). The residual is ``fused_residual`` of the two
 lumas area-resized to ``size``, for s = 1 and s > 1 alike: a single step and a fused group have one
 definition (the codec's own residual, predicted with its own filters, is not used there).
 
@@ -56,7 +55,7 @@ from .. import _cuda
 from ..reader import MV
 from ._checks import check_size, check_tensor
 from .dense import dense_field
-from .resize import resize_field, resize_mask, resize_plane
+from .resize import resize_plane
 
 __all__ = ["FusedStep", "field_at_size", "fuse_fields", "fuse_pframes", "fused_residual"]
 
@@ -162,29 +161,46 @@ def field_at_size(blocks: torch.Tensor, height: int, width: int, size: int | tup
                   with_mask: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A frame's past field at model size: ``(h, w, 2)`` float32 vectors in output pixels and, with
     ``with_mask``, the ``(h, w)`` bool mask (else None), from its ``(N, 10)`` block rows and coded
-    ``height x width`` (see the module docstring)."""
+    ``height x width`` (see the module docstring).
+
+    Equal to ``resize_field(dense.field_px, size, mode="area", mask=dense.mask)`` (and ``resize_mask(dense.mask,
+    size, rule="majority")``) of ``dense = dense_field(blocks, height, width)``, computed from the blocks: the
+    box filter is separable, so a block adds ``overlap_y * overlap_x`` times its vector to the few output
+    pixels its rectangle meets. Exporters' blocks tile the picture; rows that overlap (malformed streams)
+    are averaged here where ``dense_field`` lets the last one win.
+    """
     check_tensor("blocks", blocks, dtypes=(torch.int32,), ndims=(2,))
     out_h, out_w = check_size(size)
-    rows = blocks
-    if height % 4 or width % 4:
-        on_grid = False
-    elif rows.shape[0]:
-        left = rows[:, MV.dst_x] - rows[:, MV.w] // 2
-        top = rows[:, MV.dst_y] - rows[:, MV.h] // 2
-        on_grid = not bool(((left | top | rows[:, MV.w] | rows[:, MV.h]) & 3).any())
-    else:
-        on_grid = True
-    if on_grid:
-        # The same blocks on the 4-pixel grid, vectors in grid cells: area means of constant 4x4 cells are
-        # the full-resolution ones.
-        rows = rows.clone()
-        cells = [MV.w, MV.h, MV.dst_x, MV.dst_y, MV.src_x, MV.src_y]
-        rows[:, cells] = torch.div(rows[:, cells], 4, rounding_mode="floor")
-        rows[:, MV.motion_scale] *= 4
-        height, width = -(-height // 4), -(-width // 4)
-    dense = dense_field(rows, height, width)
-    field = resize_field(dense.field_px, (out_h, out_w), mode="area", mask=dense.mask)
-    return field, resize_mask(dense.mask, (out_h, out_w), rule="majority") if with_mask else None
+    device = blocks.device
+    rows = blocks[blocks[:, MV.source] < 0].long()
+    # Units where an input pixel spans (out_h, out_w) and an output pixel (height, width): overlaps are integers.
+    left, top = rows[:, MV.dst_x] - rows[:, MV.w] // 2, rows[:, MV.dst_y] - rows[:, MV.h] // 2
+    ox, oy = _overlaps(left, rows[:, MV.w], width, out_w), _overlaps(top, rows[:, MV.h], height, out_h)
+    (col, wx), (row, wy) = ox, oy  # (N, mx), (N, my)
+    weight = (wy[:, :, None] * wx[:, None, :]).double()  # (N, my, mx)
+    cell = (row[:, :, None] * out_w + col[:, None, :]).reshape(-1)  # (N*my*mx,)
+    vectors = rows[:, MV.motion_x:MV.motion_y + 1].double() / rows[:, MV.motion_scale, None].double()  # (N, 2)
+    total = torch.zeros(out_h * out_w, 2, dtype=torch.float64, device=device)
+    total.index_add_(0, cell, (weight[..., None] * vectors[:, None, None, :]).reshape(-1, 2))
+    covered = torch.zeros(out_h * out_w, dtype=torch.float64, device=device).index_add_(0, cell, weight.reshape(-1))
+    field = torch.where(covered[:, None] > 0, total / covered.clamp(min=1)[:, None], 0.0).float()
+    scale = torch.tensor([out_w / width, out_h / height], dtype=torch.float32, device=device)
+    field = (field * scale).view(out_h, out_w, 2)
+    mask = (2 * covered >= height * width).view(out_h, out_w) if with_mask else None
+    return field, mask
+
+
+def _overlaps(start: torch.Tensor, length: torch.Tensor, size: int, out_size: int
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Output pixels ``(N, m)`` each block span ``[start, start + length)`` (clipped to ``[0, size)``) meets
+    along one axis, and the overlaps ``(N, m)`` in units of ``1 / (size * out_size)`` of an output pixel."""
+    lo = start.clamp(0, size) * out_size
+    hi = (start + length).clamp(0, size) * out_size
+    first = lo // size
+    span = int(((hi - 1) // size - first).max()) + 1 if start.numel() else 1
+    index = first[:, None] + torch.arange(max(span, 1), device=start.device)[None, :]  # (N, m)
+    overlap = (torch.minimum(hi[:, None], (index + 1) * size) - torch.maximum(lo[:, None], index * size)).clamp(min=0)
+    return index.clamp(max=out_size - 1), overlap
 
 
 def _pixel_grid(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

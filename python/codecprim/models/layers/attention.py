@@ -4,8 +4,11 @@ Two interchangeable kernels:
 
 * ``"sdpa"``: :func:`torch.nn.functional.scaled_dot_product_attention` (flash /
   memory-efficient kernels where the device has them);
-* ``"reference"``: ``softmax(q k^T / sqrt(d)) v`` written out
-  (:func:`.transformer.reference_attention`), the oracle of the SDPA parity tests.
+* ``"reference"``: ``softmax(q k^T / sqrt(d)) v`` written out (:func:`reference_attention`), the
+  oracle of the SDPA parity tests.
+
+This is the one attention layer of the package: the codec ViT, the Δ-encoder's transformers and the
+pre-training heads all use :class:`MultiHeadAttention`.
 
 Layouts:
 
@@ -31,6 +34,7 @@ models build one per batch and hand it to every layer, so no layer synchronises 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -38,7 +42,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from .rope import apply_rotary
-from .transformer import reference_attention
 
 __all__ = [
     "ATTENTION_IMPLS",
@@ -50,6 +53,7 @@ __all__ = [
     "check_cu_seqlens",
     "packed_to_padded",
     "padded_to_packed",
+    "reference_attention",
     "varlen_attention",
 ]
 
@@ -57,17 +61,43 @@ ATTENTION_IMPLS = ("sdpa", "reference")
 VARLEN_MODES = ("auto", "mask", "loop", "kernel")
 
 
+def reference_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    attn_mask: Optional[torch.Tensor] = None,
+    is_causal: bool = False,
+) -> torch.Tensor:
+    """``softmax(q k^T / sqrt(d) + mask) v`` written out; (B, heads, L, hd) in and out.
+
+    ``attn_mask`` follows the SDPA convention: boolean (True = may attend) or additive float.
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    scores = torch.matmul(q, k.transpose(-2, -1)) * scale  # (B, heads, Lq, Lk)
+    if is_causal:
+        lq, lk = scores.shape[-2:]
+        keep = torch.ones(lq, lk, dtype=torch.bool, device=q.device).tril()
+        scores = scores.masked_fill(~keep, float("-inf"))
+    if attn_mask is not None:
+        if attn_mask.dtype == torch.bool:
+            scores = scores.masked_fill(~attn_mask, float("-inf"))
+        else:
+            scores = scores + attn_mask
+    return torch.matmul(scores.softmax(dim=-1), v)
+
+
 def attend(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None, impl: str = "sdpa"
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None, impl: str = "sdpa",
+    *, is_causal: bool = False, dropout: float = 0.0,
 ) -> torch.Tensor:
     """Dispatch to SDPA or the written-out reference kernel.
 
-    ``q (..., Lq, d)``, ``k/v (..., Lk, d)``; bool ``mask`` broadcastable to ``(..., Lq, Lk)``,
-    True = may attend."""
+    ``q (..., Lq, d)``, ``k/v (..., Lk, d)``; ``mask`` broadcastable to ``(..., Lq, Lk)``, bool (True =
+    may attend) or additive float. ``dropout`` applies to SDPA only (the reference is for parity)."""
     if impl == "sdpa":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout)
     if impl == "reference":
-        return reference_attention(q, k, v, attn_mask=mask)
+        return reference_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
     raise ValueError(f"attention impl must be one of {ATTENTION_IMPLS}, got {impl!r}")
 
 
@@ -225,6 +255,13 @@ def padded_to_packed(x: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor
     return x[valid], cu  # (N_total, ...)
 
 
+def _and_masks(keys: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
+    """Both restrictions at once: a bool key mask with a bool or additive float mask."""
+    if extra.dtype == torch.bool:
+        return keys & extra
+    return extra.masked_fill(~keys, float("-inf"))
+
+
 class MultiHeadAttention(nn.Module):
     """Self-attention with optional rotary tables, over padded or packed token sets.
 
@@ -235,14 +272,18 @@ class MultiHeadAttention(nn.Module):
         impl: ``"sdpa"`` or ``"reference"`` (see module docstring).
         varlen: ``"auto"``, ``"mask"``, ``"loop"`` or ``"kernel"``, how packed sequences are kept
             apart (see module docstring). ``impl="reference"`` always runs the mask path.
+        dropout: attention dropout while training (padded layout).
 
-    ``forward(x, rope=None, *, cu_seqlens=None, valid=None)``: ``rope`` is the
-    ``(cos, sin)`` pair from :class:`~.rope3d.Rope3D` for the tokens' positions, shaped
-    like ``x`` without its channel dim plus ``head_dim``.
+    ``forward(x, rope=None, *, cu_seqlens=None, valid=None, attn_mask=None, is_causal=False, impl=None)``:
+    ``rope`` is the ``(cos, sin)`` pair from :class:`~.rope3d.Rope3D` for the tokens' positions,
+    shaped like ``x`` without its channel dim plus ``head_dim``. In the padded layout ``attn_mask``
+    ``(N, N)`` or ``(B, N, N)`` (bool or additive) and ``is_causal`` restrict attention further;
+    ``impl`` overrides the layer's kernel for one call (parity tests).
     """
 
     def __init__(
-        self, dim: int, num_heads: int, *, qkv_bias: bool = True, impl: str = "sdpa", varlen: str = "auto"
+        self, dim: int, num_heads: int, *, qkv_bias: bool = True, impl: str = "sdpa", varlen: str = "auto",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if num_heads <= 0 or dim <= 0 or dim % num_heads:
@@ -252,7 +293,7 @@ class MultiHeadAttention(nn.Module):
         if varlen not in VARLEN_MODES:
             raise ValueError(f"varlen must be one of {VARLEN_MODES}, got {varlen!r}")
         self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
-        self.impl, self.varlen = impl, varlen
+        self.impl, self.varlen, self.dropout = impl, varlen, dropout
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
@@ -271,29 +312,39 @@ class MultiHeadAttention(nn.Module):
         *,
         cu_seqlens: "torch.Tensor | PackedSequences | None" = None,
         valid: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        impl: str | None = None,
     ) -> torch.Tensor:
+        impl = impl or self.impl
         if cu_seqlens is not None:
+            if attn_mask is not None or is_causal:
+                raise ValueError("packed attention keeps sequences apart by cu_seqlens alone (no attn_mask/is_causal)")
             if x.dim() != 2 or valid is not None:
                 raise ValueError("packed attention takes x of shape (N_total, D) and cu_seqlens, not a valid mask")
             packing = PackedSequences.of(cu_seqlens, x.shape[0])
-            mode = self.packed_mode(x.device)
+            mode = "mask" if impl == "reference" else self.packed_mode(x.device)
             q, k, v = self._heads(x, rope)  # (H, N_total, hd)
             if mode == "kernel":
                 out = varlen_attention(*(t.transpose(0, 1) for t in (q, k, v)), packing)  # (N_total, H, hd)
                 return self.proj(out.flatten(1))  # (N_total, D)
             if mode == "mask":
-                out = attend(q, k, v, packing.mask(x.device), self.impl)
+                out = attend(q, k, v, packing.mask(x.device), impl)
             else:
                 b = packing.bounds
                 out = torch.cat(
-                    [attend(q[:, s:e], k[:, s:e], v[:, s:e], None, self.impl) for s, e in zip(b, b[1:])], dim=1
+                    [attend(q[:, s:e], k[:, s:e], v[:, s:e], None, impl) for s, e in zip(b, b[1:])], dim=1
                 )  # (H, N_total, hd)
             return self.proj(out.transpose(0, 1).flatten(1))  # (N_total, D)
         if x.dim() != 3:
             raise ValueError(f"padded attention takes x of shape (B, N, D), got {tuple(x.shape)}")
         q, k, v = self._heads(x, rope)  # (B, H, N, hd)
         mask = None if valid is None else valid[:, None, None, :]  # (B, 1, 1, N) keys
-        out = attend(q, k, v, mask, self.impl)
+        if attn_mask is not None:
+            extra = attn_mask.unsqueeze(1) if attn_mask.dim() == 3 else attn_mask  # (B, 1, N, N): every head
+            mask = extra if mask is None else _and_masks(mask, extra)
+        dropout = self.dropout if self.training else 0.0
+        out = attend(q, k, v, mask, impl, is_causal=is_causal, dropout=dropout)
         return self.proj(out.transpose(1, 2).flatten(2))  # (B, N, D)
 
     def packed_mode(self, device: torch.device) -> str:
@@ -305,4 +356,4 @@ class MultiHeadAttention(nn.Module):
         return self.varlen
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, heads={self.num_heads}, impl={self.impl}, varlen={self.varlen}"
+        return f"dim={self.dim}, heads={self.num_heads}, impl={self.impl}, varlen={self.varlen}, dropout={self.dropout}"

