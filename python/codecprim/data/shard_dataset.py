@@ -70,7 +70,9 @@ class ShardDataset(IterableDataset):
         if not self.shards:
             raise ValueError(f"{out_dir}: no finished shard (write_shards has not completed one)")
         # samples per shard, from the index: what a slot's stream holds before a byte is read
-        self.counts = {s: sum(r.shard == s and r.status == "ok" for r in rows) for s in self.shards}
+        self.counts = dict.fromkeys(self.shards, 0)
+        for r in rows:
+            self.counts[r.shard] += r.status == "ok"
         if (rank is None) != (world_size is None):
             raise ValueError("pass both rank and world_size, or neither")
         self._rank, self._world = rank, world_size

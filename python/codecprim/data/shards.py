@@ -360,16 +360,18 @@ class ShardWriter:
         target = self.out / self.shard_name(k)
         if target.exists():
             return
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w", format=tarfile.GNU_FORMAT) as tar:
-            for i in self._videos(k):
-                if i in self.members:
-                    with tarfile.open(self.partial / f"{self.ids[i]}.tar", "r") as part:
-                        for info in part:
-                            _tar_add(tar, info.name, part.extractfile(info).read())
         lines = "".join(json.dumps(self.rows[i], sort_keys=True) + "\n" for i in self._videos(k))
         write_atomic(target.with_suffix(".index.jsonl"), lines.encode())
-        write_atomic(target, buffer.getvalue())  # the shard appears last, complete
+
+        def fill(f) -> None:  # streamed to the temporary file: a shard need not fit in memory
+            with tarfile.open(fileobj=f, mode="w", format=tarfile.GNU_FORMAT) as tar:
+                for i in self._videos(k):
+                    if i in self.members:
+                        with tarfile.open(self.partial / f"{self.ids[i]}.tar", "r") as part:
+                            for info in part:
+                                _tar_add(tar, info.name, part.extractfile(info).read())
+
+        write_atomic(target, fill)  # the shard appears last, complete
         for i in self._videos(k):
             (self.partial / f"{self.ids[i]}.tar").unlink(missing_ok=True)
             (self.partial / f"{self.ids[i]}.json").unlink(missing_ok=True)
@@ -386,10 +388,15 @@ class ShardWriter:
                             ok=ok, failed=len(rows) - ok, resumed=self.resumed, seconds=seconds)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes | Callable[[Any], None]) -> None:
+    """Write ``data`` (bytes, or a function filling an open binary file) to ``path`` through a hidden
+    temporary file in the same folder, renamed onto ``path`` once flushed to disk."""
     temp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     with open(temp, "wb") as f:
-        f.write(data)
+        if callable(data):
+            data(f)
+        else:
+            f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(temp, path)
