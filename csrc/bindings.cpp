@@ -11,6 +11,7 @@
 #include "ffmpeg.h"
 #include "ffmpeg_log.h"
 #include "interpolation.h"
+#include "transcoder.h"
 #include "video_reader.h"
 
 namespace py = pybind11;
@@ -141,6 +142,8 @@ class PyReader {
     d["skipped_packets"] = s.skipped_packets;
     d["corrupt_frames"] = s.corrupt_frames;
     d["decode_errors"] = s.decode_errors;
+    d["frames_reordered"] = s.frames_reordered;
+    d["frames_retimed"] = s.frames_retimed;
     d["residual_seconds"] = s.residual_ns * 1e-9;
     d["copy_seconds"] = s.copy_ns * 1e-9;
     return d;
@@ -220,6 +223,32 @@ PYBIND11_MODULE(_core, m) {
     d["ffmpeg"] = av_version_info();
     return d;
   });
+
+  // Recipe + overrides (name -> text) -> the encode; progress(done, expected) is called with the GIL held.
+  m.def("transcode_options", [](const std::string& recipe, const std::map<std::string, std::string>& overrides) {
+    return transcode_option_values(transcode_options(recipe, overrides));
+  }, py::arg("recipe"), py::arg("overrides"));
+  m.def("transcode", [](const std::string& src, const std::string& dst, const std::string& recipe,
+                        const std::map<std::string, std::string>& overrides, py::object progress) {
+    TranscodeOptions options = transcode_options(recipe, overrides);
+    TranscodeProgress report;
+    if (!progress.is_none()) report = [&progress](int64_t done, int64_t expected) {
+      py::gil_scoped_acquire gil;
+      progress(done, expected);
+    };
+    TranscodeResult r;
+    {
+      py::gil_scoped_release release;
+      r = transcode(src, dst, options, report);
+    }
+    py::dict d;
+    d["frames_decoded"] = r.frames_decoded;
+    d["frames_encoded"] = r.frames_encoded;
+    d["packets_skipped"] = r.packets_skipped;
+    d["codec"] = r.codec;
+    d["fps"] = r.fps;
+    return d;
+  }, py::arg("src"), py::arg("dst"), py::arg("recipe"), py::arg("overrides"), py::arg("progress"));
 
   py::class_<PyReader>(m, "Reader")
       .def(py::init<const std::string&, bool, int, bool, bool>(), py::arg("path"), py::arg("residuals") = true,

@@ -73,20 +73,50 @@ void parse_vol(BitReader& br, Mpeg4Vol& vol) {
   vol.found = !br.overrun();
 }
 
-int parse_vop_rounding(BitReader& br, const Mpeg4Vol& vol) {
-  const uint32_t coding_type = br.read(2);  // 0 I, 1 P, 2 B, 3 S
+struct VopHeader {
+  uint32_t coding_type = 0;  // 0 I, 1 P, 2 B, 3 S
+  bool coded = false;
+  int rounding = -1;
+};
+
+VopHeader parse_vop(BitReader& br, const Mpeg4Vol& vol) {
+  VopHeader vop;
+  vop.coding_type = br.read(2);
   while (br.read_bit()) {
-    if (br.overrun()) return -1;  // modulo_time_base
+    if (br.overrun()) return vop;  // modulo_time_base
   }
   br.skip(1);
   br.skip(vol.time_increment_bits);
   br.skip(1);
-  if (!br.read_bit()) return -1;  // vop_coded == 0: the decoder repeats the previous picture
-  if (coding_type == 1 || (coding_type == 3 && vol.sprite_enable == kSpriteGmc)) {
+  vop.coded = br.read_bit() != 0;  // vop_coded == 0: the decoder repeats the previous picture
+  if (!vop.coded || br.overrun()) return VopHeader{};
+  if (vop.coding_type == 1 || (vop.coding_type == 3 && vol.sprite_enable == kSpriteGmc)) {
     const int rounding = static_cast<int>(br.read_bit());
-    return br.overrun() ? -1 : rounding;
+    vop.rounding = br.overrun() ? -1 : rounding;
   }
-  return -1;
+  return vop;
+}
+
+int parse_vop_rounding(BitReader& br, const Mpeg4Vol& vol) { return parse_vop(br, vol).rounding; }
+
+// Calls visit(header byte, offset of the NAL payload) for each NAL unit of an H.264 access unit.
+template <typename Visit>
+void for_each_nal(const uint8_t* data, size_t size, int nal_length_size, Visit visit) {
+  if (nal_length_size > 0) {
+    size_t pos = 0;
+    while (pos + static_cast<size_t>(nal_length_size) < size) {
+      size_t length = 0;
+      for (int b = 0; b < nal_length_size; ++b) length = (length << 8) | data[pos + b];
+      pos += static_cast<size_t>(nal_length_size);
+      if (length == 0 || pos + length > size) break;
+      visit(data[pos]);
+      pos += length;
+    }
+    return;
+  }
+  for (size_t i = 0; i + 3 < size; ++i) {
+    if (data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1) visit(data[i + 3]);
+  }
 }
 
 }  // namespace
@@ -139,29 +169,37 @@ int h264_nal_length_size(const uint8_t* extradata, size_t size) {
 
 int h264_nal_ref_idc(const uint8_t* data, size_t size, int nal_length_size) {
   int ref_idc = 0;
-  auto visit = [&ref_idc](uint8_t header) {
+  for_each_nal(data, size, nal_length_size, [&ref_idc](uint8_t header) {
     const int type = header & 0x1F;
     if (type == 1 || type == 5) {
       const int idc = (header >> 5) & 3;
       if (idc > ref_idc) ref_idc = idc;
     }
-  };
-  if (nal_length_size > 0) {
-    size_t pos = 0;
-    while (pos + static_cast<size_t>(nal_length_size) < size) {
-      size_t length = 0;
-      for (int b = 0; b < nal_length_size; ++b) length = (length << 8) | data[pos + b];
-      pos += static_cast<size_t>(nal_length_size);
-      if (length == 0 || pos + length > size) break;
-      visit(data[pos]);
-      pos += length;
-    }
-    return ref_idc;
-  }
-  for (size_t i = 0; i + 3 < size; ++i) {
-    if (data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1) visit(data[i + 3]);
-  }
+  });
   return ref_idc;
+}
+
+bool h264_has_idr(const uint8_t* data, size_t size, int nal_length_size) {
+  bool idr = false;
+  for_each_nal(data, size, nal_length_size, [&idr](uint8_t header) { idr = idr || (header & 0x1F) == 5; });
+  return idr;
+}
+
+std::vector<Mpeg4Vop> mpeg4_coded_vops(const uint8_t* data, size_t size, Mpeg4Vol& vol) {
+  std::vector<Mpeg4Vop> vops;
+  for (size_t i = 0; i + 3 < size; ++i) {
+    if (data[i] != 0 || data[i + 1] != 0 || data[i + 2] != 1) continue;
+    const uint8_t code = data[i + 3];
+    BitReader br(data + i + 4, size - i - 4);
+    if (code >= 0x20 && code <= 0x2F) {
+      parse_vol(br, vol);
+    } else if (code == 0xB6) {
+      if (!vops.empty()) vops.back().size = i - vops.back().offset;
+      const VopHeader vop = parse_vop(br, vol);
+      if (vop.coded) vops.push_back(Mpeg4Vop{"IPBP"[vop.coding_type & 3], vops.empty() ? 0 : i, size - i});
+    }
+  }
+  return vops;
 }
 
 }  // namespace codecprim

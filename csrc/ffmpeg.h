@@ -4,6 +4,9 @@
 
 extern "C" {
 #include <libavcodec/avcodec.h>
+#include <libavfilter/avfilter.h>
+#include <libavfilter/buffersink.h>
+#include <libavfilter/buffersrc.h>
 #include <libavformat/avformat.h>
 #include <libavutil/avutil.h>
 #include <libavutil/imgutils.h>
@@ -35,7 +38,24 @@ struct DictionaryFreer {
   void operator()(AVDictionary* dict) const { av_dict_free(&dict); }
 };
 
+// An output container: closes its file (if the muxer opened one) and frees the context.
+struct OutputContextCloser {
+  void operator()(AVFormatContext* ctx) const {
+    if (ctx->oformat && !(ctx->oformat->flags & AVFMT_NOFILE)) avio_closep(&ctx->pb);
+    avformat_free_context(ctx);
+  }
+};
+struct FilterGraphFreer {
+  void operator()(AVFilterGraph* graph) const { avfilter_graph_free(&graph); }
+};
+struct FilterInOutFreer {
+  void operator()(AVFilterInOut* io) const { avfilter_inout_free(&io); }
+};
+
 using FormatContextPtr = std::unique_ptr<AVFormatContext, FormatContextCloser>;
+using OutputContextPtr = std::unique_ptr<AVFormatContext, OutputContextCloser>;
+using FilterGraphPtr = std::unique_ptr<AVFilterGraph, FilterGraphFreer>;
+using FilterInOutPtr = std::unique_ptr<AVFilterInOut, FilterInOutFreer>;
 using CodecContextPtr = std::unique_ptr<AVCodecContext, CodecContextFreer>;
 using FramePtr = std::unique_ptr<AVFrame, FrameFreer>;
 using PacketPtr = std::unique_ptr<AVPacket, PacketFreer>;

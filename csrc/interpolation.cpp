@@ -1,162 +1,21 @@
 #include "interpolation.h"
 
-#include "h264_filters.h"
-#include "pixel_rows.h"
-
-#include <algorithm>
-#include <cstring>
-#include <cstddef>
+#include "simd_dispatch.h"
 
 namespace codecprim {
-namespace {
-
-// The 6-tap filter reads 2 samples before and 3 after a position, and quarter-pel averages reach one sample
-// further (the sample right of / below the block), so a block needs 2 samples before and 4 after it.
-constexpr int kWindow = kMaxBlock + 2 + 4;
-
-inline int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
-
-// A view of the reference around a block: a pointer into the picture when the window lies inside it,
-// else a copy with clamped coordinates (edge extension). `origin` addresses sample (x0, y0).
-struct Window {
-  uint8_t buffer[kWindow * kWindow];
-  const uint8_t* origin;
-  int stride;
-
-  Window(const Plane& ref, int x0, int y0, int w, int h, int margin_before, int margin_after) {
-    const int left = x0 - margin_before, top = y0 - margin_before;
-    const int right = x0 + w + margin_after, bottom = y0 + h + margin_after;  // exclusive
-    if (left >= 0 && top >= 0 && right <= ref.width && bottom <= ref.height) {
-      origin = ref.data + static_cast<std::ptrdiff_t>(y0) * ref.stride + x0;
-      stride = ref.stride;
-      return;
-    }
-    stride = kWindow;
-    const int cols = right - left, rows = bottom - top;
-    // Columns split into a run left of the picture (copies of sample 0), the part inside, and a run right of
-    // it (copies of the last sample); a window may lie wholly outside on one side.
-    const int inner_begin = clamp_int(-left, 0, cols), inner_end = clamp_int(ref.width - left, inner_begin, cols);
-    for (int r = 0; r < rows; ++r) {
-      const uint8_t* src_row = ref.data + static_cast<std::ptrdiff_t>(clamp_int(top + r, 0, ref.height - 1)) * ref.stride;
-      uint8_t* dst_row = buffer + r * kWindow;
-      std::memset(dst_row, src_row[0], static_cast<size_t>(inner_begin));
-      std::memcpy(dst_row + inner_begin, src_row + left + inner_begin, static_cast<size_t>(inner_end - inner_begin));
-      std::memset(dst_row + inner_end, src_row[ref.width - 1], static_cast<size_t>(cols - inner_end));
-    }
-    origin = buffer + margin_before * kWindow + margin_before;
-  }
-};
-
-}  // namespace
 
 void predict_halfpel(const Plane& ref, int x, int y, int mv_x, int mv_y, int w, int h, bool no_rounding, uint8_t* dst,
                      int dst_stride) {
-  const int fx = mv_x & 1, fy = mv_y & 1;
-  const Window win(ref, x + (mv_x >> 1), y + (mv_y >> 1), w, h, 0, 1);
-  const uint8_t* s = win.origin;
-  const int st = win.stride;
-  // One loop per sub-pel case, so the case is decided once per block rather than once per row.
-  auto each_row = [&](auto&& row_op) {
-    for (int r = 0; r < h; ++r) row_op(s + r * st, dst + r * dst_stride);
-  };
-  if (!fx && !fy) {
-    each_row([&](const uint8_t* a, uint8_t* out) { rows::copy(a, out, w); });
-  } else if (fx && fy) {
-    const int bias = no_rounding ? 1 : 2;
-    each_row([&](const uint8_t* a, uint8_t* out) { rows::average4(a, a + st, bias, out, w); });
-  } else {
-    const int step = fx ? 1 : st;  // right neighbour or the sample below
-    if (no_rounding) {
-      each_row([&](const uint8_t* a, uint8_t* out) { rows::average_down(a, a + step, out, w); });
-    } else {
-      each_row([&](const uint8_t* a, uint8_t* out) { rows::average(a, a + step, out, w); });
-    }
-  }
+  pixel_kernels().halfpel(ref, x, y, mv_x, mv_y, w, h, no_rounding, dst, dst_stride);
+}
+
+void predict_h264_qpel(const Plane& ref, int x, int y, int mv_x, int mv_y, int w, int h, uint8_t* dst, int dst_stride) {
+  pixel_kernels().h264_qpel(ref, x, y, mv_x, mv_y, w, h, dst, dst_stride);
 }
 
 void predict_bilinear_qpel(const Plane& ref, int x, int y, int mv_x, int mv_y, int w, int h, uint8_t* dst,
                            int dst_stride) {
-  const int fx = mv_x & 3, fy = mv_y & 3;
-  const Window win(ref, x + (mv_x >> 2), y + (mv_y >> 2), w, h, 0, 1);
-  const int w00 = (4 - fx) * (4 - fy), w01 = fx * (4 - fy), w10 = (4 - fx) * fy, w11 = fx * fy;
-  for (int r = 0; r < h; ++r) {
-    const uint8_t* a = win.origin + r * win.stride;
-    const uint8_t* b = a + win.stride;
-    uint8_t* out = dst + r * dst_stride;
-    for (int c = 0; c < w; ++c) {
-      out[c] = static_cast<uint8_t>((w00 * a[c] + w01 * a[c + 1] + w10 * b[c] + w11 * b[c + 1] + 8) >> 4);
-    }
-  }
-}
-
-void predict_h264_qpel(const Plane& ref, int x, int y, int mv_x, int mv_y, int w, int h, uint8_t* dst, int dst_stride) {
-  const int fx = mv_x & 3, fy = mv_y & 3;
-  const Window win(ref, x + (mv_x >> 2), y + (mv_y >> 2), w, h, 2, 4);
-  const uint8_t* G = win.origin;  // integer sample (0, 0) of the block
-  const int st = win.stride;
-
-  if (fx == 0 && fy == 0) {
-    for (int r = 0; r < h; ++r) rows::copy(G + r * st, dst + r * dst_stride, w);
-    return;
-  }
-  // Rows of the standard's sample planes, computed only when the position needs them:
-  //   b[r]: horizontal half samples of row r, rows 0..h (row h is "s" of the last row)
-  //   v[r]: vertical half samples below row r ("h"); for fx == 3 the column to the right ("m"), the only
-  //         one those positions use
-  //   j[r]: centre samples, from the unrounded horizontal intermediates b1 of rows r-2..r+3
-  // Arrays are padded to whole 8-sample vectors.
-  constexpr int kPad = kMaxBlock + 8;
-  alignas(16) uint8_t b[kMaxBlock + 1][kPad];
-  alignas(16) uint8_t v[kMaxBlock][kPad];
-  alignas(16) uint8_t j[kMaxBlock][kPad];
-  const bool need_j = (fx == 2 && fy != 0) || (fy == 2 && fx != 0);
-  const bool need_b = fx != 0 && !(fx == 2 && fy == 2);
-  const bool need_v = fy != 0 && !(fx == 2 && fy == 2);
-  if (need_b) {
-    for (int r = 0; r < (fy != 0 ? h + 1 : h); ++r) h264::horizontal_half(G + r * st, b[r], w);
-  }
-  if (need_v) {
-    const uint8_t* column = G + (fx == 3 ? 1 : 0);
-    for (int r = 0; r < h; ++r) h264::vertical_half(column + r * st, st, v[r], w);
-  }
-  if (need_j) {
-    alignas(16) int16_t b1[kMaxBlock + 5][kPad];  // rows -2 .. h+2; fits int16 (|b1| <= 42 * 255)
-    for (int r = 0; r < h + 5; ++r) h264::horizontal_unrounded(G + (r - 2) * st, b1[r], w);
-    for (int r = 0; r < h; ++r) h264::centre(b1[r], b1[r + 1], b1[r + 2], b1[r + 3], b1[r + 4], b1[r + 5], j[r], w);
-  }
-  // The two sample rows each position averages (or the one it copies), as (first row, row step); decided
-  // once per block.
-  struct Rows {
-    const uint8_t* data;
-    int step;
-  };
-  const Rows g0{G, st}, g1{G + 1, st}, gd{G + st, st}, hb{b[0], kPad}, hb1{b[1], kPad}, hv{v[0], kPad},
-      hj{j[0], kPad}, none{nullptr, 0};
-  Rows first = none, second = none;
-  switch (fy * 4 + fx) {
-    case 1: first = g0, second = hb; break;    // a
-    case 2: first = hb; break;                 // b
-    case 3: first = g1, second = hb; break;    // c
-    case 4: first = g0, second = hv; break;    // d
-    case 5: first = hb, second = hv; break;    // e
-    case 6: first = hb, second = hj; break;    // f
-    case 7: first = hb, second = hv; break;    // g (v holds "m")
-    case 8: first = hv; break;                 // h
-    case 9: first = hv, second = hj; break;    // i
-    case 10: first = hj; break;                // j
-    case 11: first = hj, second = hv; break;   // k (v holds "m")
-    case 12: first = gd, second = hv; break;   // n
-    case 13: first = hv, second = hb1; break;  // p
-    case 14: first = hj, second = hb1; break;  // q
-    default: first = hv, second = hb1; break;  // r (v holds "m")
-  }
-  if (second.data == nullptr) {
-    for (int r = 0; r < h; ++r) rows::copy(first.data + r * first.step, dst + r * dst_stride, w);
-    return;
-  }
-  for (int r = 0; r < h; ++r) {
-    rows::average(first.data + r * first.step, second.data + r * second.step, dst + r * dst_stride, w);
-  }
+  pixel_kernels().bilinear_qpel(ref, x, y, mv_x, mv_y, w, h, dst, dst_stride);
 }
 
 }  // namespace codecprim

@@ -1,6 +1,7 @@
 // Luma motion compensation of one block, as the decoders do it. Samples outside the reference picture are
 // edge-extended (coordinates clamped to [0, width-1] x [0, height-1]), which is what FFmpeg's emulated-edge
-// buffers and padded frames amount to.
+// buffers and padded frames amount to. The code is interpolation_kernels.h, built per instruction set; these
+// functions call the level simd_dispatch.h chose.
 #pragma once
 
 #include <cstdint>

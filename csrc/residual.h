@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "interpolation.h"
+#include "simd_dispatch.h"
 
 namespace codecprim {
 
@@ -40,6 +41,10 @@ class ResidualBuilder {
  public:
   // Writes the residual of the display rectangle (crop_x, crop_y, out_width, out_height) of the coded picture
   // into `out` (row-major, out_width wide). Returns the number of pixels predicted by a vector.
+  //
+  // One pass over the macroblocks: each 16x16 tile is predicted from the vectors that fall in it (a local
+  // buffer; there is no prediction picture) and its residual written at once, while the decoded tile is still
+  // in cache. Vectors keep their export order within a tile, so bi-prediction averages as before.
   int64_t compute(const PredictionInputs& in, int crop_x, int crop_y, int out_width, int out_height, int16_t* out);
 
  private:
@@ -48,12 +53,13 @@ class ResidualBuilder {
   // Prediction of one block from the best of its candidate references.
   void predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride) const;
 
+  const PixelKernels* kernels_ = &pixel_kernels();
   // Reused between pictures so a stream allocates them once.
-  std::vector<uint8_t> prediction_;  // MB-aligned picture
-  std::vector<uint8_t> coverage_;    // vectors seen per 4x4 cell: 0 intra, 1 one direction, 2 both
+  std::vector<int32_t> tile_first_;     // per macroblock: start of its vectors in tile_rows_ (prefix sums)
+  std::vector<int32_t> tile_cursor_;
+  std::vector<int32_t> tile_rows_;      // vector indices grouped by the macroblock tiles they cover
+  std::vector<int32_t> usable_;         // vectors the reader can honour
   std::vector<uint8_t> column_weight_;  // per cell column: its pixels inside the display rectangle (0..4)
-  int aligned_width_ = 0;
-  int aligned_height_ = 0;
 };
 
 }  // namespace codecprim

@@ -58,6 +58,23 @@ std::vector<IndexedFrame> display_order_from_anchors(std::vector<IndexedFrame> d
   return display;
 }
 
+std::vector<IndexedFrame> display_order_from_poc(std::vector<IndexedFrame> decode_order) {
+  int64_t period = -1;
+  std::vector<std::pair<int64_t, size_t>> keys;  // (IDR period, position in decode order)
+  for (size_t i = 0; i < decode_order.size(); ++i) {
+    if (decode_order[i].idr || period < 0) ++period;
+    keys.emplace_back(period, i);
+  }
+  std::stable_sort(keys.begin(), keys.end(), [&](const auto& a, const auto& b) {
+    if (a.first != b.first) return a.first < b.first;
+    return decode_order[a.second].poc < decode_order[b.second].poc;
+  });
+  std::vector<IndexedFrame> display;
+  display.reserve(decode_order.size());
+  for (const auto& key : keys) display.push_back(decode_order[key.second]);
+  return display;
+}
+
 char picture_type_char(int type, bool key) {
   switch (type) {
     case AV_PICTURE_TYPE_I:
@@ -95,9 +112,18 @@ StreamIndex build_stream_index(const std::string& path, int stream_index) {
   ParserPtr parser(av_parser_init(stream->codecpar->codec_id));
   if (parser) parser->flags |= PARSER_FLAG_COMPLETE_FRAMES;
 
+  const AVCodecID id = stream->codecpar->codec_id;
+  Mpeg4Vol vol;
+  if (id == AV_CODEC_ID_MPEG4 && stream->codecpar->extradata != nullptr) {
+    mpeg4_vop_rounding(stream->codecpar->extradata, static_cast<size_t>(stream->codecpar->extradata_size), vol);
+  }
+  const int nal_length_size =
+      h264_nal_length_size(stream->codecpar->extradata, static_cast<size_t>(std::max(0, stream->codecpar->extradata_size)));
+
   StreamIndex index;
   PacketPtr packet(av_packet_alloc());
   int64_t decode_index = 0;
+  size_t vops_waiting = 0;  // MPEG-4 VOPs read but not yet decoded: libavcodec decodes one per packet
   while (true) {
     ret = av_read_frame(fmt.get(), packet.get());
     if (ret < 0) break;  // end of file or a damaged tail: the index covers what can be read
@@ -109,7 +135,22 @@ StreamIndex build_stream_index(const std::string& path, int stream_index) {
     f.packet_size = packet->size;
     f.key_packet = (packet->flags & AV_PKT_FLAG_KEY) != 0;
     int type = AV_PICTURE_TYPE_NONE;
-    const AVCodecID id = stream->codecpar->codec_id;
+    if (id == AV_CODEC_ID_MPEG4) {
+      // One row per coded VOP, as the decoder outputs them: a packed packet (P-VOP + B-VOP) gives two, and the
+      // N-VOP packet that follows it none, so the count and the types match the decoder's.
+      const std::vector<Mpeg4Vop> vops = mpeg4_coded_vops(packet->data, static_cast<size_t>(packet->size), vol);
+      for (size_t v = 0; v < vops.size(); ++v) {
+        IndexedFrame vop = f;
+        vop.pict_type = vops[v].type;
+        vop.packet_size = static_cast<int64_t>(vops[v].size);
+        vop.key_packet = f.key_packet && vops[v].type == 'I';
+        if (v > 0) vop.pts = AV_NOPTS_VALUE;  // the container timed the packet, not the VOP it carried along
+        index.frames.push_back(vop);
+      }
+      vops_waiting += vops.size();
+      if (vops_waiting > 0) --vops_waiting;
+      continue;
+    }
     if (id == AV_CODEC_ID_H263 || id == AV_CODEC_ID_H263P) {
       // FFmpeg's H.263 parser only splits frames; the picture type is read from the header.
       const char t = parse_h263_picture(packet->data, static_cast<size_t>(packet->size)).type;
@@ -120,10 +161,21 @@ StreamIndex build_stream_index(const std::string& path, int stream_index) {
       av_parser_parse2(parser.get(), ctx.get(), &out, &out_size, packet->data, packet->size, packet->pts, packet->dts,
                        packet->pos);
       type = parser->pict_type;
+      f.poc = parser->output_picture_number;
     }
     f.pict_type = picture_type_char(type, f.key_packet);
+    if (id == AV_CODEC_ID_H264 && h264_has_idr(packet->data, static_cast<size_t>(packet->size), nal_length_size)) {
+      // The parser reads the first slice header only; a damaged one ("a non-intra slice in an IDR NAL unit")
+      // would make an IDR picture that decodes from its other slices look like a P-frame.
+      f.idr = true;
+      f.pict_type = 'I';
+    }
     index.frames.push_back(f);
   }
+
+  // libavcodec decodes one VOP per packet and keeps a packed one for the next packet; VOPs still waiting after
+  // the last packet are never output (FFmpeg's and PyAV's frame counts are short by as many).
+  index.frames.resize(index.frames.size() - std::min(vops_waiting, index.frames.size()));
 
   // Display order is pts order; without distinct pts (raw elementary streams) decode order is all there is.
   index.pts_valid = !index.frames.empty();
@@ -137,8 +189,9 @@ StreamIndex build_stream_index(const std::string& path, int stream_index) {
       if (index.frames[i].pts == index.frames[i - 1].pts) index.pts_valid = false;
     }
   }
-  if (!index.pts_valid && stream->codecpar->codec_id != AV_CODEC_ID_H264 &&
-      stream->codecpar->codec_id != AV_CODEC_ID_HEVC) {
+  if (!index.pts_valid && id == AV_CODEC_ID_H264) {
+    index.frames = display_order_from_poc(std::move(index.frames));
+  } else if (!index.pts_valid && id != AV_CODEC_ID_HEVC) {
     index.frames = display_order_from_anchors(std::move(index.frames));
   }
   index.gops = gops_from_types(index.frames);

@@ -15,6 +15,8 @@ struct IndexedFrame {
   int64_t packet_size = 0;   // bytes
   char pict_type = '?';      // 'I', 'P', 'B' ('I' for key packets of codecs without a parser)
   bool key_packet = false;   // the demuxer marks it seekable
+  int64_t poc = 0;           // H.264 picture order count (display order within an IDR period), from the parser
+  bool idr = false;          // H.264: the access unit holds an IDR slice (POC restarts)
 };
 
 struct GopRecord {
@@ -38,6 +40,9 @@ struct StreamIndex {
 
 // Builds the index of stream `stream_index` of the file (opened separately, so a reader's position is untouched).
 StreamIndex build_stream_index(const std::string& path, int stream_index);
+
+// Display order of an H.264 stream without usable pts: pictures sorted by POC within each IDR period.
+std::vector<IndexedFrame> display_order_from_poc(std::vector<IndexedFrame> decode_order);
 
 // Display order of a stream whose B-pictures are never references (MPEG-1/2/4 Part 2, H.263): each I/P
 // picture is shown once the next one arrives, B-pictures at once. Used when the container gives no usable pts.

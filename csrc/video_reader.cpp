@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <stdexcept>
+#include <thread>
 
 #include "errors.h"
 #include "ffmpeg_compat.h"
@@ -19,6 +21,9 @@ namespace {
 // Frames are kept as references only as long as a later picture can predict from them.
 constexpr size_t kMaxReferencesH264 = 6;
 constexpr size_t kMaxReferencesMpeg = 2;
+// Frames held to restore presentation order behind decoders with a picture buffer (H.264, HEVC); x264's
+// deepest B-pyramid outputs at most this many frames early when libavcodec starts with too small a delay.
+constexpr size_t kReorderWindow = 4;
 // Packet bookkeeping of packets that never produce a frame is dropped once this far behind.
 constexpr int64_t kPacketInfoHorizon = 512;
 
@@ -38,6 +43,12 @@ bool exports_vectors(AVCodecID id) {
     case AV_CODEC_ID_WMV2: return true;
     default: return false;
   }
+}
+
+// threads=0: one slice thread per core, capped where FFmpeg caps its own automatic count.
+int automatic_thread_count() {
+  const unsigned cores = std::thread::hardware_concurrency();
+  return static_cast<int>(std::clamp(cores, 1u, 16u));
 }
 
 bool honours_skip_idct(AVCodecID id) {
@@ -83,7 +94,7 @@ VideoReader::VideoReader(const std::string& path, const ReaderOptions& options) 
   }
   if (S_ISDIR(st.st_mode)) fail(ErrorKind::kIo, "is a directory, not a video file");
   if (st.st_size == 0) fail(ErrorKind::kInvalidData, "the file is empty");
-  if (options_.threads < 1) fail(ErrorKind::kInvalidData, "threads must be >= 1");
+  if (options_.threads < 0) throw std::invalid_argument(path + ": threads must be >= 0 (0: the library chooses)");
 
   open_input();
   const AVCodecParameters* par = stream_->codecpar;
@@ -117,6 +128,9 @@ VideoReader::VideoReader(const std::string& path, const ReaderOptions& options) 
   if (par->codec_id == AV_CODEC_ID_MPEG4 && par->extradata != nullptr) {
     mpeg4_vop_rounding(par->extradata, static_cast<size_t>(par->extradata_size), mpeg4_vol_);
   }
+  if (par->codec_id == AV_CODEC_ID_H264 || par->codec_id == AV_CODEC_ID_HEVC) reorder_window_ = kReorderWindow;
+  const AVRational step = av_div_q(av_inv_q(rate), stream_->time_base);
+  pts_step_ = rate.num > 0 && rate.den > 0 && step.num > 0 && step.den > 0 ? std::max<int64_t>(1, av_rescale(1, step.num, step.den)) : 1;
   open_decoder();
   frame_.reset(av_frame_alloc());
   packet_.reset(av_packet_alloc());
@@ -173,7 +187,7 @@ void VideoReader::open_decoder() {
   if (ret < 0) throw_av_error(ret, info_.path, "cannot configure the decoder");
   codec_->pkt_timebase = stream_->time_base;
   // Slice threading only: frame threading makes exported B-frame vectors vary between runs.
-  codec_->thread_count = options_.threads;
+  codec_->thread_count = options_.threads > 0 ? options_.threads : automatic_thread_count();
   codec_->thread_type = FF_THREAD_SLICE;
   // Keep the full coded picture: H.264 predicts from it, and the reader crops itself.
   codec_->apply_cropping = 0;
@@ -206,6 +220,8 @@ void VideoReader::reset_decoding_state() {
   avcodec_flush_buffers(codec_.get());
   references_.clear();
   pending_.clear();
+  reorder_.clear();
+  last_pts_ = AV_NOPTS_VALUE;
   packets_in_flight_.clear();
   flushing_ = false;
   finished_ = false;
@@ -309,12 +325,16 @@ bool VideoReader::next(FrameData& out) {
   while (true) {
     if (pop_ready(out)) return true;
     if (finished_) {
+      if (!reorder_.empty()) {
+        release_earliest();
+        continue;
+      }
       if (pending_.empty()) return false;
       continue;  // at the end every pending frame is ready
     }
     const int ret = avcodec_receive_frame(codec_.get(), frame_.get());
     if (ret == 0) {
-      process(frame_.get());
+      admit(frame_.get());
       av_frame_unref(frame_.get());
     } else if (ret == AVERROR(EAGAIN)) {
       if (flushing_) {
@@ -330,6 +350,30 @@ bool VideoReader::next(FrameData& out) {
       if (flushing_) finished_ = true;
     }
   }
+}
+
+void VideoReader::admit(AVFrame* frame) {
+  if (reorder_window_ == 0) {
+    process(frame);
+    return;
+  }
+  FramePtr held(av_frame_clone(frame));
+  if (!held) fail(ErrorKind::kIo, "out of memory holding a decoded frame");
+  reorder_.push_back(std::move(held));
+  while (reorder_.size() > reorder_window_) release_earliest();
+}
+
+void VideoReader::release_earliest() {
+  // The earliest pts among the frames that arrived before the first one without a pts (those keep their place).
+  size_t pick = 0;
+  for (size_t i = 1; i < reorder_.size() && reorder_[0]->pts != AV_NOPTS_VALUE; ++i) {
+    if (reorder_[i]->pts == AV_NOPTS_VALUE) break;
+    if (reorder_[i]->pts < reorder_[pick]->pts) pick = i;
+  }
+  if (pick != 0) ++stats_.frames_reordered;
+  FramePtr frame = std::move(reorder_[pick]);
+  reorder_.erase(reorder_.begin() + static_cast<ptrdiff_t>(pick));
+  process(frame.get());
 }
 
 void VideoReader::process(AVFrame* frame) {
@@ -351,6 +395,19 @@ void VideoReader::process(AVFrame* frame) {
   pending.key = compat::frame_is_key(frame);
   pending.pict_type = picture_type_char(frame->pict_type, pending.key);
   pending.pts = frame->pts != AV_NOPTS_VALUE ? frame->pts : frame->best_effort_timestamp;
+  if (last_pts_ != AV_NOPTS_VALUE && (pending.pts == AV_NOPTS_VALUE || pending.pts <= last_pts_)) {
+    // Display order is the decoder's (after reordering); a pts that does not follow it is a container or
+    // packing artefact (packed MPEG-4 B-frames give the last frame its predecessor's pts): one frame on.
+    pending.pts = last_pts_ + pts_step_;
+    ++stats_.frames_retimed;
+  }
+  if (pending.pts != AV_NOPTS_VALUE) last_pts_ = pending.pts;
+  if (!indexed_positions_ && pending.pts != AV_NOPTS_VALUE && stats_.skipped_packets + stats_.decode_errors > 0 &&
+      index().pts_valid) {
+    // The decoder rejected data, so frames may be missing (a damaged first IDR drops its whole GOP): count
+    // positions from the index by pts, so frame.index names the same frame as the index does.
+    indexed_positions_ = true;
+  }
   int64_t display_index = next_display_index_;
   if (indexed_positions_ && pending.pts != AV_NOPTS_VALUE) {
     const int64_t looked_up = index_->display_index_of(pending.pts);

@@ -22,7 +22,7 @@ namespace codecprim {
 
 struct ReaderOptions {
   bool residuals = true;  // false: the motion-vector-only fast path (no pixels, no residuals)
-  int threads = 1;        // slice threads: deterministic, unlike frame threading
+  int threads = 1;        // slice threads (deterministic, unlike frame threading); 0: one per core
   bool strict = false;    // raise on damaged packets/frames instead of skipping and counting them
   bool chroma = false;    // also return Cb/Cr planes (4:2:0)
 };
@@ -50,6 +50,8 @@ struct ReaderStats {
   int64_t skipped_packets = 0;   // packets the decoder rejected as invalid
   int64_t corrupt_frames = 0;    // frames the decoder flagged as damaged/concealed
   int64_t decode_errors = 0;     // other decoder errors that were skipped
+  int64_t frames_reordered = 0;  // frames the decoder output ahead of an earlier-presented one, put back in pts order
+  int64_t frames_retimed = 0;    // frames whose pts was missing or not after the previous frame's, set to previous + 1 frame
   // Where the time goes (nanoseconds), for the per-stage benchmark.
   int64_t residual_ns = 0;       // motion compensation and subtraction
   int64_t copy_ns = 0;           // luma/chroma/vector/QP copies into the output buffers
@@ -130,6 +132,8 @@ class VideoReader {
   bool seeks_exactly() const;
   void feed_packet();
   void reset_decoding_state();
+  void admit(AVFrame* frame);
+  void release_earliest();
   void process(AVFrame* frame);
   bool pop_ready(FrameData& out);
   void emit(Pending& pending, FrameData& out);
@@ -166,6 +170,14 @@ class VideoReader {
   int64_t skip_until_ = 0;
   bool indexed_positions_ = false;
   bool check_seek_landing_ = false;
+
+  // Decoded frames not yet in presentation order: an H.264/HEVC decoder that underestimates the reorder depth
+  // (e.g. after a damaged IDR) outputs pictures early; holding `reorder_window_` frames and releasing the
+  // earliest pts first undoes that. MPEG-1/2/4 and H.263 decoders output in display order (window 0).
+  std::vector<FramePtr> reorder_;
+  size_t reorder_window_ = 0;
+  int64_t last_pts_ = AV_NOPTS_VALUE;  // of the last frame released, to keep pts strictly increasing
+  int64_t pts_step_ = 1;               // one frame in stream ticks
 
   std::deque<Reference> references_;
   std::deque<Pending> pending_;

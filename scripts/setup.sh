@@ -8,10 +8,10 @@ extras="${1:-}"
 
 SUDO=""
 if [ "$(id -u)" != "0" ]; then SUDO="sudo"; fi
-packages="ffmpeg pkg-config libavcodec-dev libavformat-dev libavutil-dev libswscale-dev"
+packages="ffmpeg pkg-config libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libswscale-dev"
 if [ "$extras" = "test" ]; then
   # PyAV's source build links every FFmpeg library.
-  packages="$packages libavdevice-dev libavfilter-dev libswresample-dev"
+  packages="$packages libavdevice-dev libswresample-dev"
 fi
 missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
@@ -34,5 +34,5 @@ if [ "$extras" = "test" ]; then
       "nvidia-cuda-runtime==13.5.37" "nvidia-cuda-cccl==13.3.5.0.6"
   fi
 else
-  $PIP ".[models]"
+  $PIP ".[models,cli]"
 fi

@@ -129,3 +129,57 @@ def make_damaged(directory: Path) -> Path:
     data[lo:hi] = random.Random(5).randbytes(hi - lo)
     out.write_bytes(bytes(data))
     return out
+
+
+def _encode(out: Path, graph: str, args: List[str], seconds: float) -> Path:
+    if not out.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-filter_complex", graph, "-t", str(seconds), "-pix_fmt",
+                        "yuv420p", "-threads", "1", *args, str(out)], check=True, capture_output=True)
+    return out
+
+
+def make_packed_bframes(directory: Path) -> Path:
+    """MPEG-4 ASP with packed B-frames in AVI (Xvid's "packed bitstream": a P-VOP and the next B-VOP share a
+    packet, and a 6-byte N-VOP holds the freed slot), as DivX/Xvid files in the wild are."""
+    graph = _OVERLAY.format(w=320, h=240, d=2)
+    return _encode(Path(directory) / "mpeg4_packed_bframes.avi", graph,
+                   ["-c:v", "libxvid", "-bf", "2", "-g", "12", "-q:v", "4"], 2)
+
+
+def make_unpacked_bframes(directory: Path) -> Path:
+    """The packed clip's twin after FFmpeg's mpeg4_unpack_bframes bitstream filter (same pictures, one VOP
+    per packet)."""
+    out = Path(directory) / "mpeg4_unpacked_bframes.avi"
+    if not out.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(make_packed_bframes(directory)), "-c", "copy",
+                        "-bsf:v", "mpeg4_unpack_bframes", str(out)], check=True, capture_output=True)
+    return out
+
+
+def make_damaged_idr(directory: Path, slices: int = 1) -> Path:
+    """An H.264 MP4 with B-frames whose first IDR slice says it is an SP slice ("A non-intra slice in an IDR NAL
+    unit"): one bit of slice_type flipped (ue 7 -> 8). With one slice per picture libavcodec drops the first
+    GOP; with several, the IDR decodes from its other (intra) slices while the parser reads the broken one."""
+    out = Path(directory) / f"h264_damaged_idr_{slices}slices.mp4"
+    if out.exists():
+        return out
+    whole = _encode(Path(directory) / f"h264_whole_{slices}slices.mp4", _OVERLAY.format(w=320, h=240, d=2),
+                    ["-c:v", "libx264", "-bf", "3", "-g", "25", "-x264-params", f"slices={slices}"], 2)
+    data = bytearray(whole.read_bytes())
+    # IDR NAL header 0x65, then first_mb_in_slice = 0 ('1') and slice_type = 7 ('0001000'): 0x88.
+    at = data.find(b"\x65\x88", data.find(b"mdat"))
+    if at < 0:
+        raise RuntimeError(f"{whole}: no IDR slice header found to damage")
+    data[at + 1] = 0x89  # slice_type 8: SP
+    out.write_bytes(bytes(data))
+    return out
+
+
+def make_remuxed(source: Path, suffix: str, directory: Path) -> Path:
+    """``source``'s packets in another container (``suffix``: ".avi", ".ts", ".h264" raw, ...), as stored by
+    tools that keep no presentation times (AVI, raw streams) or keep them differently (MPEG-TS)."""
+    out = Path(directory) / f"{Path(source).stem}_remuxed{suffix}"
+    if not out.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(source), "-c", "copy", str(out)], check=True,
+                       capture_output=True)
+    return out

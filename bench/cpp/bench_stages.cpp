@@ -7,7 +7,9 @@
 //   reader mv-only     the reader's motion-vector-only path (loop filter / IDCT skipped)
 //   reader full        the reader with luma, residuals and vectors
 // plus, inside the full run, the time spent copying vectors/planes and computing residuals.
-// Usage: bench_stages VIDEO [repeats]
+// Usage: bench_stages VIDEO [repeats [STAGE]]
+// With STAGE (decode, export, mv-only or full) only that stage runs, once per repeat, and prints its time: the
+// form to profile under perf or callgrind.
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -106,12 +108,28 @@ double best_of(int repeats, F&& body) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s VIDEO [repeats]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s VIDEO [repeats [decode|export|mv-only|full]]\n", argv[0]);
     return 2;
   }
   const std::string path = argv[1];
   const int repeats = argc > 2 ? std::atoi(argv[2]) : 3;
   try {
+    if (argc > 3) {
+      const std::string stage = argv[3];
+      double t = 0;
+      if (stage == "decode") {
+        t = best_of(repeats, [&] { run_libav(path, Libav::kDecode); });
+      } else if (stage == "export") {
+        t = best_of(repeats, [&] { run_libav(path, Libav::kExport); });
+      } else if (stage == "mv-only" || stage == "full") {
+        t = best_of(repeats, [&] { run_reader(path, stage == "full"); });
+      } else {
+        std::fprintf(stderr, "unknown stage %s (decode, export, mv-only, full)\n", stage.c_str());
+        return 2;
+      }
+      std::printf("%s: %.3f s\n", stage.c_str(), t);
+      return 0;
+    }
     long frames = 0;
     const double demux = best_of(repeats, [&] { frames = run_libav(path, Libav::kDemux); });
     const double decode = best_of(repeats, [&] { run_libav(path, Libav::kDecode); });

@@ -12,6 +12,7 @@ from .reader import MOTION_VECTOR_COLUMNS, MV, Frame, Gop, Reader, ReaderStats, 
 # the package first lets patches find data.sampling while data/__init__ is still running.
 from . import data
 from .patches import CodecClip, CodecPatchesConfig, codec_patches
+from .transcode import transcode
 
 __version__ = "0.1.0"
 
@@ -66,4 +67,5 @@ __all__ = [
     "CodecClip",
     "CodecPatchesConfig",
     "data",
+    "transcode",
 ]

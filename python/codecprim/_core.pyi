@@ -1,6 +1,6 @@
 """Type stub of the compiled core (csrc/bindings.cpp). Use it through codecprim.open; these are its internals."""
 
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 import numpy as np
 
@@ -24,3 +24,8 @@ def ffmpeg_versions() -> Dict[str, str]: ...
 def set_ffmpeg_log_level(level: str) -> str:
     """Sets libavutil's process-wide log level by name; returns the previous one. ValueError for unknown names."""
 def ffmpeg_log_level() -> str: ...
+def transcode_options(recipe: str, overrides: Dict[str, str]) -> Dict[str, str]:
+    """A recipe's options after overrides, by name; ValueError for an unknown recipe, option or value."""
+def transcode(src: str, dst: str, recipe: str, overrides: Dict[str, str],
+              progress: Optional[Callable[[int, int], None]]) -> Dict[str, Any]:
+    """Re-encodes src into dst atomically; returns frames_decoded, frames_encoded, packets_skipped, codec, fps."""

@@ -145,8 +145,12 @@ def to_torch(array) -> torch.Tensor:
     return torch.from_dlpack(array)
 
 
-def launch(kernel, num_threads: int, args: tuple, threads_per_block: int = _THREADS_PER_BLOCK) -> None:
+def launch(kernel, num_threads: int, args: tuple, threads_per_block: int = _THREADS_PER_BLOCK,
+           shared_mem: int = 0) -> None:
     """Launch a 1-D grid of at least ``num_threads`` threads on torch's current stream.
+
+    ``shared_mem`` is the dynamic shared memory per thread block in bytes (kernels that stage
+    data per block: one block per work item, ``num_threads = items * threads_per_block``).
 
     ``args`` holds CUDA tensors (passed as device pointers, so they must be contiguous) and NumPy
     scalars whose dtype matches the kernel's parameter (``np.int32``, ``np.float32``, ...). Bare
@@ -168,4 +172,4 @@ def launch(kernel, num_threads: int, args: tuple, threads_per_block: int = _THRE
     # converting inside the context hands torch's own stream to DLPack: no cross-stream wait
     with torch_stream(tensors[0].device):
         converted = tuple(to_cupy(arg) if isinstance(arg, torch.Tensor) else arg for arg in args)
-        kernel((blocks,), (threads_per_block,), converted)
+        kernel((blocks,), (threads_per_block,), converted, shared_mem=shared_mem)

@@ -30,12 +30,16 @@ Decisions (documented contract):
   ``motion_source`` is ``"none"`` (no motion was used); one whole frame is kept even when it exceeds
   ``budget``.
 * Codecs without exported vectors (``reader.info.motion_vectors == "none"``: HEVC, VP9, AV1):
-  vectors are estimated by block matching (:func:`codecprim.ops.motion_estimation.estimate_motion_batch`)
-  on the luma already resized to the model size, against the previous decoded frame, and the
-  residual is the luma minus :func:`codecprim.ops.warp.predict_from_vectors`; ``motion_source`` then
-  says ``"estimated"``.
+  vectors are estimated by block matching (:func:`codecprim.ops.motion_estimation.estimate_motion_frames`
+  with ``config.estimation``) on the luma already resized to the model size, against the previous
+  decoded frame. Each vector's motion counts by its confidence (untrusted vectors as no motion), and
+  intra blocks (no match: new content) get no residual; the residual is the luma minus the
+  motion-compensated prediction. ``motion_source`` then says ``"estimated"``. ``config.motion =
+  "estimated"`` estimates for every codec (to compare with the codec's own vectors).
 * A file that cannot be opened or yields no frame in the asked range raises a codecprim error
   (:mod:`codecprim.errors`) naming it.
+* Torch runs with one intra-op thread inside the call (:mod:`codecprim._intra_op`: at the default count a busy
+  machine made it 4-40x slower); the caller's ``torch.get_num_threads()`` is restored on return.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
+from ._intra_op import intra_op_threads
 from .data.resolution import model_size
 from .data.sampling import plan_frames, read_frames, sample_frames
 from .errors import InvalidVideoError
@@ -53,14 +58,21 @@ from .reader import MV
 from .reader import open as open_video
 from .ops._checks import check_choice, check_positive_int
 from .ops.camera import CAMERA_MODELS
+from .ops.motion_estimation import MotionEstimationConfig, estimate_motion_frames
 from .ops.gather import gather_rgb_patches
 from .ops.resize import resize_yuv
 from .ops.saliency import SaliencyConfig, combine_saliency, motion_energy_grid, residual_energy_grid
 from .ops.select import select_patches
 
-__all__ = ["MODES", "CodecClip", "CodecPatchesConfig", "codec_patches"]
+__all__ = ["MODES", "MOTIONS", "SELECTION_ESTIMATION", "CodecClip", "CodecPatchesConfig", "codec_patches"]
 
 MODES = ("codec", "chunks", "image")
+MOTIONS = ("auto", "estimated")
+# Selection needs where things move, not the best prediction: integer-pel vectors at model size
+# (16 x 16 blocks, 8 x 8 partitions where they pay, which keeps object borders sharp); sub-pel
+# refinement costs more than the whole integer search and changes no selection
+# (bench/motion_estimation.py).
+SELECTION_ESTIMATION = MotionEstimationConfig(subpel=False)
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,11 @@ class CodecPatchesConfig:
     matrix: str = "bt601"              # YUV -> RGB of the gathered patches
     color_range: str = "limited"
     threads: int = 1                   # decoder threads
+    motion: str = "auto"               # "auto": codec vectors where exported; "estimated": always block matching
+    estimation: MotionEstimationConfig = SELECTION_ESTIMATION  # block matching where vectors are estimated
+
+    def __post_init__(self) -> None:
+        check_choice("motion", self.motion, MOTIONS)
 
 
 @dataclass(repr=False)
@@ -166,6 +183,7 @@ def _one_per_chunk(indices: tuple[int, ...], chunks: int, generator: torch.Gener
     return out
 
 
+@intra_op_threads(1)
 def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 14, budget: int | None = 2048,
                   camera: str = "similarity", sampling: str = "consecutive", device: str | torch.device = "cpu",
                   ratio: float | None = None, config: CodecPatchesConfig | None = None,
@@ -223,7 +241,7 @@ def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 1
             wanted = _one_per_chunk(sample.indices, int(per_clip), generator)
         else:
             wanted = [sample.indices[0]]
-        estimated = mode == "codec" and info.motion_vectors == "none"
+        estimated = mode == "codec" and (info.motion_vectors == "none" or config.motion == "estimated")
         frames = _decode(reader, wanted, (height, width), grid, estimated, mode == "codec", device)
         # stats.truncated arrives with core-access's truncation report; until then no truncation is seen.
         truncated = bool(getattr(reader.stats, "truncated", False))
@@ -239,14 +257,17 @@ def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 1
         mode=mode)
     if mode != "codec":
         return _whole_frames(luma, chroma, config, common)
+    confidence = None
     if estimated:
-        vectors, residual = _estimated_primitives(luma, torch.stack(frames["ref"]), is_iframe, grid)
+        vectors, confidence, residual = _estimated_primitives(luma, torch.stack(frames["ref"]), is_iframe, grid,
+                                                              config.estimation)
         frame_size = (height, width)
     else:
         vectors = [v.to(device) for v in frames["vectors"]]
         residual = torch.stack(frames["residual"])  # (T, Hg, Wg)
         frame_size = (info.height, info.width)
-    motion, fallback = motion_energy_grid(vectors, frame_size, grid, (height, width), camera=sal_config.camera)
+    motion, fallback = motion_energy_grid(vectors, frame_size, grid, (height, width), camera=sal_config.camera,
+                                          confidence=confidence)
     saliency = combine_saliency(motion, residual, is_iframe, sal_config)
     selection = select_patches(saliency, is_iframe, budget=budget, ratio=ratio if budget is None else None,
                                floor=config.floor)
@@ -306,23 +327,21 @@ def _decode(reader, wanted: list[int], size: tuple[int, int], grid: tuple[int, i
     return out
 
 
-def _estimated_primitives(luma: torch.Tensor, ref: torch.Tensor, is_iframe: torch.Tensor,
-                          grid: tuple[int, int]) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """Block-matched vectors and residual energy at model size for codecs that export no vectors."""
-    from .ops.motion_estimation import estimate_motion_batch
-    from .ops.warp import predict_from_vectors
-
+def _estimated_primitives(luma: torch.Tensor, ref: torch.Tensor, is_iframe: torch.Tensor, grid: tuple[int, int],
+                          estimation: MotionEstimationConfig,
+                          ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
+    """Block-matched vectors, their confidences and residual energy at model size for codecs that
+    export no vectors (I-frames: no rows, no residual)."""
     t = luma.shape[0]
     p_frames = [i for i in range(t) if not bool(is_iframe[i])]
     empty = torch.zeros(0, MV.ncols, dtype=torch.int32, device=luma.device)
     vectors = [empty] * t
+    confidence = [torch.zeros(0, dtype=torch.float32, device=luma.device)] * t
     residual = torch.zeros((t, *grid), dtype=torch.float32, device=luma.device)
     if p_frames:
         index = torch.tensor(p_frames, device=luma.device)
-        rows = estimate_motion_batch(luma[index], ref[index])
-        for i, r in zip(p_frames, rows):
-            vectors[i] = r
-            pred, _ = predict_from_vectors(ref[i], r)
-            res = (luma[i].to(torch.int16) - pred.to(torch.int16))          # (size, size)
-            residual[i] = residual_energy_grid(res, grid)
-    return vectors, residual
+        est = estimate_motion_frames(luma[index], ref[index], config=estimation)
+        for j, i in enumerate(p_frames):
+            vectors[i], confidence[i] = est.vectors[j], est.confidence[j]
+        residual[index] = residual_energy_grid(est.residual, grid)
+    return vectors, confidence, residual

@@ -24,6 +24,10 @@ MOTION_VECTOR_COLUMNS = (
 )
 
 
+_NO_PTS = -(2**63)  # FFmpeg's AV_NOPTS_VALUE
+_NO_PTS_SECONDS = float("nan")
+
+
 class MV:
     """Column numbers of a motion-vector row: ``rows[:, MV.dst_x]`` instead of ``rows[:, 5]``.
 
@@ -98,6 +102,12 @@ class ReaderStats:
     ``frames_decoded`` counts every picture the decoder produced since the reader was opened, including the
     ones decoded only as references for a requested frame; sparse reads (``frames_at``) prove with it that
     they decode only what they need.
+
+    Timestamps strictly increase in display order. ``frames_reordered`` counts frames an H.264/HEVC decoder
+    output ahead of an earlier-presented one (it does when it underestimates the reorder depth, e.g. after a
+    damaged IDR); they are put back in pts order within a window of 4 frames. ``frames_retimed`` counts frames
+    whose pts was missing or not after the previous frame's (packed MPEG-4 B-frames in AVI give the last frame
+    its predecessor's pts); each gets the previous pts plus one frame, as FFmpeg reports it.
     """
 
     packets: int = 0
@@ -106,6 +116,8 @@ class ReaderStats:
     skipped_packets: int = 0
     corrupt_frames: int = 0
     decode_errors: int = 0
+    frames_reordered: int = 0
+    frames_retimed: int = 0
     residual_seconds: float = 0.0
     copy_seconds: float = 0.0
 
@@ -217,8 +229,8 @@ class Reader:
 
     def __init__(self, path, *, residuals: bool = True, threads: int = 1, strict: bool = False, chroma: bool = False):
         path = os.fspath(path)
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise InvalidVideoError(path, f"threads must be a positive int, got {threads!r}")
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
+            raise ValueError(f"{path}: threads must be a non-negative int (0: the library chooses), got {threads!r}")
         self._path = path
         self._core = _load_core().Reader(path, bool(residuals), threads, bool(strict), bool(chroma))
         self._info = VideoInfo(**self._core.info())
@@ -270,20 +282,25 @@ class Reader:
             idx = self._frame_index()
             tb = self._info.time_base
             self._gops = [
-                Gop(index=g, first_frame=first, num_frames=n, pts_seconds=pts * tb, starts_with_iframe=starts)
+                Gop(index=g, first_frame=first, num_frames=n, pts_seconds=_NO_PTS_SECONDS if pts == _NO_PTS else pts * tb,
+                    starts_with_iframe=starts)
                 for g, first, n, pts, starts in idx["gops"]
             ]
         return self._gops
 
     @property
     def pict_types(self) -> str:
-        """Frame types in display order ("IBBP..."), from the parser pass."""
+        """Frame types in display order ("IBBP..."), from the parser pass: the same string the decoder's frames
+        spell (display order from pts, or from POC / the anchor rule where the container stores none; an IDR is
+        "I" even when its first slice header is damaged; packed MPEG-4 B-frames count as the decoder outputs them)."""
         return self._frame_index()["pict_types"]
 
     @property
     def pts_seconds(self) -> torch.Tensor:
-        """Presentation times of all frames in display order (float64)."""
-        return torch.from_numpy(self._frame_index()["pts"].astype(np.float64) * self._info.time_base)
+        """Presentation times of all frames in display order (float64), from the container; NaN where it stores
+        none (AVI and raw streams with B-frames: frames then carry FFmpeg's best-effort times)."""
+        pts = self._frame_index()["pts"]
+        return torch.from_numpy(np.where(pts == _NO_PTS, np.nan, pts.astype(np.float64) * self._info.time_base))
 
     @property
     def packet_sizes(self) -> torch.Tensor:
@@ -291,6 +308,9 @@ class Reader:
         return torch.from_numpy(self._frame_index()["packet_size"])
 
     def __len__(self) -> int:
+        """Frames in the stream, from the parser pass; equal to the frames decoded, except where the decoder
+        cannot decode what the parser lists: a GOP whose IDR is undecodable (libavcodec resumes at the next
+        IDR, and frame.index skips the lost positions) or a truncated file (``stats.truncated``)."""
         return len(self._frame_index()["pict_types"])
 
     # -- frames ----------------------------------------------------------------------------------------
@@ -401,8 +421,9 @@ def open(path, *, residuals: bool = True, threads: int = 1, strict: bool = False
         path: the video file.
         residuals: True decodes pixels and computes residuals; False is the motion-vector-only fast path
             (skips the loop filter and, where the decoder honours it, the IDCT; vectors are identical).
-        threads: decoder slice threads. Results are identical for every value; parallelise across videos
-            in the data loader for throughput.
+        threads: decoder slice threads; 0 lets the library choose (one per core, at most 16), the FFmpeg, PyAV
+            and torchcodec convention. Results are identical for every value; parallelise across videos in the
+            data loader for throughput.
         strict: raise on damage inside the stream instead of skipping it (counted in ``reader.stats``).
         chroma: also return the Cb/Cr planes (4:2:0) in ``frame.chroma``.
 

@@ -1,4 +1,5 @@
-"""Δ-encoder pre-training: heads and loss, checkpoints, real-clip pairs, and training vs the copy baseline."""
+"""Δ-encoder pre-training: heads and loss, checkpoints, real-clip pairs (lazy, the CoPE delta definition), and
+training vs the copy baseline."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 import codecprim
-from codecprim.datasets.delta_pairs import DeltaPairs, extract_delta_pairs, yuv420_to_rgb
+from codecprim.data import DeltaPairs, collate_delta_pairs, cope_sample
 from codecprim.models.delta_encoder import DeltaEncoderConfig
 from codecprim.models.delta_pretrain import (
     DeltaPretrainConfig,
@@ -146,39 +147,51 @@ def test_checkpoint_round_trip(tmp_path) -> None:
 # ----------------------------------------------------------------------------- real-clip pairs
 
 
-def test_yuv420_to_rgb_matches_ffmpeg(clips) -> None:
+def test_pair_images_match_ffmpeg(clips) -> None:
+    """The images come from the one RGB converter (ops.gather): FFmpeg's own BT.601 studio-range conversion of
+    the same decoded frames agrees."""
     path = clips["overlays"]
-    with codecprim.open(path, chroma=True) as reader:
-        frame = next(f for f in reader if f.index == 3)
-        ours = yuv420_to_rgb(frame.luma, frame.chroma).permute(1, 2, 0).numpy().astype(np.int16)  # (H, W, 3)
-    # FFmpeg's own BT.601 studio-range conversion of the same decoded frame.
-    raw = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", path, "-vf", r"select=eq(n\,3)", "-frames:v", "1",
-         "-sws_flags", "neighbor+accurate_rnd+full_chroma_int", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
-        check=True, capture_output=True,
-    ).stdout
-    theirs = np.frombuffer(raw, np.uint8).reshape(ours.shape).astype(np.int16)
-    diff = np.abs(ours - theirs)
-    assert diff.mean() < 1.5 and np.median(diff) <= 1
-    with pytest.raises(ValueError, match="not 4:2:0"):
-        yuv420_to_rgb(frame.luma, frame.chroma[:, :-1])
+    item = DeltaPairs([path], size=None)[2]  # frame 3 and its reference, frame 2
+    assert (item.frame, item.ref_frame) == (3, 2)
+    for image, n in ((item.image, 3), (item.prev_image, 2)):
+        ours = image.permute(1, 2, 0).numpy().astype(np.int16)  # (H, W, 3)
+        raw = subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", path, "-vf", rf"select=eq(n\,{n})", "-frames:v", "1",
+             "-sws_flags", "neighbor+accurate_rnd+full_chroma_int", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"],
+            check=True, capture_output=True,
+        ).stdout
+        theirs = np.frombuffer(raw, np.uint8).reshape(ours.shape).astype(np.int16)
+        diff = np.abs(ours - theirs)
+        assert diff.mean() < 1.5 and np.median(diff) <= 1
 
 
 def test_pan_pairs_carry_the_pan(clips) -> None:
     """The pan clip's window moves (+5, +2) px per frame, so each pixel's content sits
     (+5, +2) px away in frame t-1: the dense field must say so."""
-    images, pairs = extract_delta_pairs(clips["pan"], size=None)
-    assert [(p["frame"], p["ref_frame"]) for p in pairs] == [(t, t - 1) for t in range(1, 24)]
-    assert len(images) == 24 and images[0].shape == (3, 160, 256)
-    assert pairs[0]["motion"].shape == (160, 256, 2) and pairs[0]["residual"].dtype == torch.int16
-    medians = torch.stack([p["motion"].reshape(-1, 2).median(0).values for p in pairs[5:]])
+    data = DeltaPairs([clips["pan"]], size=None)
+    assert data.index[:, 1:].tolist() == [[t, t - 1] for t in range(1, 24)]
+    pairs = [data[i] for i in range(5, 23)]
+    assert pairs[0].image.shape == (3, 160, 256) and pairs[0].motion.shape == (160, 256, 2)
+    assert pairs[0].residual.dtype == torch.int16
+    medians = torch.stack([p.motion.reshape(-1, 2).median(0).values for p in pairs])
     assert (medians == torch.tensor([5.0, 2.0])).all(1).float().mean() >= 0.8
 
     # Resized to half the width and height: vectors shrink with the frame.
-    _, half = extract_delta_pairs(clips["pan"], size=(80, 128), max_pairs=12)
-    assert len(half) == 12 and half[0]["motion"].shape == (80, 128, 2)
-    medians = torch.stack([p["motion"].reshape(-1, 2).median(0).values for p in half[5:]])
+    half = DeltaPairs([clips["pan"]], size=(80, 128), max_pairs_per_clip=12)
+    assert len(half) == 12 and half[0].motion.shape == (80, 128, 2)
+    medians = torch.stack([half[i].motion.reshape(-1, 2).median(0).values for i in range(5, 12)])
     assert (medians == torch.tensor([2.5, 1.0])).all(1).float().mean() >= 0.8
+
+
+def test_pairs_are_the_cope_recipes_single_step_deltas(clips) -> None:
+    """Pre-training reads what the CoPE loader later gives the Δ-encoder: fuse=1 deltas, bit for bit."""
+    data = DeltaPairs([clips["overlays"]], size=(48, 48), max_pairs_per_clip=6)
+    sample = cope_sample(clips["overlays"], fuse=1, image_size=32, delta_size=48)
+    for i in range(len(data)):
+        item = data[i]
+        p = int((sample.delta_indices == item.frame).nonzero())
+        assert int(sample.delta_reference_indices[p]) == item.ref_frame
+        assert torch.equal(item.motion, sample.motion[p]) and torch.equal(item.residual, sample.residual[p])
 
 
 def test_b_frame_streams_pair_p_frames_with_their_anchor() -> None:
@@ -188,27 +201,38 @@ def test_b_frame_streams_pair_p_frames_with_their_anchor() -> None:
     with codecprim.open(path, residuals=False) as reader:
         types = [f.pict_type for f in reader]
     assert "B" in types
-    _, pairs = extract_delta_pairs(path, size=(72, 88), max_pairs=20)
-    assert len(pairs) == 20
-    for p in pairs:
-        assert types[p["frame"]] == "P" and types[p["ref_frame"]] in "IP"
-        assert all(types[i] == "B" for i in range(p["ref_frame"] + 1, p["frame"]))
+    data = DeltaPairs([path], size=(72, 88), max_pairs_per_clip=20)
+    assert len(data) == 20
+    for _, frame, ref in data.index.tolist():
+        assert types[frame] == "P" and types[ref] in "IP"
+        assert all(types[i] == "B" for i in range(ref + 1, frame))
+    item = data[3]
+    assert item.motion.shape == (72, 88, 2) and item.prev_image.shape == (3, 72, 88)
 
 
-def test_dataset_items_batch(clips) -> None:
-    data = DeltaPairs([clips["overlays"], clips["pan"]], size=(64, 112), max_pairs_per_clip=5)
-    assert len(data) == 10 and data.clip_indices(1) == list(range(5, 10))
-    batch = next(iter(torch.utils.data.DataLoader(data, batch_size=4)))
-    assert batch["prev_image"].shape == batch["image"].shape == (4, 3, 64, 112)
-    assert batch["prev_image"].dtype == torch.uint8
-    assert batch["motion"].shape == (4, 64, 112, 2) and batch["residual"].shape == (4, 64, 112)
-    assert batch["frame"].tolist() == [1, 2, 3, 4] and batch["ref_frame"].tolist() == [0, 1, 2, 3]
+def test_dataset_is_lazy_and_batches_in_workers(clips, tmp_path) -> None:
+    import pickle
+
+    bad = tmp_path / "not_a_video.mp4"
+    bad.write_text("text, not a video\n" * 40)
+    data = DeltaPairs([clips["overlays"], str(bad), clips["pan"]], size=(64, 112), max_pairs_per_clip=5)
+    assert len(data) == 10 and data.clip_indices(2) == list(range(5, 10))
+    assert [p for p, _ in data.failures] == [str(bad)]
+    assert len(pickle.dumps(data)) < 4096  # an index of frame numbers, no decoded pixels
+    loader = torch.utils.data.DataLoader(data, batch_size=4, num_workers=2, collate_fn=collate_delta_pairs)
+    batch = next(iter(loader))
+    assert batch.prev_image.shape == batch.image.shape == (4, 3, 64, 112)
+    assert batch.prev_image.dtype == torch.uint8
+    assert batch.motion.shape == (4, 64, 112, 2) and batch.residual.shape == (4, 64, 112)
+    assert batch.frame.tolist() == [1, 2, 3, 4] and batch.ref_frame.tolist() == [0, 1, 2, 3]
     # Consecutive pairs share a frame: the image of t is the reference image of t+1.
-    assert torch.equal(data[0]["image"], data[1]["prev_image"])
+    assert torch.equal(data[0].image, data[1].prev_image)
     with pytest.raises(ValueError, match="size must be"):
         DeltaPairs([clips["pan"]], size=(64, 0))
     with pytest.raises(ValueError, match="at least one"):
         DeltaPairs([])
+    with pytest.raises(codecprim.InvalidVideoError):
+        DeltaPairs([str(bad)], on_error="raise")
 
 
 # ----------------------------------------------------------------------------- training

@@ -171,3 +171,18 @@ def test_invalid_input_raises_value_error():
         CameraConfig(model="projective")
     with pytest.raises(ValueError, match="N, 10"):
         block_centres_and_motion(torch.zeros(3, 9, dtype=torch.int32))
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 6), n=st.integers(1, 60))
+def test_order_statistics_equal_sorting(seed, rows, n):
+    """The CPU selection behind the trimmed refits gives the values a sort gives (ties, padding, rank 0)."""
+    from codecprim.ops.camera import _order_statistics
+
+    g = torch.Generator().manual_seed(seed)
+    values = torch.randint(0, 5, (rows, n), generator=g).double() / 4  # many ties
+    values[torch.rand(rows, n, generator=g) < 0.3] = torch.inf      # padding
+    ranks = [torch.randint(-1, n, (rows,), generator=g) for _ in range(3)]
+    ordered = values.sort(dim=1).values
+    for got, rank in zip(_order_statistics(values, *ranks), ranks):
+        assert torch.equal(got, ordered.gather(1, rank.clamp_min(0)[:, None]))

@@ -3,6 +3,10 @@
 The fixtures (tests/fixtures/motion_estimation_cases.npz, written by make_me_fixtures.py) hold
 inputs and the torch twin's rows; the CPU test below keeps them in step with the code, the GPU
 tests replay them through the kernels of cuda/motion_estimation.cu.
+
+No host emulation here (unlike test_cuda_twins_geometry.py): these kernels cooperate across a
+thread block (warp shuffles, __syncthreads between stages), which a one-thread-at-a-time loop
+cannot run. The saved fixtures are what ties the GPU run to the CPU twin.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ import numpy as np
 import pytest
 import torch
 
+from codecprim import _cuda
 from codecprim.ops.motion_estimation import (
-    CudaBackend,
     MotionEstimationConfig,
     estimate_motion,
     estimate_motion_batch,
-    is_estimated,
+    estimate_motion_frames,
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "motion_estimation_cases.npz"
@@ -48,9 +52,9 @@ def test_fixtures_match_the_torch_twin():
 
 
 @pytest.mark.skipif(HAVE_CUPY, reason="CuPy is installed")
-def test_cuda_backend_without_cupy_raises_runtime_error():
+def test_kernels_without_cupy_raise_runtime_error():
     with pytest.raises(RuntimeError, match="cupy"):
-        CudaBackend()
+        _cuda.get_kernel("motion_estimation.cu", "me_level_search_u8")
 
 
 @pytest.mark.cuda
@@ -59,15 +63,26 @@ def test_cuda_backend_without_cupy_raises_runtime_error():
 def test_cuda_kernel_equals_torch_twin_on_fixtures(case):
     i, cur, ref, opts, rows = list(load_cases())[case]
     dev = torch.device("cuda")
-    out = estimate_motion_batch(cur.to(dev), ref.to(dev), config=MotionEstimationConfig(**opts, backend="cuda"))
+    out = estimate_motion_batch(cur.to(dev), ref.to(dev), config=MotionEstimationConfig(**opts))
     assert len(out) == len(rows)
     for t, (a, b) in enumerate(zip(out, rows)):
-        assert a.device.type == "cuda" and is_estimated(a)
+        assert a.device.type == "cuda"
         assert torch.equal(a.cpu(), b), f"case {i} frame {t} ({opts})"
-    # The torch twin run on the GPU agrees too (same integer arithmetic on another device).
-    twin = estimate_motion_batch(cur.to(dev), ref.to(dev), config=MotionEstimationConfig(**opts, backend="torch"))
-    for a, b in zip(twin, rows):
-        assert torch.equal(a.cpu(), b)
+
+
+@pytest.mark.cuda
+@needs_gpu
+@pytest.mark.parametrize("case", [0, NUM_CASES - 1])
+def test_confidence_intra_and_residual_agree_across_devices(case):
+    """Plain torch ops on both devices: intra and residual exactly, confidence to float rounding."""
+    i, cur, ref, opts, _ = list(load_cases())[case]
+    cfg = MotionEstimationConfig(**opts)
+    cpu = estimate_motion_frames(cur, ref, config=cfg)
+    gpu = estimate_motion_frames(cur.cuda(), ref.cuda(), config=cfg)
+    assert torch.equal(gpu.residual.cpu(), cpu.residual)
+    for a, b, ia, ib in zip(gpu.confidence, cpu.confidence, gpu.intra, cpu.intra):
+        assert torch.equal(ia.cpu(), ib)
+        torch.testing.assert_close(a.cpu(), b, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.cuda

@@ -13,7 +13,7 @@ from codecprim.ops.motion_estimation import (
     estimate_motion,
     estimate_motion_batch,
     estimate_motion_clip,
-    is_estimated,
+    estimate_motion_frames,
 )
 from codecprim.ops.warp import compare_to_codec, predict_from_vectors
 
@@ -280,7 +280,7 @@ def test_batch_equals_single_frames_and_clip_layout():
     for t in range(3):
         torch.testing.assert_close(batch[t], estimate_motion(clip[t + 1], clip[t]), rtol=0, atol=0)
     out = estimate_motion_clip(clip)
-    assert len(out) == 4 and out[0].shape == (0, 10) and is_estimated(out[0])
+    assert len(out) == 4 and out[0].shape == (0, 10) and out[0].dtype == torch.int32
     for t in range(3):
         torch.testing.assert_close(out[t + 1], batch[t], rtol=0, atol=0)
 
@@ -304,7 +304,6 @@ def test_layout_invariants(h, w, seed, search, block, subpel, dx, dy):
     noise = torch.randint(0, 30, (h, w), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
     rows = estimate_motion(cur.add(noise), ref, block=block, search=search, subpel=subpel)
     assert rows.dtype == torch.int32 and rows.dim() == 2 and rows.shape[1] == 10
-    assert is_estimated(rows)
     assert (rows[:, 0] == -1).all() and (rows[:, 9] == 4).all()
     assert (rows[:, 1] == rows[:, 2]).all() and torch.isin(rows[:, 1], torch.tensor([block, block // 2])).all()
     assert (rows[:, 7:9].abs() <= 4 * search).all()
@@ -335,8 +334,10 @@ def test_invalid_input_raises_value_error():
         estimate_motion(img, img, method="diamond")
     with pytest.raises(ValueError, match="allowed"):
         estimate_motion(img, img, radius=3)
-    with pytest.raises(ValueError, match="backend 'cuda' needs CUDA tensors"):
-        estimate_motion(img, img, backend="cuda")
+    with pytest.raises(ValueError, match="min_confidence must be in"):
+        estimate_motion(img, img, min_confidence=1.5)
+    with pytest.raises(ValueError, match="one device"):
+        estimate_motion_frames(img[None], img[None].to("meta"))
     with pytest.raises(ValueError, match="dimensions"):
         estimate_motion_batch(img, img)
 

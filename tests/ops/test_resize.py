@@ -2,13 +2,14 @@
 
 from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codecprim.ops.resize import resize_field, resize_mask, resize_plane, resize_residual, resize_yuv
+from codecprim.ops.resize import _area_sum, resize_field, resize_mask, resize_plane, resize_residual, resize_yuv
 
 
 def reference_area(plane, out_h, out_w):
@@ -66,6 +67,39 @@ def test_area_matches_torch_for_integer_ratios():
     ours = resize_field(field, (12, 16))  # 4x: torch's adaptive pooling is then an exact box filter
     theirs = F.interpolate(field.permute(0, 3, 1, 2), size=(12, 16), mode="area").permute(0, 2, 3, 1)
     torch.testing.assert_close(ours, theirs * 0.25, rtol=0, atol=1e-6)
+
+
+def integer_area_sums(plane, out_h, out_w):
+    """Exact overlap-weighted sums (units: input cell = out_size, output cell = size) as int64 matrix products:
+    a slow, obvious reference for the banded float products of the CPU twin."""
+    def axis(size, out):
+        i, j = np.arange(out)[:, None], np.arange(size)[None, :]
+        return np.clip(np.minimum((i + 1) * size, (j + 1) * out) - np.maximum(i * size, j * out), 0, None)
+    x = plane.numpy().astype(np.int64)
+    return axis(x.shape[0], out_h) @ x @ axis(x.shape[1], out_w).T
+
+
+@pytest.mark.parametrize("dtype, shape, size, fill", [
+    (torch.uint8, (257, 255), (7, 11), 255),      # integer sums just under 2^24 in coarse units: float32 path
+    (torch.uint8, (257, 257), (7, 11), 255),      # just over: the float64 path
+    (torch.uint8, (720, 1280), (224, 224), None),  # the 720p model size (period-aligned blocks)
+    (torch.uint8, (719, 1279), (224, 210), None),  # coprime sizes (gathered blocks)
+    (torch.int16, (90, 160), (14, 28), 32767),    # residual extremes: float64
+    (torch.int16, (61, 87), (23, 9), None),
+])
+def test_area_sums_are_exact_integers(dtype, shape, size, fill):
+    gen = torch.Generator().manual_seed(shape[0])
+    if fill is not None:
+        plane = torch.full(shape, fill, dtype=dtype)
+    elif dtype == torch.uint8:
+        plane = torch.randint(0, 256, shape, generator=gen, dtype=dtype)
+    else:
+        plane = torch.randint(-32768, 32768, shape, generator=gen, dtype=dtype)
+    sums = _area_sum(plane[None, :, :, None], *size)[0, :, :, 0]
+    assert np.array_equal(sums.numpy(), integer_area_sums(plane, *size).astype(np.float64))
+    if dtype == torch.uint8:
+        expected = (2 * integer_area_sums(plane, *size) + shape[0] * shape[1]) // (2 * shape[0] * shape[1])
+        assert np.array_equal(resize_plane(plane, size).numpy(), expected)
 
 
 @pytest.mark.parametrize("size", [(30, 50), (61, 87), (224, 224)])

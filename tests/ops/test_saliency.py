@@ -75,6 +75,21 @@ def test_residual_energy_matches_per_cell_loops(seed, h, w, hg, wg):
     assert torch.equal(residual_energy_grid(res[0], (hg, wg)), got[0])
 
 
+@pytest.mark.parametrize("w, grid", [(6, (2, 3)),   # 2 pixels a row per cell: 2 * 32767^2 < 2^31, int32
+                                     (6, (2, 2)),   # 3 pixels: int64
+                                     (7, (2, 3)),   # uneven cells (cumulative sums over 7 pixels): int64
+                                     (1280, (16, 16))])
+def test_residual_energy_is_exact_at_int16_extremes(w, grid):
+    res = torch.full((1, 32, w), -32767, dtype=torch.int16)
+    res[0, ::2, ::3] = 32767
+    got = residual_energy_grid(res, grid)[0]
+    hg, wg = grid
+    for r in range(hg):
+        for c in range(wg):
+            block = res[0, r * 32 // hg:(r + 1) * 32 // hg, c * w // wg:(c + 1) * w // wg].long()
+            assert float(got[r, c]) == float(np.float32(math.sqrt(int((block * block).sum()) / block.numel())))
+
+
 @pytest.mark.parametrize("frame_size,grid,model_size", [((76, 100), (5, 7), (76, 100)),
                                                         ((64, 96), (4, 6), (56, 84)),
                                                         ((48, 40), (6, 5), (224, 224))])

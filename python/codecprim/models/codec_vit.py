@@ -27,7 +27,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .layers.attention import ATTENTION_IMPLS, VARLEN_MODES, MultiHeadAttention, check_cu_seqlens
+from .layers.attention import ATTENTION_IMPLS, VARLEN_MODES, MultiHeadAttention, PackedSequences
 from .layers.attentive_pool import AttentivePool
 from .layers.rope3d import AXIS_SPLIT, Rope3D, axis_pairs, grid_positions
 from .layers.transformer import Mlp, _init_weights
@@ -67,7 +67,7 @@ class CodecViTConfig:
     embed_dim: int | None = None                    # attentive-pool output width; None = width
     pool_heads: int | None = None                   # None = num_heads
     attention: str = "sdpa"                         # or "reference" (written-out softmax)
-    varlen: str = "mask"                            # packed sequences: "mask" or "loop"
+    varlen: str = "auto"                            # packed sequences: "auto", "mask", "loop" or "kernel"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rope_split", tuple(int(s) for s in self.rope_split))
@@ -202,7 +202,7 @@ class CodecViT(nn.Module):
                 f"pixels/positions must be {layout}, got {tuple(pixels.shape)} / {tuple(positions.shape)}"
             )
         if cu_seqlens is not None:
-            check_cu_seqlens(cu_seqlens, pixels.shape[0])
+            cu_seqlens = PackedSequences.of(cu_seqlens, pixels.shape[0])  # the batch's one host sync
         elif valid is not None and (valid.shape != pixels.shape[:2] or not bool(valid.any(dim=1).all())):
             raise ValueError(f"valid must be a {tuple(pixels.shape[:2])} bool mask with a True in every row")
         x = self._embed(pixels)  # (N_total, width) or (B, N, width)
@@ -217,6 +217,8 @@ class CodecViT(nn.Module):
 
     def encode(self, pixels, positions, *, cu_seqlens=None, valid=None) -> torch.Tensor:
         """:meth:`forward` then :meth:`pool`: one embedding per clip, ``(B, embed_dim)``."""
+        if cu_seqlens is not None:
+            cu_seqlens = PackedSequences.of(cu_seqlens, pixels.shape[0])
         tokens = self(pixels, positions, cu_seqlens=cu_seqlens, valid=valid)
         return self.pool(tokens, cu_seqlens=cu_seqlens, valid=valid)
 

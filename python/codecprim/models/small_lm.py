@@ -3,7 +3,7 @@ SwiGLU and a key/value cache.
 
 It speaks the slice of the Hugging Face causal-LM calling convention that
 :class:`codecprim.models.video_llm.VideoLLM` relies on (``inputs_embeds``,
-``position_ids``, ``past_key_values``, ``use_cache``, ``logits_to_keep``,
+``position_ids``, ``attention_mask``, ``past_key_values``, ``use_cache``, ``logits_to_keep``,
 ``get_input_embeddings()``; the output has ``.logits`` and ``.past_key_values``), so the
 wrapper drives it and a ``transformers`` model through the same code path.
 Weights are randomly initialised: it is a realistic-shape stand-in for benchmarks and
@@ -131,6 +131,7 @@ class GroupedQueryAttention(nn.Module):
         cos: torch.Tensor,
         sin: torch.Tensor,
         cache: KVCache | None = None,
+        key_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b, length, _ = x.shape
         q = self.q_proj(x).view(b, length, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, L, hd)
@@ -149,7 +150,12 @@ class GroupedQueryAttention(nn.Module):
             else:
                 group = self.n_heads // self.n_kv_heads
                 k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, L', hd)
-        if past == 0:
+        if past == 0 and key_mask is not None:
+            # Padded keys are hidden from every query; a padded query still sees itself (no empty row).
+            causal = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()  # (L, L)
+            mask = (causal & key_mask[:, None, None, :]) | torch.eye(length, dtype=torch.bool, device=x.device)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **extra)  # mask (B, 1, L, L)
+        elif past == 0:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=True, **extra)
         elif length == 1:
             # A single new query may attend to every cached key: no mask at all.
@@ -174,8 +180,8 @@ class DecoderBlock(nn.Module):
         self.post_attn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.mlp = SwiGLU(cfg.dim, cfg.hidden_dim)
 
-    def forward(self, x, cos, sin, cache=None):
-        x = x + self.attn(self.input_norm(x), cos, sin, cache)
+    def forward(self, x, cos, sin, cache=None, key_mask=None):
+        x = x + self.attn(self.input_norm(x), cos, sin, cache, key_mask)
         return x + self.mlp(self.post_attn_norm(x))
 
 
@@ -213,6 +219,7 @@ class SmallLM(nn.Module):
         past_key_values: KVCache | None = None,
         use_cache: bool = False,
         logits_to_keep: int = 0,
+        attention_mask: torch.Tensor | None = None,
     ) -> LMOutput:
         """Run the decoder.
 
@@ -224,6 +231,8 @@ class SmallLM(nn.Module):
             use_cache: create a cache when none is passed and return it.
             logits_to_keep: if > 0, only the last ``logits_to_keep`` positions go through
                 the vocabulary projection (prefill needs just one).
+            attention_mask: (B, L), nonzero for real tokens and 0 for padding, which no
+                token attends to (a batch of streams with different layouts); only without a cache.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
@@ -239,12 +248,19 @@ class SmallLM(nn.Module):
             raise ValueError(f"sequence length {past + length} exceeds max_seq_len={self.config.max_seq_len}")
         if position_ids is None:
             position_ids = torch.arange(past, past + length, device=x.device)
+        key_mask = None
+        if attention_mask is not None:
+            if cache is not None:
+                raise ValueError("attention_mask (padding) is supported without a cache only")
+            if attention_mask.shape != x.shape[:2]:
+                raise ValueError(f"attention_mask must be (B, L) = {tuple(x.shape[:2])}, got {tuple(attention_mask.shape)}")
+            key_mask = attention_mask.to(device=x.device, dtype=torch.bool)
         cos, sin = self.rope(position_ids, dtype=x.dtype)
         if cos.dim() == 3:
             # Per-sample positions: add the head axis so the tables broadcast over heads.
             cos, sin = cos[:, None], sin[:, None]  # (B, 1, L, hd)
         for layer in self.layers:
-            x = layer(x, cos, sin, cache)
+            x = layer(x, cos, sin, cache, key_mask)
         if logits_to_keep > 0:
             x = x[:, -logits_to_keep:]
         logits = self.lm_head(self.norm(x))

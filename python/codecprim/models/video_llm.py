@@ -81,6 +81,9 @@ class CodecTokens:
         delta_tokens: (B, P, N, delta_dim), N Δ-tokens for each of P P-frames (or fused
             P-frame groups), or ``None`` for a keyframes-only clip.
         delta_indices: P display-order indices (first frame of each fused group).
+        keyframe_mask, delta_mask: optional (B, K) and (B, P) bool, False for padding: clips
+            of different layouts share one padded layout (``codecprim.data.collate_cope``),
+            and the stream then carries an ``attention_mask`` that hides the padding.
     Indices need not be sorted but must be distinct across both kinds.
     """
 
@@ -88,6 +91,8 @@ class CodecTokens:
     keyframe_indices: Sequence[int]
     delta_tokens: torch.Tensor | None = None
     delta_indices: Sequence[int] = ()
+    keyframe_mask: torch.Tensor | None = None
+    delta_mask: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
         self.keyframe_indices = [int(i) for i in self.keyframe_indices]
@@ -113,6 +118,14 @@ class CodecTokens:
             raise ValueError("frame indices must be >= 0")
         if not every:
             raise ValueError("a clip needs at least one keyframe or Δ-token group")
+        for name, mask, count in (("keyframe_mask", self.keyframe_mask, len(self.keyframe_indices)),
+                                  ("delta_mask", self.delta_mask, len(self.delta_indices))):
+            if mask is not None and tuple(mask.shape) != (kf.shape[0], count):
+                raise ValueError(f"{name} must be (B={kf.shape[0]}, {count}), got {tuple(mask.shape)}")
+
+    @property
+    def padded(self) -> bool:
+        return self.keyframe_mask is not None or self.delta_mask is not None
 
     @property
     def batch_size(self) -> int:
@@ -134,12 +147,15 @@ class InterleavedStream:
         position_ids: (B, L) positions 0..L-1 (one shared 1-D axis, as in LLaVA).
         token_kind: (L,) ``TEXT``, ``KEYFRAME`` or ``DELTA`` per position.
         frame_index: (L,) source frame of each visual token, -1 for text.
+        attention_mask: (B, L) bool, False at padding, for padded layouts (else None); the
+            positions then count real tokens only, so each clip sees the positions it would alone.
     """
 
     embeds: torch.Tensor
     position_ids: torch.Tensor
     token_kind: torch.Tensor
     frame_index: torch.Tensor
+    attention_mask: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -220,15 +236,20 @@ class VideoLLM(nn.Module):
         pieces: list[torch.Tensor] = []
         kinds: list[torch.Tensor] = []
         frames: list[torch.Tensor] = []
+        real: list[torch.Tensor] = []
+        everyone = torch.ones(batch, dtype=torch.bool, device=kf.device)
+        masks = {KEYFRAME: codec.keyframe_mask, DELTA: codec.delta_mask}
 
-        def add(piece: torch.Tensor, kind: int, frame: int) -> None:
+        def add(piece: torch.Tensor, kind: int, frame: int, present: torch.Tensor = everyone) -> None:
             pieces.append(piece)
             kinds.append(torch.full((piece.shape[1],), kind, dtype=torch.int8))
             frames.append(torch.full((piece.shape[1],), frame, dtype=torch.long))
+            real.append(present.to(kf.device)[:, None].expand(batch, piece.shape[1]))  # (B, n)
 
         def add_visual() -> None:
             for t, kind, slot in codec.time_order():
-                add((kf if kind == KEYFRAME else dl)[:, slot], kind, t)
+                mask = masks[kind]
+                add((kf if kind == KEYFRAME else dl)[:, slot], kind, t, everyone if mask is None else mask[:, slot])
 
         if prefix_ids is not None:
             add(self._embed_text(prefix_ids, batch, dtype), TEXT, -1)
@@ -242,17 +263,24 @@ class VideoLLM(nn.Module):
 
         embeds = torch.cat(pieces, dim=1)  # (B, L, d)
         device = embeds.device
-        positions = torch.arange(embeds.shape[1], device=device)[None].expand(batch, -1)  # (B, L)
+        attention_mask = torch.cat(real, dim=1).to(device) if codec.padded else None  # (B, L)
+        if attention_mask is None:
+            positions = torch.arange(embeds.shape[1], device=device)[None].expand(batch, -1)  # (B, L)
+        else:
+            positions = (attention_mask.long().cumsum(1) - 1).clamp(min=0)  # (B, L)
         return InterleavedStream(
             embeds=embeds,
             position_ids=positions,
             token_kind=torch.cat(kinds).to(device),
             frame_index=torch.cat(frames).to(device),
+            attention_mask=attention_mask,
         )
 
     # ------------------------------------------------------------------ LM calls
-    def _lm_call(self, embeds, position_ids, cache, use_cache: bool, last_only: bool):
+    def _lm_call(self, embeds, position_ids, cache, use_cache: bool, last_only: bool, attention_mask=None):
         kwargs = dict(inputs_embeds=embeds, position_ids=position_ids, use_cache=use_cache)
+        if attention_mask is not None:
+            kwargs["attention_mask"] = attention_mask.long()  # the Hugging Face convention: 1 real, 0 padding
         if cache is not None:
             kwargs["past_key_values"] = cache
         if last_only and self._keep_kw is not None:
@@ -263,7 +291,8 @@ class VideoLLM(nn.Module):
     def forward(self, codec: CodecTokens, prompt_ids: torch.Tensor, prefix_ids: torch.Tensor | None = None):
         """Logits (B, L, vocab) over the whole stream (for training), and the stream."""
         stream = self.build_stream(codec, prompt_ids, prefix_ids)
-        logits, _ = self._lm_call(stream.embeds, stream.position_ids, None, use_cache=False, last_only=False)
+        logits, _ = self._lm_call(stream.embeds, stream.position_ids, None, use_cache=False, last_only=False,
+                                  attention_mask=stream.attention_mask)
         return logits, stream
 
     @torch.no_grad()
@@ -273,6 +302,8 @@ class VideoLLM(nn.Module):
         Returns ``(first_token (B,), cache, stream_length)``; the time spent here (plus
         the visual encoders upstream) is the time-to-first-token.
         """
+        if codec.padded:
+            raise ValueError("padded CodecTokens (masks) are for training forward passes; decode one layout at a time")
         stream = self.build_stream(codec, prompt_ids, prefix_ids)
         logits, cache = self._lm_call(stream.embeds, stream.position_ids, None, use_cache=True, last_only=True)
         return logits[:, -1].argmax(-1), cache, stream.length
@@ -295,6 +326,8 @@ class VideoLLM(nn.Module):
         """
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        if codec.padded:
+            raise ValueError("padded CodecTokens (masks) are for training forward passes; decode one layout at a time")
         embed = self.lm.get_input_embeddings()
         if use_cache:
             token, cache, length = self.prefill(codec, prompt_ids, prefix_ids)

@@ -25,6 +25,23 @@ Contract shared by the CPU twin and ``cuda/fusion.cu``:
   residual; intra pixels (mask False, zero vector) get ``luma_t - luma_ref`` at the same place.
 * Float fields agree across devices to within 1e-4 px (both compiled without FMA contraction
   and written in one operation order, so they are normally identical).
+
+Fusion at a model size (``size=`` of :func:`fuse_pframes`, :func:`field_at_size`): every frame's field is
+brought to ``(h, w)`` first and the chain, the warp and the residual all run there, so the cost follows the
+model size, not the video's. A frame's field at ``size`` is the area mean of its inter pixels' vectors (intra
+pixels left out, as ``resize_field(mask=)`` does), scaled to output pixels, and its mask the cells where inter
+pixels cover at least half the footprint. Codec blocks are multiples of 4 pixels on a 4-pixel grid, so the
+field is rasterised on that grid (16x fewer cells, the same area means); rows off the grid, or a frame whose
+sides are not multiples of 4, fall back to full resolution. The residual is ``fused_residual`` of the two
+lumas area-resized to ``size``, for s = 1 and s > 1 alike: a single step and a fused group have one
+definition (the codec's own residual, predicted with its own filters, is not used there).
+
+References: the fields chain each P-frame's past vectors as if they pointed at the previous frame given
+(one reference per P-frame, as x264 ``ref=1``). FFmpeg exports no reference index, so with several references
+(x264 defaults to 3) a block that an encoder predicted from an older picture is still read as motion from
+the previous one; its vector then overstates the step. The residual is recomputed against the fused field,
+so ``luma_t == warp(luma_ref, field) + residual`` holds exactly whatever the encoder chose: only the
+field's fidelity (and the residual's size) depend on it.
 """
 
 from __future__ import annotations
@@ -36,10 +53,12 @@ import numpy as np
 import torch
 
 from .. import _cuda
-from ._checks import check_tensor
+from ..reader import MV
+from ._checks import check_size, check_tensor
 from .dense import dense_field
+from .resize import resize_field, resize_mask, resize_plane
 
-__all__ = ["FusedStep", "fuse_fields", "fuse_pframes", "fused_residual"]
+__all__ = ["FusedStep", "field_at_size", "fuse_fields", "fuse_pframes", "fused_residual"]
 
 _KERNELS = "fusion.cu"
 
@@ -97,14 +116,18 @@ def fused_residual(luma_t: torch.Tensor, luma_ref: torch.Tensor, field: torch.Te
     return _fused_residual_cpu(luma_t, luma_ref, field)
 
 
-def fuse_pframes(frames: Sequence[FrameLike]) -> FusedStep:
+def fuse_pframes(frames: Sequence[FrameLike], *, size: int | tuple[int, int] | None = None,
+                 skipped_b_frames: bool = False) -> FusedStep:
     """Fuse ``frames[1:]`` (s consecutive P-frames) against ``frames[0]`` (frame t-s, any type).
 
     The field comes from each P-frame's past-reference vectors (``source < 0``). Raises ValueError
     if a frame after the first is not a P-frame: fusion never crosses an I-frame (nor a B-frame,
     whose past reference need not be the previous frame). Frames carrying an ``index`` attribute
-    must be consecutive. Assumes one reference frame per P-frame (e.g. x264 ``ref=1``): with
-    several, a vector may point further back than the previous frame.
+    must be consecutive; with ``skipped_b_frames`` they need only increase, the caller having left
+    out the B-frames between consecutive anchors (a P-frame's past reference is the anchor before
+    it, not the B-frame). ``size`` runs everything at that model size (see the module docstring);
+    None keeps the coded size. Each P-frame is read as predicting from the previous frame given;
+    the module docstring says what several references do to that.
     """
     if len(frames) < 2:
         raise ValueError(f"fuse_pframes needs the reference frame and at least one P-frame; got {len(frames)}")
@@ -114,15 +137,54 @@ def fuse_pframes(frames: Sequence[FrameLike]) -> FusedStep:
             raise ValueError(f"fusion must not cross {what}: frames[{position}] is {what}; "
                              "only 'P' frames may follow the reference")
     indices = [getattr(frame, "index", None) for frame in frames]
-    if None not in indices and any(b != a + 1 for a, b in zip(indices, indices[1:])):
-        raise ValueError(f"frames must be consecutive; got indices {indices}")
+    if None not in indices and any((b <= a) if skipped_b_frames else (b != a + 1)
+                                   for a, b in zip(indices, indices[1:])):
+        rule = "increasing anchors" if skipped_b_frames else "consecutive"
+        raise ValueError(f"frames must be {rule}; got indices {indices}")
     luma_ref, luma_t = frames[0].luma, frames[-1].luma
     height, width = luma_t.shape
-    dense = [dense_field(frame.motion_vectors.to(luma_t.device), height, width) for frame in frames[1:]]
-    fields = torch.stack([d.field_px for d in dense])  # (s, H, W, 2)
-    masks = torch.stack([d.mask for d in dense])  # (s, H, W)
+    if size is None:
+        dense = [dense_field(frame.motion_vectors.to(luma_t.device), height, width) for frame in frames[1:]]
+        fields = torch.stack([d.field_px for d in dense])  # (s, H, W, 2)
+        masks = torch.stack([d.mask for d in dense])  # (s, H, W)
+    else:
+        size = check_size(size)
+        steps = [field_at_size(frame.motion_vectors.to(luma_t.device), height, width, size, with_mask=True)
+                 for frame in frames[1:]]
+        fields = torch.stack([field for field, _ in steps])  # (s, h, w, 2)
+        masks = torch.stack([mask for _, mask in steps])  # (s, h, w)
+        luma_ref, luma_t = resize_plane(luma_ref, size), resize_plane(luma_t, size)
     field, mask = fuse_fields(fields, masks)
     return FusedStep(field, fused_residual(luma_t, luma_ref, field), mask)
+
+
+def field_at_size(blocks: torch.Tensor, height: int, width: int, size: int | tuple[int, int], *,
+                  with_mask: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """A frame's past field at model size: ``(h, w, 2)`` float32 vectors in output pixels and, with
+    ``with_mask``, the ``(h, w)`` bool mask (else None), from its ``(N, 10)`` block rows and coded
+    ``height x width`` (see the module docstring)."""
+    check_tensor("blocks", blocks, dtypes=(torch.int32,), ndims=(2,))
+    out_h, out_w = check_size(size)
+    rows = blocks
+    if height % 4 or width % 4:
+        on_grid = False
+    elif rows.shape[0]:
+        left = rows[:, MV.dst_x] - rows[:, MV.w] // 2
+        top = rows[:, MV.dst_y] - rows[:, MV.h] // 2
+        on_grid = not bool(((left | top | rows[:, MV.w] | rows[:, MV.h]) & 3).any())
+    else:
+        on_grid = True
+    if on_grid:
+        # The same blocks on the 4-pixel grid, vectors in grid cells: area means of constant 4x4 cells are
+        # the full-resolution ones.
+        rows = rows.clone()
+        cells = [MV.w, MV.h, MV.dst_x, MV.dst_y, MV.src_x, MV.src_y]
+        rows[:, cells] = torch.div(rows[:, cells], 4, rounding_mode="floor")
+        rows[:, MV.motion_scale] *= 4
+        height, width = -(-height // 4), -(-width // 4)
+    dense = dense_field(rows, height, width)
+    field = resize_field(dense.field_px, (out_h, out_w), mode="area", mask=dense.mask)
+    return field, resize_mask(dense.mask, (out_h, out_w), rule="majority") if with_mask else None
 
 
 def _pixel_grid(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,34 +195,37 @@ def _pixel_grid(height: int, width: int, device: torch.device) -> tuple[torch.Te
 
 def _fuse_fields_cpu(fields: torch.Tensor, masks: torch.Tensor, all_spans: bool) -> tuple[torch.Tensor, torch.Tensor]:
     steps, height, width, _ = fields.shape
+    n = height * width
     px, py = _pixel_grid(height, width, fields.device)
     px, py = px.reshape(-1), py.reshape(-1)  # (H*W,)
-    flat_fields = fields.reshape(steps, height * width, 2)  # (s, H*W, 2)
-    flat_masks = masks.reshape(steps, height * width)  # (s, H*W)
+    planes = fields.permute(0, 3, 1, 2).reshape(steps, 2, n)  # (s, 2, H*W): each step's x and y planes
+    flat_masks = masks.reshape(steps, n)  # (s, H*W)
     ax = torch.zeros_like(px)
     ay = torch.zeros_like(py)
-    valid = torch.ones(height * width, dtype=torch.bool)
+    valid = torch.ones(n, dtype=torch.bool)
     spans: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
     for k in range(steps - 1, -1, -1):
-        x = (px + ax).clamp(0, width - 1)
-        y = (py + ay).clamp(0, height - 1)
-        nearest = (torch.floor(y + 0.5).long().clamp(max=height - 1) * width
-                   + torch.floor(x + 0.5).long().clamp(max=width - 1))
+        x = (px + ax).clamp_(0, width - 1)
+        y = (py + ay).clamp_(0, height - 1)
+        nearest = (torch.floor(y + 0.5).clamp_(max=height - 1) * width
+                   + torch.floor(x + 0.5).clamp_(max=width - 1)).long()
         valid &= flat_masks[k][nearest]
         xf, yf = torch.floor(x), torch.floor(y)
-        fx, fy = (x - xf)[:, None], (y - yf)[:, None]  # (H*W, 1)
+        fx, fy = x - xf, y - yf
         x0, y0 = xf.long(), yf.long()
-        x1, y1 = (x0 + 1).clamp(max=width - 1), (y0 + 1).clamp(max=height - 1)
-        f = flat_fields[k]
+        # flat indices of the four taps; the right/bottom tap repeats the left/top one at the edge
+        i00 = y0 * width + x0
+        i01 = i00 + (x0 < width - 1)
+        down = (y0 < height - 1) * width
+        i10, i11 = i00 + down, i01 + down
         gx, gy = 1 - fx, 1 - fy
-        # same operation order as sample_field() in cuda/fusion.cu
-        top = f[y0 * width + x0] * gx + f[y0 * width + x1] * fx  # (H*W, 2)
-        bottom = f[y1 * width + x0] * gx + f[y1 * width + x1] * fx  # (H*W, 2)
-        step = top * gy + bottom * fy  # (H*W, 2)
-        ax = ax + step[:, 0]
-        ay = ay + step[:, 1]
+        for plane, acc in zip(planes[k], (ax, ay)):
+            # same operation order as sample_field() in cuda/fusion.cu
+            top = plane[i00] * gx + plane[i01] * fx
+            bottom = plane[i10] * gx + plane[i11] * fx
+            acc += top * gy + bottom * fy
         if all_spans:
-            spans.append((ax, ay, valid.clone()))
+            spans.append((ax.clone(), ay.clone(), valid.clone()))
     if all_spans:
         field = torch.stack([torch.stack((x, y), dim=-1) for x, y, _ in spans])  # (s, H*W, 2)
         mask = torch.stack([v for _, _, v in spans])  # (s, H*W)

@@ -9,10 +9,30 @@ from the reference at offset ``(motion_x / 4, motion_y / 4)`` pixels (bilinear, 
 split macroblock gives its four ``block/2`` children in Z order (top-left, top-right, bottom-left,
 bottom-right), children lying wholly outside the frame omitted.
 
-**Marked as estimated**: every returned tensor carries the Python attribute ``estimated = True``
-(test with :func:`is_estimated`). Tensors from the core reader carry none. A plain attribute does
-not survive tensor operations (slicing, ``.to()``, ``torch.cat`` make new tensors), so keep the
-flag yourself if you transform the rows.
+Where the rows came from is not stored on the tensors (an attribute would not survive ``.to()``):
+:class:`codecprim.patches.CodecClip` says it in ``motion_source``.
+
+**Confidence and intra blocks** (:func:`estimate_motion_frames`, for patch selection). Block
+matching returns a vector for every block, also where none is meaningful; a codec would pick zero
+motion (skip) or intra coding there. Per macroblock, on the full-resolution planes (float32):
+
+* texture ``tau = sqrt(lambda_min / n)``: the smaller eigenvalue of the structure tensor
+  ``sum [gx^2, gx gy; gx gy, gy^2]`` over the block's ``n`` pixels (forward differences of the
+  current luma), i.e. the gradient along the block's weakest direction in grey levels per pixel.
+  It is the curvature of the SSD surface at its minimum: flat blocks and lone edges (the aperture
+  problem) have none, so their best vector is arbitrary;
+* gap ``g = (SAD(0) - SAD(v)) / n``: how much the vector ``v`` beats zero motion, grey levels per
+  pixel; a vector that barely beats zero is noise. ``v = 0`` needs no gap (it is zero motion);
+* ``confidence = min(1, tau / texture_reference) * (v == 0 ? 1 : min(1, g / gap_reference))``, set
+  to 0 below ``min_confidence``. Saliency weights each block's camera-compensated motion, and its
+  weight in the camera fit, by it (:func:`codecprim.ops.saliency.motion_energy_grid`).
+
+A block is **intra** (new content: it has no match) when its best match leaves the reference
+(the source rectangle reaches ``>= 1`` px beyond the frame), or when it fails the camera model: the
+camera transform fitted on all other blocks (:func:`codecprim.ops.camera.fit_camera`,
+``similarity``, trimmed) moves its source beyond the frame and ``v`` disagrees with that transform by more
+than ``camera_tolerance`` pixels. Intra blocks get confidence 0 and a zero residual, so content
+that is only new (the strip a pan uncovers) cannot outrank real motion.
 
 Algorithm (identical on the CPU twin and the CUDA kernel, all integer arithmetic):
 
@@ -48,6 +68,10 @@ first minimum of the candidates it visits in increasing order and thread 0 takes
 (cost, index) pair), so both twins return bit-identical vectors. A repeated candidate can never
 be the first minimum, so the torch twin skips matching repeats; the kernel matches them anyway.
 
+Both twins run where their inputs live: torch on the CPU, the kernels of
+``cuda/motion_estimation.cu`` on a CUDA device. Confidence, intra and residual are plain torch ops on
+either device.
+
 Method ``"full"`` skips the pyramid: one exhaustive window ``|v| <= search`` with predictor zero.
 """
 
@@ -56,29 +80,34 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
+import numpy as np
 import torch
 
-from codecprim.ops._checks import check_choice, check_tensor
-from codecprim.reader import MV
+from .. import _cuda
+from ..reader import MV
+from ._checks import check_choice, check_tensor
+from .camera import camera_motion, fit_camera
 
 __all__ = [
-    "ME_BACKENDS",
     "ME_METHODS",
+    "MotionEstimate",
     "MotionEstimationConfig",
     "estimate_motion",
     "estimate_motion_batch",
     "estimate_motion_clip",
-    "is_estimated",
+    "estimate_motion_frames",
 ]
 
 ME_METHODS = ("pyramid", "full")
-ME_BACKENDS = ("auto", "torch", "cuda")
 ME_BLOCKS = (8, 16, 32)
 
 MOTION_SCALE = 4     # quarter pel
 _INF = 1 << 30       # cost of a candidate outside the search range
 _SKIP = (1 << 31) - 1  # above every real cost: a repeated candidate the torch twin does not match
-_CHUNK_ELEMENTS = 1 << 22  # per-chunk (blocks x candidates x pixels) budget of the torch twin
+_CHUNK_ELEMENTS = 1 << 20  # per-chunk (blocks x candidates x pixels) budget of the torch twin: stays in cache
+_KERNELS = "motion_estimation.cu"
+_THREADS = 256       # 8 warps: the kernels' fixed block shape
+_MAX_TILE = 16384    # bytes of reference window staged in shared memory; larger windows read global memory
 
 
 @dataclass(frozen=True)
@@ -106,12 +135,20 @@ class MotionEstimationConfig:
     split: bool = True          # try block/2 partitions
     split_radius: int = 1       # children's integer window radius around the parent vector
     split_gain: float = 0.1     # split when the children's SAD is < (1 - split_gain) x parent's
-    backend: str = "auto"       # one of ME_BACKENDS; auto = the inputs' device
+    # confidence and intra blocks (estimate_motion_frames; see the module docstring)
+    texture_reference: float = 4.0   # grey levels / px along the weakest direction for full confidence
+    gap_reference: float = 2.0       # grey levels / px a vector must beat zero motion by for full confidence
+    min_confidence: float = 0.25     # below this a vector is not trusted: confidence 0
+    camera_tolerance: float = 1.0    # px a vector may differ from the camera model before it fails it
 
     def __post_init__(self) -> None:
         check_choice("block", self.block, ME_BLOCKS)
         check_choice("method", self.method, ME_METHODS)
-        check_choice("backend", self.backend, ME_BACKENDS)
+        for name in ("texture_reference", "gap_reference", "camera_tolerance"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0; got {getattr(self, name)!r}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f"min_confidence must be in [0, 1]; got {self.min_confidence!r}")
         for name in ("search", "levels", "refine_radius", "coarse_margin", "lam", "split_radius"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -130,10 +167,6 @@ class MotionEstimationConfig:
             return 0
         return min(self.levels, int(math.log2(self.block)) - 1)
 
-
-def is_estimated(rows: torch.Tensor) -> bool:
-    """Whether ``rows`` came from :func:`estimate_motion` (not from the codec)."""
-    return bool(getattr(rows, "estimated", False))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,7 +260,7 @@ _NEIGHBOURS = ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1,
 
 
 # ---------------------------------------------------------------------------------------------
-# The torch twin of the two CUDA kernels
+# The CPU twin of the two CUDA kernels (torch, exact integer arithmetic)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -236,10 +269,9 @@ def _gather_patches(ref: torch.Tensor, t: torch.Tensor, top: torch.Tensor, left:
     """Square patches of ``ref`` (T, H, W) at (top, left) per block, edge clamped -> (B, size, size)."""
     _, h, w = ref.shape
     ar = torch.arange(size, device=ref.device)
-    rows = (top[:, None] + ar).clamp_(0, h - 1)    # (B, size)
-    cols = (left[:, None] + ar).clamp_(0, w - 1)   # (B, size)
-    index = (t[:, None, None] * h + rows[:, :, None]) * w + cols[:, None, :]  # (B, size, size)
-    return ref.reshape(-1)[index]
+    rows = (t[:, None] * h + (top[:, None] + ar).clamp_(0, h - 1)) * w   # (B, size) flat row starts
+    cols = (left[:, None] + ar).clamp_(0, w - 1)                         # (B, size)
+    return ref.reshape(-1)[rows[:, :, None] + cols[:, None, :]]           # (B, size, size)
 
 
 def _current_blocks(cur: torch.Tensor, grid: _Grid) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -261,11 +293,11 @@ def _current_blocks(cur: torch.Tensor, grid: _Grid) -> tuple[torch.Tensor, torch
 
 
 def _masked_sad(diff: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Sum |diff| over the last two dims, counting only valid pixels."""
+    """Sum |diff| (b, S, S) over each block, counting only valid pixels -> (b,) int32."""
     diff = diff.abs_()
     if mask is not None:
         diff = diff.mul_(mask)
-    return diff.sum(dim=(-2, -1), dtype=torch.int32)
+    return diff.reshape(diff.shape[0], -1).sum(dim=1, dtype=torch.int32)
 
 
 def _chunks(count: int, per_item: int):
@@ -284,206 +316,191 @@ def _regulariser(cand_q: torch.Tensor, pred_q: torch.Tensor, limit_q: int, lam: 
     return torch.where(out_of_range, torch.full_like(reg, _INF), reg).to(torch.int32)
 
 
-class TorchBackend:
-    """Vectorised torch twin: runs on whichever device the tensors live on."""
+def _level_search_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, centres: torch.Tensor, radius: int,
+                      extras: torch.Tensor, pred_q: torch.Tensor, level: int, limit_q: int,
+                      lam: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best integer vector per block among window + extras, SAD over each block's support.
 
-    name = "torch"
-
-    def level_search(self, cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, centres: torch.Tensor,
-                     radius: int, extras: torch.Tensor, pred_q: torch.Tensor, level: int,
-                     limit_q: int, lam: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Best integer vector per block among window + extras, SAD over each block's support.
-
-        cur, ref: (T, H, W) uint8 at this level; centres (B, 2), extras (B, E, 2), pred_q (B, 2)
-        int32. Returns vectors (B, 2) int32 (level pixels) and costs (B,) int32.
-        """
-        s, n = grid.support, 2 * radius + 1
-        offsets = _window_offsets(radius, cur.device)                     # (K, 2)
-        raster_of = (offsets[:, 1] + radius) * n + (offsets[:, 0] + radius)  # search order -> raster
-        blocks, mask = _current_blocks(cur, grid)
-        t, top, left = _block_origins(grid, cur.device)
-        top, left = top - grid.margin, left - grid.margin
-        ref16 = ref.to(torch.int16)
-        qscale = MOTION_SCALE << level
-        centres, extras = centres.long(), extras.long()
-        out_v = torch.empty(grid.count, 2, dtype=torch.int32, device=cur.device)
-        out_c = torch.empty(grid.count, dtype=torch.int32, device=cur.device)
-        per_block = (n * n + extras.shape[1]) * s * s
-        for c in _chunks(grid.count, per_block):
-            m = None if mask is None else mask[c, None, None]
-            patch = _gather_patches(ref16, t[c], top[c] + centres[c, 1] - radius,
-                                    left[c] + centres[c, 0] - radius, s + n - 1)  # (b, P, P)
-            windows = patch.unfold(1, s, 1).unfold(2, s, 1)                       # (b, n, n, s, s)
-            sad = _masked_sad(windows - blocks[c, None, None], m).reshape(-1, n * n)[:, raster_of]
-            cand = centres[c, None] + offsets[None]                               # (b, K, 2)
-            cost = (sad << (2 * level)) + _regulariser(cand * qscale, pred_q[c].long(), limit_q, lam)
-            if extras.shape[1]:
-                ex = extras[c]                                                    # (b, E, 2)
-                cost = torch.cat([cost, self._extras_cost(ex, centres[c], radius, ref16, blocks[c],
-                                                          None if mask is None else mask[c], t[c], top[c],
-                                                          left[c], level, pred_q[c].long(), limit_q, lam)], dim=1)
-                cand = torch.cat([cand, ex], dim=1)                               # (b, K+E, 2)
-            best = cost.argmin(dim=1)
-            rows = torch.arange(cost.shape[0], device=cur.device)
-            out_v[c] = cand[rows, best].to(torch.int32)
-            out_c[c] = cost[rows, best]
-        return out_v, out_c
-
-    @staticmethod
-    def _extras_cost(ex, centres, radius, ref16, blocks, mask, t, top, left, level, pred, limit_q, lam):
-        """Costs (b, E) of the extra candidates ``ex`` (b, E, 2).
-
-        An extra equal to a window candidate or to an earlier extra can never be the first
-        minimum, so it gets the cost _SKIP instead of a SAD; only the others are matched.
-        """
-        b, e, _ = ex.shape
-        s = blocks.shape[-1]
-        repeat = ((ex - centres[:, None]).abs() <= radius).all(-1)               # (b, E) inside the window
-        for j in range(1, e):
-            repeat[:, j] |= (ex[:, :j] == ex[:, j:j + 1]).all(-1).any(-1)
-        cost = torch.full((b, e), _SKIP, dtype=torch.int32, device=ex.device)
-        bi, ei = torch.nonzero(~repeat, as_tuple=True)                           # (M,) each
-        if bi.numel():
-            v = ex[bi, ei]                                                        # (M, 2)
-            patch = _gather_patches(ref16, t[bi], top[bi] + v[:, 1], left[bi] + v[:, 0], s)  # (M, s, s)
-            sad = _masked_sad(patch - blocks[bi], None if mask is None else mask[bi])
-            reg = _regulariser(v[:, None] * (MOTION_SCALE << level), pred[bi], limit_q, lam)[:, 0]
-            cost[bi, ei] = (sad << (2 * level)) + reg
-        return cost
-
-    def subpel(self, cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, vectors: torch.Tensor,
-               base_cost: torch.Tensor, pred_q: torch.Tensor, limit_q: int,
-               lam: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Half- then quarter-pel refinement around integer ``vectors`` (B, 2) at full resolution.
-
-        ``base_cost`` (B,) is the integer vector's cost. Returns quarter-pel vectors (B, 2) and
-        costs (B,), int32.
-        """
-        s = grid.size
-        dev = cur.device
-        blocks, mask = _current_blocks(cur, grid)
-        t, top, left = _block_origins(grid, dev)
-        ref16 = ref.to(torch.int16)
-        vectors = vectors.long()
-        neighbours = torch.tensor(_NEIGHBOURS, device=dev)  # (8, 2)
-        out_q = torch.empty(grid.count, 2, dtype=torch.int32, device=dev)
-        out_c = torch.empty(grid.count, dtype=torch.int32, device=dev)
-        for c in _chunks(grid.count, 4 * (s + 3) ** 2):
-            b = vectors[c].shape[0]
-            rows = torch.arange(b, device=dev)
-            # Patch origin one pixel up-left of the integer match: every tap of a +-3 quarter-pel
-            # offset lies inside its (s+3)^2 window.
-            patch = _gather_patches(ref16, t[c], top[c] + vectors[c, 1] - 1, left[c] + vectors[c, 0] - 1, s + 3)
-            m = None if mask is None else mask[c]
-            base_q = vectors[c] * MOTION_SCALE
-            pred = pred_q[c].long()
-            best_rel = torch.zeros(b, 2, dtype=torch.long, device=dev)
-            best_cost = base_cost[c].to(torch.int32)
-            for step in (2, 1):
-                rel = best_rel[:, None] + step * neighbours[None]                  # (b, 8, 2)
-                sad = torch.empty(b, 8, dtype=torch.int32, device=dev)
-                # Blocks sharing a current best share the 8 offsets: evaluate them group by group
-                # with plain slicing (the half-pel stage is a single group).
-                keys = (best_rel[:, 1] + 3) * 7 + (best_rel[:, 0] + 3)
-                for key in torch.unique(keys).tolist():
-                    sel = torch.nonzero(keys == key).squeeze(1) if step == 1 else rows
-                    offsets = [(key % 7 - 3 + step * dx, key // 7 - 3 + step * dy) for dx, dy in _NEIGHBOURS]
-                    sad[sel] = self._uniform_sad(patch[sel], blocks[c][sel], None if m is None else m[sel], offsets)
-                cost = sad + _regulariser(base_q[:, None] + rel, pred, limit_q, lam)
-                cost = torch.cat([best_cost[:, None], cost], dim=1)               # (b, 9)
-                k = cost.argmin(dim=1)
-                best_rel = torch.where((k > 0)[:, None], rel[rows, (k - 1).clamp(min=0)], best_rel)
-                best_cost = cost[rows, k]
-            out_q[c] = (base_q + best_rel).to(torch.int32)
-            out_c[c] = best_cost
-        return out_q, out_c
-
-    @staticmethod
-    def _uniform_sad(patch: torch.Tensor, blocks: torch.Tensor, mask: torch.Tensor | None,
-                     offsets: list[tuple[int, int]]) -> torch.Tensor:
-        """SADs (b, K) of bilinear predictions at quarter-pel offsets (rx, ry) in [-3, 3], the same for every block.
-
-        ``patch`` (b, s+3, s+3) starts one pixel up-left of the integer match. Horizontal then
-        vertical interpolation gives the same integers as the 4-tap formula.
-        """
-        s = blocks.shape[-1]
-        rows_of: dict[int, torch.Tensor] = {}
-        out = []
-        for rx, ry in offsets:
-            ox, fx = rx // MOTION_SCALE, rx % MOTION_SCALE
-            oy, fy = ry // MOTION_SCALE, ry % MOTION_SCALE
-            if rx not in rows_of:  # (b, s+3, s) horizontally interpolated, x4
-                a = patch[:, :, 1 + ox:1 + ox + s]
-                rows_of[rx] = a * 4 if fx == 0 else (4 - fx) * a + fx * patch[:, :, 2 + ox:2 + ox + s]
-            h = rows_of[rx]
-            upper = h[:, 1 + oy:1 + oy + s]
-            total = upper * 4 if fy == 0 else (4 - fy) * upper + fy * h[:, 2 + oy:2 + oy + s]
-            out.append(_masked_sad(((total + 8) >> 4) - blocks, mask))
-        return torch.stack(out, dim=1)
+    cur, ref: (T, H, W) uint8 at this level; centres (B, 2), extras (B, E, 2), pred_q (B, 2)
+    int32. Returns vectors (B, 2) int32 (level pixels) and costs (B,) int32.
+    """
+    s, n = grid.support, 2 * radius + 1
+    offsets = _window_offsets(radius, cur.device)                         # (K, 2) search order
+    slices = [(int(dx) + radius, int(dy) + radius) for dx, dy in offsets.tolist()]
+    blocks, mask = _current_blocks(cur, grid)
+    t, top, left = _block_origins(grid, cur.device)
+    top, left = top - grid.margin, left - grid.margin
+    ref16 = ref.to(torch.int16)
+    qscale = MOTION_SCALE << level
+    centres, extras = centres.long(), extras.long()
+    out_v = torch.empty(grid.count, 2, dtype=torch.int32, device=cur.device)
+    out_c = torch.empty(grid.count, dtype=torch.int32, device=cur.device)
+    per_block = (n * n + extras.shape[1]) * s * s
+    for c in _chunks(grid.count, per_block):
+        m = None if mask is None else mask[c]
+        patch = _gather_patches(ref16, t[c], top[c] + centres[c, 1] - radius,
+                                left[c] + centres[c, 0] - radius, s + n - 1)  # (b, P, P)
+        cur_c = blocks[c]
+        # One window offset at a time over plain slices: no (b, n, n, s, s) temporary.
+        sad = torch.stack([_masked_sad(patch[:, oy:oy + s, ox:ox + s] - cur_c, m) for ox, oy in slices], dim=1)
+        cand = centres[c, None] + offsets[None]                               # (b, K, 2)
+        cost = (sad << (2 * level)) + _regulariser(cand * qscale, pred_q[c].long(), limit_q, lam)
+        if extras.shape[1]:
+            ex = extras[c]                                                    # (b, E, 2)
+            cost = torch.cat([cost, _extras_cost(ex, centres[c], radius, ref16, cur_c, m, t[c], top[c], left[c],
+                                                 level, pred_q[c].long(), limit_q, lam)], dim=1)
+            cand = torch.cat([cand, ex], dim=1)                               # (b, K+E, 2)
+        best = cost.argmin(dim=1)
+        rows = torch.arange(cost.shape[0], device=cur.device)
+        out_v[c] = cand[rows, best].to(torch.int32)
+        out_c[c] = cost[rows, best]
+    return out_v, out_c
 
 
-class CudaBackend:
-    """The kernels of ``cuda/motion_estimation.cu``; same signatures and results as TorchBackend."""
+def _extras_cost(ex, centres, radius, ref16, blocks, mask, t, top, left, level, pred, limit_q, lam):
+    """Costs (b, E) of the extra candidates ``ex`` (b, E, 2).
 
-    name = "cuda"
-    _FILE = "motion_estimation.cu"
-    _THREADS = 256       # 8 warps: the kernels' fixed block shape
-    _MAX_TILE = 16384    # bytes of reference window staged in shared memory; larger windows read global memory
-
-    def __init__(self) -> None:
-        from codecprim import _cuda
-        _cuda.cupy()  # RuntimeError naming CuPy when it is missing, before any work is done
-        self._cuda = _cuda
-
-    def _kernel(self, name: str, device: torch.device):
-        return self._cuda.get_kernel(self._FILE, name, device=device)
-
-    def _run(self, name: str, blocks: int, shared: int, device: torch.device, args: tuple) -> None:
-        import numpy as np
-        kernel = self._kernel(name, device)
-        conv = tuple(self._cuda.to_cupy(a) if isinstance(a, torch.Tensor) else np.int32(a) for a in args)
-        with self._cuda.torch_stream(device):
-            kernel((blocks,), (self._THREADS,), conv, shared_mem=shared)
-
-    def level_search(self, cur, ref, grid, centres, radius, extras, pred_q, level, limit_q, lam):
-        """See :meth:`TorchBackend.level_search`."""
-        dev = cur.device
-        out_v = torch.empty(grid.count, 2, dtype=torch.int32, device=dev)
-        out_c = torch.empty(grid.count, dtype=torch.int32, device=dev)
-        side = grid.support + 2 * radius
-        num_extras = extras.shape[1]
-        use_tile = side * side <= self._MAX_TILE
-        if extras.shape[1] == 0:  # never read; a real allocation keeps DLPack away from empty tensors
-            extras = torch.zeros(1, 1, 2, dtype=torch.int32, device=dev)
-        shared = 2 * grid.support ** 2 + (side * side if use_tile else 0)
-        self._run("me_level_search_u8", grid.count, shared, dev,
-                  (cur.contiguous(), ref.contiguous(), grid.height, grid.width, grid.rows, grid.cols,
-                   grid.size, grid.margin, centres.int().contiguous(), radius, extras.int().contiguous(),
-                   num_extras, pred_q.int().contiguous(), level, limit_q, lam, int(use_tile), out_v, out_c))
-        return out_v, out_c
-
-    def subpel(self, cur, ref, grid, vectors, base_cost, pred_q, limit_q, lam):
-        """See :meth:`TorchBackend.subpel`."""
-        dev = cur.device
-        out_q = torch.empty(grid.count, 2, dtype=torch.int32, device=dev)
-        out_c = torch.empty(grid.count, dtype=torch.int32, device=dev)
-        shared = 4 * 8 + 2 * grid.size ** 2 + (grid.size + 3) ** 2
-        self._run("me_subpel_u8", grid.count, shared, dev,
-                  (cur.contiguous(), ref.contiguous(), grid.height, grid.width, grid.rows, grid.cols,
-                   grid.size, vectors.int().contiguous(), base_cost.int().contiguous(),
-                   pred_q.int().contiguous(), limit_q, lam, out_q, out_c))
-        return out_q, out_c
+    An extra equal to a window candidate or to an earlier extra can never be the first minimum,
+    so it gets the cost _SKIP instead of a SAD; only the others are matched.
+    """
+    b, e, _ = ex.shape
+    s = blocks.shape[-1]
+    repeat = ((ex - centres[:, None]).abs() <= radius).all(-1)               # (b, E) inside the window
+    for j in range(1, e):
+        repeat[:, j] |= (ex[:, :j] == ex[:, j:j + 1]).all(-1).any(-1)
+    cost = torch.full((b, e), _SKIP, dtype=torch.int32, device=ex.device)
+    bi, ei = torch.nonzero(~repeat, as_tuple=True)                           # (M,) each
+    if bi.numel():
+        v = ex[bi, ei]                                                        # (M, 2)
+        patch = _gather_patches(ref16, t[bi], top[bi] + v[:, 1], left[bi] + v[:, 0], s)  # (M, s, s)
+        sad = _masked_sad(patch - blocks[bi], None if mask is None else mask[bi])
+        reg = _regulariser(v[:, None] * (MOTION_SCALE << level), pred[bi], limit_q, lam)[:, 0]
+        cost[bi, ei] = (sad << (2 * level)) + reg
+    return cost
 
 
-def _backend(cfg: MotionEstimationConfig, device: torch.device):
-    kind = cfg.backend
-    if kind == "auto":
-        kind = "cuda" if device.type == "cuda" else "torch"
-    if kind == "cuda":
-        if device.type != "cuda":
-            raise ValueError(f"backend 'cuda' needs CUDA tensors; got tensors on {device}")
-        return CudaBackend()
-    return TorchBackend()
+def _subpel_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, vectors: torch.Tensor,
+                base_cost: torch.Tensor, pred_q: torch.Tensor, limit_q: int,
+                lam: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Half- then quarter-pel refinement around integer ``vectors`` (B, 2) at full resolution.
+
+    ``base_cost`` (B,) is the integer vector's cost. Returns quarter-pel vectors (B, 2) and
+    costs (B,), int32.
+    """
+    s = grid.size
+    dev = cur.device
+    blocks, mask = _current_blocks(cur, grid)
+    t, top, left = _block_origins(grid, dev)
+    ref16 = ref.to(torch.int16)
+    vectors = vectors.long()
+    neighbours = torch.tensor(_NEIGHBOURS, device=dev)  # (8, 2)
+    out_q = torch.empty(grid.count, 2, dtype=torch.int32, device=dev)
+    out_c = torch.empty(grid.count, dtype=torch.int32, device=dev)
+    for c in _chunks(grid.count, 4 * (s + 3) ** 2):
+        b = vectors[c].shape[0]
+        rows = torch.arange(b, device=dev)
+        # Patch origin one pixel up-left of the integer match: every tap of a +-3 quarter-pel
+        # offset lies inside its (s+3)^2 window.
+        patch = _gather_patches(ref16, t[c], top[c] + vectors[c, 1] - 1, left[c] + vectors[c, 0] - 1, s + 3)
+        m = None if mask is None else mask[c]
+        base_q = vectors[c] * MOTION_SCALE
+        pred = pred_q[c].long()
+        best_rel = torch.zeros(b, 2, dtype=torch.long, device=dev)
+        best_cost = base_cost[c].to(torch.int32)
+        for step in (2, 1):
+            rel = best_rel[:, None] + step * neighbours[None]                  # (b, 8, 2)
+            sad = torch.empty(b, 8, dtype=torch.int32, device=dev)
+            # Blocks sharing a current best share the 8 offsets: evaluate them group by group
+            # with plain slicing (the half-pel stage is a single group).
+            keys = (best_rel[:, 1] + 3) * 7 + (best_rel[:, 0] + 3)
+            for key in torch.unique(keys).tolist():
+                sel = torch.nonzero(keys == key).squeeze(1) if step == 1 else rows
+                offsets = [(key % 7 - 3 + step * dx, key // 7 - 3 + step * dy) for dx, dy in _NEIGHBOURS]
+                sad[sel] = _uniform_sad(patch[sel], blocks[c][sel], None if m is None else m[sel], offsets)
+            cost = sad + _regulariser(base_q[:, None] + rel, pred, limit_q, lam)
+            cost = torch.cat([best_cost[:, None], cost], dim=1)               # (b, 9)
+            k = cost.argmin(dim=1)
+            best_rel = torch.where((k > 0)[:, None], rel[rows, (k - 1).clamp(min=0)], best_rel)
+            best_cost = cost[rows, k]
+        out_q[c] = (base_q + best_rel).to(torch.int32)
+        out_c[c] = best_cost
+    return out_q, out_c
+
+
+def _uniform_sad(patch: torch.Tensor, blocks: torch.Tensor, mask: torch.Tensor | None,
+                 offsets: list[tuple[int, int]]) -> torch.Tensor:
+    """SADs (b, K) of bilinear predictions at quarter-pel offsets (rx, ry) in [-3, 3], the same for every block.
+
+    ``patch`` (b, s+3, s+3) starts one pixel up-left of the integer match. Horizontal then
+    vertical interpolation gives the same integers as the 4-tap formula.
+    """
+    s = blocks.shape[-1]
+    rows_of: dict[int, torch.Tensor] = {}
+    out = []
+    for rx, ry in offsets:
+        ox, fx = rx // MOTION_SCALE, rx % MOTION_SCALE
+        oy, fy = ry // MOTION_SCALE, ry % MOTION_SCALE
+        if rx not in rows_of:  # (b, s+3, s) horizontally interpolated, x4
+            a = patch[:, :, 1 + ox:1 + ox + s]
+            rows_of[rx] = a * 4 if fx == 0 else (4 - fx) * a + fx * patch[:, :, 2 + ox:2 + ox + s]
+        h = rows_of[rx]
+        upper = h[:, 1 + oy:1 + oy + s]
+        total = upper * 4 if fy == 0 else (4 - fy) * upper + fy * h[:, 2 + oy:2 + oy + s]
+        out.append(_masked_sad(((total + 8) >> 4) - blocks, mask))
+    return torch.stack(out, dim=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The CUDA twin: cuda/motion_estimation.cu, one thread block of _THREADS per block of the grid
+# ---------------------------------------------------------------------------------------------
+
+
+def _launch(name: str, count: int, shared: int, args: tuple) -> None:
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    kernel = _cuda.get_kernel(_KERNELS, name, device=tensors[0].device)
+    _cuda.launch(kernel, count * _THREADS, args, threads_per_block=_THREADS, shared_mem=shared)
+
+
+def _level_search_cuda(cur, ref, grid, centres, radius, extras, pred_q, level, limit_q, lam):
+    """See :func:`_level_search_cpu`."""
+    dev = cur.device
+    out_v = torch.empty(grid.count, 2, dtype=torch.int32, device=dev)
+    out_c = torch.empty(grid.count, dtype=torch.int32, device=dev)
+    side = grid.support + 2 * radius
+    num_extras = extras.shape[1]
+    use_tile = side * side <= _MAX_TILE
+    if num_extras == 0:  # never read; a real allocation keeps DLPack away from empty tensors
+        extras = torch.zeros(1, 1, 2, dtype=torch.int32, device=dev)
+    shared = 2 * grid.support ** 2 + (side * side if use_tile else 0)
+    i32 = np.int32
+    _launch("me_level_search_u8", grid.count, shared,
+            (cur.contiguous(), ref.contiguous(), i32(grid.height), i32(grid.width), i32(grid.rows), i32(grid.cols),
+             i32(grid.size), i32(grid.margin), centres.int().contiguous(), i32(radius), extras.int().contiguous(),
+             i32(num_extras), pred_q.int().contiguous(), i32(level), i32(limit_q), i32(lam), i32(use_tile),
+             out_v, out_c))
+    return out_v, out_c
+
+
+def _subpel_cuda(cur, ref, grid, vectors, base_cost, pred_q, limit_q, lam):
+    """See :func:`_subpel_cpu`."""
+    dev = cur.device
+    out_q = torch.empty(grid.count, 2, dtype=torch.int32, device=dev)
+    out_c = torch.empty(grid.count, dtype=torch.int32, device=dev)
+    shared = 4 * 8 + 2 * grid.size ** 2 + (grid.size + 3) ** 2
+    i32 = np.int32
+    _launch("me_subpel_u8", grid.count, shared,
+            (cur.contiguous(), ref.contiguous(), i32(grid.height), i32(grid.width), i32(grid.rows), i32(grid.cols),
+             i32(grid.size), vectors.int().contiguous(), base_cost.int().contiguous(), pred_q.int().contiguous(),
+             i32(limit_q), i32(lam), out_q, out_c))
+    return out_q, out_c
+
+
+def _level_search(cur, ref, *args):
+    return (_level_search_cuda if _cuda.is_cuda(cur, ref) else _level_search_cpu)(cur, ref, *args)
+
+
+def _subpel(cur, ref, *args):
+    return (_subpel_cuda if _cuda.is_cuda(cur, ref) else _subpel_cpu)(cur, ref, *args)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -506,7 +523,7 @@ def _l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a.long() - b.long()).abs().sum(-1)
 
 
-def _search(cur: torch.Tensor, ref: torch.Tensor, cfg: MotionEstimationConfig, backend) -> _Field:
+def _search(cur: torch.Tensor, ref: torch.Tensor, cfg: MotionEstimationConfig) -> _Field:
     """Vectors of every macroblock of ``cur`` (T, H, W) against ``ref`` (T, H, W), both uint8."""
     frames, height, width = cur.shape
     dev = cur.device
@@ -525,7 +542,7 @@ def _search(cur: torch.Tensor, ref: torch.Tensor, cfg: MotionEstimationConfig, b
         return _Grid(frames, h, w, rows, cols, size, cfg.coarse_margin >> level if size < 8 else 0)
 
     # Coarsest level: exhaustive window around zero, predictor zero.
-    vec, cost = backend.level_search(pyr_cur[levels], pyr_ref[levels], grid_at(levels), zeros,
+    vec, cost = _level_search(pyr_cur[levels], pyr_ref[levels], grid_at(levels), zeros,
                                      cfg.search >> levels, zeros.new_zeros(count, 0, 2), zeros, levels,
                                      limit_q, cfg.lam)
     pred_q = zeros
@@ -537,11 +554,11 @@ def _search(cur: torch.Tensor, ref: torch.Tensor, cfg: MotionEstimationConfig, b
             extras += [2 * n.reshape(count, 2) for n in _neighbours4(field)]
         extras = torch.stack(extras, dim=1)                                         # (B, E, 2)
         pred_q = pred * (MOTION_SCALE << level)
-        vec, cost = backend.level_search(pyr_cur[level], pyr_ref[level], grid_at(level), 2 * vec,
+        vec, cost = _level_search(pyr_cur[level], pyr_ref[level], grid_at(level), 2 * vec,
                                          cfg.refine_radius, extras, pred_q, level, limit_q, cfg.lam)
     grid = grid_at(0)
     if cfg.subpel:
-        motion_q, cost = backend.subpel(cur, ref, grid, vec, cost, pred_q, limit_q, cfg.lam)
+        motion_q, cost = _subpel(cur, ref, grid, vec, cost, pred_q, limit_q, cfg.lam)
     else:
         motion_q = vec * MOTION_SCALE
     sad = cost.long() - cfg.lam * _l1(motion_q, pred_q)
@@ -564,10 +581,10 @@ def _search(cur: torch.Tensor, ref: torch.Tensor, cfg: MotionEstimationConfig, b
             vert = torch.stack([up, down], dim=2)[:, :, :, :, None]  # (T, R, 2, C, 1, 2)
             shape = (frames, rows, 2, cols, 2, 2)
             c_extras += [horiz.expand(shape).reshape(-1, 2), vert.expand(shape).reshape(-1, 2)]
-        c_vec, c_cost = backend.level_search(cur, ref, child_grid, c_centre, cfg.split_radius,
+        c_vec, c_cost = _level_search(cur, ref, child_grid, c_centre, cfg.split_radius,
                                              torch.stack(c_extras, dim=1), c_pred, 0, limit_q, cfg.lam)
         if cfg.subpel:
-            child_q, c_cost = backend.subpel(cur, ref, child_grid, c_vec, c_cost, c_pred, limit_q, cfg.lam)
+            child_q, c_cost = _subpel(cur, ref, child_grid, c_vec, c_cost, c_pred, limit_q, cfg.lam)
         else:
             child_q = c_vec * MOTION_SCALE
         c_sad = (c_cost.long() - cfg.lam * _l1(child_q, c_pred)).reshape(frames, rows, 2, cols, 2)
@@ -580,8 +597,9 @@ def _search(cur: torch.Tensor, ref: torch.Tensor, cfg: MotionEstimationConfig, b
                   split, child_q)
 
 
-def _rows_from_field(field: _Field, t: int) -> torch.Tensor:
-    """The (N, 10) int32 rows of frame ``t``, macroblocks in raster order, children in Z order."""
+def _rows_from_field(field: _Field, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (N, 10) int32 rows of frame ``t``, macroblocks in raster order, children in Z order, and
+    the (N,) int64 raster index of each row's macroblock."""
     g = field.grid
     dev = field.motion_q.device
     s = g.size
@@ -604,20 +622,136 @@ def _rows_from_field(field: _Field, t: int) -> torch.Tensor:
         motion = parent_q
     slot = torch.arange(4, device=dev).expand(g.rows, g.cols, 4)
     keep = (split | (slot == 0)) & (top < g.height) & (left < g.width)
+    parent = (ry * g.cols + rx)[..., None].expand(-1, -1, 4)[keep]
     top, left, size, motion = top[keep], left[keep], size[keep], motion[keep].long()
     dst_x, dst_y = left + size // 2, top + size // 2
     src_x = dst_x + torch.div(motion[:, 0], MOTION_SCALE, rounding_mode="trunc")
     src_y = dst_y + torch.div(motion[:, 1], MOTION_SCALE, rounding_mode="trunc")
     out = torch.stack([torch.full_like(size, -1), size, size, src_x, src_y, dst_x, dst_y,
                        motion[:, 0], motion[:, 1], torch.full_like(size, MOTION_SCALE)], dim=1)
-    out = out.to(torch.int32)
-    out.estimated = True
-    return out
+    return out.to(torch.int32), parent
+
+
+# ---------------------------------------------------------------------------------------------
+# Confidence, intra blocks and the residual (plain torch ops on either device)
+# ---------------------------------------------------------------------------------------------
+
+
+def _block_sums(x: torch.Tensor, grid: _Grid) -> torch.Tensor:
+    """Sums of ``x`` (T, H, W) over each macroblock (zero-padded at partial blocks) -> (T, R, C)."""
+    s = grid.size
+    x = torch.nn.functional.pad(x, (0, grid.cols * s - grid.width, 0, grid.rows * s - grid.height))
+    return x.reshape(grid.frames, grid.rows, s, grid.cols, s).sum(dim=(2, 4))   # (T, R, C)
+
+
+def _block_rects(grid: _Grid, device: torch.device) -> torch.Tensor:
+    """(R, C, 4) float32 x0, y0, x1, y1 of every macroblock, clipped to the frame."""
+    s = grid.size
+    y0 = torch.arange(grid.rows, device=device) * s
+    x0 = torch.arange(grid.cols, device=device) * s
+    ys, xs = torch.meshgrid(y0, x0, indexing="ij")
+    return torch.stack([xs, ys, (xs + s).clamp(max=grid.width), (ys + s).clamp(max=grid.height)], dim=-1).float()
+
+
+def _leaves_frame(rects: torch.Tensor, motion: torch.Tensor, grid: _Grid) -> torch.Tensor:
+    """Whether rectangles (..., 4) moved by ``motion`` (..., 2) px reach >= 1 px beyond the frame."""
+    x0, y0 = rects[..., 0] + motion[..., 0], rects[..., 1] + motion[..., 1]
+    x1, y1 = rects[..., 2] + motion[..., 0], rects[..., 3] + motion[..., 1]
+    return (x0 <= -1) | (y0 <= -1) | (x1 >= grid.width + 1) | (y1 >= grid.height + 1)
+
+
+def _confidence(cur: torch.Tensor, ref: torch.Tensor, field: _Field,
+                cfg: MotionEstimationConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per macroblock confidence (T, R, C) float32 in [0, 1] and intra flag (T, R, C) bool."""
+    g = field.grid
+    dev = cur.device
+    c = cur.float()
+    area = _block_sums(torch.ones_like(c[:1]), replace(g, frames=1))[0]           # (R, C) pixels per block
+    rects = _block_rects(g, dev)                                                      # (R, C, 4)
+    motion = field.motion_q.float() / MOTION_SCALE                                    # (T, R, C, 2)
+    outside = _leaves_frame(rects, motion, g)
+
+    # The camera, fitted on every block whose match stays inside (trimmed: moving objects drop out).
+    centres = ((rects[..., :2] + rects[..., 2:]) / 2).reshape(1, -1, 2).expand(g.frames, -1, -1)  # (T, R*C, 2)
+    fit = fit_camera(centres, motion.reshape(g.frames, -1, 2), ~outside.reshape(g.frames, -1),
+                     weights=area.reshape(1, -1).expand(g.frames, -1), model="similarity")
+    cam = camera_motion(fit.matrix, centres).reshape(motion.shape)                    # (T, R, C, 2)
+    follows = ((motion - cam).abs() <= cfg.camera_tolerance).all(-1)                 # (T, R, C)
+
+    # texture: structure tensor of forward differences (0 across the last row / column)
+    gx = torch.nn.functional.pad(c[:, :, 1:] - c[:, :, :-1], (0, 1))
+    gy = torch.nn.functional.pad(c[:, 1:] - c[:, :-1], (0, 0, 0, 1))
+    sxx, syy, sxy = _block_sums(gx * gx, g), _block_sums(gy * gy, g), _block_sums(gx * gy, g)
+    lam_min = ((sxx + syy) - torch.sqrt((sxx - syy) ** 2 + 4 * sxy * sxy)) / 2         # (T, R, C)
+    texture = torch.sqrt(lam_min.clamp_min(0) / area)
+
+    # gap: how much the vector beats the camera's own (zero motion once the camera is removed)
+    blocks, mask = _current_blocks(cur, g)
+    t, top, left = _block_origins(g, dev)
+    cam_px = cam.round().long().reshape(-1, 2)
+    at_cam = _gather_patches(ref.to(torch.int16), t, top + cam_px[:, 1], left + cam_px[:, 0], g.size)
+    sad_cam = _masked_sad(at_cam - blocks, mask).reshape(field.sad.shape).float()
+    gap = (sad_cam - field.sad.float()) / area
+
+    conf = (texture / cfg.texture_reference).clamp(max=1)
+    conf = conf * torch.where(follows, torch.ones_like(gap), (gap / cfg.gap_reference).clamp(0, 1))
+    # A codec codes a flat block inside a moving object as skip: the vector its neighbours predict.
+    # Likewise an untrusted vector that a trusted 4-neighbour shares (within camera_tolerance)
+    # borrows half that neighbour's confidence.
+    borrowed = torch.zeros_like(conf)
+    for n_conf, n_motion in zip(_neighbours4(conf[..., None]), _neighbours4(motion)):
+        same = ((n_motion - motion).abs() <= cfg.camera_tolerance).all(-1)
+        borrowed = torch.maximum(borrowed, torch.where(same, n_conf[..., 0] / 2, torch.zeros_like(conf)))
+    conf = torch.maximum(conf, borrowed)
+    conf = torch.where(conf >= cfg.min_confidence, conf, torch.zeros_like(conf))
+    # intra: the match leaves the reference, or the camera's does and the vector disagrees with it
+    intra = outside | (_leaves_frame(rects, cam, g) & ~follows)
+    return torch.where(intra, torch.zeros_like(conf), conf), intra
+
+
+def _integer_prediction(ref: torch.Tensor, field: _Field) -> torch.Tensor:
+    """(T, H, W) uint8 prediction of unsplit integer-pel macroblocks (edge clamped block copies)."""
+    g = field.grid
+    s = g.size
+    t, top, left = _block_origins(g, ref.device)
+    v = (field.motion_q.reshape(-1, 2) // MOTION_SCALE).long()
+    blocks = _gather_patches(ref, t, top + v[:, 1], left + v[:, 0], s)                 # (B, s, s)
+    pred = blocks.reshape(g.frames, g.rows, g.cols, s, s).permute(0, 1, 3, 2, 4)      # (T, R, s, C, s)
+    return pred.reshape(g.frames, g.rows * s, g.cols * s)[:, :g.height, :g.width]
+
+
+def _residual(cur: torch.Tensor, ref: torch.Tensor, field: _Field, vectors: list[torch.Tensor],
+              intra: torch.Tensor, cfg: MotionEstimationConfig) -> torch.Tensor:
+    """(T, H, W) int16 luma minus its motion-compensated prediction, 0 on intra macroblocks."""
+    if cfg.split or cfg.subpel:
+        from .warp import predict_from_vectors  # the general (sub-pel, split) prediction
+        pred = torch.stack([predict_from_vectors(ref[i], v)[0] for i, v in enumerate(vectors)])
+    else:
+        pred = _integer_prediction(ref, field)
+    g = field.grid
+    s = g.size
+    mask = intra[:, :, None, :, None].expand(-1, -1, s, -1, s).reshape(g.frames, g.rows * s, g.cols * s)
+    res = cur.to(torch.int16) - pred.to(torch.int16)
+    return res.masked_fill_(mask[:, :g.height, :g.width], 0)
 
 
 # ---------------------------------------------------------------------------------------------
 # Public API
 # ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class MotionEstimate:
+    """Estimated motion of T frames against their references, with what selection needs beside it."""
+
+    vectors: list[torch.Tensor]     # T x (N_t, 10) int32 rows in the core reader's layout
+    confidence: list[torch.Tensor]  # T x (N_t,) float32 in [0, 1], each row's macroblock's; 0 = no trusted vector
+    intra: list[torch.Tensor]       # T x (N_t,) bool: the macroblock has no match (new content)
+    residual: torch.Tensor          # (T, H, W) int16 luma minus prediction, 0 on intra macroblocks
+
+    def __repr__(self) -> str:
+        rows = sum(v.shape[0] for v in self.vectors)
+        return f"MotionEstimate(frames={len(self.vectors)}, rows={rows}, residual={tuple(self.residual.shape)})"
 
 
 def _config(config: MotionEstimationConfig | None, overrides: dict) -> MotionEstimationConfig:
@@ -631,20 +765,7 @@ def _config(config: MotionEstimationConfig | None, overrides: dict) -> MotionEst
     return replace(cfg, **overrides) if overrides else cfg
 
 
-def estimate_motion_batch(luma_t: torch.Tensor, luma_ref: torch.Tensor, *,
-                          config: MotionEstimationConfig | None = None, **overrides) -> list[torch.Tensor]:
-    """Estimate the motion of every frame of ``luma_t`` against the same-index frame of ``luma_ref``.
-
-    Args:
-        luma_t, luma_ref: (T, H, W) uint8 luma planes on one device (CPU: torch twin; CUDA: the
-            CUDA kernel, unless ``backend`` says otherwise).
-        config: a :class:`MotionEstimationConfig`; keyword ``overrides`` (``block=8``, ...)
-            replace its fields.
-
-    Returns:
-        T tensors (N_t, 10) int32 in the core reader's layout (see the module docstring), each
-        carrying ``estimated = True``.
-    """
+def _check_pair(luma_t: torch.Tensor, luma_ref: torch.Tensor) -> None:
     check_tensor("luma_t", luma_t, dtypes=(torch.uint8,), ndims=(3,))
     check_tensor("luma_ref", luma_ref, dtypes=(torch.uint8,), ndims=(3,))
     if luma_t.shape != luma_ref.shape:
@@ -654,10 +775,48 @@ def estimate_motion_batch(luma_t: torch.Tensor, luma_ref: torch.Tensor, *,
         raise ValueError(f"luma_t and luma_ref must be on one device; got {luma_t.device} and {luma_ref.device}")
     if min(luma_t.shape) == 0:
         raise ValueError(f"luma planes must be non-empty; got shape {tuple(luma_t.shape)}")
+
+
+def estimate_motion_batch(luma_t: torch.Tensor, luma_ref: torch.Tensor, *,
+                          config: MotionEstimationConfig | None = None, **overrides) -> list[torch.Tensor]:
+    """Estimate the motion of every frame of ``luma_t`` against the same-index frame of ``luma_ref``.
+
+    Args:
+        luma_t, luma_ref: (T, H, W) uint8 luma planes on one device (CPU: the torch twin; CUDA:
+            the kernels of ``cuda/motion_estimation.cu``).
+        config: a :class:`MotionEstimationConfig`; keyword ``overrides`` (``block=8``, ...)
+            replace its fields.
+
+    Returns:
+        T tensors (N_t, 10) int32 in the core reader's layout (see the module docstring).
+    """
+    _check_pair(luma_t, luma_ref)
     cfg = _config(config, overrides)
-    backend = _backend(cfg, luma_t.device)
-    field = _search(luma_t.contiguous(), luma_ref.contiguous(), cfg, backend)
-    return [_rows_from_field(field, t) for t in range(luma_t.shape[0])]
+    field = _search(luma_t.contiguous(), luma_ref.contiguous(), cfg)
+    return [_rows_from_field(field, t)[0] for t in range(luma_t.shape[0])]
+
+
+def estimate_motion_frames(luma_t: torch.Tensor, luma_ref: torch.Tensor, *,
+                           config: MotionEstimationConfig | None = None, **overrides) -> MotionEstimate:
+    """:func:`estimate_motion_batch` plus each vector's confidence, the intra blocks and the residual.
+
+    What patch selection needs from a codec that exports no vectors (see the module docstring for
+    confidence and intra). The residual is the luma minus the prediction from the vectors
+    (:func:`codecprim.ops.warp.predict_from_vectors`; a plain block copy for unsplit integer-pel
+    vectors), set to 0 on intra macroblocks.
+    """
+    _check_pair(luma_t, luma_ref)
+    cfg = _config(config, overrides)
+    cur, ref = luma_t.contiguous(), luma_ref.contiguous()
+    field = _search(cur, ref, cfg)
+    conf, intra = _confidence(cur, ref, field, cfg)
+    vectors, confidence, intra_rows = [], [], []
+    for t in range(cur.shape[0]):
+        rows, parent = _rows_from_field(field, t)
+        vectors.append(rows)
+        confidence.append(conf[t].reshape(-1)[parent])
+        intra_rows.append(intra[t].reshape(-1)[parent])
+    return MotionEstimate(vectors, confidence, intra_rows, _residual(cur, ref, field, vectors, intra, cfg))
 
 
 def estimate_motion(luma_t: torch.Tensor, luma_ref: torch.Tensor, *, block: int = 16, search: int = 32,
@@ -666,8 +825,7 @@ def estimate_motion(luma_t: torch.Tensor, luma_ref: torch.Tensor, *, block: int 
 
     ``block`` is one of 8, 16, 32; ``search`` the range in pixels; further keyword ``options``
     name other :class:`MotionEstimationConfig` fields (``method="full"``, ``split=False``, ...).
-    Returns (N, 10) int32 rows in the core reader's layout carrying ``estimated = True`` (see the
-    module docstring).
+    Returns (N, 10) int32 rows in the core reader's layout (see the module docstring).
     """
     check_tensor("luma_t", luma_t, dtypes=(torch.uint8,), ndims=(2,))
     check_tensor("luma_ref", luma_ref, dtypes=(torch.uint8,), ndims=(2,))
@@ -685,7 +843,6 @@ def estimate_motion_clip(luma: torch.Tensor, *, config: MotionEstimationConfig |
     """
     check_tensor("luma", luma, dtypes=(torch.uint8,), ndims=(3,))
     empty = torch.zeros(0, MV.ncols, dtype=torch.int32, device=luma.device)
-    empty.estimated = True
     if luma.shape[0] < 2:
         return [empty][: luma.shape[0]]
     return [empty] + estimate_motion_batch(luma[1:], luma[:-1], config=config, **overrides)

@@ -26,7 +26,9 @@ rounding and vector scaling after it are the same torch code on both devices):
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+import math
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -120,21 +122,42 @@ def _plane_mean(plane: torch.Tensor, size: int | tuple[int, int], name: str) -> 
     return (total / (height * width)).reshape(*plane.shape[:-2], out_h, out_w)  # (..., h, w)
 
 
-def _taps(size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Box-filter taps of one axis: ``index`` (out_size, m) input cells and their integer overlaps
-    ``weight`` (out_size, m) float64, in units where input cell j spans [j*out_size, (j+1)*out_size)
-    and output cell i spans [i*size, (i+1)*size). Unused taps have weight 0 (index clamped)."""
-    i = torch.arange(out_size, dtype=torch.int64)
-    first = i * size // out_size
-    last = -(-(i + 1) * size // out_size)  # exclusive
-    taps = int((last - first).max())
-    index = first[:, None] + torch.arange(taps)[None, :]  # (out_size, m)
-    overlap = (torch.minimum((i[:, None] + 1) * size, (index + 1) * out_size)
-               - torch.maximum(i[:, None] * size, index * out_size))
-    return index.clamp(max=size - 1), overlap.clamp(min=0).double()
+class _AxisBlocks(NamedTuple):
+    """Output cells of one axis in ``count`` blocks of ``k``; block ``b`` reads ``L`` consecutive input cells
+    (``index``, or plain consecutive runs when ``None``) with integer overlaps ``weight`` (count, k, L), in
+    units ``g`` times coarser than :func:`_area_sum`'s. The weights of one output add up to ``reduced``."""
+
+    index: torch.Tensor | None
+    weight: torch.Tensor
+    count: int
+    k: int
+    length: int
+    g: int
+    reduced: int
 
 
-_CHUNK_ELEMENTS = 1 << 22  # planes per CPU pass are capped so float64 temporaries stay ~32 MiB
+@functools.lru_cache(maxsize=128)
+def _blocks(size: int, out_size: int) -> _AxisBlocks:
+    """The box filter of one axis as blocks of a banded matrix (see :class:`_AxisBlocks`)."""
+    g = math.gcd(size, out_size)
+    period = out_size // g  # the overlap pattern repeats every `period` outputs (size // g inputs)
+    k = period if period <= 64 else 16
+    count = -(-out_size // k)
+    b = torch.arange(count, dtype=torch.int64)
+    first = b * k * size // out_size
+    last = -(-torch.clamp((b + 1) * k, max=out_size) * size // out_size)  # exclusive
+    length = int((last - first).max())
+    index = first[:, None] + torch.arange(length)  # (count, L)
+    out = b[:, None] * k + torch.arange(k)  # (count, k)
+    overlap = (torch.minimum((out[:, :, None] + 1) * size, (index[:, None, :] + 1) * out_size)
+               - torch.maximum(out[:, :, None] * size, index[:, None, :] * out_size)).clamp(min=0)
+    overlap = torch.where(out[:, :, None] < out_size, overlap, 0) // g  # (count, k, L), every border is a multiple of g
+    aligned = count * length == size and bool((index.reshape(-1) == torch.arange(size)).all())
+    return _AxisBlocks(None if aligned else index.clamp(max=size - 1).reshape(-1), overlap, count, k, length, g,
+                       size // g)
+
+
+_MAX_ABS = {torch.uint8: 255, torch.int16: 32768}
 
 
 def _area_sum(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
@@ -147,22 +170,35 @@ def _area_sum(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
                                            np.int32(channels), np.int32(out_h), np.int32(out_w),
                                            np.int64(out.numel()), out))
         return out
-    # Separable and banded: each output row/column reads only the few input cells it overlaps.
-    # Integer inputs give integer partial sums below 2^53, exact in any order (as on CUDA).
-    row_index, row_weight = _taps(height, out_h)  # (h, m)
-    col_index, col_weight = _taps(width, out_w)  # (w, n)
-    out = torch.empty((batch, out_h, out_w, channels), dtype=torch.float64)
-    step = max(1, _CHUNK_ELEMENTS // max(1, out_h * width * channels))
-    for start in range(0, batch, step):
-        chunk = x[start:start + step]
-        rows = torch.zeros((chunk.shape[0], out_h, width, channels), dtype=torch.float64)
-        for r in range(row_index.shape[1]):
-            rows += row_weight[None, :, r, None, None] * chunk[:, row_index[:, r]].double()  # (b, h, W, C)
-        total = torch.zeros((chunk.shape[0], out_h, out_w, channels), dtype=torch.float64)
-        for c in range(col_index.shape[1]):
-            total += col_weight[None, None, :, c, None] * rows[:, :, col_index[:, c]]  # (b, h, w, C)
-        out[start:start + step] = total
-    return out
+    # Separable block-banded matrix products, columns first (they shrink most). With integer inputs every
+    # product and partial sum is an integer no larger than max|x| * reduced_w * reduced_h: below 2^24 the
+    # float32 products are exact in any summation order, else float64 is (below 2^53), so the sums equal the
+    # CUDA twin's bit for bit.
+    rows, cols = _blocks(height, out_h), _blocks(width, out_w)
+    exact_in_float32 = _MAX_ABS.get(x.dtype, 1 << 24) * rows.reduced * cols.reduced < (1 << 24)
+    dtype = torch.float32 if exact_in_float32 else torch.float64
+    step = max(1, _CHUNK_ELEMENTS // (height * width * channels))
+    out = [_banded(x[i:i + step].to(dtype), rows, cols, out_h, out_w) for i in range(0, max(batch, 1), step)]
+    return (out[0] if len(out) == 1 else torch.cat(out)).double() * (rows.g * cols.g)
+
+
+_CHUNK_ELEMENTS = 1 << 22  # planes per CPU pass are capped so the temporaries stay ~32 MiB
+
+
+def _banded(y: torch.Tensor, rows: _AxisBlocks, cols: _AxisBlocks, out_h: int, out_w: int) -> torch.Tensor:
+    """(B, H, W, C) float -> (B, h, w, C) sums in the blocks' coarse units."""
+    batch, height, _, channels = y.shape
+    dtype = y.dtype
+    if cols.index is not None:
+        y = y.index_select(2, cols.index)
+    y = y.reshape(batch, height, cols.count, cols.length, channels)  # (B, H, nw, Lw, C)
+    y = torch.einsum("nkl,bhnlc->bhnkc", cols.weight.to(dtype), y)  # (B, H, nw, kw, C)
+    y = y.reshape(batch, height, cols.count * cols.k, channels)[:, :, :out_w]  # (B, H, w, C)
+    if rows.index is not None:
+        y = y.index_select(1, rows.index)
+    y = y.reshape(batch, rows.count, rows.length, out_w * channels)  # (B, nh, Lh, w*C)
+    y = torch.matmul(rows.weight.to(dtype), y)  # (B, nh, kh, w*C)
+    return y.reshape(batch, rows.count * rows.k, out_w, channels)[:, :out_h]  # (B, h, w, C)
 
 
 def _source_coordinates(size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -135,19 +135,27 @@ def residual_energy_grid(residual: torch.Tensor, grid: tuple[int, int]) -> torch
 
 def _residual_sums_cpu(res: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """Exact int64 sums of squares per cell (plain sums when cells tile evenly, else cumulative
-    sums read at the cell borders)."""
+    sums read at the cell borders).
+
+    The first stage sums along each pixel row, in int32 when ``peak^2 *`` the pixels summed cannot reach
+    2^31 (8-bit residuals, |r| <= 255, always qualify: twice as fast as int64), else in int64.
+    """
     t, h, w = res.shape
     hg, wg = rows.numel() - 1, cols.numel() - 1
+    lo, hi = torch.aminmax(res)
+    peak = max(-int(lo), int(hi))
     wide = res.to(torch.int32)
     sq = wide * wide                                                     # (T, H, W), <= 2**30 each
     if w % wg == 0:
-        per_col = sq.view(t, h, wg, w // wg).sum(dim=3, dtype=torch.int64)   # (T, H, Wg)
+        acc = torch.int32 if peak * peak * (w // wg) < (1 << 31) else torch.int64
+        per_col = sq.view(t, h, wg, w // wg).sum(dim=3, dtype=acc)          # (T, H, Wg)
     else:
-        at_ends = sq.cumsum(dim=2, dtype=torch.int64)[:, :, cols[1:] - 1]    # (T, H, Wg)
+        acc = torch.int32 if peak * peak * w < (1 << 31) else torch.int64
+        at_ends = sq.cumsum(dim=2, dtype=acc)[:, :, cols[1:] - 1]           # (T, H, Wg)
         per_col = torch.diff(at_ends, dim=2, prepend=torch.zeros_like(at_ends[:, :, :1]))
     if h % hg == 0:
-        return per_col.view(t, hg, h // hg, wg).sum(dim=2)                   # (T, Hg, Wg)
-    at_ends = per_col.cumsum(dim=1)[:, rows[1:] - 1, :]                      # (T, Hg, Wg)
+        return per_col.view(t, hg, h // hg, wg).sum(dim=2, dtype=torch.int64)  # (T, Hg, Wg)
+    at_ends = per_col.cumsum(dim=1, dtype=torch.int64)[:, rows[1:] - 1, :]    # (T, Hg, Wg)
     return torch.diff(at_ends, dim=1, prepend=torch.zeros_like(at_ends[:, :1, :]))
 
 
@@ -188,7 +196,7 @@ def _pack(vectors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, 
 
 def motion_energy_grid(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], grid: tuple[int, int],
                   model_size: tuple[int, int] | None = None, *, camera: str | CameraConfig = "similarity",
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
+                  confidence: Sequence[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Camera-compensated motion per grid cell for each frame.
 
     Args:
@@ -197,6 +205,10 @@ def motion_energy_grid(vectors: Sequence[torch.Tensor], frame_size: tuple[int, i
         grid: (Hg, Wg) patch grid.
         model_size: (h, w) the frames are resized to; vectors are scaled to it (default: frame size).
         camera: a model name from ``CAMERA_MODELS`` or a full :class:`CameraConfig`.
+        confidence: optional T tensors (N_t,) float32 in [0, 1], one per row (estimated vectors:
+            :class:`codecprim.ops.motion_estimation.MotionEstimate`): each block's compensated motion
+            is multiplied by it, so an untrusted vector (0) counts as no motion (the camera fit still
+            uses every vector). None: every row counts fully (codec vectors).
     Returns:
         ``(motion, fallback)``: (T, Hg, Wg) float32 mean motion length in model pixels, and (T,) bool
         frames whose camera fit fell back to the median translation.
@@ -208,7 +220,7 @@ def motion_energy_grid(vectors: Sequence[torch.Tensor], frame_size: tuple[int, i
     h, w = frame_size
     hg, wg = grid
     t = len(vectors)
-    rects, frame, length, fallback = block_motion(vectors, frame_size, model_size, config)
+    rects, frame, length, fallback = block_motion(vectors, frame_size, model_size, config, confidence)
     rows_b, cols_b = cell_bounds(h, hg, rects.device), cell_bounds(w, wg, rects.device)
     if _cuda.is_cuda(rects):
         sum_v, sum_a = _motion_sums_cuda(rects, frame, length, t, rows_b, cols_b, hg, wg)
@@ -220,10 +232,12 @@ def motion_energy_grid(vectors: Sequence[torch.Tensor], frame_size: tuple[int, i
 
 
 def block_motion(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], model_size: tuple[int, int] | None,
-                 config: CameraConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+                 config: CameraConfig, confidence: Sequence[torch.Tensor] | None = None,
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """What the pooling kernels consume, per block of the whole clip: ``(rects, frame, length, fallback)`` =
     (M, 4) int64 pixel rectangles clipped to the frame, (M,) frame index, (M,) float32 camera-compensated
-    motion length in model pixels, and (T,) bool frames whose camera fit fell back to the median."""
+    motion length in model pixels (times the row's ``confidence`` when given), and (T,) bool frames whose
+    camera fit fell back to the median."""
     h, w = frame_size
     mh, mw = model_size if model_size is not None else frame_size
     rows, frame, slot = _pack(vectors)
@@ -237,11 +251,27 @@ def block_motion(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], m
     pad_a = torch.zeros(t, nmax, device=device)
     valid = torch.zeros(t, nmax, dtype=torch.bool, device=device)
     pad_c[frame, slot], pad_m[frame, slot], pad_a[frame, slot], valid[frame, slot] = centres, motion, area, True
+    # Every vector votes for the camera (the trimmed fit drops outliers): a flat wall's vectors are
+    # each untrusted, yet together they follow the pan.
     fit = fit_camera(pad_c, pad_m, valid, weights=pad_a, config=config)
     residual = compensate_motion(pad_c, pad_m, fit.matrix)[frame, slot]                # (M, 2)
     scale = torch.tensor([mw / w, mh / h], dtype=torch.float32, device=device)
     length = (residual * scale).norm(dim=-1)                                            # (M,)
+    if confidence is not None:
+        length = length * _pack_confidence(confidence, vectors, device)
     return _clipped_rects(rows, h, w), frame, length, fit.fallback
+
+
+def _pack_confidence(confidence: Sequence[torch.Tensor], vectors: Sequence[torch.Tensor],
+                     device: torch.device) -> torch.Tensor:
+    """Per-row confidences of every frame, concatenated like :func:`_pack` -> (M,) float32."""
+    if len(confidence) != len(vectors):
+        raise ValueError(f"got {len(confidence)} confidence frames for {len(vectors)} vector frames")
+    for i, (c, v) in enumerate(zip(confidence, vectors)):
+        check_tensor(f"confidence[{i}]", c, dtypes=(torch.float32,), ndims=(1,))
+        if c.shape[0] != v.shape[0]:
+            raise ValueError(f"confidence[{i}] has {c.shape[0]} values for {v.shape[0]} vector rows")
+    return torch.cat([c.to(device) for c in confidence])
 
 
 def frame_offsets(frame: torch.Tensor, t: int) -> torch.Tensor:

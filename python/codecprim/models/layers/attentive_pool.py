@@ -78,7 +78,8 @@ class AttentivePool(nn.Module):
         if tokens.dim() != 3 or tokens.shape[-1] != self.dim:
             raise ValueError(f"expected tokens of shape (B, N, {self.dim}), got {tuple(tokens.shape)}")
         b, n, _ = tokens.shape
-        if valid is not None and (valid.shape != (b, n) or not bool(valid.any(dim=1).all())):
+        # A mask made from cu_seqlens is valid by construction: checking it would cost a device sync.
+        if cu_seqlens is None and valid is not None and (valid.shape != (b, n) or not bool(valid.any(dim=1).all())):
             raise ValueError(f"valid must be a (B, N) = {(b, n)} mask with at least one True per row")
         hd = self.dim // self.num_heads
         q = self.q(self.probe).to(tokens.dtype).reshape(1, self.num_queries, self.num_heads, hd)
