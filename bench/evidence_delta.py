@@ -24,15 +24,15 @@ from codecprim.train.delta_pretrain import CONTROLS, TrainConfig, train
 @torch.no_grad()
 def warp_oracle(paths, size) -> tuple[float, float]:
     """Token MSE of the previous frame moved by the true motion field, and of the previous frame as it is."""
-    from codecprim.data.delta_pairs import DeltaPairs
+    from codecprim.data.delta_pairs import DeltaPairs, collate_delta_pairs
     from codecprim.models.efficientnet_lite import EfficientNetLite0Tokens
 
-    data = DeltaPairs(paths, size=tuple(size), on_error="raise")
-    pairs = [data[i] for i in range(len(data))]
+    data = DeltaPairs(paths, size=tuple(size))
+    batch = collate_delta_pairs([data[i] for i in range(len(data))])
     encoder = EfficientNetLite0Tokens().eval()
-    prev = torch.stack([p.prev_image for p in pairs])
-    cur = encoder(torch.stack([p.image for p in pairs]))
-    warped = warp_previous(prev, torch.stack([p.motion for p in pairs])).round().clamp(0, 255)
+    prev = batch.prev_image
+    cur = encoder(batch.image)
+    warped = warp_previous(prev, batch.motion).round().clamp(0, 255)
     return (float(((encoder(warped.to(torch.uint8)) - cur) ** 2).mean()),
             float(((encoder(prev) - cur) ** 2).mean()))
 

