@@ -22,6 +22,7 @@ import torch
 from ..ops.camera import CameraConfig, block_centres_and_motion
 from ..ops.saliency import block_motion
 from ..reader import open as open_video
+from .._intra_op import intra_op_threads
 
 __all__ = ["MotionStats", "motion_stats"]
 
@@ -34,6 +35,7 @@ class MotionStats:
     static_share: float | None    # share of inter frames with no motion at all (None: no exported vectors)
 
 
+@intra_op_threads(1)  # thousands of small ops per video: see codecprim._intra_op
 def motion_stats(path, *, camera: str = "similarity", static_pixels: float = 0.25, batch: int = 64,
                  threads: int = 1) -> MotionStats:
     """The motion statistic of the video at ``path`` (see the module docstring)."""

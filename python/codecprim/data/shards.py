@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._intra_op import intra_op_threads
 from ..ops._checks import check_positive_int
 
 __all__ = ["SHARD_RECIPES", "IndexRow", "ShardRecipe", "WriteSummary", "decode_sample", "encode_sample",
@@ -231,6 +232,7 @@ def read_tar(path: str | os.PathLike) -> Iterator[tuple[str, dict[str, bytes]]]:
 
 # --- one video -------------------------------------------------------------------------------------------------
 
+@intra_op_threads(1)  # an in-process run (workers=1) would otherwise spin-wait on torch's default threads
 def extract_video(path: str, sample_id: str, recipe: str, options: dict) -> tuple[dict, dict[str, bytes] | None]:
     """The per-video unit of work of every engine: ``(row fields, members)``; members are None on failure.
 
