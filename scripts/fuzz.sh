@@ -69,7 +69,7 @@ done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=$?; done
 for ((j = 0; j < jobs; j++)); do
-  echo "job $j: $(grep -E '^#[0-9]+ +(DONE|pulse)' ".fuzz/job-$j.log" | tail -n 1)"
+  echo "job $j: $(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse)' ".fuzz/job-$j.log" | tail -n 1)"
 done
 grep -h -E 'ERROR|SUMMARY|Test unit written' .fuzz/job-*.log || true
 execs=$(grep -h 'stat::number_of_executed_units' .fuzz/job-*.log | awk '{s += $2} END {print s + 0}')
