@@ -135,3 +135,34 @@ def test_sparse_frames_of_a_long_gop_are_not_all_handed_out(media):
     assert all(torch.equal(f.luma, everything[f.index].luma) and f.pict_type == everything[f.index].pict_type
                for f in got)
     assert handed_out <= 4 + 3  # the runs [2, 5] and [27] (3, 4 handed out on the way), not 26 frames
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 120), holes=st.sets(st.integers(0, 119), max_size=60), fps=st.floats(1, 60))
+def test_missing_container_times_are_filled_like_the_decoder_does(n, holes, fps):
+    # AVI/raw B-frame streams store no pts for some frames (NaN in reader.pts_seconds). On a regular clock the
+    # filled times must be that clock exactly (to rounding), so sampling sees the video as the decoder does.
+    clock = _times(n, fps, offset=0.3)
+    stored = clock.clone()
+    stored[[h for h in holes if h < n]] = float("nan")
+    sample = plan_frames(stored, fps, num_frames=n, sampling="uniform")
+    assert list(sample.indices) == list(range(n))
+    assert sample.pts_seconds == pytest.approx(tuple(clock.tolist()), abs=1e-9)
+
+
+def test_mpeg4_bframes_in_avi_sample_despite_missing_times(tmp_path):
+    # The first frame of such an AVI has no pts: every relative time used to become NaN ("no frame to sample").
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg CLI")
+    path = tmp_path / "packed_b.avi"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25", "-t", "1",
+                    "-c:v", "mpeg4", "-bf", "2", str(path)], check=True)
+    with codecprim.open(path) as reader:
+        assert reader.pts_seconds.isnan().any()
+        sample = sample_frames(reader, num_frames=8, sampling="uniform")
+        decoded = [f.pts_seconds for f in reader.frames_at(list(sample.indices))]
+    assert len(sample.indices) == 8
+    assert sample.pts_seconds == pytest.approx(tuple(decoded), abs=1e-6)
