@@ -117,8 +117,11 @@ VideoReader::VideoReader(const Input& input, const ReaderOptions& options)
     if (S_ISDIR(st.st_mode)) fail(ErrorKind::kIo, "is a directory, not a video file");
     if (S_ISREG(st.st_mode) && st.st_size == 0) fail(ErrorKind::kInvalidData, "the file is empty");
     regular_file = S_ISREG(st.st_mode);
+    rereadable_ = regular_file;
   } else if (input_.source->size() == 0) {
     fail(ErrorKind::kInvalidData, "is empty");
+  } else {
+    rereadable_ = input_.source->seekable();
   }
 
   open_input();
@@ -460,8 +463,8 @@ void VideoReader::process(AVFrame* frame) {
     ++stats_.frames_retimed;
   }
   if (pending.pts != AV_NOPTS_VALUE) last_pts_ = pending.pts;
-  if (!indexed_positions_ && pending.pts != AV_NOPTS_VALUE && stats_.skipped_packets + stats_.decode_errors > 0 &&
-      index().pts_valid) {
+  if (!indexed_positions_ && rereadable_ && pending.pts != AV_NOPTS_VALUE &&
+      stats_.skipped_packets + stats_.decode_errors > 0 && index().pts_valid) {
     // The decoder rejected data, so frames may be missing (a damaged first IDR drops its whole GOP): count
     // positions from the index by pts, so frame.index names the same frame as the index does.
     indexed_positions_ = true;

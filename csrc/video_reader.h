@@ -167,6 +167,7 @@ class VideoReader {
   Input input_;
   std::unique_ptr<StallGuard> guard_;  // outlives every demuxer that polls it
   OpenedInput opened_;
+  bool rereadable_ = false;  // a second pass (the index) can read the input again: not a FIFO or device
   CodecContextPtr codec_;
   FramePtr frame_;
   PacketPtr packet_;

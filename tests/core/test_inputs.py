@@ -141,7 +141,9 @@ class BytesDataset(torch.utils.data.Dataset):
 def test_dataloader_workers_read_from_bytes(media):
     paths = [media[n] for n in ("h264_bframes", "mpeg4_native_bframes", "h264_no_bframes", "mpeg2")]
     blobs = [p.read_bytes() for p in paths]
-    loader = torch.utils.data.DataLoader(BytesDataset(blobs), batch_size=None, num_workers=2)
+    # spawn: a forked worker inherits whatever FFmpeg/PyAV threads the test process has running (PyAV's oracle)
+    loader = torch.utils.data.DataLoader(BytesDataset(blobs), batch_size=None, num_workers=2,
+                                         multiprocessing_context="spawn")
     got = list(loader)
     for i, (luma, index) in enumerate(got):
         with codecprim.open(paths[i]) as reader:
@@ -150,6 +152,7 @@ def test_dataloader_workers_read_from_bytes(media):
 
 
 def test_dataloader_worker_reports_bad_bytes_by_name():
-    loader = torch.utils.data.DataLoader(BytesDataset([b"\x00" * 4096]), batch_size=None, num_workers=2)
+    loader = torch.utils.data.DataLoader(BytesDataset([b"\x00" * 4096]), batch_size=None, num_workers=2,
+                                         multiprocessing_context="spawn")
     with pytest.raises(InvalidVideoError, match="blob-0"):
         list(loader)
