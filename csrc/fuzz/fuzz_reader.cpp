@@ -4,15 +4,13 @@
 // scripts/fuzz.sh. The only allowed outcome besides frames is a codecprim::Error; anything else (a
 // sanitizer report, another exception, a leak, a timeout) is a finding.
 //
-// The input is handed to the reader as a file: a memfd named by /proc/self/fd/N, so nothing touches the
-// disk. Once the core reads from memory (an AVIO bytes input), the harness should open the buffer directly.
-#include <sys/mman.h>
-#include <unistd.h>
-
+// The input reaches the reader as bytes in memory, through the same custom AVIO context that serves
+// codecprim.open(bytes) and file objects (csrc/input_source.h), so that input path is fuzzed too.
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 
 extern "C" {
@@ -20,6 +18,7 @@ extern "C" {
 }
 
 #include "errors.h"
+#include "input_source.h"
 #include "video_reader.h"
 
 namespace {
@@ -29,29 +28,6 @@ namespace {
 // max_pixels), so they are opened but not decoded. 256x256 still admits odd sizes such as 330x190.
 constexpr int64_t kMaxFrames = 64;
 constexpr int64_t kMaxPixels = 256 * 256;
-
-class MemoryFile {
- public:
-  MemoryFile(const uint8_t* data, size_t size) {
-    fd_ = memfd_create("codecprim-fuzz", 0);
-    if (fd_ < 0) std::abort();
-    size_t done = 0;
-    while (done < size) {
-      const ssize_t n = ::write(fd_, data + done, size - done);
-      if (n <= 0) std::abort();
-      done += static_cast<size_t>(n);
-    }
-    path_ = "/proc/self/fd/" + std::to_string(fd_);
-  }
-  ~MemoryFile() { ::close(fd_); }
-  MemoryFile(const MemoryFile&) = delete;
-  MemoryFile& operator=(const MemoryFile&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  int fd_ = -1;
-  std::string path_;
-};
 
 // Touches every output byte, so reading past a buffer the core allocated short is seen by ASan.
 uint64_t consume(const codecprim::FrameData& f) {
@@ -85,11 +61,12 @@ uint64_t read_range(codecprim::VideoReader& reader, int64_t start, int64_t stop)
 // time goes to; the last byte picks it and stays part of the file, so a finding replays byte for byte.
 enum class Path { kDecode, kMotionVectorsOnly, kIndexAndSeeks };
 
-uint64_t run(const std::string& path, Path which) {
+uint64_t run(const uint8_t* data, size_t size, Path which) {
   codecprim::ReaderOptions options;
   options.residuals = which != Path::kMotionVectorsOnly;
   options.chroma = which == Path::kDecode;
-  codecprim::VideoReader reader(path, options);
+  const codecprim::Input input{"<fuzz input>", std::make_shared<codecprim::MemorySource>(data, size)};
+  codecprim::VideoReader reader(input, options);
   if (static_cast<int64_t>(reader.info().width) * reader.info().height > kMaxPixels) return 0;
   if (which != Path::kIndexAndSeeks) return read_all(reader);
   // reader.read_gop(-1), then frames_at([n // 2]): a seek backwards (a reopen where seeking is inexact).
@@ -110,11 +87,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  MemoryFile file(data, size);
   const Path which = static_cast<Path>(data[size - 1] % 3);
   volatile uint64_t sink = 0;
   try {
-    sink = sink + run(file.path(), which);
+    sink = sink + run(data, size, which);
   } catch (const codecprim::Error&) {
     // a typed error naming the file: the intended outcome for damaged input
   }
