@@ -179,7 +179,7 @@ def cope_sample(path: str | os.PathLike, *, max_gops: int = 64, keyframes_per_go
                 for frame in reader.iter_frames(mine[0], mine[-1] + 1):
                     if frame.index in wanted:
                         out.add(frame)
-        truncated = bool(getattr(reader.stats, "truncated", False))
+        truncated = reader.stats.truncated
         pts = reader.pts_seconds
     return out.sample(pts, truncated)
 
