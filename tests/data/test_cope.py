@@ -294,3 +294,19 @@ def test_truncated_file_sample_says_so(media, tmp_path):
     assert torch.equal(cut.keyframe_pts_seconds, pts[cut.keyframe_indices])
     assert all(types[i] == "P" for i in cut.delta_last_indices.tolist())
     assert cope_sample(media["h264_no_bframes"], **SMALL).truncated is False
+
+
+def test_times_the_container_does_not_store_come_from_the_decoder(tmp_path):
+    # MPEG-4 with B-frames in AVI stores no pts for its I/P frames (NaN in reader.pts_seconds): the sample's
+    # times must be the decoded frames' own, not NaN.
+    path = tmp_path / "packed_b.avi"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25", "-t", "1",
+                    "-c:v", "mpeg4", "-bf", "2", "-g", "12", str(path)], check=True)
+    with codecprim.open(path) as reader:
+        assert reader.pts_seconds.isnan().any()
+    sample = cope_sample(path, fuse=2, image_size=32, delta_size=32)
+    with codecprim.open(path) as reader:
+        decoded = {f.index: f.pts_seconds for f in reader}
+    for indices, times in ((sample.keyframe_indices, sample.keyframe_pts_seconds),
+                           (sample.delta_indices, sample.delta_pts_seconds)):
+        assert times.tolist() == pytest.approx([decoded[i] for i in indices.tolist()], abs=1e-6)

@@ -36,6 +36,7 @@ import torch
 from .._intra_op import intra_op_threads
 from ..errors import InvalidVideoError, UnsupportedVideoError
 from ..ops._checks import check_choice, check_positive_int
+from .sampling import presentation_seconds
 from ..ops.fusion import field_at_size, fuse_fields, fused_residual
 from ..ops.gather import frames_to_rgb
 from ..ops.resize import resize_plane, resize_yuv
@@ -180,7 +181,7 @@ def cope_sample(path: str | os.PathLike, *, max_gops: int = 64, keyframes_per_go
                     if frame.index in wanted:
                         out.add(frame)
         truncated = reader.stats.truncated
-        pts = reader.pts_seconds
+        pts = presentation_seconds(reader)
     return out.sample(pts, truncated)
 
 

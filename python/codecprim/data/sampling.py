@@ -143,9 +143,16 @@ def plan_frames(pts_seconds: torch.Tensor, native_fps: float, *, num_frames: int
     return FrameSample(tuple(chosen), tuple(float(times[i]) for i in chosen), float(used))
 
 
+def presentation_seconds(reader) -> torch.Tensor:
+    """An open reader's presentation times (float64, display order), with the times the container does not
+    store filled as the decoder's frames carry them (see :func:`_fill_missing_times`)."""
+    fps = reader.info.fps if reader.info.fps and reader.info.fps > 0 else 25.0
+    return _fill_missing_times(reader.pts_seconds.to(torch.float64), fps)
+
+
 def sample_frames(reader, **options) -> FrameSample:
     """:func:`plan_frames` over an open reader's presentation times (a parser pass; nothing is decoded)."""
-    return plan_frames(reader.pts_seconds, reader.info.fps, **options)
+    return plan_frames(presentation_seconds(reader), reader.info.fps, **options)
 
 
 # What handing one frame out costs (residual, pixel copies), in decodes of a frame: measured 9.7 ms against
