@@ -228,6 +228,15 @@ void VideoReader::open_decoder() {
   codec_->apply_cropping = 0;
   codec_->export_side_data |= AV_CODEC_EXPORT_DATA_VIDEO_ENC_PARAMS;
   compat::enable_packet_tags(codec_.get());
+  switch (par->codec_id) {
+    case AV_CODEC_ID_MPEG1VIDEO: case AV_CODEC_ID_MPEG2VIDEO: case AV_CODEC_ID_MPEG4: case AV_CODEC_ID_H263:
+    case AV_CODEC_ID_H263P: case AV_CODEC_ID_MSMPEG4V1: case AV_CODEC_ID_MSMPEG4V2: case AV_CODEC_ID_MSMPEG4V3:
+    case AV_CODEC_ID_WMV1: case AV_CODEC_ID_WMV2: case AV_CODEC_ID_FLV1:
+      invents_missing_reference_ = true;
+      break;
+    default:
+      invents_missing_reference_ = false;
+  }
   if (!options_.residuals) {
     // Motion-vector-only path: steps that cannot change the vectors are skipped.
     codec_->skip_loop_filter = AVDISCARD_ALL;
@@ -257,6 +266,7 @@ void VideoReader::reset_decoding_state() {
   pending_.clear();
   reorder_.clear();
   last_pts_ = AV_NOPTS_VALUE;
+  frames_received_ = 0;
   packets_in_flight_.clear();
   flushing_ = false;
   finished_ = false;
@@ -395,7 +405,8 @@ bool VideoReader::next(FrameData& out) {
     }
     const int ret = avcodec_receive_frame(codec_.get(), frame_.get());
     if (ret == 0) {
-      admit(frame_.get());
+      if (!is_invented_reference()) admit(frame_.get());
+      ++frames_received_;
       av_frame_unref(frame_.get());
     } else if (ret == AVERROR(EAGAIN)) {
       if (flushing_) {
@@ -411,6 +422,12 @@ bool VideoReader::next(FrameData& out) {
       if (flushing_) finished_ = true;
     }
   }
+}
+
+bool VideoReader::is_invented_reference() const {
+  // With output delay a real first picture leaves the decoder only once the next packet (or the drain) comes.
+  return invents_missing_reference_ && frames_received_ == 0 && next_decode_index_ == 1 && !flushing_ &&
+         codec_->has_b_frames > 0;
 }
 
 void VideoReader::admit(AVFrame* frame) {

@@ -146,6 +146,7 @@ class VideoReader {
   void restart_at(int64_t display_index);
   void feed_packet();
   void reset_decoding_state();
+  bool is_invented_reference() const;
   void admit(AVFrame* frame);
   void release_earliest();
   void process(AVFrame* frame);
@@ -184,6 +185,11 @@ class VideoReader {
   int64_t current_gop_ = -1;
   bool flushing_ = false;
   bool finished_ = false;
+  // libavcodec's MPEG-1/2/4 and H.263 decoders invent a grey reference when a stream opens on a predicted
+  // picture, and with one frame of output delay they return it as the first frame: a picture the stream
+  // does not contain. It is recognisable as a frame returned before a second packet was sent.
+  bool invents_missing_reference_ = false;
+  int64_t frames_received_ = 0;  // since the decoder last started
 
   // After a seek: frames before skip_until_ are decoded (they may be references) but not returned,
   // and display indices come from the index (by pts) instead of the running counter.
