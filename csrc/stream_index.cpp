@@ -210,4 +210,16 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
   return index;
 }
 
+int StreamIndex::reorder_depth() const {
+  int depth = 0;
+  for (size_t d = 0; d < frames.size(); ++d) {
+    int later_shown_earlier_decoded = 0;
+    for (size_t k = d + 1; k < frames.size() && k <= d + 32; ++k) {
+      if (frames[k].decode_index < frames[d].decode_index) ++later_shown_earlier_decoded;
+    }
+    depth = std::max(depth, later_shown_earlier_decoded);
+  }
+  return std::min(depth, 16);
+}
+
 }  // namespace codecprim

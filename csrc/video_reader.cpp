@@ -228,6 +228,7 @@ void VideoReader::open_decoder() {
   codec_->apply_cropping = 0;
   codec_->export_side_data |= AV_CODEC_EXPORT_DATA_VIDEO_ENC_PARAMS;
   compat::enable_packet_tags(codec_.get());
+  codec_->has_b_frames = std::max(codec_->has_b_frames, min_output_delay_);
   switch (par->codec_id) {
     case AV_CODEC_ID_MPEG1VIDEO: case AV_CODEC_ID_MPEG2VIDEO: case AV_CODEC_ID_MPEG4: case AV_CODEC_ID_H263:
     case AV_CODEC_ID_H263P: case AV_CODEC_ID_MSMPEG4V1: case AV_CODEC_ID_MSMPEG4V2: case AV_CODEC_ID_MSMPEG4V3:
@@ -267,6 +268,8 @@ void VideoReader::reset_decoding_state() {
   reorder_.clear();
   last_pts_ = AV_NOPTS_VALUE;
   frames_received_ = 0;
+  max_pts_received_ = AV_NOPTS_VALUE;
+  returned_any_ = false;
   packets_in_flight_.clear();
   flushing_ = false;
   finished_ = false;
@@ -430,7 +433,27 @@ bool VideoReader::is_invented_reference() const {
          codec_->has_b_frames > 0;
 }
 
+bool VideoReader::restart_if_early_output(const AVFrame* frame) {
+  if (frame->pts == AV_NOPTS_VALUE) return false;
+  const int64_t previous = max_pts_received_;
+  max_pts_received_ = previous == AV_NOPTS_VALUE ? frame->pts : std::max(previous, frame->pts);
+  if (previous == AV_NOPTS_VALUE || reorder_window_ == 0 || !rereadable_ || codec_->has_b_frames >= 16) return false;
+  const bool early = frame->pts < previous;
+  // A gap may be variable frame rate; the index tells whether a listed frame was passed over.
+  const bool gap = frame->pts - previous > pts_step_ + pts_step_ / 2;
+  if (!early && !gap) return false;
+  const StreamIndex& idx = index();
+  if (!idx.pts_valid) return false;
+  if (gap && !early && idx.display_index_of(frame->pts) <= idx.display_index_of(previous) + 1) return false;
+  const int needed = idx.reorder_depth();
+  if (needed <= codec_->has_b_frames) return false;
+  min_output_delay_ = needed;
+  restart_at(returned_any_ ? returned_until_ : skip_until_);
+  return true;
+}
+
 void VideoReader::admit(AVFrame* frame) {
+  if (restart_if_early_output(frame)) return;
   if (reorder_window_ == 0) {
     process(frame);
     return;
@@ -548,6 +571,8 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   const AVFrame* frame = pending.frame.get();
   const int64_t display_index = pending.display_index;
   ++stats_.frames;
+  returned_until_ = display_index + 1;
+  returned_any_ = true;
   out = FrameData();
   out.index = display_index;
   // After a seek the packet counter restarted; the index knows the global position. A damaged stream can
