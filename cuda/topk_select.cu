@@ -114,12 +114,12 @@ extern "C" __global__ void topk_select_int64(const long long* keys, long long le
 // saliency (T, P0) float32 on a grid of `wg` columns, is_iframe (T,) uint8. budget >= 0: one clip-wide
 // top-`budget` (budget <= T * P0); budget < 0: ratio mode, `per_frame` patches per non-anchor frame.
 // bits: the dither square's side is 2**bits >= Hg, Wg. Scratch: dither (T * P0) int32, keys (T * P0) int64,
-// frame_k (T + 1) int64. Outputs: visible (K) int64 ascending, positions (K, 3) int64, tier (K) int8,
+// frame_k (T + 1) int64, frame_rank (T) int32. Outputs: visible (K) int64 ascending, positions (K, 3) int64, tier (K) int8,
 // anchor (T) uint8, with K = budget or sum over frames of (anchor ? P0 : per_frame).
 extern "C" __global__ void select_patches_float32(const float* saliency, const unsigned char* is_iframe, int t,
                                                   int p0, int wg, long long budget, int per_frame, float floor,
                                                   int bits, int* dither, long long* keys, long long* frame_k,
-                                                  long long* visible, long long* positions, signed char* tier,
+                                                  int* frame_rank, long long* visible, long long* positions, signed char* tier,
                                                   unsigned char* anchor) {
   const long long cells = static_cast<long long>(t) * p0;
   const long long low_top = (1ll << kIndexBits) - 1;
@@ -143,6 +143,13 @@ extern "C" __global__ void select_patches_float32(const float* saliency, const u
     // output slots per frame (ratio mode) as offsets
     frame_k[0] = 0;
     for (int f = 0; f < t; ++f) frame_k[f + 1] = frame_k[f] + (anchor[f] ? p0 : per_frame);
+  }
+  // each frame's rank in golden-ratio order (ops.select._frame_order; the phases are distinct)
+  for (int frame = threadIdx.x; frame < t; frame += blockDim.x) {
+    const long long phase = (static_cast<long long>(frame) * kGolden) & 0xffffffffll;
+    int rank = 0;
+    for (int u = 0; u < t; ++u) rank += ((static_cast<long long>(u) * kGolden) & 0xffffffffll) < phase;
+    frame_rank[frame] = rank;
   }
   __syncthreads();
   // 2. per cell: salient or not, and the dither value of the still cells the fallback orders
@@ -176,15 +183,12 @@ extern "C" __global__ void select_patches_float32(const float* saliency, const u
       const long long bits_of_s = __float_as_int(s);
       key = (bits_of_s << kIndexBits) | low | (1ll << kTierShift);
     } else {
-      // rank among the frame's still cells in dither order, and the frame's golden-ratio rank
+      // rank among the frame's still cells in dither order, then the frame's golden-ratio rank
       const int* row = dither + static_cast<long long>(frame) * p0;
       const int mine = dither[f];
       long long rank = 0;
       for (int c = 0; c < p0; ++c) rank += row[c] >= 0 && row[c] < mine;
-      const long long phase = (static_cast<long long>(frame) * kGolden) & 0xffffffffll;
-      long long frame_rank = 0;
-      for (int u = 0; u < t; ++u) frame_rank += ((static_cast<long long>(u) * kGolden) & 0xffffffffll) < phase;
-      key = ((((1ll << 31) - 1) - rank) << kIndexBits) | (low_top - frame_rank);
+      key = ((((1ll << 31) - 1) - rank) << kIndexBits) | (low_top - frame_rank[frame]);
     }
     keys[f] = key;
   }

@@ -381,7 +381,7 @@ int main(int argc, char** argv) {
       d_selected(static_cast<size_t>(batch) * budget);
   // select_patches_float32 on one clip: the case's saliency in, scratch, the Selection's fields out
   DeviceArray<float> d_clip_saliency(c.saliency.data.size());
-  DeviceArray<int> d_dither(c.keys.data.size());
+  DeviceArray<int> d_dither(c.keys.data.size()), d_frame_rank(c.frames);
   DeviceArray<long long> d_clip_keys(c.keys.data.size()), d_frame_k(c.frames + 1), d_visible(budget),
       d_positions(3 * budget);
   DeviceArray<signed char> d_tier(budget);
@@ -458,7 +458,7 @@ int main(int argc, char** argv) {
   auto select_clip = [&] {
     select_patches_float32<<<1, kSelectThreads>>>(
         d_clip_saliency.get(), d_is_iframe.get(), c.frames, cells_per_frame, c.grid_w, budget, 0, c.floor.data[0],
-        select_bits, d_dither.get(), d_clip_keys.get(), d_frame_k.get(), d_visible.get(), d_positions.get(),
+        select_bits, d_dither.get(), d_clip_keys.get(), d_frame_k.get(), d_frame_rank.get(), d_visible.get(), d_positions.get(),
         d_tier.get(), d_anchor.get());
     check(cudaGetLastError(), "select_patches_float32 launch");
   };

@@ -248,11 +248,12 @@ def _select_cuda(saliency: torch.Tensor, is_iframe: torch.Tensor, budget: int | 
     scratch_dither = torch.empty(t * p0, dtype=torch.int32, device=device)
     scratch_keys = torch.empty(t * p0, dtype=torch.int64, device=device)
     frame_k = torch.empty(t + 1, dtype=torch.int64, device=device)
+    frame_rank = torch.empty(t, dtype=torch.int32, device=device)
     bits = max(1, (max(hg, wg) - 1).bit_length())
     kernel = _cuda.get_kernel(_KERNELS, "select_patches_float32", device=device)
     _cuda.launch(kernel, None,
                  (saliency.contiguous(), is_iframe.contiguous().view(torch.uint8), np.int32(t), np.int32(p0),
                   np.int32(wg), np.int64(k_budget), np.int32(per_frame), np.float32(floor), np.int32(bits),
-                  scratch_dither, scratch_keys, frame_k, visible, positions, tier, anchor.view(torch.uint8)),
+                  scratch_dither, scratch_keys, frame_k, frame_rank, visible, positions, tier, anchor.view(torch.uint8)),
                  threads_per_block=1024, grid=(1,))
     return Selection(positions, visible, tier, anchor)
