@@ -313,6 +313,19 @@ py::tuple me_subpel(const LumaArray& cur, const LumaArray& ref, std::array<int, 
   return py::make_tuple(q, cost);
 }
 
+py::array_t<int16_t> me_residual(const LumaArray& cur, const LumaArray& ref, std::array<int, 3> grid_rcs,
+                                const IntArray& vectors) {
+  const LumaStack c = luma_stack(cur, ref);
+  const BlockGrid grid{grid_rcs[0], grid_rcs[1], grid_rcs[2], 0};
+  check_blocks(vectors, static_cast<py::ssize_t>(c.frames) * grid.rows * grid.cols, 2, "vectors");
+  py::array_t<int16_t> out({cur.shape(0), cur.shape(1), cur.shape(2)});
+  {
+    py::gil_scoped_release release;
+    block_residual(c, {ref.data(), c.frames, c.height, c.width}, grid, vectors.data(), out.mutable_data());
+  }
+  return out;
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "codecprim C++ core: motion vectors, residuals and GOP structure from libavcodec";
 
@@ -343,6 +356,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("limit_q"), py::arg("lam"));
   m.def("me_subpel", &me_subpel, py::arg("cur"), py::arg("ref"), py::arg("grid"), py::arg("vectors"),
         py::arg("base_cost"), py::arg("pred_q"), py::arg("limit_q"), py::arg("lam"));
+  m.def("me_residual", &me_residual, py::arg("cur"), py::arg("ref"), py::arg("grid"), py::arg("vectors"));
   m.def("simd_level", [] { return std::string(simd_level_name(pixel_kernels().level)); });
   m.def("set_ffmpeg_log_level", &set_ffmpeg_log_level, py::arg("level"));
   m.def("ffmpeg_log_level", &ffmpeg_log_level);

@@ -9,6 +9,10 @@
 #include "interpolation.h"
 #include "simd_dispatch.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace codecprim {
 namespace {
 
@@ -31,19 +35,79 @@ Rect clip(int left, int top, int side, int width, int height) {
   return {x0, y0, std::min(left + side, width) - x0, std::min(top + side, height) - y0};
 }
 
-// SAD of the frame's pixels in `rect` against the reference moved by (vx, vy), reference edge clamped. Matches
-// inside the reference read it directly; the rest go through an edge-clamped copy in `scratch`.
+// SAD of two w x h blocks. The block widths the search meets (16, 8 and the coarse levels' 4) are inlined here with
+// SSE2, several narrow rows to a vector; other widths go to the dispatched row kernels.
+int block_sad(const uint8_t* a, int as, const uint8_t* b, int bs, int w, int h,
+              int (*kernel)(const uint8_t*, int, const uint8_t*, int, int, int)) {
+#if defined(__SSE2__)
+  auto load16 = [](const uint8_t* p) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p)); };
+  auto load8x2 = [](const uint8_t* p, std::ptrdiff_t stride) {
+    return _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)),
+                              _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + stride)));
+  };
+  auto load4x4 = [](const uint8_t* p, std::ptrdiff_t stride) {
+    int32_t r[4];
+    for (int i = 0; i < 4; ++i) std::memcpy(&r[i], p + i * stride, 4);
+    return _mm_set_epi32(r[3], r[2], r[1], r[0]);
+  };
+  const int rows_per_vector = w == 16 ? 1 : w == 8 ? 2 : w == 4 ? 4 : 0;
+  if (rows_per_vector && h % rows_per_vector == 0) {
+    __m128i acc = _mm_setzero_si128();
+    for (int r = 0; r < h; r += rows_per_vector) {
+      const uint8_t* pa = a + static_cast<std::ptrdiff_t>(r) * as;
+      const uint8_t* pb = b + static_cast<std::ptrdiff_t>(r) * bs;
+      const __m128i va = w == 16 ? load16(pa) : w == 8 ? load8x2(pa, as) : load4x4(pa, as);
+      const __m128i vb = w == 16 ? load16(pb) : w == 8 ? load8x2(pb, bs) : load4x4(pb, bs);
+      acc = _mm_add_epi64(acc, _mm_sad_epu8(va, vb));
+    }
+    return _mm_cvtsi128_si32(acc) + _mm_cvtsi128_si32(_mm_srli_si128(acc, 8));
+  }
+#endif
+  return kernel(a, as, b, bs, w, h);
+}
+
+// A reference frame with its edges replicated `pad` pixels outward: reads within the pad need no clamping, and
+// replicating is idempotent, so a read clamped to the padded frame equals one clamped to the frame.
+class PaddedFrame {
+ public:
+  void fill(const uint8_t* frame, int width, int height, int pad) {
+    pad_ = pad;
+    stride_ = width + 2 * pad;
+    buffer_.resize(static_cast<size_t>(stride_) * (height + 2 * pad));
+    for (int r = -pad; r < height + pad; ++r) {
+      const uint8_t* src = frame + static_cast<std::ptrdiff_t>(std::clamp(r, 0, height - 1)) * width;
+      uint8_t* dst = buffer_.data() + static_cast<std::ptrdiff_t>(r + pad) * stride_;
+      std::memset(dst, src[0], static_cast<size_t>(pad));
+      std::memcpy(dst + pad, src, static_cast<size_t>(width));
+      std::memset(dst + pad + width, src[width - 1], static_cast<size_t>(pad));
+    }
+  }
+  int pad() const { return pad_; }
+  int stride() const { return stride_; }
+  const uint8_t* at(int x, int y) const {
+    return buffer_.data() + static_cast<std::ptrdiff_t>(y + pad_) * stride_ + x + pad_;
+  }
+
+ private:
+  std::vector<uint8_t> buffer_;
+  int pad_ = 0, stride_ = 0;
+};
+
+// SAD of the frame's pixels in `rect` against the reference moved by (vx, vy), reference edge clamped: read from
+// the padded reference, or (a match reaching beyond its pad) through an edge-clamped copy.
 class Matcher {
  public:
-  Matcher(const uint8_t* cur, const uint8_t* ref, int width, int height)
-      : cur_(cur), ref_(ref), width_(width), height_(height), sad_(pixel_kernels().sad) {}
+  Matcher(const uint8_t* cur, const uint8_t* ref, int width, int height, int pad)
+      : cur_(cur), ref_(ref), width_(width), height_(height), sad_(pixel_kernels().sad) {
+    padded_.fill(ref, width, height, pad);
+  }
 
   int sad(const Rect& rect, int vx, int vy) {
     if (rect.empty()) return 0;
     const uint8_t* a = cur_ + static_cast<std::ptrdiff_t>(rect.y0) * width_ + rect.x0;
-    const int x = rect.x0 + vx, y = rect.y0 + vy;
-    if (x >= 0 && y >= 0 && x + rect.w <= width_ && y + rect.h <= height_) {
-      return sad_(a, width_, ref_ + static_cast<std::ptrdiff_t>(y) * width_ + x, width_, rect.w, rect.h);
+    const int x = rect.x0 + vx, y = rect.y0 + vy, p = padded_.pad();
+    if (x >= -p && y >= -p && x + rect.w <= width_ + p && y + rect.h <= height_ + p) {
+      return block_sad(a, width_, padded_.at(x, y), padded_.stride(), rect.w, rect.h, sad_);
     }
     scratch_.resize(static_cast<size_t>(rect.w) * rect.h);
     for (int r = 0; r < rect.h; ++r) {
@@ -51,7 +115,7 @@ class Matcher {
       uint8_t* dst = scratch_.data() + static_cast<size_t>(r) * rect.w;
       for (int c = 0; c < rect.w; ++c) dst[c] = src[std::clamp(x + c, 0, width_ - 1)];
     }
-    return sad_(a, width_, scratch_.data(), rect.w, rect.w, rect.h);
+    return block_sad(a, width_, scratch_.data(), rect.w, rect.w, rect.h, sad_);
   }
 
  private:
@@ -59,8 +123,22 @@ class Matcher {
   const uint8_t* ref_;
   int width_, height_;
   int (*sad_)(const uint8_t*, int, const uint8_t*, int, int, int);
+  PaddedFrame padded_;
   std::vector<uint8_t> scratch_;
 };
+
+// How far the candidates of blocks [first, first + count) reach (the largest vector component), capped: the pad
+// a frame's matches need.
+int reach(const int32_t* centres, int radius, const int32_t* extras, int num_extras, std::ptrdiff_t first,
+          int count) {
+  constexpr int kMaxPad = 128;  // farther matches (rare) take the clamped copy
+  int most = 0;
+  for (std::ptrdiff_t b = first; b < first + count; ++b) {
+    most = std::max({most, std::abs(centres[2 * b]) + radius, std::abs(centres[2 * b + 1]) + radius});
+    for (int e = 0; e < 2 * num_extras; ++e) most = std::max(most, std::abs(extras[b * num_extras * 2 + e]));
+  }
+  return std::min(most, kMaxPad);
+}
 
 // The candidate with the first minimal cost.
 struct Best {
@@ -81,7 +159,8 @@ void block_search(const LumaStack& cur, const LumaStack& ref, const BlockGrid& g
   const int qscale = kQuarter << level;
   const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(cur.height) * cur.width;
   for (int t = 0; t < cur.frames; ++t) {
-    Matcher match(cur.data + t * plane, ref.data + t * plane, cur.width, cur.height);
+    const int pad = reach(centres, radius, extras, num_extras, static_cast<std::ptrdiff_t>(t) * per_frame, per_frame);
+    Matcher match(cur.data + t * plane, ref.data + t * plane, cur.width, cur.height, pad);
     for (int k = 0; k < per_frame; ++k) {
       const int b = t * per_frame + k;
       const Rect rect = clip(k % grid.cols * grid.size - grid.margin, k / grid.cols * grid.size - grid.margin,
@@ -161,6 +240,28 @@ void subpel_refine(const LumaStack& cur, const LumaStack& ref, const BlockGrid& 
       out_q[2 * b] = kQuarter * vx + rel_x;
       out_q[2 * b + 1] = kQuarter * vy + rel_y;
       out_cost[b] = cost;
+    }
+  }
+}
+
+void block_residual(const LumaStack& cur, const LumaStack& ref, const BlockGrid& grid, const int32_t* vectors,
+                    int16_t* out) {
+  const int per_frame = grid.rows * grid.cols;
+  const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(cur.height) * cur.width;
+  const auto& kernels = pixel_kernels();
+  PaddedFrame padded;
+  for (int t = 0; t < cur.frames; ++t) {
+    const int32_t* v = vectors + static_cast<std::ptrdiff_t>(t) * per_frame * 2;
+    // Padded by the frame's largest vector component, every block reads inside the padded frame.
+    int pad = 1;
+    for (int i = 0; i < 2 * per_frame; ++i) pad = std::max(pad, std::abs(v[i]));
+    padded.fill(ref.data + t * plane, ref.width, ref.height, pad);
+    for (int k = 0; k < per_frame; ++k) {
+      const Rect rect = clip(k % grid.cols * grid.size, k / grid.cols * grid.size, grid.size, cur.width, cur.height);
+      if (rect.empty()) continue;
+      const std::ptrdiff_t at = t * plane + static_cast<std::ptrdiff_t>(rect.y0) * cur.width + rect.x0;
+      kernels.subtract(cur.data + at, cur.width, padded.at(rect.x0 + v[2 * k], rect.y0 + v[2 * k + 1]),
+                       padded.stride(), out + at, cur.width, rect.w, rect.h);
     }
   }
 }

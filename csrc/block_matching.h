@@ -45,4 +45,9 @@ void subpel_refine(const LumaStack& cur, const LumaStack& ref, const BlockGrid& 
                    const int32_t* base_cost, const int32_t* pred_q, int limit_q, int lam, int32_t* out_q,
                    int32_t* out_cost);
 
+// The residual of integer-pel block copies: out (T, H, W) = cur minus the reference moved by each block's vector
+// (B, 2) pixels, edge clamped (grid.margin must be 0; blocks wholly outside the frame are ignored).
+void block_residual(const LumaStack& cur, const LumaStack& ref, const BlockGrid& grid, const int32_t* vectors,
+                    int16_t* out);
+
 }  // namespace codecprim

@@ -38,6 +38,9 @@ def me_subpel(cur: np.ndarray, ref: np.ndarray, grid: List[int], vectors: np.nda
     """Half- then quarter-pel refinement (csrc/block_matching.h); grid = (rows, cols, size).
     Returns quarter-pel vectors (B, 2) and costs (B,), int32."""
 
+def me_residual(cur: np.ndarray, ref: np.ndarray, grid: List[int], vectors: np.ndarray) -> np.ndarray:
+    """(T, H, W) int16 cur minus integer-pel block copies of ref (csrc/block_matching.h); grid = (rows, cols, size)."""
+
 def simd_level() -> str:
     """Instruction set of the pixel kernels: "avx2", "sse2" or "baseline" (CODECPRIM_SIMD lowers it)."""
 

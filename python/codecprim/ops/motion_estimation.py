@@ -427,9 +427,9 @@ def _search(cur: torch.Tensor, ref: torch.Tensor, cfg: MotionEstimationConfig) -
                   split, child_q)
 
 
-def _rows_from_field(field: _Field, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (N, 10) int32 rows of frame ``t``, macroblocks in raster order, children in Z order, and
-    the (N,) int64 raster index of each row's macroblock."""
+def _rows_from_field(field: _Field) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Each frame's (N_t, 10) int32 rows, macroblocks in raster order, children in Z order, and the
+    (sum N_t,) int64 index of each row's macroblock in the flat (T, R, C) field."""
     g = field.grid
     dev = field.motion_q.device
     s = g.size
@@ -437,29 +437,30 @@ def _rows_from_field(field: _Field, t: int) -> tuple[torch.Tensor, torch.Tensor]
     # Per macroblock 4 child slots; slot 0 doubles as the unsplit macroblock itself.
     cy = torch.tensor([0, 0, 1, 1], device=dev)
     cx = torch.tensor([0, 1, 0, 1], device=dev)
-    split = (field.split[t] if field.split is not None
-             else torch.zeros(g.rows, g.cols, dtype=torch.bool, device=dev))[..., None].expand(-1, -1, 4)
+    split = (field.split if field.split is not None
+             else torch.zeros(g.frames, g.rows, g.cols, dtype=torch.bool, device=dev))[..., None].expand(-1, -1, -1, 4)
     h = s // 2
-    top = torch.where(split, ry[..., None] * s + cy * h, ry[..., None] * s)   # (R, C, 4)
+    top = torch.where(split, ry[..., None] * s + cy * h, ry[..., None] * s)   # (T, R, C, 4)
     left = torch.where(split, rx[..., None] * s + cx * h, rx[..., None] * s)
     size = torch.where(split, torch.full_like(top, h), torch.full_like(top, s))
-    parent_q = field.motion_q[t][:, :, None].expand(-1, -1, 4, -1)           # (R, C, 4, 2)
+    parent_q = field.motion_q[:, :, :, None].expand(-1, -1, -1, 4, -1)        # (T, R, C, 4, 2)
     if field.child_q is not None:
-        child = field.child_q[t].reshape(g.rows, 2, g.cols, 2, 2).permute(0, 2, 1, 3, 4)
-        child = child.reshape(g.rows, g.cols, 4, 2)                          # (R, C, 4, 2) Z order
+        child = field.child_q.reshape(g.frames, g.rows, 2, g.cols, 2, 2).permute(0, 1, 3, 2, 4, 5)
+        child = child.reshape(g.frames, g.rows, g.cols, 4, 2)                # (T, R, C, 4, 2) Z order
         motion = torch.where(split[..., None], child, parent_q)
     else:
         motion = parent_q
-    slot = torch.arange(4, device=dev).expand(g.rows, g.cols, 4)
-    keep = (split | (slot == 0)) & (top < g.height) & (left < g.width)
-    parent = (ry * g.cols + rx)[..., None].expand(-1, -1, 4)[keep]
+    slot = torch.arange(4, device=dev)
+    keep = (split | (slot == 0)) & (top < g.height) & (left < g.width)       # (T, R, C, 4)
+    counts = keep.sum(dim=(1, 2, 3)).tolist()
+    parent = torch.arange(g.count, device=dev).reshape(g.frames, g.rows, g.cols, 1).expand(-1, -1, -1, 4)[keep]
     top, left, size, motion = top[keep], left[keep], size[keep], motion[keep].long()
     dst_x, dst_y = left + size // 2, top + size // 2
     src_x = dst_x + torch.div(motion[:, 0], MOTION_SCALE, rounding_mode="trunc")
     src_y = dst_y + torch.div(motion[:, 1], MOTION_SCALE, rounding_mode="trunc")
     out = torch.stack([torch.full_like(size, -1), size, size, src_x, src_y, dst_x, dst_y,
                        motion[:, 0], motion[:, 1], torch.full_like(size, MOTION_SCALE)], dim=1)
-    return out.to(torch.int32), parent
+    return list(out.to(torch.int32).split(counts)), parent
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,7 +471,8 @@ def _rows_from_field(field: _Field, t: int) -> tuple[torch.Tensor, torch.Tensor]
 def _block_sums(x: torch.Tensor, grid: _Grid) -> torch.Tensor:
     """Sums of ``x`` (T, H, W) over each macroblock (zero-padded at partial blocks) -> (T, R, C)."""
     s = grid.size
-    x = torch.nn.functional.pad(x, (0, grid.cols * s - grid.width, 0, grid.rows * s - grid.height))
+    if grid.cols * s != grid.width or grid.rows * s != grid.height:
+        x = torch.nn.functional.pad(x, (0, grid.cols * s - grid.width, 0, grid.rows * s - grid.height))
     return x.reshape(grid.frames, grid.rows, s, grid.cols, s).sum(dim=(2, 4))   # (T, R, C)
 
 
@@ -509,8 +511,9 @@ def _confidence(cur: torch.Tensor, ref: torch.Tensor, field: _Field,
     follows = ((motion - cam).abs() <= cfg.camera_tolerance).all(-1)                 # (T, R, C)
 
     # texture: structure tensor of forward differences (0 across the last row / column)
-    gx = torch.nn.functional.pad(c[:, :, 1:] - c[:, :, :-1], (0, 1))
-    gy = torch.nn.functional.pad(c[:, 1:] - c[:, :-1], (0, 0, 0, 1))
+    gx, gy = torch.zeros_like(c), torch.zeros_like(c)
+    torch.sub(c[:, :, 1:], c[:, :, :-1], out=gx[:, :, :-1])
+    torch.sub(c[:, 1:], c[:, :-1], out=gy[:, :-1])
     sxx, syy, sxy = _block_sums(gx * gx, g), _block_sums(gy * gy, g), _block_sums(gx * gy, g)
     lam_min = ((sxx + syy) - torch.sqrt((sxx - syy) ** 2 + 4 * sxy * sxy)) / 2         # (T, R, C)
     texture = torch.sqrt(lam_min.clamp_min(0) / area)
@@ -539,9 +542,10 @@ def _confidence(cur: torch.Tensor, ref: torch.Tensor, field: _Field,
     return torch.where(intra, torch.zeros_like(conf), conf), intra
 
 
-def _integer_prediction(ref: torch.Tensor, field: _Field) -> torch.Tensor:
-    """(T, H, W) uint8 prediction from integer-pel vectors: edge-clamped copies of the reference
-    per macroblock, or per ``block/2`` child where it split."""
+def _integer_residual(cur: torch.Tensor, ref: torch.Tensor, field: _Field) -> torch.Tensor:
+    """(T, H, W) int16 luma minus its prediction from integer-pel vectors: edge-clamped copies of the
+    reference per macroblock, or per ``block/2`` child where it split (CPU: the core's
+    ``block_residual``; CUDA: one gather)."""
     g = field.grid
     motion = field.motion_q                                                  # (T, R, C, 2)
     if field.split is not None:
@@ -551,14 +555,18 @@ def _integer_prediction(ref: torch.Tensor, field: _Field) -> torch.Tensor:
         motion = torch.where(split[..., None], field.child_q, parent)
         g = _Grid(g.frames, g.height, g.width, 2 * g.rows, 2 * g.cols, s)
     s = g.size
+    v = torch.div(motion.reshape(-1, 2), MOTION_SCALE, rounding_mode="floor")           # (B, 2) pixels
+    if not _cuda.is_cuda(cur, ref):
+        return torch.from_numpy(_load_core().me_residual(cur.numpy(), ref.numpy(), (g.rows, g.cols, s), _int32(v)))
     t, top, left = _block_origins(g, ref.device)
-    v = torch.div(motion.reshape(-1, 2), MOTION_SCALE, rounding_mode="floor").long()
+    v = v.long()
     span = torch.arange(s, device=ref.device)
     ys = ((top + v[:, 1])[:, None] + span).clamp_(0, g.height - 1)                    # (B, s)
     xs = ((left + v[:, 0])[:, None] + span).clamp_(0, g.width - 1)                    # (B, s)
     blocks = ref[t[:, None, None], ys[:, :, None], xs[:, None, :]]                    # (B, s, s) edge clamped
     pred = blocks.reshape(g.frames, g.rows, g.cols, s, s).permute(0, 1, 3, 2, 4)      # (T, R, s, C, s)
-    return pred.reshape(g.frames, g.rows * s, g.cols * s)[:, :g.height, :g.width]
+    pred = pred.reshape(g.frames, g.rows * s, g.cols * s)[:, :g.height, :g.width]
+    return cur.to(torch.int16) - pred.to(torch.int16)
 
 
 def _residual(cur: torch.Tensor, ref: torch.Tensor, field: _Field, vectors: list[torch.Tensor],
@@ -567,12 +575,12 @@ def _residual(cur: torch.Tensor, ref: torch.Tensor, field: _Field, vectors: list
     if cfg.subpel:
         from .warp import predict_from_vectors  # the general (sub-pel) prediction
         pred = torch.stack([predict_from_vectors(ref[i], v)[0] for i, v in enumerate(vectors)])
+        res = cur.to(torch.int16) - pred.to(torch.int16)
     else:
-        pred = _integer_prediction(ref, field)
+        res = _integer_residual(cur, ref, field)
     g = field.grid
     s = g.size
     mask = intra[:, :, None, :, None].expand(-1, -1, s, -1, s).reshape(g.frames, g.rows * s, g.cols * s)
-    res = cur.to(torch.int16) - pred.to(torch.int16)
     return res.masked_fill_(mask[:, :g.height, :g.width], 0)
 
 
@@ -633,8 +641,7 @@ def estimate_motion_batch(luma_t: torch.Tensor, luma_ref: torch.Tensor, *,
     """
     _check_pair(luma_t, luma_ref)
     cfg = _config(config, overrides)
-    field = _search(luma_t.contiguous(), luma_ref.contiguous(), cfg)
-    return [_rows_from_field(field, t)[0] for t in range(luma_t.shape[0])]
+    return _rows_from_field(_search(luma_t.contiguous(), luma_ref.contiguous(), cfg))[0]
 
 
 def estimate_motion_frames(luma_t: torch.Tensor, luma_ref: torch.Tensor, *,
@@ -651,12 +658,10 @@ def estimate_motion_frames(luma_t: torch.Tensor, luma_ref: torch.Tensor, *,
     cur, ref = luma_t.contiguous(), luma_ref.contiguous()
     field = _search(cur, ref, cfg)
     conf, intra = _confidence(cur, ref, field, cfg)
-    vectors, confidence, intra_rows = [], [], []
-    for t in range(cur.shape[0]):
-        rows, parent = _rows_from_field(field, t)
-        vectors.append(rows)
-        confidence.append(conf[t].reshape(-1)[parent])
-        intra_rows.append(intra[t].reshape(-1)[parent])
+    vectors, parent = _rows_from_field(field)
+    counts = [v.shape[0] for v in vectors]
+    confidence = list(conf.reshape(-1)[parent].split(counts))
+    intra_rows = list(intra.reshape(-1)[parent].split(counts))
     return MotionEstimate(vectors, confidence, intra_rows, _residual(cur, ref, field, vectors, intra, cfg))
 
 
