@@ -314,14 +314,42 @@ py::tuple me_subpel(const LumaArray& cur, const LumaArray& ref, std::array<int, 
 }
 
 py::array_t<int16_t> me_residual(const LumaArray& cur, const LumaArray& ref, std::array<int, 3> grid_rcs,
-                                const IntArray& vectors) {
+                                const IntArray& vectors_q, const LumaArray& zero) {
   const LumaStack c = luma_stack(cur, ref);
   const BlockGrid grid{grid_rcs[0], grid_rcs[1], grid_rcs[2], 0};
-  check_blocks(vectors, static_cast<py::ssize_t>(c.frames) * grid.rows * grid.cols, 2, "vectors");
+  const py::ssize_t blocks = static_cast<py::ssize_t>(c.frames) * grid.rows * grid.cols;
+  check_blocks(vectors_q, blocks, 2, "vectors_q");
+  if (zero.size() != blocks) throw std::invalid_argument("zero must hold one flag per block");
   py::array_t<int16_t> out({cur.shape(0), cur.shape(1), cur.shape(2)});
   {
     py::gil_scoped_release release;
-    block_residual(c, {ref.data(), c.frames, c.height, c.width}, grid, vectors.data(), out.mutable_data());
+    block_residual(c, {ref.data(), c.frames, c.height, c.width}, grid, vectors_q.data(), zero.data(),
+                   out.mutable_data());
+  }
+  return out;
+}
+
+LumaArray me_downsample(const LumaArray& src) {
+  const LumaStack s = luma_stack(src, src);
+  LumaArray out({src.shape(0), (src.shape(1) + 1) / 2, (src.shape(2) + 1) / 2});
+  {
+    py::gil_scoped_release release;
+    downsample_2x2(s, out.mutable_data());
+  }
+  return out;
+}
+
+py::array_t<int64_t> me_structure(const LumaArray& cur, std::array<int, 3> grid_rcs) {
+  const LumaStack c = luma_stack(cur, cur);
+  const BlockGrid grid{grid_rcs[0], grid_rcs[1], grid_rcs[2], 0};
+  if (grid.size < 1 || static_cast<py::ssize_t>(grid.rows) * grid.size < cur.shape(1) ||
+      static_cast<py::ssize_t>(grid.cols) * grid.size < cur.shape(2)) {
+    throw std::invalid_argument("the grid must cover the frame");
+  }
+  py::array_t<int64_t> out({static_cast<py::ssize_t>(c.frames) * grid.rows * grid.cols, py::ssize_t{3}});
+  {
+    py::gil_scoped_release release;
+    block_structure(c, grid, out.mutable_data());
   }
   return out;
 }
@@ -356,7 +384,10 @@ PYBIND11_MODULE(_core, m) {
         py::arg("limit_q"), py::arg("lam"));
   m.def("me_subpel", &me_subpel, py::arg("cur"), py::arg("ref"), py::arg("grid"), py::arg("vectors"),
         py::arg("base_cost"), py::arg("pred_q"), py::arg("limit_q"), py::arg("lam"));
-  m.def("me_residual", &me_residual, py::arg("cur"), py::arg("ref"), py::arg("grid"), py::arg("vectors"));
+  m.def("me_residual", &me_residual, py::arg("cur"), py::arg("ref"), py::arg("grid"), py::arg("vectors_q"),
+        py::arg("zero"));
+  m.def("me_downsample", &me_downsample, py::arg("src"));
+  m.def("me_structure", &me_structure, py::arg("cur"), py::arg("grid"));
   m.def("simd_level", [] { return std::string(simd_level_name(pixel_kernels().level)); });
   m.def("set_ffmpeg_log_level", &set_ffmpeg_log_level, py::arg("level"));
   m.def("ffmpeg_log_level", &ffmpeg_log_level);

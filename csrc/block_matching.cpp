@@ -244,24 +244,89 @@ void subpel_refine(const LumaStack& cur, const LumaStack& ref, const BlockGrid& 
   }
 }
 
-void block_residual(const LumaStack& cur, const LumaStack& ref, const BlockGrid& grid, const int32_t* vectors,
-                    int16_t* out) {
+void block_residual(const LumaStack& cur, const LumaStack& ref, const BlockGrid& grid, const int32_t* vectors_q,
+                    const uint8_t* zero, int16_t* out) {
   const int per_frame = grid.rows * grid.cols;
   const std::ptrdiff_t plane = static_cast<std::ptrdiff_t>(cur.height) * cur.width;
   const auto& kernels = pixel_kernels();
   PaddedFrame padded;
+  uint8_t pred[kMaxBlock * kMaxBlock];
   for (int t = 0; t < cur.frames; ++t) {
-    const int32_t* v = vectors + static_cast<std::ptrdiff_t>(t) * per_frame * 2;
-    // Padded by the frame's largest vector component, every block reads inside the padded frame.
+    const int32_t* v = vectors_q + static_cast<std::ptrdiff_t>(t) * per_frame * 2;
+    // Padded by the frame's largest vector component (+1 for the bilinear taps), every block reads inside it.
     int pad = 1;
-    for (int i = 0; i < 2 * per_frame; ++i) pad = std::max(pad, std::abs(v[i]));
+    for (int i = 0; i < 2 * per_frame; ++i) pad = std::max(pad, std::abs(v[i]) / 4 + 2);
     padded.fill(ref.data + t * plane, ref.width, ref.height, pad);
+    const Plane ref_t{padded.at(-pad, -pad), padded.stride(), ref.width + 2 * pad, ref.height + 2 * pad};
     for (int k = 0; k < per_frame; ++k) {
       const Rect rect = clip(k % grid.cols * grid.size, k / grid.cols * grid.size, grid.size, cur.width, cur.height);
       if (rect.empty()) continue;
       const std::ptrdiff_t at = t * plane + static_cast<std::ptrdiff_t>(rect.y0) * cur.width + rect.x0;
-      kernels.subtract(cur.data + at, cur.width, padded.at(rect.x0 + v[2 * k], rect.y0 + v[2 * k + 1]),
-                       padded.stride(), out + at, cur.width, rect.w, rect.h);
+      if (zero[static_cast<std::ptrdiff_t>(t) * per_frame + k]) {
+        for (int r = 0; r < rect.h; ++r) std::fill_n(out + at + static_cast<std::ptrdiff_t>(r) * cur.width, rect.w, 0);
+        continue;
+      }
+      const int qx = v[2 * k], qy = v[2 * k + 1];
+      if ((qx & 3) == 0 && (qy & 3) == 0) {
+        kernels.subtract(cur.data + at, cur.width, padded.at(rect.x0 + (qx >> 2), rect.y0 + (qy >> 2)),
+                         padded.stride(), out + at, cur.width, rect.w, rect.h);
+        continue;
+      }
+      // Fractional: bilinear prediction in tiles the interpolator takes (the padded plane's origin is (-pad, -pad)).
+      for (int y = 0; y < rect.h; y += kMaxBlock) {
+        for (int x = 0; x < rect.w; x += kMaxBlock) {
+          const int w = std::min(kMaxBlock, rect.w - x), h = std::min(kMaxBlock, rect.h - y);
+          kernels.bilinear_qpel(ref_t, rect.x0 + x + pad, rect.y0 + y + pad, qx, qy, w, h, pred, kMaxBlock);
+          const std::ptrdiff_t tile = at + static_cast<std::ptrdiff_t>(y) * cur.width + x;
+          kernels.subtract(cur.data + tile, cur.width, pred, kMaxBlock, out + tile, cur.width, w, h);
+        }
+      }
+    }
+  }
+}
+
+void downsample_2x2(const LumaStack& src, uint8_t* dst) {
+  const int h2 = (src.height + 1) / 2, w2 = (src.width + 1) / 2;
+  for (int t = 0; t < src.frames; ++t) {
+    const uint8_t* in = src.data + static_cast<std::ptrdiff_t>(t) * src.height * src.width;
+    uint8_t* o = dst + static_cast<std::ptrdiff_t>(t) * h2 * w2;
+    for (int r = 0; r < h2; ++r) {
+      const uint8_t* a = in + static_cast<std::ptrdiff_t>(2 * r) * src.width;
+      const uint8_t* b = in + static_cast<std::ptrdiff_t>(std::min(2 * r + 1, src.height - 1)) * src.width;
+      for (int c = 0; c < w2; ++c) {
+        const int x0 = 2 * c, x1 = std::min(2 * c + 1, src.width - 1);
+        o[static_cast<std::ptrdiff_t>(r) * w2 + c] = static_cast<uint8_t>((a[x0] + a[x1] + b[x0] + b[x1] + 2) >> 2);
+      }
+    }
+  }
+}
+
+void block_structure(const LumaStack& cur, const BlockGrid& grid, int64_t* out) {
+  const int per_frame = grid.rows * grid.cols;
+  const int w = cur.width, h = cur.height;
+  std::fill_n(out, static_cast<std::ptrdiff_t>(cur.frames) * per_frame * 3, int64_t{0});
+  for (int t = 0; t < cur.frames; ++t) {
+    const uint8_t* frame = cur.data + static_cast<std::ptrdiff_t>(t) * h * w;
+    int64_t* frame_out = out + static_cast<std::ptrdiff_t>(t) * per_frame * 3;
+    for (int y = 0; y < h; ++y) {
+      const uint8_t* row = frame + static_cast<std::ptrdiff_t>(y) * w;
+      const uint8_t* below = y + 1 < h ? row + w : nullptr;
+      int64_t* row_out = frame_out + static_cast<std::ptrdiff_t>(y / grid.size) * grid.cols * 3;
+      for (int x0 = 0; x0 < w; x0 += grid.size) {
+        const int x1 = std::min(x0 + grid.size, w);
+        int32_t xx = 0, yy = 0, xy = 0;  // one block row: at most 32 * 255^2, no overflow
+        for (int x = x0; x < x1; ++x) {
+          const int gx = x + 1 < w ? row[x + 1] - row[x] : 0;
+          const int gy = below ? below[x] - row[x] : 0;
+          xx += gx * gx;
+          yy += gy * gy;
+          xy += gx * gy;
+        }
+        int64_t* o = row_out + (x0 / grid.size) * 3;
+        o[0] += xx;
+        o[1] += yy;
+        o[2] += xy;
+      }
     }
   }
 }

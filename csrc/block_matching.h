@@ -45,9 +45,18 @@ void subpel_refine(const LumaStack& cur, const LumaStack& ref, const BlockGrid& 
                    const int32_t* base_cost, const int32_t* pred_q, int limit_q, int lam, int32_t* out_q,
                    int32_t* out_cost);
 
-// The residual of integer-pel block copies: out (T, H, W) = cur minus the reference moved by each block's vector
-// (B, 2) pixels, edge clamped (grid.margin must be 0; blocks wholly outside the frame are ignored).
-void block_residual(const LumaStack& cur, const LumaStack& ref, const BlockGrid& grid, const int32_t* vectors,
-                    int16_t* out);
+// The residual of block copies: out (T, H, W) = cur minus each block's prediction from the reference at its vector
+// (B, 2) in quarter pels (bilinear where fractional, taps edge clamped; a plain copy at whole pixels), or 0 where
+// zero[b] (grid.margin must be 0; blocks wholly outside the frame are ignored).
+void block_residual(const LumaStack& cur, const LumaStack& ref, const BlockGrid& grid, const int32_t* vectors_q,
+                    const uint8_t* zero, int16_t* out);
+
+// One pyramid step: dst (T, ceil(H/2), ceil(W/2)) = the rounded mean of each 2x2 square of src, (a+b+c+d+2) >> 2, the
+// last row / column replicated where H or W is odd.
+void downsample_2x2(const LumaStack& src, uint8_t* dst);
+
+// Per block the structure tensor of the luma's forward differences (0 across the last row / column of the frame),
+// summed over the block's pixels inside the frame: out (B, 3) = sum gx^2, sum gy^2, sum gx gy (grid.margin is 0).
+void block_structure(const LumaStack& cur, const BlockGrid& grid, int64_t* out);
 
 }  // namespace codecprim

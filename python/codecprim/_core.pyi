@@ -38,8 +38,16 @@ def me_subpel(cur: np.ndarray, ref: np.ndarray, grid: List[int], vectors: np.nda
     """Half- then quarter-pel refinement (csrc/block_matching.h); grid = (rows, cols, size).
     Returns quarter-pel vectors (B, 2) and costs (B,), int32."""
 
-def me_residual(cur: np.ndarray, ref: np.ndarray, grid: List[int], vectors: np.ndarray) -> np.ndarray:
-    """(T, H, W) int16 cur minus integer-pel block copies of ref (csrc/block_matching.h); grid = (rows, cols, size)."""
+def me_residual(cur: np.ndarray, ref: np.ndarray, grid: List[int], vectors_q: np.ndarray,
+                zero: np.ndarray) -> np.ndarray:
+    """(T, H, W) int16 cur minus block predictions from ref at quarter-pel vectors, 0 on blocks flagged in zero
+    (csrc/block_matching.h); grid = (rows, cols, size)."""
+
+def me_downsample(src: np.ndarray) -> np.ndarray:
+    """(T, ceil(H/2), ceil(W/2)) uint8 rounded 2x2 means, last row / column replicated (csrc/block_matching.h)."""
+
+def me_structure(cur: np.ndarray, grid: List[int]) -> np.ndarray:
+    """(B, 3) int64 per-block sums of gx^2, gy^2, gx gy of forward differences (csrc/block_matching.h)."""
 
 def simd_level() -> str:
     """Instruction set of the pixel kernels: "avx2", "sse2" or "baseline" (CODECPRIM_SIMD lowers it)."""

@@ -194,7 +194,10 @@ class _Grid:
 
 
 def _downsample(x: torch.Tensor) -> torch.Tensor:
-    """(T, H, W) uint8 -> (T, ceil(H/2), ceil(W/2)) rounded 2x2 means, the last row/col replicated."""
+    """(T, H, W) uint8 -> (T, ceil(H/2), ceil(W/2)) rounded 2x2 means, the last row/col replicated
+    (CPU: the core's ``downsample_2x2``)."""
+    if not _cuda.is_cuda(x):
+        return torch.from_numpy(_load_core().me_downsample(x.contiguous().numpy()))
     h, w = x.shape[-2:]
     x = x.to(torch.int16)
     if h % 2:
@@ -476,6 +479,21 @@ def _block_sums(x: torch.Tensor, grid: _Grid) -> torch.Tensor:
     return x.reshape(grid.frames, grid.rows, s, grid.cols, s).sum(dim=(2, 4))   # (T, R, C)
 
 
+def _structure_sums(cur: torch.Tensor, grid: _Grid) -> torch.Tensor:
+    """Per macroblock sums of gx^2, gy^2 and gx gy over the forward differences of ``cur`` (T, H, W)
+    uint8 (0 across the last row / column), exact integers -> (T, R, C, 3) int64 (CPU: the core's
+    ``block_structure``; CUDA: int32 torch ops, exact as well)."""
+    if not _cuda.is_cuda(cur):
+        sums = _load_core().me_structure(cur.numpy(), (grid.rows, grid.cols, grid.size))
+        return torch.from_numpy(sums).reshape(grid.frames, grid.rows, grid.cols, 3)
+    c = cur.to(torch.int32)
+    gx, gy = torch.zeros_like(c), torch.zeros_like(c)
+    torch.sub(c[:, :, 1:], c[:, :, :-1], out=gx[:, :, :-1])
+    torch.sub(c[:, 1:], c[:, :-1], out=gy[:, :-1])
+    return torch.stack([_block_sums(gx * gx, grid), _block_sums(gy * gy, grid), _block_sums(gx * gy, grid)],
+                       dim=-1).long()
+
+
 def _block_rects(grid: _Grid, device: torch.device) -> torch.Tensor:
     """(R, C, 4) float32 x0, y0, x1, y1 of every macroblock, clipped to the frame."""
     s = grid.size
@@ -497,8 +515,7 @@ def _confidence(cur: torch.Tensor, ref: torch.Tensor, field: _Field,
     """Per macroblock confidence (T, R, C) float32 in [0, 1] and intra flag (T, R, C) bool."""
     g = field.grid
     dev = cur.device
-    c = cur.float()
-    area = _block_sums(torch.ones_like(c[:1]), replace(g, frames=1))[0]           # (R, C) pixels per block
+    area = _block_sums(torch.ones(1, g.height, g.width, device=dev), replace(g, frames=1))[0]  # (R, C) pixels
     rects = _block_rects(g, dev)                                                      # (R, C, 4)
     motion = field.motion_q.float() / MOTION_SCALE                                    # (T, R, C, 2)
     outside = _leaves_frame(rects, motion, g)
@@ -511,10 +528,7 @@ def _confidence(cur: torch.Tensor, ref: torch.Tensor, field: _Field,
     follows = ((motion - cam).abs() <= cfg.camera_tolerance).all(-1)                 # (T, R, C)
 
     # texture: structure tensor of forward differences (0 across the last row / column)
-    gx, gy = torch.zeros_like(c), torch.zeros_like(c)
-    torch.sub(c[:, :, 1:], c[:, :, :-1], out=gx[:, :, :-1])
-    torch.sub(c[:, 1:], c[:, :-1], out=gy[:, :-1])
-    sxx, syy, sxy = _block_sums(gx * gx, g), _block_sums(gy * gy, g), _block_sums(gx * gy, g)
+    sxx, syy, sxy = _structure_sums(cur, g).float().unbind(-1)                         # (T, R, C) each
     lam_min = ((sxx + syy) - torch.sqrt((sxx - syy) ** 2 + 4 * sxy * sxy)) / 2         # (T, R, C)
     texture = torch.sqrt(lam_min.clamp_min(0) / area)
 
@@ -542,45 +556,41 @@ def _confidence(cur: torch.Tensor, ref: torch.Tensor, field: _Field,
     return torch.where(intra, torch.zeros_like(conf), conf), intra
 
 
-def _integer_residual(cur: torch.Tensor, ref: torch.Tensor, field: _Field) -> torch.Tensor:
-    """(T, H, W) int16 luma minus its prediction from integer-pel vectors: edge-clamped copies of the
-    reference per macroblock, or per ``block/2`` child where it split (CPU: the core's
-    ``block_residual``; CUDA: one gather)."""
+def _residual(cur: torch.Tensor, ref: torch.Tensor, field: _Field, vectors: list[torch.Tensor],
+              intra: torch.Tensor, cfg: MotionEstimationConfig) -> torch.Tensor:
+    """(T, H, W) int16 luma minus its motion-compensated prediction, 0 on intra macroblocks.
+
+    The prediction per macroblock, or per ``block/2`` child where it split: bilinear at quarter pel
+    (:func:`codecprim.ops.warp.predict_from_vectors`), a plain edge-clamped copy at whole pixels.
+    CPU: the core's ``block_residual``; CUDA: torch ops.
+    """
     g = field.grid
-    motion = field.motion_q                                                  # (T, R, C, 2)
+    motion, zero = field.motion_q, intra                                      # (T, R, C, 2), (T, R, C)
     if field.split is not None:
-        s = g.size // 2
         parent = motion.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)   # (T, 2R, 2C, 2)
         split = field.split.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
         motion = torch.where(split[..., None], field.child_q, parent)
-        g = _Grid(g.frames, g.height, g.width, 2 * g.rows, 2 * g.cols, s)
-    s = g.size
-    v = torch.div(motion.reshape(-1, 2), MOTION_SCALE, rounding_mode="floor")           # (B, 2) pixels
+        zero = intra.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)      # (T, 2R, 2C)
+        g = _Grid(g.frames, g.height, g.width, 2 * g.rows, 2 * g.cols, g.size // 2)
     if not _cuda.is_cuda(cur, ref):
-        return torch.from_numpy(_load_core().me_residual(cur.numpy(), ref.numpy(), (g.rows, g.cols, s), _int32(v)))
-    t, top, left = _block_origins(g, ref.device)
-    v = v.long()
-    span = torch.arange(s, device=ref.device)
-    ys = ((top + v[:, 1])[:, None] + span).clamp_(0, g.height - 1)                    # (B, s)
-    xs = ((left + v[:, 0])[:, None] + span).clamp_(0, g.width - 1)                    # (B, s)
-    blocks = ref[t[:, None, None], ys[:, :, None], xs[:, None, :]]                    # (B, s, s) edge clamped
-    pred = blocks.reshape(g.frames, g.rows, g.cols, s, s).permute(0, 1, 3, 2, 4)      # (T, R, s, C, s)
-    pred = pred.reshape(g.frames, g.rows * s, g.cols * s)[:, :g.height, :g.width]
-    return cur.to(torch.int16) - pred.to(torch.int16)
-
-
-def _residual(cur: torch.Tensor, ref: torch.Tensor, field: _Field, vectors: list[torch.Tensor],
-              intra: torch.Tensor, cfg: MotionEstimationConfig) -> torch.Tensor:
-    """(T, H, W) int16 luma minus its motion-compensated prediction, 0 on intra macroblocks."""
+        res = _load_core().me_residual(cur.numpy(), ref.numpy(), (g.rows, g.cols, g.size), _int32(motion),
+                                       zero.to(torch.uint8).contiguous().numpy())
+        return torch.from_numpy(res)
+    s = g.size
     if cfg.subpel:
         from .warp import predict_from_vectors  # the general (sub-pel) prediction
         pred = torch.stack([predict_from_vectors(ref[i], v)[0] for i, v in enumerate(vectors)])
-        res = cur.to(torch.int16) - pred.to(torch.int16)
     else:
-        res = _integer_residual(cur, ref, field)
-    g = field.grid
-    s = g.size
-    mask = intra[:, :, None, :, None].expand(-1, -1, s, -1, s).reshape(g.frames, g.rows * s, g.cols * s)
+        t, top, left = _block_origins(g, ref.device)
+        v = torch.div(motion.reshape(-1, 2), MOTION_SCALE, rounding_mode="floor").long()  # (B, 2) pixels
+        span = torch.arange(s, device=ref.device)
+        ys = ((top + v[:, 1])[:, None] + span).clamp_(0, g.height - 1)                    # (B, s)
+        xs = ((left + v[:, 0])[:, None] + span).clamp_(0, g.width - 1)                    # (B, s)
+        blocks = ref[t[:, None, None], ys[:, :, None], xs[:, None, :]]                    # (B, s, s) edge clamped
+        pred = blocks.reshape(g.frames, g.rows, g.cols, s, s).permute(0, 1, 3, 2, 4)      # (T, R, s, C, s)
+        pred = pred.reshape(g.frames, g.rows * s, g.cols * s)[:, :g.height, :g.width]
+    mask = zero[:, :, None, :, None].expand(-1, -1, s, -1, s).reshape(g.frames, g.rows * s, g.cols * s)
+    res = cur.to(torch.int16) - pred.to(torch.int16)
     return res.masked_fill_(mask[:, :g.height, :g.width], 0)
 
 
