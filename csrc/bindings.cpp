@@ -5,11 +5,13 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include "block_matching.h"
 #include "errors.h"
 #include "ffmpeg.h"
 #include "ffmpeg_log.h"
@@ -257,6 +259,101 @@ py::array_t<uint8_t> predict(py::array_t<uint8_t, py::array::c_style | py::array
   return out;
 }
 
+// The block-matching stages of codecprim.ops.motion_estimation (block_matching.h): (T, H, W) uint8 stacks and
+// int32 per-block arrays in, new int32 arrays out; the GIL is released while they run.
+using LumaArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+using IntArray = py::array_t<int32_t, py::array::c_style | py::array::forcecast>;
+
+LumaStack luma_stack(const LumaArray& cur, const LumaArray& ref) {
+  if (cur.ndim() != 3 || ref.ndim() != 3) throw std::invalid_argument("cur and ref must be (T, H, W)");
+  for (int d = 0; d < 3; ++d) {
+    if (cur.shape(d) != ref.shape(d)) throw std::invalid_argument("cur and ref must have one shape");
+  }
+  return {cur.data(), static_cast<int>(cur.shape(0)), static_cast<int>(cur.shape(1)), static_cast<int>(cur.shape(2))};
+}
+
+void check_blocks(const IntArray& a, py::ssize_t blocks, py::ssize_t per_block, const char* name) {
+  if (a.size() != blocks * per_block) {
+    throw std::invalid_argument(std::string(name) + " must hold " + std::to_string(per_block) + " int32 per block");
+  }
+}
+
+py::tuple me_block_search(const LumaArray& cur, const LumaArray& ref, std::array<int, 4> grid_rcsm,
+                          const IntArray& centres, int radius, const IntArray& extras, int num_extras,
+                          const IntArray& pred_q, int level, int limit_q, int lam) {
+  const LumaStack c = luma_stack(cur, ref);
+  const BlockGrid grid{grid_rcsm[0], grid_rcsm[1], grid_rcsm[2], grid_rcsm[3]};
+  const py::ssize_t blocks = static_cast<py::ssize_t>(c.frames) * grid.rows * grid.cols;
+  check_blocks(centres, blocks, 2, "centres");
+  check_blocks(pred_q, blocks, 2, "pred_q");
+  check_blocks(extras, blocks, 2 * num_extras, "extras");
+  IntArray vec({blocks, py::ssize_t{2}}), cost(blocks);
+  {
+    py::gil_scoped_release release;
+    block_search(c, {ref.data(), c.frames, c.height, c.width}, grid, centres.data(), radius, extras.data(),
+                 num_extras, pred_q.data(), level, limit_q, lam, vec.mutable_data(), cost.mutable_data());
+  }
+  return py::make_tuple(vec, cost);
+}
+
+py::tuple me_subpel(const LumaArray& cur, const LumaArray& ref, std::array<int, 3> grid_rcs, const IntArray& vectors,
+                    const IntArray& base_cost, const IntArray& pred_q, int limit_q, int lam) {
+  const LumaStack c = luma_stack(cur, ref);
+  const BlockGrid grid{grid_rcs[0], grid_rcs[1], grid_rcs[2], 0};
+  const py::ssize_t blocks = static_cast<py::ssize_t>(c.frames) * grid.rows * grid.cols;
+  check_blocks(vectors, blocks, 2, "vectors");
+  check_blocks(base_cost, blocks, 1, "base_cost");
+  check_blocks(pred_q, blocks, 2, "pred_q");
+  IntArray q({blocks, py::ssize_t{2}}), cost(blocks);
+  {
+    py::gil_scoped_release release;
+    subpel_refine(c, {ref.data(), c.frames, c.height, c.width}, grid, vectors.data(), base_cost.data(),
+                  pred_q.data(), limit_q, lam, q.mutable_data(), cost.mutable_data());
+  }
+  return py::make_tuple(q, cost);
+}
+
+py::array_t<int16_t> me_residual(const LumaArray& cur, const LumaArray& ref, std::array<int, 3> grid_rcs,
+                                const IntArray& vectors_q, const LumaArray& zero) {
+  const LumaStack c = luma_stack(cur, ref);
+  const BlockGrid grid{grid_rcs[0], grid_rcs[1], grid_rcs[2], 0};
+  const py::ssize_t blocks = static_cast<py::ssize_t>(c.frames) * grid.rows * grid.cols;
+  check_blocks(vectors_q, blocks, 2, "vectors_q");
+  if (zero.size() != blocks) throw std::invalid_argument("zero must hold one flag per block");
+  py::array_t<int16_t> out({cur.shape(0), cur.shape(1), cur.shape(2)});
+  {
+    py::gil_scoped_release release;
+    block_residual(c, {ref.data(), c.frames, c.height, c.width}, grid, vectors_q.data(), zero.data(),
+                   out.mutable_data());
+  }
+  return out;
+}
+
+LumaArray me_downsample(const LumaArray& src) {
+  const LumaStack s = luma_stack(src, src);
+  LumaArray out({src.shape(0), (src.shape(1) + 1) / 2, (src.shape(2) + 1) / 2});
+  {
+    py::gil_scoped_release release;
+    downsample_2x2(s, out.mutable_data());
+  }
+  return out;
+}
+
+py::array_t<int64_t> me_structure(const LumaArray& cur, std::array<int, 3> grid_rcs) {
+  const LumaStack c = luma_stack(cur, cur);
+  const BlockGrid grid{grid_rcs[0], grid_rcs[1], grid_rcs[2], 0};
+  if (grid.size < 1 || static_cast<py::ssize_t>(grid.rows) * grid.size < cur.shape(1) ||
+      static_cast<py::ssize_t>(grid.cols) * grid.size < cur.shape(2)) {
+    throw std::invalid_argument("the grid must cover the frame");
+  }
+  py::array_t<int64_t> out({static_cast<py::ssize_t>(c.frames) * grid.rows * grid.cols, py::ssize_t{3}});
+  {
+    py::gil_scoped_release release;
+    block_structure(c, grid, out.mutable_data());
+  }
+  return out;
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "codecprim C++ core: motion vectors, residuals and GOP structure from libavcodec";
 
@@ -282,6 +379,15 @@ PYBIND11_MODULE(_core, m) {
   m.def("predict", &predict, py::arg("ref"), py::arg("x"), py::arg("y"), py::arg("mv_x"), py::arg("mv_y"), py::arg("w"),
         py::arg("h"), py::arg("method"));
   // The instruction set the pixel kernels run with ("avx2", "sse2" or "baseline"; CODECPRIM_SIMD lowers it).
+  m.def("me_block_search", &me_block_search, py::arg("cur"), py::arg("ref"), py::arg("grid"), py::arg("centres"),
+        py::arg("radius"), py::arg("extras"), py::arg("num_extras"), py::arg("pred_q"), py::arg("level"),
+        py::arg("limit_q"), py::arg("lam"));
+  m.def("me_subpel", &me_subpel, py::arg("cur"), py::arg("ref"), py::arg("grid"), py::arg("vectors"),
+        py::arg("base_cost"), py::arg("pred_q"), py::arg("limit_q"), py::arg("lam"));
+  m.def("me_residual", &me_residual, py::arg("cur"), py::arg("ref"), py::arg("grid"), py::arg("vectors_q"),
+        py::arg("zero"));
+  m.def("me_downsample", &me_downsample, py::arg("src"));
+  m.def("me_structure", &me_structure, py::arg("cur"), py::arg("grid"));
   m.def("simd_level", [] { return std::string(simd_level_name(pixel_kernels().level)); });
   m.def("set_ffmpeg_log_level", &set_ffmpeg_log_level, py::arg("level"));
   m.def("ffmpeg_log_level", &ffmpeg_log_level);

@@ -1,8 +1,8 @@
-// Block-matching motion estimation: CUDA twin of codecprim.ops.motion_estimation.TorchBackend.
+// Block-matching motion estimation: CUDA twin of csrc/block_matching.cpp (the CPU twin).
 //
 // One thread block (256 threads, 8 warps) per macroblock of a (T, H, W) uint8 stack; block b is
 // frame b / (rows * cols), row (b / cols) % rows, column b % cols. Everything is integer
-// arithmetic, so the results equal the torch twin's bit for bit:
+// arithmetic, so the results equal the CPU twin's bit for bit:
 //   * SAD over the block's support (block grown by `margin` on every side), pixels outside the
 //     frame skipped, reference pixels edge clamped;
 //   * cost = (SAD << 2 * level) + lam * |q(v) - pred_q|_1 with q(v) = v * (4 << level), or

@@ -1,6 +1,6 @@
 """Type stub of the compiled core (csrc/bindings.cpp). Use it through codecprim.open; these are its internals."""
 
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -26,6 +26,28 @@ class Reader:
 
 def predict(ref: np.ndarray, x: int, y: int, mv_x: int, mv_y: int, w: int, h: int, method: str) -> np.ndarray:
     """One block of motion-compensated prediction; method: h264, halfpel, halfpel_no_rounding, bilinear_qpel."""
+
+def me_block_search(cur: np.ndarray, ref: np.ndarray, grid: List[int], centres: np.ndarray, radius: int,
+                    extras: np.ndarray, num_extras: int, pred_q: np.ndarray, level: int, limit_q: int,
+                    lam: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Integer block search of one pyramid level (csrc/block_matching.h); grid = (rows, cols, size, margin).
+    Returns vectors (B, 2) and costs (B,), int32."""
+
+def me_subpel(cur: np.ndarray, ref: np.ndarray, grid: List[int], vectors: np.ndarray, base_cost: np.ndarray,
+              pred_q: np.ndarray, limit_q: int, lam: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Half- then quarter-pel refinement (csrc/block_matching.h); grid = (rows, cols, size).
+    Returns quarter-pel vectors (B, 2) and costs (B,), int32."""
+
+def me_residual(cur: np.ndarray, ref: np.ndarray, grid: List[int], vectors_q: np.ndarray,
+                zero: np.ndarray) -> np.ndarray:
+    """(T, H, W) int16 cur minus block predictions from ref at quarter-pel vectors, 0 on blocks flagged in zero
+    (csrc/block_matching.h); grid = (rows, cols, size)."""
+
+def me_downsample(src: np.ndarray) -> np.ndarray:
+    """(T, ceil(H/2), ceil(W/2)) uint8 rounded 2x2 means, last row / column replicated (csrc/block_matching.h)."""
+
+def me_structure(cur: np.ndarray, grid: List[int]) -> np.ndarray:
+    """(B, 3) int64 per-block sums of gx^2, gy^2, gx gy of forward differences (csrc/block_matching.h)."""
 
 def simd_level() -> str:
     """Instruction set of the pixel kernels: "avx2", "sse2" or "baseline" (CODECPRIM_SIMD lowers it)."""

@@ -503,3 +503,28 @@ def test_saliency_weights_motion_by_confidence():
     assert bool((weighted <= plain + 1e-6).all())
     with pytest.raises(ValueError, match="confidence"):
         motion_energy_grid(est.vectors, (64, 64), (4, 4), confidence=[torch.ones(3)])
+
+
+@pytest.mark.parametrize("subpel", [False, True])
+def test_torch_ops_of_the_cuda_path_equal_the_core(monkeypatch, subpel):
+    """Pyramid step, structure tensor and residual run in the core on the CPU and as torch ops on a
+    CUDA device; the torch ops (forced here on the CPU) give the core's integers exactly. Odd sizes:
+    replicated edges and partial blocks; random intra blocks; split children at whole and quarter pels."""
+    from codecprim.ops import motion_estimation as me
+
+    pairs = [shifted_pair(37, 45, 3, -2, seed=40), shifted_pair(37, 45, -5, 4, seed=41)]
+    cur, ref = torch.stack([c for c, _ in pairs]), torch.stack([r for _, r in pairs])   # (2, 37, 45)
+    cfg = MotionEstimationConfig(block=8, search=8, subpel=subpel, split_gain=0.0)
+    field = me._search(cur, ref, cfg)
+    assert field.split is not None and bool(field.split.any())
+    vectors = me._rows_from_field(field)[0]
+    intra = torch.rand(field.sad.shape, generator=torch.Generator().manual_seed(3)) < 0.3
+
+    def outputs():
+        return (me._downsample(cur), me._structure_sums(cur, field.grid),
+                me._residual(cur, ref, field, vectors, intra, cfg))
+
+    core = outputs()
+    monkeypatch.setattr(me._cuda, "is_cuda", lambda *tensors: True)
+    for a, b in zip(core, outputs()):
+        assert a.dtype == b.dtype and torch.equal(a, b)

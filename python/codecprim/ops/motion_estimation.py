@@ -66,10 +66,10 @@ sub-pel stage's candidate 0 is its current best, then its 8 neighbours in raster
 candidate of minimal cost wins (``torch.argmin`` semantics; in the CUDA kernel each warp keeps the
 first minimum of the candidates it visits in increasing order and thread 0 takes the smallest
 (cost, index) pair), so both twins return bit-identical vectors. A repeated candidate can never
-be the first minimum, so the torch twin skips matching repeats; the kernel matches them anyway.
+be the first minimum, so the CPU twin skips matching repeats; the kernel matches them anyway.
 
-Both twins run where their inputs live: torch on the CPU, the kernels of
-``cuda/motion_estimation.cu`` on a CUDA device. Confidence, intra and residual are plain torch ops on
+Both twins run where their inputs live: the core's ``csrc/block_matching.cpp`` on the CPU, the
+kernels of ``cuda/motion_estimation.cu`` on a CUDA device. Confidence, intra and residual are plain torch ops on
 either device.
 
 Method ``"full"`` skips the pyramid: one exhaustive window ``|v| <= search`` with predictor zero.
@@ -84,7 +84,7 @@ import numpy as np
 import torch
 
 from .. import _cuda
-from ..reader import MV
+from ..reader import MV, _load_core
 from ._checks import check_choice, check_tensor
 from .camera import camera_motion, fit_camera
 
@@ -103,8 +103,6 @@ ME_BLOCKS = (8, 16, 32)
 
 MOTION_SCALE = 4     # quarter pel
 _INF = 1 << 30       # cost of a candidate outside the search range
-_SKIP = (1 << 31) - 1  # above every real cost: a repeated candidate the torch twin does not match
-_CHUNK_ELEMENTS = 1 << 20  # per-chunk (blocks x candidates x pixels) budget of the torch twin: stays in cache
 _KERNELS = "motion_estimation.cu"
 _THREADS = 256       # 8 warps: the kernels' fixed block shape
 _MAX_TILE = 16384    # bytes of reference window staged in shared memory; larger windows read global memory
@@ -196,7 +194,10 @@ class _Grid:
 
 
 def _downsample(x: torch.Tensor) -> torch.Tensor:
-    """(T, H, W) uint8 -> (T, ceil(H/2), ceil(W/2)) rounded 2x2 means, the last row/col replicated."""
+    """(T, H, W) uint8 -> (T, ceil(H/2), ceil(W/2)) rounded 2x2 means, the last row/col replicated
+    (CPU: the core's ``downsample_2x2``)."""
+    if not _cuda.is_cuda(x):
+        return torch.from_numpy(_load_core().me_downsample(x.contiguous().numpy()))
     h, w = x.shape[-2:]
     x = x.to(torch.int16)
     if h % 2:
@@ -244,102 +245,15 @@ def _median5(field: torch.Tensor) -> torch.Tensor:
     return stack.sort(dim=-1).values[..., 2]
 
 
-def _window_offsets(radius: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """(K, 2) int64 (dx, dy) of a square window in search order: centre first, then raster."""
-    r = torch.arange(-radius, radius + 1, device=device)
-    dy, dx = torch.meshgrid(r, r, indexing="ij")
-    raster = torch.stack([dx.reshape(-1), dy.reshape(-1)], dim=1)  # (K, 2)
-    centre = raster.shape[0] // 2
-    order = torch.cat([torch.tensor([centre], device=device),
-                       torch.arange(centre, device=device),
-                       torch.arange(centre + 1, raster.shape[0], device=device)])
-    return raster[order]
-
-
-_NEIGHBOURS = ((-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1))  # raster, (dx, dy)
 
 
 # ---------------------------------------------------------------------------------------------
-# The CPU twin of the two CUDA kernels (torch, exact integer arithmetic)
+# The CPU twin of the two CUDA kernels: csrc/block_matching.cpp, through the core
 # ---------------------------------------------------------------------------------------------
 
 
-class _Patches:
-    """Edge-clamped square patches of a (T, H, W) stack, ``patches(t, top, left, size)`` -> (B, size, size).
-
-    Edge clamping is replicate padding: the stack is padded once (again only when a patch reaches
-    further), then every patch row is one window of ``size`` contiguous pixels of the flat padded
-    stack, and one index_select copies them: an index per row instead of per pixel.
-    """
-
-    def __init__(self, ref: torch.Tensor) -> None:
-        self.ref = ref
-        self.pad = -1
-        self.padded = ref
-
-    def __call__(self, t: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int) -> torch.Tensor:
-        frames, h, w = self.ref.shape
-        if t.numel() == 0:
-            return self.ref.new_zeros(0, size, size)
-        need = max(0, -int(top.min()), -int(left.min()), int(top.max()) + size - h, int(left.max()) + size - w)
-        if need > self.pad:
-            self.pad = max(need, 2 * self.pad, 8)
-            ys = torch.arange(-self.pad, h + self.pad, device=self.ref.device).clamp_(0, h - 1)
-            xs = torch.arange(-self.pad, w + self.pad, device=self.ref.device).clamp_(0, w - 1)
-            self.padded = self.ref[:, ys][:, :, xs]                              # (T, H+2p, W+2p)
-        p = self.pad
-        hp, wp = h + 2 * p, w + 2 * p
-        starts = ((t * hp + top + p)[:, None] + torch.arange(size, device=t.device)) * wp + (left + p)[:, None]
-        rows = self.padded.reshape(-1).unfold(0, size, 1)                        # (N - size + 1, size) view
-        return rows.index_select(0, starts.reshape(-1)).reshape(-1, size, size)  # (B, size, size)
-
-
-def _gather_patches(ref: torch.Tensor, t: torch.Tensor, top: torch.Tensor, left: torch.Tensor,
-                    size: int) -> torch.Tensor:
-    """Square patches of ``ref`` (T, H, W) at (top, left) per block, edge clamped -> (B, size, size)."""
-    return _Patches(ref)(t, top, left, size)
-
-
-def _current_blocks(cur: torch.Tensor, grid: _Grid) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """SAD supports of ``cur`` (T, H, W): (B, S, S) int16 plus a validity mask, or None if all valid.
-
-    A support is the block grown by ``grid.margin`` on every side; pixels outside the frame are
-    zero and masked out.
-    """
-    s, m, S = grid.size, grid.margin, grid.support
-    ph, pw = grid.rows * s - grid.height, grid.cols * s - grid.width
-    x = torch.nn.functional.pad(cur.to(torch.int16), (m, pw + m, m, ph + m))  # (T, R*s+2m, C*s+2m)
-    blocks = x.unfold(1, S, s).unfold(2, S, s).reshape(grid.count, S, S)      # (B, S, S)
-    if ph == 0 and pw == 0 and m == 0:
-        return blocks, None
-    valid = torch.zeros(grid.rows * s + 2 * m, grid.cols * s + 2 * m, dtype=torch.int16, device=cur.device)
-    valid[m:m + grid.height, m:m + grid.width] = 1
-    valid = valid.unfold(0, S, s).unfold(1, S, s).reshape(-1, S, S)          # (R*C, S, S)
-    return blocks, valid.repeat(grid.frames, 1, 1)                            # (B, S, S)
-
-
-def _masked_sad(diff: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Sum |diff| (b, S, S) over each block, counting only valid pixels -> (b,) int32."""
-    diff = diff.abs_()
-    if mask is not None:
-        diff = diff.mul_(mask)
-    return diff.reshape(diff.shape[0], -1).sum(dim=1, dtype=torch.int32)
-
-
-def _chunks(count: int, per_item: int):
-    step = max(1, _CHUNK_ELEMENTS // max(per_item, 1))
-    for start in range(0, count, step):
-        yield slice(start, min(start + step, count))
-
-
-def _regulariser(cand_q: torch.Tensor, pred_q: torch.Tensor, limit_q: int, lam: int) -> torch.Tensor:
-    """lam * |cand - pred|_1, or _INF where the candidate leaves the search range.
-
-    cand_q: (B, K, 2) quarter pels, pred_q: (B, 2) -> (B, K) int32.
-    """
-    reg = lam * (cand_q - pred_q[:, None]).abs().sum(-1)
-    out_of_range = (cand_q.abs() > limit_q).any(-1)
-    return torch.where(out_of_range, torch.full_like(reg, _INF), reg).to(torch.int32)
+def _int32(x: torch.Tensor):
+    return x.to(torch.int32).contiguous().numpy()
 
 
 def _level_search_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, centres: torch.Tensor, radius: int,
@@ -350,93 +264,10 @@ def _level_search_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, centres
     cur, ref: (T, H, W) uint8 at this level; centres (B, 2), extras (B, E, 2), pred_q (B, 2)
     int32. Returns vectors (B, 2) int32 (level pixels) and costs (B,) int32.
     """
-    s, n = grid.support, 2 * radius + 1
-    if extras.shape[1] == 0 and not bool(centres.any()):
-        return _window_search_dense(cur, ref, grid, radius, pred_q, level, limit_q, lam)
-    offsets = _window_offsets(radius, cur.device)                         # (K, 2) search order
-    slices = [(int(dx) + radius, int(dy) + radius) for dx, dy in offsets.tolist()]
-    blocks, mask = _current_blocks(cur, grid)
-    t, top, left = _block_origins(grid, cur.device)
-    top, left = top - grid.margin, left - grid.margin
-    patches = _Patches(ref.to(torch.int16))
-    qscale = MOTION_SCALE << level
-    centres, extras = centres.long(), extras.long()
-    out_v = torch.empty(grid.count, 2, dtype=torch.int32, device=cur.device)
-    out_c = torch.empty(grid.count, dtype=torch.int32, device=cur.device)
-    per_block = (n * n + extras.shape[1]) * s * s
-    for c in _chunks(grid.count, per_block):
-        m = None if mask is None else mask[c]
-        patch = patches(t[c], top[c] + centres[c, 1] - radius, left[c] + centres[c, 0] - radius, s + n - 1)
-        cur_c = blocks[c]
-        # One window offset at a time over plain slices: no (b, n, n, s, s) temporary.
-        sad = torch.stack([_masked_sad(patch[:, oy:oy + s, ox:ox + s] - cur_c, m) for ox, oy in slices], dim=1)
-        cand = centres[c, None] + offsets[None]                               # (b, K, 2)
-        cost = (sad << (2 * level)) + _regulariser(cand * qscale, pred_q[c].long(), limit_q, lam)
-        if extras.shape[1]:
-            ex = extras[c]                                                    # (b, E, 2)
-            cost = torch.cat([cost, _extras_cost(ex, centres[c], radius, patches, cur_c, m, t[c], top[c], left[c],
-                                                 level, pred_q[c].long(), limit_q, lam)], dim=1)
-            cand = torch.cat([cand, ex], dim=1)                               # (b, K+E, 2)
-        best = cost.argmin(dim=1)
-        rows = torch.arange(cost.shape[0], device=cur.device)
-        out_v[c] = cand[rows, best].to(torch.int32)
-        out_c[c] = cost[rows, best]
-    return out_v, out_c
-
-
-def _window_search_dense(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, radius: int, pred_q: torch.Tensor,
-                         level: int, limit_q: int, lam: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`_level_search_cpu` for a window around zero with no extras (the coarsest level):
-    every block shares the candidates, so each one is a whole-plane shift followed by block sums."""
-    s, m, S = grid.size, grid.margin, grid.support
-    dev = cur.device
-    rows_px, cols_px = grid.rows * s + 2 * m, grid.cols * s + 2 * m          # the supports' union
-    # current planes over the supports (0 outside the frame, masked), reference edge clamped
-    cur16 = torch.nn.functional.pad(cur.to(torch.int16), (m, cols_px - m - grid.width, m, rows_px - m - grid.height))
-    valid = torch.zeros(rows_px, cols_px, dtype=torch.int16, device=dev)
-    valid[m:m + grid.height, m:m + grid.width] = 1
-    masked = not bool(valid.all())
-    ys = (torch.arange(rows_px + 2 * radius, device=dev) - m - radius).clamp_(0, grid.height - 1)
-    xs = (torch.arange(cols_px + 2 * radius, device=dev) - m - radius).clamp_(0, grid.width - 1)
-    ref16 = ref.to(torch.int16)[:, ys][:, :, xs]                              # (T, rows+2r, cols+2r)
-    offsets = _window_offsets(radius, dev)                                   # (K, 2) search order
-    sads = []
-    for dx, dy in offsets.tolist():
-        d = (cur16 - ref16[:, dy + radius:dy + radius + rows_px, dx + radius:dx + radius + cols_px]).abs_()
-        if masked:
-            d.mul_(valid)
-        d = d.to(torch.int32)
-        # support sums: S-wide windows every s pixels, rows then columns
-        d = d.unfold(1, S, s).sum(-1)                                         # (T, R, cols_px)
-        sads.append(d.unfold(2, S, s).sum(-1).reshape(-1))                    # (B,)
-    sad = torch.stack(sads, dim=1)                                            # (B, K)
-    cand = offsets[None].expand(grid.count, -1, -1)                          # (B, K, 2)
-    cost = (sad << (2 * level)) + _regulariser(cand * (MOTION_SCALE << level), pred_q.long(), limit_q, lam)
-    best = cost.argmin(dim=1)
-    rows = torch.arange(grid.count, device=dev)
-    return cand[rows, best].to(torch.int32), cost[rows, best]
-
-
-def _extras_cost(ex, centres, radius, patches, blocks, mask, t, top, left, level, pred, limit_q, lam):
-    """Costs (b, E) of the extra candidates ``ex`` (b, E, 2).
-
-    An extra equal to a window candidate or to an earlier extra can never be the first minimum,
-    so it gets the cost _SKIP instead of a SAD; only the others are matched.
-    """
-    b, e, _ = ex.shape
-    s = blocks.shape[-1]
-    repeat = ((ex - centres[:, None]).abs() <= radius).all(-1)               # (b, E) inside the window
-    for j in range(1, e):
-        repeat[:, j] |= (ex[:, :j] == ex[:, j:j + 1]).all(-1).any(-1)
-    cost = torch.full((b, e), _SKIP, dtype=torch.int32, device=ex.device)
-    bi, ei = torch.nonzero(~repeat, as_tuple=True)                           # (M,) each
-    if bi.numel():
-        v = ex[bi, ei]                                                        # (M, 2)
-        patch = patches(t[bi], top[bi] + v[:, 1], left[bi] + v[:, 0], s)        # (M, s, s)
-        sad = _masked_sad(patch - blocks[bi], None if mask is None else mask[bi])
-        reg = _regulariser(v[:, None] * (MOTION_SCALE << level), pred[bi], limit_q, lam)[:, 0]
-        cost[bi, ei] = (sad << (2 * level)) + reg
-    return cost
+    vec, cost = _load_core().me_block_search(
+        cur.numpy(), ref.numpy(), (grid.rows, grid.cols, grid.size, grid.margin), _int32(centres), radius,
+        _int32(extras), extras.shape[1], _int32(pred_q), level, limit_q, lam)
+    return torch.from_numpy(vec), torch.from_numpy(cost)
 
 
 def _subpel_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, vectors: torch.Tensor,
@@ -447,67 +278,9 @@ def _subpel_cpu(cur: torch.Tensor, ref: torch.Tensor, grid: _Grid, vectors: torc
     ``base_cost`` (B,) is the integer vector's cost. Returns quarter-pel vectors (B, 2) and
     costs (B,), int32.
     """
-    s = grid.size
-    dev = cur.device
-    blocks, mask = _current_blocks(cur, grid)
-    t, top, left = _block_origins(grid, dev)
-    patches = _Patches(ref.to(torch.int16))
-    vectors = vectors.long()
-    neighbours = torch.tensor(_NEIGHBOURS, device=dev)  # (8, 2)
-    out_q = torch.empty(grid.count, 2, dtype=torch.int32, device=dev)
-    out_c = torch.empty(grid.count, dtype=torch.int32, device=dev)
-    for c in _chunks(grid.count, 4 * (s + 3) ** 2):
-        b = vectors[c].shape[0]
-        rows = torch.arange(b, device=dev)
-        # Patch origin one pixel up-left of the integer match: every tap of a +-3 quarter-pel
-        # offset lies inside its (s+3)^2 window.
-        patch = patches(t[c], top[c] + vectors[c, 1] - 1, left[c] + vectors[c, 0] - 1, s + 3)
-        m = None if mask is None else mask[c]
-        base_q = vectors[c] * MOTION_SCALE
-        pred = pred_q[c].long()
-        best_rel = torch.zeros(b, 2, dtype=torch.long, device=dev)
-        best_cost = base_cost[c].to(torch.int32)
-        for step in (2, 1):
-            rel = best_rel[:, None] + step * neighbours[None]                  # (b, 8, 2)
-            sad = torch.empty(b, 8, dtype=torch.int32, device=dev)
-            # Blocks sharing a current best share the 8 offsets: evaluate them group by group
-            # with plain slicing (the half-pel stage is a single group).
-            keys = (best_rel[:, 1] + 3) * 7 + (best_rel[:, 0] + 3)
-            for key in torch.unique(keys).tolist():
-                sel = torch.nonzero(keys == key).squeeze(1) if step == 1 else rows
-                offsets = [(key % 7 - 3 + step * dx, key // 7 - 3 + step * dy) for dx, dy in _NEIGHBOURS]
-                sad[sel] = _uniform_sad(patch[sel], blocks[c][sel], None if m is None else m[sel], offsets)
-            cost = sad + _regulariser(base_q[:, None] + rel, pred, limit_q, lam)
-            cost = torch.cat([best_cost[:, None], cost], dim=1)               # (b, 9)
-            k = cost.argmin(dim=1)
-            best_rel = torch.where((k > 0)[:, None], rel[rows, (k - 1).clamp(min=0)], best_rel)
-            best_cost = cost[rows, k]
-        out_q[c] = (base_q + best_rel).to(torch.int32)
-        out_c[c] = best_cost
-    return out_q, out_c
-
-
-def _uniform_sad(patch: torch.Tensor, blocks: torch.Tensor, mask: torch.Tensor | None,
-                 offsets: list[tuple[int, int]]) -> torch.Tensor:
-    """SADs (b, K) of bilinear predictions at quarter-pel offsets (rx, ry) in [-3, 3], the same for every block.
-
-    ``patch`` (b, s+3, s+3) starts one pixel up-left of the integer match. Horizontal then
-    vertical interpolation gives the same integers as the 4-tap formula.
-    """
-    s = blocks.shape[-1]
-    rows_of: dict[int, torch.Tensor] = {}
-    out = []
-    for rx, ry in offsets:
-        ox, fx = rx // MOTION_SCALE, rx % MOTION_SCALE
-        oy, fy = ry // MOTION_SCALE, ry % MOTION_SCALE
-        if rx not in rows_of:  # (b, s+3, s) horizontally interpolated, x4
-            a = patch[:, :, 1 + ox:1 + ox + s]
-            rows_of[rx] = a * 4 if fx == 0 else (4 - fx) * a + fx * patch[:, :, 2 + ox:2 + ox + s]
-        h = rows_of[rx]
-        upper = h[:, 1 + oy:1 + oy + s]
-        total = upper * 4 if fy == 0 else (4 - fy) * upper + fy * h[:, 2 + oy:2 + oy + s]
-        out.append(_masked_sad(((total + 8) >> 4) - blocks, mask))
-    return torch.stack(out, dim=1)
+    q, cost = _load_core().me_subpel(cur.numpy(), ref.numpy(), (grid.rows, grid.cols, grid.size), _int32(vectors),
+                                     _int32(base_cost), _int32(pred_q), limit_q, lam)
+    return torch.from_numpy(q), torch.from_numpy(cost)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -657,9 +430,9 @@ def _search(cur: torch.Tensor, ref: torch.Tensor, cfg: MotionEstimationConfig) -
                   split, child_q)
 
 
-def _rows_from_field(field: _Field, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The (N, 10) int32 rows of frame ``t``, macroblocks in raster order, children in Z order, and
-    the (N,) int64 raster index of each row's macroblock."""
+def _rows_from_field(field: _Field) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """Each frame's (N_t, 10) int32 rows, macroblocks in raster order, children in Z order, and the
+    (sum N_t,) int64 index of each row's macroblock in the flat (T, R, C) field."""
     g = field.grid
     dev = field.motion_q.device
     s = g.size
@@ -667,29 +440,30 @@ def _rows_from_field(field: _Field, t: int) -> tuple[torch.Tensor, torch.Tensor]
     # Per macroblock 4 child slots; slot 0 doubles as the unsplit macroblock itself.
     cy = torch.tensor([0, 0, 1, 1], device=dev)
     cx = torch.tensor([0, 1, 0, 1], device=dev)
-    split = (field.split[t] if field.split is not None
-             else torch.zeros(g.rows, g.cols, dtype=torch.bool, device=dev))[..., None].expand(-1, -1, 4)
+    split = (field.split if field.split is not None
+             else torch.zeros(g.frames, g.rows, g.cols, dtype=torch.bool, device=dev))[..., None].expand(-1, -1, -1, 4)
     h = s // 2
-    top = torch.where(split, ry[..., None] * s + cy * h, ry[..., None] * s)   # (R, C, 4)
+    top = torch.where(split, ry[..., None] * s + cy * h, ry[..., None] * s)   # (T, R, C, 4)
     left = torch.where(split, rx[..., None] * s + cx * h, rx[..., None] * s)
     size = torch.where(split, torch.full_like(top, h), torch.full_like(top, s))
-    parent_q = field.motion_q[t][:, :, None].expand(-1, -1, 4, -1)           # (R, C, 4, 2)
+    parent_q = field.motion_q[:, :, :, None].expand(-1, -1, -1, 4, -1)        # (T, R, C, 4, 2)
     if field.child_q is not None:
-        child = field.child_q[t].reshape(g.rows, 2, g.cols, 2, 2).permute(0, 2, 1, 3, 4)
-        child = child.reshape(g.rows, g.cols, 4, 2)                          # (R, C, 4, 2) Z order
+        child = field.child_q.reshape(g.frames, g.rows, 2, g.cols, 2, 2).permute(0, 1, 3, 2, 4, 5)
+        child = child.reshape(g.frames, g.rows, g.cols, 4, 2)                # (T, R, C, 4, 2) Z order
         motion = torch.where(split[..., None], child, parent_q)
     else:
         motion = parent_q
-    slot = torch.arange(4, device=dev).expand(g.rows, g.cols, 4)
-    keep = (split | (slot == 0)) & (top < g.height) & (left < g.width)
-    parent = (ry * g.cols + rx)[..., None].expand(-1, -1, 4)[keep]
+    slot = torch.arange(4, device=dev)
+    keep = (split | (slot == 0)) & (top < g.height) & (left < g.width)       # (T, R, C, 4)
+    counts = keep.sum(dim=(1, 2, 3)).tolist()
+    parent = torch.arange(g.count, device=dev).reshape(g.frames, g.rows, g.cols, 1).expand(-1, -1, -1, 4)[keep]
     top, left, size, motion = top[keep], left[keep], size[keep], motion[keep].long()
     dst_x, dst_y = left + size // 2, top + size // 2
     src_x = dst_x + torch.div(motion[:, 0], MOTION_SCALE, rounding_mode="trunc")
     src_y = dst_y + torch.div(motion[:, 1], MOTION_SCALE, rounding_mode="trunc")
     out = torch.stack([torch.full_like(size, -1), size, size, src_x, src_y, dst_x, dst_y,
                        motion[:, 0], motion[:, 1], torch.full_like(size, MOTION_SCALE)], dim=1)
-    return out.to(torch.int32), parent
+    return list(out.to(torch.int32).split(counts)), parent
 
 
 # ---------------------------------------------------------------------------------------------
@@ -700,8 +474,24 @@ def _rows_from_field(field: _Field, t: int) -> tuple[torch.Tensor, torch.Tensor]
 def _block_sums(x: torch.Tensor, grid: _Grid) -> torch.Tensor:
     """Sums of ``x`` (T, H, W) over each macroblock (zero-padded at partial blocks) -> (T, R, C)."""
     s = grid.size
-    x = torch.nn.functional.pad(x, (0, grid.cols * s - grid.width, 0, grid.rows * s - grid.height))
+    if grid.cols * s != grid.width or grid.rows * s != grid.height:
+        x = torch.nn.functional.pad(x, (0, grid.cols * s - grid.width, 0, grid.rows * s - grid.height))
     return x.reshape(grid.frames, grid.rows, s, grid.cols, s).sum(dim=(2, 4))   # (T, R, C)
+
+
+def _structure_sums(cur: torch.Tensor, grid: _Grid) -> torch.Tensor:
+    """Per macroblock sums of gx^2, gy^2 and gx gy over the forward differences of ``cur`` (T, H, W)
+    uint8 (0 across the last row / column), exact integers -> (T, R, C, 3) int64 (CPU: the core's
+    ``block_structure``; CUDA: int32 torch ops, exact as well)."""
+    if not _cuda.is_cuda(cur):
+        sums = _load_core().me_structure(cur.numpy(), (grid.rows, grid.cols, grid.size))
+        return torch.from_numpy(sums).reshape(grid.frames, grid.rows, grid.cols, 3)
+    c = cur.to(torch.int32)
+    gx, gy = torch.zeros_like(c), torch.zeros_like(c)
+    torch.sub(c[:, :, 1:], c[:, :, :-1], out=gx[:, :, :-1])
+    torch.sub(c[:, 1:], c[:, :-1], out=gy[:, :-1])
+    return torch.stack([_block_sums(gx * gx, grid), _block_sums(gy * gy, grid), _block_sums(gx * gy, grid)],
+                       dim=-1).long()
 
 
 def _block_rects(grid: _Grid, device: torch.device) -> torch.Tensor:
@@ -725,8 +515,7 @@ def _confidence(cur: torch.Tensor, ref: torch.Tensor, field: _Field,
     """Per macroblock confidence (T, R, C) float32 in [0, 1] and intra flag (T, R, C) bool."""
     g = field.grid
     dev = cur.device
-    c = cur.float()
-    area = _block_sums(torch.ones_like(c[:1]), replace(g, frames=1))[0]           # (R, C) pixels per block
+    area = _block_sums(torch.ones(1, g.height, g.width, device=dev), replace(g, frames=1))[0]  # (R, C) pixels
     rects = _block_rects(g, dev)                                                      # (R, C, 4)
     motion = field.motion_q.float() / MOTION_SCALE                                    # (T, R, C, 2)
     outside = _leaves_frame(rects, motion, g)
@@ -739,18 +528,16 @@ def _confidence(cur: torch.Tensor, ref: torch.Tensor, field: _Field,
     follows = ((motion - cam).abs() <= cfg.camera_tolerance).all(-1)                 # (T, R, C)
 
     # texture: structure tensor of forward differences (0 across the last row / column)
-    gx = torch.nn.functional.pad(c[:, :, 1:] - c[:, :, :-1], (0, 1))
-    gy = torch.nn.functional.pad(c[:, 1:] - c[:, :-1], (0, 0, 0, 1))
-    sxx, syy, sxy = _block_sums(gx * gx, g), _block_sums(gy * gy, g), _block_sums(gx * gy, g)
+    sxx, syy, sxy = _structure_sums(cur, g).float().unbind(-1)                         # (T, R, C) each
     lam_min = ((sxx + syy) - torch.sqrt((sxx - syy) ** 2 + 4 * sxy * sxy)) / 2         # (T, R, C)
     texture = torch.sqrt(lam_min.clamp_min(0) / area)
 
     # gap: how much the vector beats the camera's own (zero motion once the camera is removed)
-    blocks, mask = _current_blocks(cur, g)
-    t, top, left = _block_origins(g, dev)
-    cam_px = cam.round().long().reshape(-1, 2)
-    at_cam = _gather_patches(ref.to(torch.int16), t, top + cam_px[:, 1], left + cam_px[:, 0], g.size)
-    sad_cam = _masked_sad(at_cam - blocks, mask).reshape(field.sad.shape).float()
+    # (the SAD at the camera's integer vector: a one-candidate search, no regulariser)
+    cam_px = cam.round().reshape(-1, 2).to(torch.int32)
+    no_extras = cam_px.new_zeros(g.count, 0, 2)
+    _, sad_cam = _level_search(cur, ref, g, cam_px, 0, no_extras, torch.zeros_like(cam_px), 0, _INF, 0)
+    sad_cam = sad_cam.reshape(field.sad.shape).float()
     gap = (sad_cam - field.sad.float()) / area
 
     conf = (texture / cfg.texture_reference).clamp(max=1)
@@ -769,36 +556,40 @@ def _confidence(cur: torch.Tensor, ref: torch.Tensor, field: _Field,
     return torch.where(intra, torch.zeros_like(conf), conf), intra
 
 
-def _integer_prediction(ref: torch.Tensor, field: _Field) -> torch.Tensor:
-    """(T, H, W) uint8 prediction from integer-pel vectors: edge-clamped copies of the reference
-    per macroblock, or per ``block/2`` child where it split."""
+def _residual(cur: torch.Tensor, ref: torch.Tensor, field: _Field, vectors: list[torch.Tensor],
+              intra: torch.Tensor, cfg: MotionEstimationConfig) -> torch.Tensor:
+    """(T, H, W) int16 luma minus its motion-compensated prediction, 0 on intra macroblocks.
+
+    The prediction per macroblock, or per ``block/2`` child where it split: bilinear at quarter pel
+    (:func:`codecprim.ops.warp.predict_from_vectors`), a plain edge-clamped copy at whole pixels.
+    CPU: the core's ``block_residual``; CUDA: torch ops.
+    """
     g = field.grid
-    motion = field.motion_q                                                  # (T, R, C, 2)
+    motion, zero = field.motion_q, intra                                      # (T, R, C, 2), (T, R, C)
     if field.split is not None:
-        s = g.size // 2
         parent = motion.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)   # (T, 2R, 2C, 2)
         split = field.split.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)
         motion = torch.where(split[..., None], field.child_q, parent)
-        g = _Grid(g.frames, g.height, g.width, 2 * g.rows, 2 * g.cols, s)
+        zero = intra.repeat_interleave(2, dim=1).repeat_interleave(2, dim=2)      # (T, 2R, 2C)
+        g = _Grid(g.frames, g.height, g.width, 2 * g.rows, 2 * g.cols, g.size // 2)
+    if not _cuda.is_cuda(cur, ref):
+        res = _load_core().me_residual(cur.numpy(), ref.numpy(), (g.rows, g.cols, g.size), _int32(motion),
+                                       zero.to(torch.uint8).contiguous().numpy())
+        return torch.from_numpy(res)
     s = g.size
-    t, top, left = _block_origins(g, ref.device)
-    v = torch.div(motion.reshape(-1, 2), MOTION_SCALE, rounding_mode="floor").long()
-    blocks = _gather_patches(ref, t, top + v[:, 1], left + v[:, 0], s)                 # (B, s, s)
-    pred = blocks.reshape(g.frames, g.rows, g.cols, s, s).permute(0, 1, 3, 2, 4)      # (T, R, s, C, s)
-    return pred.reshape(g.frames, g.rows * s, g.cols * s)[:, :g.height, :g.width]
-
-
-def _residual(cur: torch.Tensor, ref: torch.Tensor, field: _Field, vectors: list[torch.Tensor],
-              intra: torch.Tensor, cfg: MotionEstimationConfig) -> torch.Tensor:
-    """(T, H, W) int16 luma minus its motion-compensated prediction, 0 on intra macroblocks."""
     if cfg.subpel:
         from .warp import predict_from_vectors  # the general (sub-pel) prediction
         pred = torch.stack([predict_from_vectors(ref[i], v)[0] for i, v in enumerate(vectors)])
     else:
-        pred = _integer_prediction(ref, field)
-    g = field.grid
-    s = g.size
-    mask = intra[:, :, None, :, None].expand(-1, -1, s, -1, s).reshape(g.frames, g.rows * s, g.cols * s)
+        t, top, left = _block_origins(g, ref.device)
+        v = torch.div(motion.reshape(-1, 2), MOTION_SCALE, rounding_mode="floor").long()  # (B, 2) pixels
+        span = torch.arange(s, device=ref.device)
+        ys = ((top + v[:, 1])[:, None] + span).clamp_(0, g.height - 1)                    # (B, s)
+        xs = ((left + v[:, 0])[:, None] + span).clamp_(0, g.width - 1)                    # (B, s)
+        blocks = ref[t[:, None, None], ys[:, :, None], xs[:, None, :]]                    # (B, s, s) edge clamped
+        pred = blocks.reshape(g.frames, g.rows, g.cols, s, s).permute(0, 1, 3, 2, 4)      # (T, R, s, C, s)
+        pred = pred.reshape(g.frames, g.rows * s, g.cols * s)[:, :g.height, :g.width]
+    mask = zero[:, :, None, :, None].expand(-1, -1, s, -1, s).reshape(g.frames, g.rows * s, g.cols * s)
     res = cur.to(torch.int16) - pred.to(torch.int16)
     return res.masked_fill_(mask[:, :g.height, :g.width], 0)
 
@@ -850,7 +641,7 @@ def estimate_motion_batch(luma_t: torch.Tensor, luma_ref: torch.Tensor, *,
     """Estimate the motion of every frame of ``luma_t`` against the same-index frame of ``luma_ref``.
 
     Args:
-        luma_t, luma_ref: (T, H, W) uint8 luma planes on one device (CPU: the torch twin; CUDA:
+        luma_t, luma_ref: (T, H, W) uint8 luma planes on one device (CPU: csrc/block_matching.cpp; CUDA:
             the kernels of ``cuda/motion_estimation.cu``).
         config: a :class:`MotionEstimationConfig`; keyword ``overrides`` (``block=8``, ...)
             replace its fields.
@@ -860,8 +651,7 @@ def estimate_motion_batch(luma_t: torch.Tensor, luma_ref: torch.Tensor, *,
     """
     _check_pair(luma_t, luma_ref)
     cfg = _config(config, overrides)
-    field = _search(luma_t.contiguous(), luma_ref.contiguous(), cfg)
-    return [_rows_from_field(field, t)[0] for t in range(luma_t.shape[0])]
+    return _rows_from_field(_search(luma_t.contiguous(), luma_ref.contiguous(), cfg))[0]
 
 
 def estimate_motion_frames(luma_t: torch.Tensor, luma_ref: torch.Tensor, *,
@@ -878,12 +668,10 @@ def estimate_motion_frames(luma_t: torch.Tensor, luma_ref: torch.Tensor, *,
     cur, ref = luma_t.contiguous(), luma_ref.contiguous()
     field = _search(cur, ref, cfg)
     conf, intra = _confidence(cur, ref, field, cfg)
-    vectors, confidence, intra_rows = [], [], []
-    for t in range(cur.shape[0]):
-        rows, parent = _rows_from_field(field, t)
-        vectors.append(rows)
-        confidence.append(conf[t].reshape(-1)[parent])
-        intra_rows.append(intra[t].reshape(-1)[parent])
+    vectors, parent = _rows_from_field(field)
+    counts = [v.shape[0] for v in vectors]
+    confidence = list(conf.reshape(-1)[parent].split(counts))
+    intra_rows = list(intra.reshape(-1)[parent].split(counts))
     return MotionEstimate(vectors, confidence, intra_rows, _residual(cur, ref, field, vectors, intra, cfg))
 
 
