@@ -201,6 +201,46 @@ def _banded(y: torch.Tensor, rows: _AxisBlocks, cols: _AxisBlocks, out_h: int, o
     return y.reshape(batch, rows.count * rows.k, out_w, channels)[:, :out_h]  # (B, h, w, C)
 
 
+class _AxisTaps(NamedTuple):
+    """The box filter of one axis as ``length`` gathers: output ``o`` is ``sum_l weight[l, o] * x[index[l, o]]``,
+    the integer overlaps in units ``gcd(size, out_size)`` times coarser than :func:`_area_sum`'s; the weights of
+    one output add up to ``reduced``."""
+
+    index: torch.Tensor  # (length, out_size) int64
+    weight: torch.Tensor  # (length, out_size) float64
+    reduced: int
+
+
+@functools.lru_cache(maxsize=128)
+def _axis_taps(size: int, out_size: int) -> _AxisTaps:
+    out = torch.arange(out_size, dtype=torch.int64)
+    first = out * size // out_size
+    length = int((((out + 1) * size - 1) // out_size - first).max()) + 1
+    index = first[None, :] + torch.arange(length)[:, None]  # (L, out)
+    overlap = (torch.minimum((out + 1) * size, (index + 1) * out_size)
+               - torch.maximum(out * size, index * out_size)).clamp(min=0)  # (L, out), zero past the footprint
+    g = math.gcd(size, out_size)
+    return _AxisTaps(index.clamp(max=size - 1), (overlap // g).double(), size // g)
+
+
+def _box_sums(x: torch.Tensor, dims: tuple[int, int], out_size: tuple[int, int]) -> tuple[torch.Tensor, int]:
+    """Overlap-weighted sums of float64 ``x`` over the box footprints of ``out_size`` along ``dims`` (the
+    separable filter as a few gathers per axis: cheap where an output meets few inputs, as when enlarging a
+    coarse grid), and the weight of a fully covered output. Exact while every partial sum is (integers or dyadic
+    values times integer weights below 2^53), so equal to :func:`_area_sum` up to its units."""
+    full = 1
+    for dim, out in zip(dims, out_size):
+        taps = _axis_taps(x.shape[dim], out)
+        shape = [1] * x.dim()
+        shape[dim] = out
+        index, weight = taps.index.to(x.device), taps.weight.to(x.device)
+        total = x.index_select(dim, index[0]).mul_(weight[0].view(shape))
+        for tap in range(1, index.shape[0]):
+            total.add_(x.index_select(dim, index[tap]).mul_(weight[tap].view(shape)))
+        x, full = total, full * taps.reduced
+    return x, full
+
+
 def _source_coordinates(size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Bilinear taps for one axis: low index, high index, float32 fraction (as in resize.cu)."""
     s = (torch.arange(out_size, dtype=torch.float64) + 0.5) * size / out_size - 0.5
