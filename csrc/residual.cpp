@@ -216,9 +216,10 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
           if (whole == 0) {
             pred = predict_best(in, row, tile, kTile);
           } else {
-            into_tile();
+            // The first direction may be a view of its reference: the average reads it there (no copy).
             const View second = predict_best(in, row, block, kMaxBlock);
-            kernels_->average(second.data, second.stride, tile, kTile, kTile, kTile);
+            kernels_->average(pred.data, pred.stride, second.data, second.stride, tile, kTile, kTile, kTile);
+            pred = View{tile, kTile};
           }
           whole = std::min(whole + 1, 2);
           continue;
@@ -239,7 +240,7 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
             predict_into(in, row, dst, kTile);
           } else {
             const View second = predict_best(in, row, block, kMaxBlock);
-            kernels_->average(second.data, second.stride, dst, kTile, w, h);
+            kernels_->average(dst, kTile, second.data, second.stride, dst, kTile, w, h);
           }
           for (int cy = 0; cy < h / kCell; ++cy) fill_cells(cover0 + cy * kTileCells, w / kCell, seen + 1);
           continue;

@@ -740,6 +740,13 @@ void VideoReader::fill_qp(const AVFrame* frame, FrameData& out) const {
   for (unsigned i = 0; i < params->nb_blocks; ++i) {
     const AVVideoBlockParams* b = av_video_enc_params_block(const_cast<AVVideoEncParams*>(params), i);
     const int value = std::clamp(params->qp + b->delta_qp, -128, 127);
+    if (b->w == 16 && b->h == 16 && ((b->src_x | b->src_y) & 15) == 0) {  // one macroblock (H.264): one cell
+      const unsigned x = static_cast<unsigned>(b->src_x) / 16, y = static_cast<unsigned>(b->src_y) / 16;
+      if (x < static_cast<unsigned>(out.qp_width) && y < static_cast<unsigned>(out.qp_height)) {
+        out.qp.data()[static_cast<size_t>(y) * out.qp_width + x] = static_cast<int8_t>(value);
+      }
+      continue;
+    }
     for (int y = b->src_y / 16; y < std::min(out.qp_height, (b->src_y + b->h + 15) / 16); ++y) {
       for (int x = b->src_x / 16; x < std::min(out.qp_width, (b->src_x + b->w + 15) / 16); ++x) {
         if (x >= 0 && y >= 0) out.qp.data()[static_cast<size_t>(y) * out.qp_width + x] = static_cast<int8_t>(value);
