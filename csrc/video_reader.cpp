@@ -445,7 +445,7 @@ bool VideoReader::restart_if_early_output(const AVFrame* frame) {
   const StreamIndex& idx = index();
   if (!idx.pts_valid) return false;
   if (gap && !early && idx.display_index_of(frame->pts) <= idx.display_index_of(previous) + 1) return false;
-  const int needed = idx.reorder_depth();
+  const int needed = idx.reorder_depth;
   if (needed <= codec_->has_b_frames) return false;
   min_output_delay_ = needed;
   restart_at(returned_any_ ? returned_until_ : skip_until_);
