@@ -114,12 +114,12 @@ extern "C" __global__ void topk_select_int64(const long long* keys, long long le
 // saliency (T, P0) float32 on a grid of `wg` columns, is_iframe (T,) uint8. budget >= 0: one clip-wide
 // top-`budget` (budget <= T * P0); budget < 0: ratio mode, `per_frame` patches per non-anchor frame.
 // bits: the dither square's side is 2**bits >= Hg, Wg. Scratch: dither (T * P0) int32, keys (T * P0) int64,
-// frame_k (T + 1) int64, frame_rank (T) int32. Outputs: visible (K) int64 ascending, positions (K, 3) int64, tier (K) int8,
+// frame_k (T + 1) int64, frame_rank (T) int32, still_rank (T * 4**bits) int32. Outputs: visible (K) int64 ascending, positions (K, 3) int64, tier (K) int8,
 // anchor (T) uint8, with K = budget or sum over frames of (anchor ? P0 : per_frame).
 extern "C" __global__ void select_patches_float32(const float* saliency, const unsigned char* is_iframe, int t,
                                                   int p0, int wg, long long budget, int per_frame, float floor,
                                                   int bits, int* dither, long long* keys, long long* frame_k,
-                                                  int* frame_rank, long long* visible, long long* positions, signed char* tier,
+                                                  int* frame_rank, int* still_rank, long long* visible, long long* positions, signed char* tier,
                                                   unsigned char* anchor) {
   const long long cells = static_cast<long long>(t) * p0;
   const long long low_top = (1ll << kIndexBits) - 1;
@@ -152,8 +152,12 @@ extern "C" __global__ void select_patches_float32(const float* saliency, const u
     frame_rank[frame] = rank;
   }
   __syncthreads();
-  // 2. per cell: salient or not, and the dither value of the still cells the fallback orders
   const int side = 1 << bits;
+  const long long square = static_cast<long long>(side) * side;
+  for (long long i = threadIdx.x; i < t * square; i += blockDim.x) still_rank[i] = 0;
+  __syncthreads();
+  // 2. per cell: salient or not, and the dither value of the still cells the fallback orders
+
   for (long long f = threadIdx.x; f < cells; f += blockDim.x) {
     const int frame = static_cast<int>(f / p0), cell = static_cast<int>(f % p0);
     float s = saliency[f];
@@ -166,7 +170,20 @@ extern "C" __global__ void select_patches_float32(const float* saliency, const u
       sx |= (((digit >> 1) ^ by) & 1) << i;
     }
     const long long value = bayer_value((cell / wg + sy) % side, (cell % wg + sx) % side, bits);
-    dither[f] = salient || anchor[frame] ? -1 : static_cast<int>(value);
+    const bool still = !salient && !anchor[frame];
+    dither[f] = still ? static_cast<int>(value) : -1;
+    if (still) still_rank[frame * square + value] = 1;  // dither values are distinct within a frame
+  }
+  __syncthreads();
+  // a still cell's rank among its frame's still cells in dither order: an exclusive scan of the frame's marks
+  for (int frame = threadIdx.x; frame < t; frame += blockDim.x) {
+    int* marks = still_rank + frame * square;
+    int count = 0;
+    for (long long v = 0; v < square; ++v) {
+      const int here = marks[v];
+      marks[v] = count;
+      count += here;
+    }
   }
   __syncthreads();
   // 3. the keys of ops.select.selection_keys
@@ -184,10 +201,7 @@ extern "C" __global__ void select_patches_float32(const float* saliency, const u
       key = (bits_of_s << kIndexBits) | low | (1ll << kTierShift);
     } else {
       // rank among the frame's still cells in dither order, then the frame's golden-ratio rank
-      const int* row = dither + static_cast<long long>(frame) * p0;
-      const int mine = dither[f];
-      long long rank = 0;
-      for (int c = 0; c < p0; ++c) rank += row[c] >= 0 && row[c] < mine;
+      const long long rank = still_rank[frame * square + dither[f]];
       key = ((((1ll << 31) - 1) - rank) << kIndexBits) | (low_top - frame_rank[frame]);
     }
     keys[f] = key;

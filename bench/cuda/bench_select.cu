@@ -420,6 +420,7 @@ int main(int argc, char** argv) {
   int select_bits = 1;  // the dither square: 2**bits >= Hg, Wg (ops.select._select_cuda)
   while ((1 << select_bits) < std::max(c.grid_h, c.grid_w)) ++select_bits;
   constexpr int kSelectThreads = 1024;
+  DeviceArray<int> d_still_rank(static_cast<size_t>(c.frames) << (2 * select_bits));
   const int combine_threads = std::min(1024, padded);
   const size_t combine_smem = padded * sizeof(float);
   const int topk_threads = length >= 4096 ? 1024 : 256;
@@ -458,8 +459,8 @@ int main(int argc, char** argv) {
   auto select_clip = [&] {
     select_patches_float32<<<1, kSelectThreads>>>(
         d_clip_saliency.get(), d_is_iframe.get(), c.frames, cells_per_frame, c.grid_w, budget, 0, c.floor.data[0],
-        select_bits, d_dither.get(), d_clip_keys.get(), d_frame_k.get(), d_frame_rank.get(), d_visible.get(), d_positions.get(),
-        d_tier.get(), d_anchor.get());
+        select_bits, d_dither.get(), d_clip_keys.get(), d_frame_k.get(), d_frame_rank.get(), d_still_rank.get(),
+        d_visible.get(), d_positions.get(), d_tier.get(), d_anchor.get());
     check(cudaGetLastError(), "select_patches_float32 launch");
   };
 

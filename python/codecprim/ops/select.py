@@ -250,10 +250,11 @@ def _select_cuda(saliency: torch.Tensor, is_iframe: torch.Tensor, budget: int | 
     frame_k = torch.empty(t + 1, dtype=torch.int64, device=device)
     frame_rank = torch.empty(t, dtype=torch.int32, device=device)
     bits = max(1, (max(hg, wg) - 1).bit_length())
+    still_rank = torch.empty(t << (2 * bits), dtype=torch.int32, device=device)
     kernel = _cuda.get_kernel(_KERNELS, "select_patches_float32", device=device)
     _cuda.launch(kernel, None,
                  (saliency.contiguous(), is_iframe.contiguous().view(torch.uint8), np.int32(t), np.int32(p0),
                   np.int32(wg), np.int64(k_budget), np.int32(per_frame), np.float32(floor), np.int32(bits),
-                  scratch_dither, scratch_keys, frame_k, frame_rank, visible, positions, tier, anchor.view(torch.uint8)),
+                  scratch_dither, scratch_keys, frame_k, frame_rank, still_rank, visible, positions, tier, anchor.view(torch.uint8)),
                  threads_per_block=1024, grid=(1,))
     return Selection(positions, visible, tier, anchor)
