@@ -8,8 +8,9 @@ and patch selection on real footage with estimated vs codec vectors (issue 10).
 photographed background, panning / still / zooming, a textured object moving against the pan;
 448 x 448, 64 frames, budget 512 = the I-frame whole + 256 P-frame patches) encoded with H.264, HEVC,
 VP9 and AV1; the object share of the P-frame patches; the cost per 64-frame clip of the estimated
-path against the exported-vector path (goal <= 2x) at torch's default thread count and at 1; the
-search at model size against coded resolution; and a PNG of both selections side by side.
+path against the exported-vector path (goal <= 2x) at torch's default thread count and at 1; where
+each path's time goes; the search at model size against coded resolution; and a PNG of both
+selections side by side.
 
 For every H.264 clip, each P-frame is predicted from its reference (the previous I/P frame) with
 :func:`codecprim.ops.warp.predict_from_vectors`, once with the codec's vectors (read through
@@ -184,6 +185,33 @@ def _selection_at(luma: torch.Tensor, config, grid: tuple[int, int], model: tupl
     return selection, seconds
 
 
+def _stage_rows(exported: Path, estimated: Path, frames: int, budget: int) -> list[list[str]]:
+    """CPU seconds per clip of each path's stages: decode (with vectors and residuals where the codec exports
+    them), resize to 224, estimation (estimate_motion_frames on the resized luma), and the rest."""
+    from codecprim.ops.motion_estimation import estimate_motion_frames
+    from codecprim.ops.resize import resize_yuv
+    from codecprim.patches import SELECTION_ESTIMATION, codec_patches
+
+    columns = []
+    for path, estimate in ((exported, False), (estimated, True)):
+        def decode():
+            with codecprim.open(path, residuals=True, chroma=True) as reader:
+                return [f for f, _ in zip(reader, range(frames))]
+
+        decoded = decode()
+        luma, _ = resize_yuv(torch.stack([f.luma for f in decoded]), torch.stack([f.chroma for f in decoded]),
+                             (224, 224))
+        stages = {"decode": _cost(decode)[1],
+                  "resize": _cost(lambda: [resize_yuv(f.luma[None], f.chroma[None], (224, 224)) for f in decoded])[1],
+                  "estimate_motion_frames": _cost(lambda: estimate_motion_frames(
+                      luma[1:], luma[:-1], config=SELECTION_ESTIMATION))[1] if estimate else 0.0}
+        whole = _cost(lambda: codec_patches(path, num_frames=frames, budget=budget))[1]
+        stages["rest"] = whole - sum(stages.values())
+        stages["whole clip (codec_patches)"] = whole
+        columns.append(stages)
+    return [[name, f"{columns[0][name]:.3f}", f"{columns[1][name]:.3f}"] for name in columns[0]]
+
+
 def selection_report(args, workdir: Path) -> None:
     from codecprim.ops.motion_estimation import MotionEstimationConfig
     from codecprim.ops.resize import resize_plane
@@ -225,10 +253,16 @@ def selection_report(args, workdir: Path) -> None:
         for name, path, config in cases:
             wall, cpu = _cost(lambda: codec_patches(path, num_frames=frames, budget=budget, config=config))
             cost_rows.append([f"{threads}", name, f"{wall:.3f}", f"{cpu:.3f}", f"{cpu / base_cpu:.2f}x"])
-    torch.set_num_threads(default_threads)
     _print_table(["threads", "path", "wall s", "CPU s", "CPU vs exported (goal <= 2x)"], cost_rows)
 
-    print("\nWhere to search: model size (224) against coded resolution (448), on the pan clip in HEVC")
+    # The rest runs at 1 thread: estimate_motion_frames called directly uses torch's intra-op threads, and on a
+    # busy machine their spin-waiting counts as CPU time (codec_patches runs at 1 inside).
+    torch.set_num_threads(1)
+    print("\nWhere the time goes (pan clip, 1 thread, CPU s per clip; the rest = saliency, selection, gather)")
+    _print_table(["stage", "H.264, exported vectors", "HEVC, estimated"],
+                 _stage_rows(clips["pan", "h264"], clips["pan", "hevc"], frames, budget))
+
+    print("\nWhere to search: model size (224) against coded resolution (448), on the pan clip in HEVC, 1 thread")
     with codecprim.open(clips["pan", "hevc"]) as reader:
         coded = torch.stack([f.luma for f in reader])                   # (64, 448, 448)
     model = resize_plane(coded, (224, 224))
@@ -242,11 +276,13 @@ def selection_report(args, workdir: Path) -> None:
     ]
     res_rows = []
     for name, luma, config in variants:
+        _selection_at(luma[:3], config, (16, 16), (224, 224), budget)  # warm-up
         selection, seconds = _selection_at(luma, config, (16, 16), (224, 224), budget)
         p = selection.positions[selection.tier != 2]
         share = float((cover[p[:, 0], p[:, 1], p[:, 2]] >= 0.25).float().mean())
         res_rows.append([name, f"{share:.3f}", f"{seconds:.3f}"])
     _print_table(["search", "object share", "estimation CPU s"], res_rows)
+    torch.set_num_threads(default_threads)
     if args.png:
         _selection_png(clips["pan", "h264"], footage, real, frames, budget, estimated, args.png)
 

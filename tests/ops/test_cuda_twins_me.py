@@ -1,7 +1,8 @@
-"""CUDA twin of estimate_motion: bit-identical to the torch twin on the saved fixtures.
+"""CUDA twin of estimate_motion: bit-identical to the CPU twin (csrc/block_matching.cpp) on the saved
+fixtures.
 
 The fixtures (tests/fixtures/motion_estimation_cases.npz, written by make_me_fixtures.py) hold
-inputs and the torch twin's rows; the CPU test below keeps them in step with the code, the GPU
+inputs and the CPU twin's rows; the CPU test below keeps them in step with the code, the GPU
 tests replay them through the kernels of cuda/motion_estimation.cu.
 
 No host emulation here (unlike test_cuda_twins_geometry.py): these kernels cooperate across a

@@ -532,9 +532,12 @@ def _confidence(cur: torch.Tensor, ref: torch.Tensor, field: _Field,
     lam_min = ((sxx + syy) - torch.sqrt((sxx - syy) ** 2 + 4 * sxy * sxy)) / 2         # (T, R, C)
     texture = torch.sqrt(lam_min.clamp_min(0) / area)
 
-    # gap: how much the vector beats the camera's own (zero motion once the camera is removed)
-    # (the SAD at the camera's integer vector: a one-candidate search, no regulariser)
-    cam_px = cam.round().reshape(-1, 2).to(torch.int32)
+    # gap: how much the vector beats the camera's own (zero motion once the camera is removed), from
+    # the SAD at the camera's integer vector (a one-candidate search, no regulariser). A source wholly
+    # beyond an edge reads only that edge's replicated pixels, so bounding the vector by the frame
+    # changes no SAD; a degenerate fit's NaN reads as 0.
+    bound = max(g.height, g.width) + g.size
+    cam_px = cam.nan_to_num(0.0).round().clamp(-bound, bound).reshape(-1, 2).to(torch.int32)
     no_extras = cam_px.new_zeros(g.count, 0, 2)
     _, sad_cam = _level_search(cur, ref, g, cam_px, 0, no_extras, torch.zeros_like(cam_px), 0, _INF, 0)
     sad_cam = sad_cam.reshape(field.sad.shape).float()
