@@ -200,16 +200,38 @@ class WarmLoader:
         self.startup_s = time.perf_counter() - start
 
     def rate(self, n: int) -> float:
-        """Clips/s of one epoch of ``n`` clips (``n`` <= the dataset's length)."""
+        """Clips/s of one epoch of ``n`` clips (``n`` <= the dataset's length); ``cpu_s_per_clip`` is then the
+        CPU time this process and its children (the workers) spent per clip during the epoch."""
         torch.set_num_threads(self.threads)
         self.sampler.n = n
         with _limit(self.timeout):
-            start = time.perf_counter()
+            cpu, start = _cpu_seconds(), time.perf_counter()
             count = sum(1 for _ in self.loader)
-            return count / (time.perf_counter() - start)
+            elapsed = time.perf_counter() - start
+            self.cpu_s_per_clip = (_cpu_seconds() - cpu) / count
+            return count / elapsed
 
     def close(self) -> None:
         del self.loader  # persistent workers exit when their loader goes
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its live children (DataLoader workers), from /proc; the
+    CPU a clip costs, whatever share of the cores the machine's other load left it."""
+    me = os.getpid()
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat[1]) == me:  # fields after the command: state, ppid, ..., utime (12), stime (13)
+            total += (int(stat[11]) + int(stat[12])) / tick
+    return total
 
 
 class _limit:
@@ -239,13 +261,15 @@ def worker_scaling(dataset, collate, rounds: int, timeout: float) -> dict:
     1, 2, ...) so that a shared machine's changing load hits both alike; start-up is reported apart."""
     loaders = {w: WarmLoader(dataset, collate, w, 1, timeout) for w in (1, 2)}
     try:
-        rates = {1: [], 2: []}
+        rates, cpu = {1: [], 2: []}, {1: [], 2: []}
         for _ in range(rounds):
             for workers, loader in loaders.items():
                 rates[workers].append(loader.rate(len(dataset)))
+                cpu[workers].append(loader.cpu_s_per_clip)
         ratios = [b / a for a, b in zip(rates[1], rates[2])]
         return dict(rate_1=statistics.median(rates[1]), rate_2=statistics.median(rates[2]),
                     ratio=statistics.median(ratios), ratios=ratios,
+                    cpu_1=statistics.median(cpu[1]), cpu_2=statistics.median(cpu[2]),
                     startup_1=loaders[1].startup_s, startup_2=loaders[2].startup_s)
     finally:
         for loader in loaders.values():
@@ -492,7 +516,9 @@ def main() -> None:
             if row:
                 print(f"  {v:<15} 1 worker {row['rate_1']:.3f} clips/s (start-up {row['startup_1']:.1f} s), "
                       f"2 workers {row['rate_2']:.3f} clips/s (start-up {row['startup_2']:.1f} s), ratios "
-                      + ", ".join(f"{r:.2f}" for r in row["ratios"]))
+                      + ", ".join(f"{r:.2f}" for r in row["ratios"])
+                      + f"; CPU per clip (workers + main) {row['cpu_1']:.3f} s / {row['cpu_2']:.3f} s, so on two "
+                      f"free cores at most {2 * row['cpu_1'] / row['cpu_2']:.2f}x")
     for v, (ms, size) in transfers.items():
         print(f"  {v:<15} handing one collated clip to the main process: pickle {ms:.2f} ms, {size} bytes "
               "(tensors travel in shared memory)")

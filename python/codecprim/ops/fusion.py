@@ -34,7 +34,7 @@ brought to ``(h, w)`` first and the chain, the warp and the residual all run the
 model size, not the video's. A frame's field at ``size`` is the area mean of its inter pixels' vectors (intra
 pixels left out, as ``resize_field(mask=)`` does), scaled to output pixels, and its mask the cells where inter
 pixels cover at least half the footprint, computed from the block rows painted on the coarsest grid their edges
-lie on (no full-resolution field is drawn; :func:`fields_at_size`). The residual is ``fused_residual`` of the two
+lie on (no full-resolution field is drawn; :func:`field_at_size`). The residual is ``fused_residual`` of the two
 lumas area-resized to ``size``, for s = 1 and s > 1 alike: a single step and a fused group have one
 definition (the codec's own residual, predicted with its own filters, is not used there).
 
@@ -60,7 +60,7 @@ from ._checks import check_size, check_tensor
 from .dense import dense_field
 from .resize import _box_sums, resize_plane
 
-__all__ = ["FusedStep", "field_at_size", "fields_at_size", "fuse_fields", "fuse_pframes", "fused_residual"]
+__all__ = ["FusedStep", "field_at_size", "fuse_fields", "fuse_pframes", "fused_residual"]
 
 _KERNELS = "fusion.cu"
 
@@ -152,8 +152,10 @@ def fuse_pframes(frames: Sequence[FrameLike], *, size: int | tuple[int, int] | N
         masks = torch.stack([d.mask for d in dense])  # (s, H, W)
     else:
         size = check_size(size)
-        fields, masks = fields_at_size([frame.motion_vectors.to(luma_t.device) for frame in frames[1:]],
-                                       height, width, size, with_mask=True)  # (s, h, w, 2), (s, h, w)
+        steps = [field_at_size(frame.motion_vectors.to(luma_t.device), height, width, size, with_mask=True)
+                 for frame in frames[1:]]
+        fields = torch.stack([field for field, _ in steps])  # (s, h, w, 2)
+        masks = torch.stack([mask for _, mask in steps])  # (s, h, w)
         luma_ref, luma_t = resize_plane(luma_ref, size), resize_plane(luma_t, size)
     field, mask = fuse_fields(fields, masks)
     return FusedStep(field, fused_residual(luma_t, luma_ref, field), mask)
@@ -163,37 +165,21 @@ def field_at_size(blocks: torch.Tensor, height: int, width: int, size: int | tup
                   with_mask: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """A frame's past field at model size: ``(h, w, 2)`` float32 vectors in output pixels and, with
     ``with_mask``, the ``(h, w)`` bool mask (else None), from its ``(N, 10)`` block rows and coded
-    ``height x width`` (see the module docstring and :func:`fields_at_size`, which does several frames at once).
+    ``height x width`` (see the module docstring).
+
+    Equal to ``resize_field(dense.field_px, size, mode="area", mask=dense.mask)`` (and ``resize_mask(dense.mask,
+    size, rule="majority")``) of ``dense = dense_field(blocks, height, width)``, computed from the blocks on the
+    coarsest grid their edges lie on (16, 8, 4, 2 or 1 pixels): each block paints its vector, and a count of 1,
+    into the grid's cells through a difference array (four corners per block, then two running sums), and the
+    box filter takes the painted grid to the output. A grid cell is constant, so its box sums are its pixels'
+    exactly; the sums are of dyadic vectors times integer overlaps, exact in float64 in any order. Exporters'
+    blocks tile the picture; rows that overlap (malformed streams) are averaged here where ``dense_field`` lets
+    the last one win. (One frame at a time: batching frames made the grids outgrow the caches and ran slower.)
     """
-    fields, masks = fields_at_size([blocks], height, width, size, with_mask=with_mask)
-    return fields[0], None if masks is None else masks[0]
-
-
-def fields_at_size(blocks: Sequence[torch.Tensor], height: int, width: int, size: int | tuple[int, int], *,
-                   with_mask: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """:func:`field_at_size` of several frames of one video in one pass: ``(s, h, w, 2)`` and ``(s, h, w)``
-    (or None) from the frames' ``(N_i, 10)`` block rows.
-
-    Each is equal to ``resize_field(dense.field_px, size, mode="area", mask=dense.mask)`` (and
-    ``resize_mask(dense.mask, size, rule="majority")``) of ``dense = dense_field(blocks[i], height, width)``,
-    computed from the blocks on the coarsest grid their edges lie on (16, 8, 4, 2 or 1 pixels): each block
-    paints its vector, and a count of 1, into the grid's cells through a difference array (four corners per
-    block, then two running sums), and the box filter takes the painted grid to the output. A grid cell is
-    constant, so its box sums are its pixels' exactly; the sums are of dyadic vectors times integer overlaps,
-    exact in float64 in any order. Exporters' blocks tile the picture; rows that overlap (malformed streams) are
-    averaged here where ``dense_field`` lets the last one win.
-    """
-    for i, b in enumerate(blocks):
-        check_tensor(f"blocks[{i}]", b, dtypes=(torch.int32,), ndims=(2,))
-    if not blocks:
-        raise ValueError("fields_at_size needs at least one frame's blocks")
+    check_tensor("blocks", blocks, dtypes=(torch.int32,), ndims=(2,))
     out_h, out_w = check_size(size)
-    device = blocks[0].device
-    steps = len(blocks)
-    mine = [b[b[:, MV.source] < 0] for b in blocks]
-    rows = torch.cat(mine)
-    frame = torch.repeat_interleave(torch.arange(steps, device=device),
-                                    torch.tensor([len(r) for r in mine], device=device))  # (N,)
+    device = blocks.device
+    rows = blocks[blocks[:, MV.source] < 0]
     w, h = rows[:, MV.w], rows[:, MV.h]
     left, top = rows[:, MV.dst_x] - w // 2, rows[:, MV.dst_y] - h // 2
     xs = torch.stack((left, left + w)).clamp_(0, width)  # (2, N) clipped column span
@@ -203,29 +189,27 @@ def fields_at_size(blocks: Sequence[torch.Tensor], height: int, width: int, size
     grid_h, grid_w = height // cell, width // cell
     xs, ys = (xs // cell).long(), (ys // cell).long()
     stride = grid_w + 1
-    upper = ys[0] * stride + frame * ((grid_h + 1) * stride)
-    lower = upper + (ys[1] - ys[0]) * stride
+    upper, lower = ys[0] * stride, ys[1] * stride
     corners = torch.cat((upper + xs[0], upper + xs[1], lower + xs[0], lower + xs[1]))  # (4N,)
     values = torch.ones(3, rows.shape[0], dtype=torch.float64, device=device)  # (3, N): vx, vy, count
     torch.div(rows[:, MV.motion_x:MV.motion_y + 1].t(), rows[:, MV.motion_scale], out=values[:2])
     signed = torch.cat((values, -values, -values, values), dim=1)  # (3, 4N)
-    painted = torch.zeros(3, steps * (grid_h + 1) * stride, dtype=torch.float64, device=device)
-    painted = painted.index_add_(1, corners, signed).view(3, steps, grid_h + 1, stride)
-    painted = painted.cumsum(2).cumsum(3)[:, :, :grid_h, :grid_w]  # (3, s, gh, gw)
-    sums, full = _box_sums(painted, (3, 2), (out_w, out_h))  # (3, s, h, w)
+    painted = torch.zeros(3, (grid_h + 1) * stride, dtype=torch.float64, device=device).index_add_(1, corners, signed)
+    painted = painted.view(3, grid_h + 1, stride).cumsum(1).cumsum(2)[:, :grid_h, :grid_w]  # (3, gh, gw)
+    sums, full = _box_sums(painted, (2, 1), (out_w, out_h))  # (3, h, w)
     covered = sums[2]
-    field = (sums[:2] / covered.clamp(min=1)).float()  # (2, s, h, w); sums are 0 wherever covered is
-    field *= torch.tensor([out_w / width, out_h / height], dtype=torch.float32, device=device).view(2, 1, 1, 1)
+    field = (sums[:2] / covered.clamp(min=1)).float()  # (2, h, w); sums are 0 wherever covered is
+    field *= torch.tensor([out_w / width, out_h / height], dtype=torch.float32, device=device)[:, None, None]
     mask = 2 * covered >= full if with_mask else None
-    return field.permute(1, 2, 3, 0).contiguous(), mask
+    return field.permute(1, 2, 0).contiguous(), mask
 
 
 def _grid_cell(xs: torch.Tensor, ys: torch.Tensor, height: int, width: int) -> int:
     """The largest of 16, 8, 4, 2, 1 dividing the frame size and every block edge."""
-    cell = 16
-    while cell > 1 and (height % cell or width % cell or bool((xs % cell).any()) or bool((ys % cell).any())):
-        cell //= 2
-    return cell
+    edges = torch.cat((xs.reshape(-1), ys.reshape(-1), torch.tensor([height, width, 16], dtype=xs.dtype,
+                                                                     device=xs.device)))
+    lowest = edges & -edges  # each edge's lowest set bit (0 for 0, which every cell divides)
+    return min(int(torch.where(lowest > 0, lowest, 16).min()), 16)
 
 
 def _pixel_grid(height: int, width: int) -> torch.Tensor:

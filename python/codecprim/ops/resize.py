@@ -247,13 +247,13 @@ def _box_sums(x: torch.Tensor, dims: tuple[int, int], out_size: tuple[int, int])
     """Overlap-weighted sums of float64 ``x`` over the box footprints of ``out_size`` along ``dims`` (the
     separable filter as a few gathers per axis: cheap where an output meets few inputs, as when enlarging a
     coarse grid), and the weight of a fully covered output. Exact while every partial sum is (integers or dyadic
-    values times integer weights below 2^53), so equal to :func:`_area_sum` up to its units."""
+    values times integer weights below 2^53 in float64), so equal to :func:`_area_sum` up to its units."""
     full = 1
     for dim, out in zip(dims, out_size):
         taps = _axis_taps(x.shape[dim], out)
         shape = [1] * x.dim()
         shape[dim] = out
-        index, weight = taps.index.to(x.device), taps.weight.to(x.device)
+        index, weight = taps.index.to(x.device), taps.weight.to(x.device, x.dtype)
         total = x.index_select(dim, index[0]).mul_(weight[0].view(shape))
         for tap in range(1, index.shape[0]):
             total.add_(x.index_select(dim, index[tap]).mul_(weight[tap].view(shape)))
