@@ -46,6 +46,7 @@ DEFAULT_OPTIONS: tuple[str, ...] = ("-std=c++17", "--fmad=false")
 _THREADS_PER_BLOCK = 256
 _lock = threading.Lock()
 _modules: dict[tuple[str, tuple[str, ...], int], Any] = {}
+_functions: dict[tuple[str, str, tuple[str, ...], int], Any] = {}
 
 
 def cupy():
@@ -103,9 +104,13 @@ def get_kernel(file: str, name: str, options: tuple[str, ...] = DEFAULT_OPTIONS,
         device = device_index(device)
     if device is None:
         device = cp.cuda.runtime.getDevice()
-    module = get_module(file, options, device)
-    with cp.cuda.Device(device):
-        return module.get_function(name)
+    key = (file, name, tuple(options), int(device))
+    function = _functions.get(key)  # looked up once: selection on one clip makes one launch, so lookups show
+    if function is None:
+        module = get_module(file, options, device)
+        with cp.cuda.Device(device):
+            function = _functions[key] = module.get_function(name)
+    return function
 
 
 def device_index(device: torch.device) -> int:
