@@ -504,6 +504,8 @@ int main(int argc, char** argv) {
     double bytes;
     Timing timing;
   };
+  // not counted: motion_sums' bucket scratch (4 B per block, written and read back by the same thread block,
+  // so mostly served by L2) and select_patches' scratch (keys, dither ranks)
   const double motion_bytes = d_rects.bytes() + d_offsets.bytes() + d_length.bytes() + d_rows.bytes() +
                               d_cols.bytes() + d_sum_v.bytes() + d_sum_a.bytes();
   const double combine_bytes = d_motion.bytes() + d_residual_grid.bytes() + d_is_iframe.bytes() + d_prior.bytes() +
