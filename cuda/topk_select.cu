@@ -113,15 +113,24 @@ extern "C" __global__ void topk_select_int64(const long long* keys, long long le
 // Launch: grid (1), block of a multiple of 32 threads (<= 1024); no dynamic shared memory.
 // saliency (T, P0) float32 on a grid of `wg` columns, is_iframe (T,) uint8. budget >= 0: one clip-wide
 // top-`budget` (budget <= T * P0); budget < 0: ratio mode, `per_frame` patches per non-anchor frame.
-// bits: the dither square's side is 2**bits >= Hg, Wg. Scratch: dither (T * P0) int32, keys (T * P0) int64,
-// frame_k (T + 1) int64, frame_rank (T) int32, still_rank (T * 4**bits) int32. Outputs: visible (K) int64 ascending, positions (K, 3) int64, tier (K) int8,
-// anchor (T) uint8, with K = budget or sum over frames of (anchor ? P0 : per_frame).
+// bits: the dither square's side is 2**bits >= Hg, Wg. K = k_total patches are selected: budget, or the
+// sum over frames of (anchor ? P0 : per_frame). Two workspaces (few arguments: each costs a host-side
+// conversion per launch):
+//   wide int64:  keys (T * P0) | frame_k (T + 1) | visible (K), ascending | positions (K, 3)
+//   narrow int32: dither (T * P0) | frame_rank (T) | still_rank (T * 4**bits)
+// and the outputs tier (K) int8, anchor (T) uint8.
 extern "C" __global__ void select_patches_float32(const float* saliency, const unsigned char* is_iframe, int t,
                                                   int p0, int wg, long long budget, int per_frame, float floor,
-                                                  int bits, int* dither, long long* keys, long long* frame_k,
-                                                  int* frame_rank, int* still_rank, long long* visible, long long* positions, signed char* tier,
-                                                  unsigned char* anchor) {
+                                                  int bits, long long k_total, long long* wide, int* narrow,
+                                                  signed char* tier, unsigned char* anchor) {
   const long long cells = static_cast<long long>(t) * p0;
+  long long* keys = wide;
+  long long* frame_k = keys + cells;
+  long long* visible = frame_k + t + 1;
+  long long* positions = visible + k_total;
+  int* dither = narrow;
+  int* frame_rank = dither + cells;
+  int* still_rank = frame_rank + t;
   const long long low_top = (1ll << kIndexBits) - 1;
   // 1. anchors (ops.select.anchor_frames): every I-frame, or budget // P0 of them spread evenly
   if (threadIdx.x == 0) {

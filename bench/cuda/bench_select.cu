@@ -379,11 +379,13 @@ int main(int argc, char** argv) {
   DeviceArray<unsigned char> d_is_iframe(frames);
   DeviceArray<long long> d_keys(c.keys.data.size() * batch), d_k(batch), d_out_offsets(batch + 1),
       d_selected(static_cast<size_t>(batch) * budget);
-  // select_patches_float32 on one clip: the case's saliency in, scratch, the Selection's fields out
+  // select_patches_float32 on one clip: the case's saliency in, two workspaces, the Selection's fields out
+  int select_bits = 1;  // the dither square: 2**bits >= Hg, Wg (ops.select._select_cuda)
+  while ((1 << select_bits) < std::max(c.grid_h, c.grid_w)) ++select_bits;
+  const size_t clip_cells = c.keys.data.size();
   DeviceArray<float> d_clip_saliency(c.saliency.data.size());
-  DeviceArray<int> d_dither(c.keys.data.size()), d_frame_rank(c.frames);
-  DeviceArray<long long> d_clip_keys(c.keys.data.size()), d_frame_k(c.frames + 1), d_visible(budget),
-      d_positions(3 * budget);
+  DeviceArray<long long> d_wide(clip_cells + c.frames + 1 + 4 * static_cast<size_t>(budget));
+  DeviceArray<int> d_narrow(clip_cells + c.frames + (static_cast<size_t>(c.frames) << (2 * select_bits)));
   DeviceArray<signed char> d_tier(budget);
   DeviceArray<unsigned char> d_anchor(c.frames);
 
@@ -417,10 +419,7 @@ int main(int argc, char** argv) {
   const dim3 motion_grid_dim(frames);
   const size_t motion_smem = cells_per_frame * sizeof(int);  // one bucket bound per cell
   const size_t residual_smem = c.grid_w * sizeof(unsigned long long);  // one accumulator per grid column
-  int select_bits = 1;  // the dither square: 2**bits >= Hg, Wg (ops.select._select_cuda)
-  while ((1 << select_bits) < std::max(c.grid_h, c.grid_w)) ++select_bits;
   constexpr int kSelectThreads = 1024;
-  DeviceArray<int> d_still_rank(static_cast<size_t>(c.frames) << (2 * select_bits));
   const int combine_threads = std::min(1024, padded);
   const size_t combine_smem = padded * sizeof(float);
   const int topk_threads = length >= 4096 ? 1024 : 256;
@@ -459,8 +458,7 @@ int main(int argc, char** argv) {
   auto select_clip = [&] {
     select_patches_float32<<<1, kSelectThreads>>>(
         d_clip_saliency.get(), d_is_iframe.get(), c.frames, cells_per_frame, c.grid_w, budget, 0, c.floor.data[0],
-        select_bits, d_dither.get(), d_clip_keys.get(), d_frame_k.get(), d_frame_rank.get(), d_still_rank.get(),
-        d_visible.get(), d_positions.get(), d_tier.get(), d_anchor.get());
+        select_bits, budget, d_wide.get(), d_narrow.get(), d_tier.get(), d_anchor.get());
     check(cudaGetLastError(), "select_patches_float32 launch");
   };
 
@@ -481,7 +479,10 @@ int main(int argc, char** argv) {
   const double motion_diff = max_relative_diff(d_sum_v.download(), c.motion_sum_v.data);
   const double saliency_diff = max_relative_diff(d_saliency.download(), c.saliency.data);
   const size_t bad_selected = count_different(d_selected.download(), selection_expected);
-  const size_t bad_fused = count_different(d_visible.download(), c.selected.data);
+  const std::vector<long long> wide = d_wide.download();  // keys | frame_k | visible | positions
+  const std::vector<long long> fused(wide.begin() + clip_cells + c.frames + 1,
+                                     wide.begin() + clip_cells + c.frames + 1 + budget);
+  const size_t bad_fused = count_different(fused, c.selected.data);
   std::printf("check: %d clips against the package's CPU twins (integers exact, floats within %.0e relative)\n",
               batch, kFloatTolerance);
   std::printf("  %-24s  %zu of %zu sums differ\n", residual_kernel, bad_sums, cells);
@@ -511,8 +512,8 @@ int main(int argc, char** argv) {
   const double combine_bytes = d_motion.bytes() + d_residual_grid.bytes() + d_is_iframe.bytes() + d_prior.bytes() +
                                d_saliency.bytes();
   const double topk_bytes = d_keys.bytes() + d_k.bytes() + d_out_offsets.bytes() + d_selected.bytes();
-  const double select_bytes = d_clip_saliency.bytes() + c.frames + d_visible.bytes() + d_positions.bytes() +
-                              d_tier.bytes() + d_anchor.bytes();
+  const double select_bytes = d_clip_saliency.bytes() + c.frames + 4.0 * budget * sizeof(long long) +
+                              d_tier.bytes() + d_anchor.bytes();  // saliency, flags in; visible, positions out
   const Row rows_out[] = {
       {residual_kernel, launch_text(residual_grid_dim, kThreads, residual_smem),
        static_cast<double>(d_residual.bytes() + d_rows.bytes() + d_sums.bytes()),

@@ -120,7 +120,7 @@ def test_selection_twins_are_identical(arrays, device, budget, ratio):
     assert torch.equal(got.anchor.cpu(), expected.anchor)
 
 
-@pytest.mark.parametrize("budget,ratio", [(300, None), (1000, None), (None, 0.3)])
+@pytest.mark.parametrize("budget,ratio", [(300, None), (1000, None), (0, None), (None, 0.3), (None, 0.0)])
 def test_selection_of_still_odd_clips_is_identical(device, budget, ratio):
     # mostly below the floor, so the dither fallback decides; NaN, inf and negatives; a 5 x 7 grid; 9 I-frames
     gen = torch.Generator().manual_seed(budget or 7)

@@ -241,20 +241,19 @@ def _select_cuda(saliency: torch.Tensor, is_iframe: torch.Tensor, budget: int | 
         per_frame = int(np.floor(ratio * p0 + 1e-9))
         iframes = int(is_iframe.sum())  # ratio mode's output size: the one read back
         k_total, k_budget = iframes * p0 + (t - iframes) * per_frame, -1
-    visible = torch.empty(k_total, dtype=torch.int64, device=device)
-    positions = torch.empty((k_total, 3), dtype=torch.int64, device=device)
+    bits = max(1, (max(hg, wg) - 1).bit_length())
+    cells = t * p0
+    # the kernel's two workspaces (see cuda/topk_select.cu); visible and positions are views of the wide one
+    wide = torch.empty(cells + t + 1 + 4 * k_total, dtype=torch.int64, device=device)
+    narrow = torch.empty(cells + t + (t << (2 * bits)), dtype=torch.int32, device=device)
     tier = torch.empty(k_total, dtype=torch.int8, device=device)
     anchor = torch.empty(t, dtype=torch.bool, device=device)
-    scratch_dither = torch.empty(t * p0, dtype=torch.int32, device=device)
-    scratch_keys = torch.empty(t * p0, dtype=torch.int64, device=device)
-    frame_k = torch.empty(t + 1, dtype=torch.int64, device=device)
-    frame_rank = torch.empty(t, dtype=torch.int32, device=device)
-    bits = max(1, (max(hg, wg) - 1).bit_length())
-    still_rank = torch.empty(t << (2 * bits), dtype=torch.int32, device=device)
     kernel = _cuda.get_kernel(_KERNELS, "select_patches_float32", device=device)
     _cuda.launch(kernel, None,
                  (saliency.contiguous(), is_iframe.contiguous().view(torch.uint8), np.int32(t), np.int32(p0),
                   np.int32(wg), np.int64(k_budget), np.int32(per_frame), np.float32(floor), np.int32(bits),
-                  scratch_dither, scratch_keys, frame_k, frame_rank, still_rank, visible, positions, tier, anchor.view(torch.uint8)),
+                  np.int64(k_total), wide, narrow, tier, anchor.view(torch.uint8)),
                  threads_per_block=1024, grid=(1,))
+    visible = wide[cells + t + 1:cells + t + 1 + k_total]
+    positions = wide[cells + t + 1 + k_total:].view(k_total, 3)
     return Selection(positions, visible, tier, anchor)
