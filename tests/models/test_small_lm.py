@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from pathlib import Path
-
-import numpy as np
 
 from codecprim.models.layers.attention import MultiHeadAttention
 from codecprim.models.layers.rmsnorm import RMSNorm
