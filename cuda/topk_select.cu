@@ -21,12 +21,18 @@ constexpr long long kGolden = 2654435769ll;  // round(2**32 * 0.6180339887)
 // (position 0 .. want-1). Every thread of the block calls it; blockDim.x a multiple of 32 (<= 1024).
 template <typename Emit>
 __device__ void select_largest(const unsigned long long* seg, long long length, long long want, Emit emit) {
-  __shared__ unsigned int hist[256];
+  // one 256-bin histogram per warp: keys of a clip share their top bytes (tier, float exponent), so a single
+  // histogram would serialise the whole block on a few bins; warp 0's bins then receive the sums
+  __shared__ unsigned int hist[kMaxWarps * 256];
   __shared__ unsigned long long prefix_shared;
   __shared__ long long remaining_shared;
   __shared__ unsigned int warp_counts[kMaxWarps];
   __shared__ long long chunk_base;
   if (want <= 0) return;
+
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  const int warps = (blockDim.x + 31) >> 5;
 
   // 1. exact k-th largest key (every key qualifies when k >= L: threshold 0)
   unsigned long long threshold = 0ull;
@@ -37,12 +43,19 @@ __device__ void select_largest(const unsigned long long* seg, long long length, 
     }
     unsigned long long mask = 0ull;
     for (int shift = 56; shift >= 0; shift -= 8) {
-      for (int b = threadIdx.x; b < 256; b += blockDim.x) hist[b] = 0u;
+      for (int b = threadIdx.x; b < warps * 256; b += blockDim.x) hist[b] = 0u;
       __syncthreads();
       const unsigned long long prefix = prefix_shared;
+      unsigned int* mine = hist + warp * 256;
       for (long long i = threadIdx.x; i < length; i += blockDim.x) {
         const unsigned long long key = seg[i];
-        if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 0xffull], 1u);
+        if ((key & mask) == prefix) atomicAdd(&mine[(key >> shift) & 0xffull], 1u);
+      }
+      __syncthreads();
+      for (int b = threadIdx.x; b < 256; b += blockDim.x) {
+        unsigned int total = 0u;
+        for (int w = 0; w < warps; ++w) total += hist[w * 256 + b];
+        hist[b] = total;
       }
       __syncthreads();
       if (threadIdx.x == 0) {
@@ -62,9 +75,6 @@ __device__ void select_largest(const unsigned long long* seg, long long length, 
   }
 
   // 2. ordered compaction of keys >= threshold, one blockDim-sized chunk at a time
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  const int warps = (blockDim.x + 31) >> 5;
   if (threadIdx.x == 0) chunk_base = 0;
   __syncthreads();
   for (long long start = 0; start < length; start += blockDim.x) {
