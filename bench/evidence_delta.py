@@ -1,6 +1,6 @@
 """Does the Δ-encoder carry information? Pre-training with real, blinded and shuffled primitives (issue 14, part 1).
 
-    PYTHONPATH=python:bench python3 bench/evidence_delta.py --clips 24 --steps 300 --seeds 0 1 2
+    PYTHONPATH=python:bench python3 bench/evidence_delta.py --clips 48 --steps 300 --seeds 0 1 2
 
 Trains the Δ-encoder pre-trainer (frozen EfficientNet-Lite0 targets) on bench/evidence_clips.py clips (real
 textures panned and crossed by objects at random, reversing speeds) once per control and seed, at the same steps
@@ -16,7 +16,7 @@ import sys
 import time
 
 import torch
-from evidence_clips import motion_clips, warp_previous
+from evidence_clips import MemoEncoder, motion_clips, warp_previous
 
 from codecprim.train.delta_pretrain import CONTROLS, TrainConfig, train
 
@@ -38,24 +38,28 @@ def warp_oracle(paths, size) -> tuple[float, float]:
 
 
 def run(args) -> dict:
-    paths = motion_clips(args.workdir, args.clips, size=args.clip_size, frames=args.frames, seed=args.data_seed)
+    paths = motion_clips(args.workdir, args.clips, size=args.clip_size, frames=args.frames, seed=args.data_seed,
+                         max_speed=args.max_speed)
+    encoder = MemoEncoder()
     rows = {}
     if args.oracle:
         warped, copy = warp_oracle(paths, args.size)
         print(f"warp oracle (t-1 moved by the true motion field): token MSE {warped:.4f} vs copy-previous "
               f"{copy:.4f} ({warped / copy:.3f}x), all pairs", flush=True)
-    print(f"{len(paths)} clips of {args.frames} frames, {args.clip_size[0]}x{args.clip_size[1]} -> "
+    print(f"{len(paths)} clips of {args.frames} frames, up to {args.max_speed} px/frame, "
+          f"{args.clip_size[0]}x{args.clip_size[1]} -> "
           f"{args.size[0]}x{args.size[1]}; preset {args.preset}, {args.steps} steps, batch {args.batch_size}, "
-          f"lr {args.lr}, motion norm {args.motion_norm}", flush=True)
+          f"lr {args.lr}, motion norm {args.motion_norm}, warp radius {args.warp_radius}", flush=True)
     print("| control | seed | held-out MSE | copy-previous | ratio | seconds |\n|---|---|---|---|---|---|", flush=True)
     for control in args.controls:
         for seed in args.seeds:
             cfg = TrainConfig(clips=paths, synthetic=False, use_skvideo=False, size=tuple(args.size),
                               holdout=args.holdout, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
                               lr=args.lr, warmup=args.warmup, seed=seed, threads=args.threads, log_every=0,
-                              control=control, motion_norm=args.motion_norm, max_pairs_per_clip=None)
+                              control=control, motion_norm=args.motion_norm, max_pairs_per_clip=None, cache=True,
+                              warp_radius=args.warp_radius)
             start = time.perf_counter()
-            r = train(cfg, log=lambda _: None)
+            r = train(cfg, image_encoder=encoder, log=lambda _: None)
             rows[control, seed] = r
             print(f"| {control} | {seed} | {r.heldout_loss:.4f} | {r.heldout_baseline:.4f} | "
                   f"{r.heldout_loss / r.heldout_baseline:.3f} | {time.perf_counter() - start:.0f} |", flush=True)
@@ -78,10 +82,11 @@ def run(args) -> dict:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", default="codecprim-evidence")
-    ap.add_argument("--clips", type=int, default=24)
+    ap.add_argument("--clips", type=int, default=48)
+    ap.add_argument("--max-speed", type=int, default=12, help="pan and object speeds are drawn from +-this, px/frame")
     ap.add_argument("--frames", type=int, default=24)
-    ap.add_argument("--clip-size", type=int, nargs=2, default=(128, 224))
-    ap.add_argument("--size", type=int, nargs=2, default=(128, 224))
+    ap.add_argument("--clip-size", type=int, nargs=2, default=(64, 112))
+    ap.add_argument("--size", type=int, nargs=2, default=(64, 112))
     ap.add_argument("--data-seed", type=int, default=0)
     ap.add_argument("--holdout", type=float, default=0.25)
     ap.add_argument("--preset", default="tiny")
@@ -91,6 +96,7 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--motion-norm", default="scale", choices=("scale", "minmax"))
+    ap.add_argument("--warp-radius", type=int, default=1, help="0: the paper's plain skip term (the ablation)")
     ap.add_argument("--oracle", action="store_true", help="also print the motion-warp oracle's token MSE")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--controls", nargs="+", default=list(CONTROLS), choices=CONTROLS)

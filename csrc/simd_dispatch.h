@@ -26,8 +26,9 @@ struct PixelKernels {
   void (*copy)(const uint8_t* src, int src_stride, uint8_t* dst, int dst_stride, int w, int h);
   // Sum of absolute differences of two w x h blocks.
   int (*sad)(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride, int w, int h);
-  // dst = (dst + src + 1) >> 1: the second direction of a bi-predicted block.
-  void (*average)(const uint8_t* src, int src_stride, uint8_t* dst, int dst_stride, int w, int h);
+  // dst = (a + b + 1) >> 1: a bi-predicted block from its two directions (dst may be a).
+  void (*average)(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride, uint8_t* dst, int dst_stride, int w,
+                  int h);
   // out = cur - pred as int16.
   void (*subtract)(const uint8_t* cur, int cur_stride, const uint8_t* pred, int pred_stride, int16_t* out,
                    int out_stride, int w, int h);

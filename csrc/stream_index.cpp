@@ -88,6 +88,22 @@ char picture_type_char(int type, bool key) {
   }
 }
 
+namespace {
+
+int reorder_depth_of(const std::vector<IndexedFrame>& frames) {
+  int depth = 0;
+  for (size_t d = 0; d < frames.size(); ++d) {
+    int later_shown_earlier_decoded = 0;
+    for (size_t k = d + 1; k < frames.size() && k <= d + 32; ++k) {
+      if (frames[k].decode_index < frames[d].decode_index) ++later_shown_earlier_decoded;
+    }
+    depth = std::max(depth, later_shown_earlier_decoded);
+  }
+  return std::min(depth, 16);
+}
+
+}  // namespace
+
 StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard* guard) {
   const std::string& path = input.name;
   OpenedInput opened;
@@ -207,6 +223,7 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
     index.frames = display_order_from_anchors(std::move(index.frames));
   }
   index.gops = gops_from_types(index.frames);
+  index.reorder_depth = reorder_depth_of(index.frames);
   return index;
 }
 

@@ -33,11 +33,15 @@ struct StreamIndex {
   std::vector<IndexedFrame> frames;  // display order
   std::vector<GopRecord> gops;
   bool pts_valid = true;             // every frame has a distinct pts, so display order and seeking are exact
+  // Frames a decoder must hold back to output in display order: the most frames decoded before one frame
+  // that are displayed after it (looking at most 32 frames ahead, capped at 16, H.264's largest DPB).
+  int reorder_depth = 0;
 
   // Display index of the frame with this pts, or -1.
   int64_t display_index_of(int64_t pts) const;
   // GOP that holds a display index.
   int64_t gop_of(int64_t display_index) const;
+
 };
 
 // Builds the index of stream `stream_index` of the input (opened separately, so a reader's position is untouched).

@@ -228,6 +228,16 @@ void VideoReader::open_decoder() {
   codec_->apply_cropping = 0;
   codec_->export_side_data |= AV_CODEC_EXPORT_DATA_VIDEO_ENC_PARAMS;
   compat::enable_packet_tags(codec_.get());
+  codec_->has_b_frames = std::max(codec_->has_b_frames, min_output_delay_);
+  switch (par->codec_id) {
+    case AV_CODEC_ID_MPEG1VIDEO: case AV_CODEC_ID_MPEG2VIDEO: case AV_CODEC_ID_MPEG4: case AV_CODEC_ID_H263:
+    case AV_CODEC_ID_H263P: case AV_CODEC_ID_MSMPEG4V1: case AV_CODEC_ID_MSMPEG4V2: case AV_CODEC_ID_MSMPEG4V3:
+    case AV_CODEC_ID_WMV1: case AV_CODEC_ID_WMV2: case AV_CODEC_ID_FLV1:
+      invents_missing_reference_ = true;
+      break;
+    default:
+      invents_missing_reference_ = false;
+  }
   if (!options_.residuals) {
     // Motion-vector-only path: steps that cannot change the vectors are skipped.
     codec_->skip_loop_filter = AVDISCARD_ALL;
@@ -257,6 +267,9 @@ void VideoReader::reset_decoding_state() {
   pending_.clear();
   reorder_.clear();
   last_pts_ = AV_NOPTS_VALUE;
+  frames_received_ = 0;
+  max_pts_received_ = AV_NOPTS_VALUE;
+  returned_any_ = false;
   packets_in_flight_.clear();
   flushing_ = false;
   finished_ = false;
@@ -395,7 +408,8 @@ bool VideoReader::next(FrameData& out) {
     }
     const int ret = avcodec_receive_frame(codec_.get(), frame_.get());
     if (ret == 0) {
-      admit(frame_.get());
+      if (!is_invented_reference()) admit(frame_.get());
+      ++frames_received_;
       av_frame_unref(frame_.get());
     } else if (ret == AVERROR(EAGAIN)) {
       if (flushing_) {
@@ -413,7 +427,33 @@ bool VideoReader::next(FrameData& out) {
   }
 }
 
+bool VideoReader::is_invented_reference() const {
+  // With output delay a real first picture leaves the decoder only once the next packet (or the drain) comes.
+  return invents_missing_reference_ && frames_received_ == 0 && next_decode_index_ == 1 && !flushing_ &&
+         codec_->has_b_frames > 0;
+}
+
+bool VideoReader::restart_if_early_output(const AVFrame* frame) {
+  if (frame->pts == AV_NOPTS_VALUE) return false;
+  const int64_t previous = max_pts_received_;
+  max_pts_received_ = previous == AV_NOPTS_VALUE ? frame->pts : std::max(previous, frame->pts);
+  if (previous == AV_NOPTS_VALUE || reorder_window_ == 0 || !rereadable_ || codec_->has_b_frames >= 16) return false;
+  const bool early = frame->pts < previous;
+  // A gap may be variable frame rate; the index tells whether a listed frame was passed over.
+  const bool gap = frame->pts - previous > pts_step_ + pts_step_ / 2;
+  if (!early && !gap) return false;
+  const StreamIndex& idx = index();
+  if (!idx.pts_valid) return false;
+  if (gap && !early && idx.display_index_of(frame->pts) <= idx.display_index_of(previous) + 1) return false;
+  const int needed = idx.reorder_depth;
+  if (needed <= codec_->has_b_frames) return false;
+  min_output_delay_ = needed;
+  restart_at(returned_any_ ? returned_until_ : skip_until_);
+  return true;
+}
+
 void VideoReader::admit(AVFrame* frame) {
+  if (restart_if_early_output(frame)) return;
   if (reorder_window_ == 0) {
     process(frame);
     return;
@@ -531,6 +571,8 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   const AVFrame* frame = pending.frame.get();
   const int64_t display_index = pending.display_index;
   ++stats_.frames;
+  returned_until_ = display_index + 1;
+  returned_any_ = true;
   out = FrameData();
   out.index = display_index;
   // After a seek the packet counter restarted; the index knows the global position. A damaged stream can
@@ -698,6 +740,13 @@ void VideoReader::fill_qp(const AVFrame* frame, FrameData& out) const {
   for (unsigned i = 0; i < params->nb_blocks; ++i) {
     const AVVideoBlockParams* b = av_video_enc_params_block(const_cast<AVVideoEncParams*>(params), i);
     const int value = std::clamp(params->qp + b->delta_qp, -128, 127);
+    if (b->w == 16 && b->h == 16 && ((b->src_x | b->src_y) & 15) == 0) {  // one macroblock (H.264): one cell
+      const unsigned x = static_cast<unsigned>(b->src_x) / 16, y = static_cast<unsigned>(b->src_y) / 16;
+      if (x < static_cast<unsigned>(out.qp_width) && y < static_cast<unsigned>(out.qp_height)) {
+        out.qp.data()[static_cast<size_t>(y) * out.qp_width + x] = static_cast<int8_t>(value);
+      }
+      continue;
+    }
     for (int y = b->src_y / 16; y < std::min(out.qp_height, (b->src_y + b->h + 15) / 16); ++y) {
       for (int x = b->src_x / 16; x < std::min(out.qp_width, (b->src_x + b->w + 15) / 16); ++x) {
         if (x >= 0 && y >= 0) out.qp.data()[static_cast<size_t>(y) * out.qp_width + x] = static_cast<int8_t>(value);

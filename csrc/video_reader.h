@@ -146,6 +146,7 @@ class VideoReader {
   void restart_at(int64_t display_index);
   void feed_packet();
   void reset_decoding_state();
+  bool is_invented_reference() const;
   void admit(AVFrame* frame);
   void release_earliest();
   void process(AVFrame* frame);
@@ -184,6 +185,19 @@ class VideoReader {
   int64_t current_gop_ = -1;
   bool flushing_ = false;
   bool finished_ = false;
+  // libavcodec's MPEG-1/2/4 and H.263 decoders invent a grey reference when a stream opens on a predicted
+  // picture, and with one frame of output delay they return it as the first frame: a picture the stream
+  // does not contain. It is recognisable as a frame returned before a second packet was sent.
+  bool invents_missing_reference_ = false;
+  int64_t frames_received_ = 0;  // since the decoder last started
+  // An H.264 decoder trusts the reorder depth the SPS declares; when it is too small the decoder outputs
+  // pictures early and silently drops the ones it then finds out of order. A frame arriving with a pts below
+  // one already received shows it: decoding restarts with the depth the index measures.
+  int64_t max_pts_received_ = AV_NOPTS_VALUE;  // since the decoder last started
+  int min_output_delay_ = 0;
+  int64_t returned_until_ = 0;  // display index after the last frame returned since the decoder last started
+  bool returned_any_ = false;
+  bool restart_if_early_output(const AVFrame* frame);
 
   // After a seek: frames before skip_until_ are decoded (they may be references) but not returned,
   // and display indices come from the index (by pts) instead of the running counter.

@@ -58,6 +58,7 @@ struct int4 { int x, y, z, w; };
 using std::max;
 using std::min;
 static inline float __int_as_float(int v) { float f; std::memcpy(&f, &v, 4); return f; }
+static inline int __float_as_int(float f) { int v; std::memcpy(&v, &f, 4); return v; }
 static inline int __popc(unsigned v) { return __builtin_popcount(v); }
 template <class T> static inline T atomicAdd(T* address, T value) { const T old = *address; *address = old + value; return old; }
 template <class T> static inline T atomicMax(T* address, T value) {

@@ -108,6 +108,18 @@ def _kernel_edit(file, old, new):
     return apply
 
 
+def _delta_primitives(change):
+    def apply(patch):
+        from codecprim.models.delta_encoder import DeltaEncoder
+
+        original = DeltaEncoder.forward
+
+        def mutated(self, motion, residual):
+            return original(self, *change(motion, residual))
+        patch.setattr(DeltaEncoder, "forward", mutated)
+    return apply
+
+
 MUTATIONS = {
     "h264_zero_residual": _h264_zero_residual,
     "residual_plus_one": _residual_plus_one,
@@ -117,6 +129,8 @@ MUTATIONS = {
     "no_camera_compensation": _no_camera_compensation,
     "gop_always_iframe": _gop_always_iframe,
     "pyav_other_libavcodec": _pyav_other_libavcodec,
+    "delta_zero_primitives": _delta_primitives(lambda m, r: (torch.zeros_like(m), torch.zeros_like(r))),
+    "delta_other_primitives": _delta_primitives(lambda m, r: (m.roll(1, 0), r.roll(1, 0))),
     "kernel_residual_square": _kernel_edit("saliency.cu", "static_cast<unsigned long long>(p * p)",
                                            "static_cast<unsigned long long>(p * p + (p != 0))"),
     "kernel_sort_without_barrier": _kernel_edit(

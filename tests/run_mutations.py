@@ -26,6 +26,8 @@ CATCHERS = {
     "no_camera_compensation": ["tests/ops/test_codec_patches.py", "-k", "camera_pan"],
     "gop_always_iframe": ["tests/core/test_gop.py", "-k", "gop_zero"],
     "pyav_other_libavcodec": ["tests/core/test_motion_vectors.py", "-k", "export_on_real"],
+    "delta_zero_primitives": ["tests/models/test_delta_evidence.py", "-k", "blinded_encoder"],
+    "delta_other_primitives": ["tests/models/test_delta_evidence.py", "-k", "blinded_encoder"],
     "kernel_residual_square": ["tests/ops/test_cuda_twins_select.py", "-k", "host and residual"],
     "kernel_sort_without_barrier": ["tests/ops/test_cuda_twins_select.py", "-k", "host and combine"],
     "kernel_topk_without_barrier": ["tests/ops/test_cuda_twins_select.py", "-k", "host and topk"],

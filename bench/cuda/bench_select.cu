@@ -10,7 +10,8 @@
 //
 // Check first: every clip of the batch against the CPU twins' outputs. Integers exactly (residual sums,
 // overlap areas, selected indices), floats within 1e-5 (relative; absolute below 1): built with
-// --fmad=false, as CuPy builds them, they normally agree exactly.
+// --fmad=false, as CuPy builds them, they normally agree exactly. select_patches_float32 (anchors, keys
+// and top-K fused, the launch select_patches makes on CUDA) runs on one clip, as select_patches does.
 //
 // Then time: 3 warm-up launches, then N launches, each alone between two cudaEvents, with the L2 cache
 // flushed before each (otherwise the small grids and keys would be read from L2). Median and best.
@@ -174,6 +175,7 @@ struct Case {
   HostArray<long long> keys;              // (T * Hg * Wg,) selection keys
   HostArray<long long> budget;            // (1,) K
   HostArray<long long> selected;          // (K,) expected sorted flat indices
+  HostArray<float> floor;               // (1,) select_patches' saliency floor
   int frames = 0, height = 0, width = 0, grid_h = 0, grid_w = 0;
 };
 
@@ -198,6 +200,7 @@ Case load_case(const std::string& dir) {
   c.keys = load_npy<long long>(dir, "keys");
   c.budget = load_npy<long long>(dir, "budget");
   c.selected = load_npy<long long>(dir, "selected");
+  c.floor = load_npy<float>(dir, "floor");
   const std::string where = dir + "/*.npy";
   if (c.residual.shape.size() != 3) bad_case(where, "residual must be (T, H, W)");
   c.frames = static_cast<int>(c.residual.shape[0]);
@@ -214,7 +217,7 @@ Case load_case(const std::string& dir) {
       c.prior.data.size() == cells / c.frames && c.is_iframe.data.size() == static_cast<size_t>(c.frames) &&
       c.rects.data.size() == 4 * blocks && c.offsets.data.size() == static_cast<size_t>(c.frames) + 1 &&
       c.offsets.data.back() == static_cast<int32_t>(blocks) && c.combine_ints.data.size() == 8 &&
-      c.combine_floats.data.size() == 6 && c.budget.data.size() == 1 &&
+      c.combine_floats.data.size() == 6 && c.budget.data.size() == 1 && c.floor.data.size() == 1 &&
       c.selected.data.size() == static_cast<size_t>(c.budget.data[0]) &&
       c.combine_ints.data[0] == static_cast<int32_t>(cells / c.frames);
   if (!consistent) bad_case(where, "the arrays' shapes do not fit one clip");
@@ -369,13 +372,20 @@ int main(int argc, char** argv) {
   DeviceArray<short> d_residual(c.residual.data.size() * batch);
   DeviceArray<int> d_rows(c.rows.data.size()), d_cols(c.cols.data.size());
   DeviceArray<unsigned long long> d_sums(cells);
-  DeviceArray<int> d_rects(c.rects.data.size() * batch), d_offsets(frames + 1);
+  DeviceArray<int> d_rects(c.rects.data.size() * batch), d_offsets(frames + 1), d_order(c.length.data.size() * batch);
   DeviceArray<float> d_length(c.length.data.size() * batch), d_sum_v(cells);
   DeviceArray<long long> d_sum_a(cells);
   DeviceArray<float> d_motion(cells), d_residual_grid(cells), d_prior(c.prior.data.size()), d_saliency(cells);
   DeviceArray<unsigned char> d_is_iframe(frames);
   DeviceArray<long long> d_keys(c.keys.data.size() * batch), d_k(batch), d_out_offsets(batch + 1),
       d_selected(static_cast<size_t>(batch) * budget);
+  // select_patches_float32 on one clip: the case's saliency in, scratch, the Selection's fields out
+  DeviceArray<float> d_clip_saliency(c.saliency.data.size());
+  DeviceArray<int> d_dither(c.keys.data.size()), d_frame_rank(c.frames);
+  DeviceArray<long long> d_clip_keys(c.keys.data.size()), d_frame_k(c.frames + 1), d_visible(budget),
+      d_positions(3 * budget);
+  DeviceArray<signed char> d_tier(budget);
+  DeviceArray<unsigned char> d_anchor(c.frames);
 
   d_residual.upload_repeated(c.residual.data, batch);
   d_rows.upload(c.rows.data);
@@ -394,22 +404,33 @@ int main(int argc, char** argv) {
   for (int b = 0; b <= batch; ++b) out_offsets[b] = static_cast<long long>(b) * budget;
   d_k.upload(k);
   d_out_offsets.upload(out_offsets);
+  d_clip_saliency.upload(c.saliency.data);
 
   // the launches of ops/saliency.py (_residual_sums_cuda, _motion_sums_cuda, _combine_cuda) and
   // ops/select.py (_topk_cuda)
   const std::vector<int32_t>& ci = c.combine_ints.data;
   const std::vector<float>& cf = c.combine_floats.data;
   const int padded = ci[1];
-  const bool vec4 = c.width % 4 == 0;  // the ops' choice: 8-byte loads when rows stay aligned
+  // the ops' choice (saliency.residual_kernel_name): the widest load rows allow (cudaMalloc aligns to 256 B)
+  const int vec = c.width % 8 == 0 ? 8 : c.width % 4 == 0 ? 4 : 1;
   const dim3 residual_grid_dim(c.grid_h, frames);
-  const dim3 motion_grid_dim((cells_per_frame + kThreads - 1) / kThreads, frames);
+  const dim3 motion_grid_dim(frames);
+  const size_t motion_smem = cells_per_frame * sizeof(int);  // one bucket bound per cell
   const size_t residual_smem = c.grid_w * sizeof(unsigned long long);  // one accumulator per grid column
+  int select_bits = 1;  // the dither square: 2**bits >= Hg, Wg (ops.select._select_cuda)
+  while ((1 << select_bits) < std::max(c.grid_h, c.grid_w)) ++select_bits;
+  constexpr int kSelectThreads = 1024;
+  DeviceArray<int> d_still_rank(static_cast<size_t>(c.frames) << (2 * select_bits));
   const int combine_threads = std::min(1024, padded);
   const size_t combine_smem = padded * sizeof(float);
   const int topk_threads = length >= 4096 ? 1024 : 256;
-  const char* residual_kernel = vec4 ? "residual_sums_int16x4" : "residual_sums_int16";
+  const char* residual_kernel =
+      vec == 8 ? "residual_sums_int16x8" : vec == 4 ? "residual_sums_int16x4" : "residual_sums_int16";
   auto residual_sums = [&] {
-    if (vec4) {
+    if (vec == 8) {
+      residual_sums_int16x8<<<residual_grid_dim, kThreads, residual_smem>>>(d_residual.get(), d_rows.get(), c.height,
+                                                                            c.width, c.grid_w, d_sums.get());
+    } else if (vec == 4) {
       residual_sums_int16x4<<<residual_grid_dim, kThreads, residual_smem>>>(d_residual.get(), d_rows.get(), c.height,
                                                                             c.width, c.grid_w, d_sums.get());
     } else {
@@ -419,9 +440,9 @@ int main(int argc, char** argv) {
     check(cudaGetLastError(), "residual_sums launch");
   };
   auto motion_sums = [&] {
-    motion_sums_float32<<<motion_grid_dim, kThreads>>>(d_rects.get(), d_offsets.get(), d_length.get(), d_rows.get(),
-                                                       d_cols.get(), c.grid_h, c.grid_w, d_sum_v.get(),
-                                                       d_sum_a.get());
+    motion_sums_float32<<<motion_grid_dim, kThreads, motion_smem>>>(
+        d_rects.get(), d_offsets.get(), d_length.get(), d_rows.get(), d_cols.get(), c.height, c.width, c.grid_h,
+        c.grid_w, d_order.get(), d_sum_v.get(), d_sum_a.get());
     check(cudaGetLastError(), "motion_sums_float32 launch");
   };
   auto combine = [&] {
@@ -435,12 +456,20 @@ int main(int argc, char** argv) {
                                                 d_selected.get());
     check(cudaGetLastError(), "topk_select_int64 launch");
   };
+  auto select_clip = [&] {
+    select_patches_float32<<<1, kSelectThreads>>>(
+        d_clip_saliency.get(), d_is_iframe.get(), c.frames, cells_per_frame, c.grid_w, budget, 0, c.floor.data[0],
+        select_bits, d_dither.get(), d_clip_keys.get(), d_frame_k.get(), d_frame_rank.get(), d_still_rank.get(),
+        d_visible.get(), d_positions.get(), d_tier.get(), d_anchor.get());
+    check(cudaGetLastError(), "select_patches_float32 launch");
+  };
 
   // check every clip of the batch against the CPU twins
   residual_sums();
   motion_sums();
   combine();
   topk();
+  select_clip();
   check(cudaDeviceSynchronize(), "kernels");
   const std::vector<unsigned long long> sums_expected(c.residual_sums.data.begin(), c.residual_sums.data.end());
   std::vector<long long> selection_expected(static_cast<size_t>(batch) * budget);
@@ -452,6 +481,7 @@ int main(int argc, char** argv) {
   const double motion_diff = max_relative_diff(d_sum_v.download(), c.motion_sum_v.data);
   const double saliency_diff = max_relative_diff(d_saliency.download(), c.saliency.data);
   const size_t bad_selected = count_different(d_selected.download(), selection_expected);
+  const size_t bad_fused = count_different(d_visible.download(), c.selected.data);
   std::printf("check: %d clips against the package's CPU twins (integers exact, floats within %.0e relative)\n",
               batch, kFloatTolerance);
   std::printf("  %-24s  %zu of %zu sums differ\n", residual_kernel, bad_sums, cells);
@@ -460,7 +490,8 @@ int main(int argc, char** argv) {
   std::printf("  combine_saliency_float32  max rel diff %.2e\n", saliency_diff);
   std::printf("  topk_select_int64         %zu of %zu indices differ (K = %lld per clip)\n", bad_selected,
               selection_expected.size(), budget);
-  if (bad_sums || bad_areas || bad_selected || !(motion_diff <= kFloatTolerance) ||
+  std::printf("  select_patches_float32    %zu of %lld indices differ (one clip)\n", bad_fused, budget);
+  if (bad_sums || bad_areas || bad_selected || bad_fused || !(motion_diff <= kFloatTolerance) ||
       !(saliency_diff <= kFloatTolerance)) {
     std::fprintf(stderr, "bench_select: CUDA results differ from the CPU twins\n");
     return kExitMismatch;
@@ -478,15 +509,19 @@ int main(int argc, char** argv) {
   const double combine_bytes = d_motion.bytes() + d_residual_grid.bytes() + d_is_iframe.bytes() + d_prior.bytes() +
                                d_saliency.bytes();
   const double topk_bytes = d_keys.bytes() + d_k.bytes() + d_out_offsets.bytes() + d_selected.bytes();
+  const double select_bytes = d_clip_saliency.bytes() + c.frames + d_visible.bytes() + d_positions.bytes() +
+                              d_tier.bytes() + d_anchor.bytes();
   const Row rows_out[] = {
       {residual_kernel, launch_text(residual_grid_dim, kThreads, residual_smem),
        static_cast<double>(d_residual.bytes() + d_rows.bytes() + d_sums.bytes()),
        time_launches(residual_sums, repeats, flush)},
-      {"motion_sums_float32", launch_text(motion_grid_dim, kThreads, 0), motion_bytes,
+      {"motion_sums_float32", launch_text(motion_grid_dim, kThreads, motion_smem), motion_bytes,
        time_launches(motion_sums, repeats, flush)},
       {"combine_saliency_float32", launch_text(dim3(frames), combine_threads, combine_smem), combine_bytes,
        time_launches(combine, repeats, flush)},
       {"topk_select_int64", launch_text(dim3(batch), topk_threads, 0), topk_bytes, time_launches(topk, repeats, flush)},
+      {"select_patches_float32", launch_text(dim3(1), kSelectThreads, 0) + ", 1 clip", select_bytes,
+       time_launches(select_clip, repeats, flush)},
   };
 
   std::printf("\n");

@@ -53,7 +53,7 @@ def build_case() -> dict[str, np.ndarray]:
 
     ints = ["p", "padded", "lo", "hi", "has_noise", "nlo", "nhi", "mode"]
     return {
-        # residual_sums_int16x4: (T, H, W) residual and cell borders -> int64 sums of squares per cell
+        # residual_sums_int16x8/x4: (T, H, W) residual and cell borders -> int64 sums of squares per cell
         "residual": residual.numpy(),
         "rows": rows.int().numpy(),
         "cols": cols.int().numpy(),
@@ -77,6 +77,8 @@ def build_case() -> dict[str, np.ndarray]:
         "keys": keys.numpy(),
         "budget": np.array([BUDGET], dtype=np.int64),
         "selected": selected.numpy(),
+        # select_patches_float32: saliency and is_iframe above, K and the floor -> the same selection
+        "floor": np.array([FLOOR], dtype=np.float32),
     }
 
 

@@ -145,19 +145,28 @@ def to_torch(array) -> torch.Tensor:
     return torch.from_dlpack(array)
 
 
-def launch(kernel, num_threads: int, args: tuple, threads_per_block: int = _THREADS_PER_BLOCK,
-           shared_mem: int = 0) -> None:
-    """Launch a 1-D grid of at least ``num_threads`` threads on torch's current stream.
+def launch(kernel, num_threads: int | None, args: tuple, threads_per_block: int = _THREADS_PER_BLOCK,
+           shared_mem: int = 0, *, grid: int | tuple[int, ...] | None = None) -> None:
+    """Launch a kernel on torch's current stream: a 1-D grid of at least ``num_threads`` threads, or ``grid``.
 
-    ``shared_mem`` is the dynamic shared memory per thread block in bytes (kernels that stage
-    data per block: one block per work item, ``num_threads = items * threads_per_block``).
+    ``grid`` gives the blocks per axis, ``x`` or ``(x, y)``, for kernels that map blocks to work items
+    (one block per frame, a (band, frame) grid); ``num_threads`` is then ignored (pass None).
+    ``shared_mem`` is the dynamic shared memory per thread block in bytes.
 
     ``args`` holds CUDA tensors (passed as device pointers, so they must be contiguous) and NumPy
     scalars whose dtype matches the kernel's parameter (``np.int32``, ``np.float32``, ...). Bare
     Python numbers are refused because CuPy would guess their C type.
     """
-    if num_threads <= 0:
-        return
+    if grid is None:
+        if num_threads is None or num_threads <= 0:
+            return
+        blocks: tuple[int, ...] = ((num_threads + threads_per_block - 1) // threads_per_block,)
+    else:
+        blocks = (grid,) if isinstance(grid, int) else tuple(int(g) for g in grid)
+        if not 1 <= len(blocks) <= 2:
+            raise ValueError(f"grid must be x or (x, y) blocks, got {grid!r}")
+        if min(blocks) <= 0:
+            return
     tensors = [arg for arg in args if isinstance(arg, torch.Tensor)]
     if not tensors:
         raise ValueError("a kernel launch needs at least one CUDA tensor argument")
@@ -168,8 +177,7 @@ def launch(kernel, num_threads: int, args: tuple, threads_per_block: int = _THRE
         elif not isinstance(arg, np.generic):
             raise TypeError(f"kernel argument of type {type(arg).__name__}: pass a tensor or a NumPy scalar")
     is_cuda(*tensors)
-    blocks = (num_threads + threads_per_block - 1) // threads_per_block
     # converting inside the context hands torch's own stream to DLPack: no cross-stream wait
     with torch_stream(tensors[0].device):
         converted = tuple(to_cupy(arg) if isinstance(arg, torch.Tensor) else arg for arg in args)
-        kernel((blocks,), (threads_per_block,), converted, shared_mem=shared_mem)
+        kernel(blocks, (threads_per_block,), converted, shared_mem=shared_mem)

@@ -75,9 +75,6 @@ def test_frames_before_first_iframe_form_gop_zero(tmp_path):
     assert all(f.gop_index == 0 and f.pict_type == "P" for f in first)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: on a stream cut before its first I-frame FFmpeg's MPEG-2 decoder "
-                   "outputs one picture more than the stream has packets, so decoding yields len(reader) + 1 frames "
-                   "and GOP 1 read by read_gop starts on a P-frame")
 def test_cut_stream_decodes_as_its_index_says(tmp_path):
     path = _cut_before_first_iframe(tmp_path)
     with codecprim.open(path) as reader:
@@ -85,6 +82,15 @@ def test_cut_stream_decodes_as_its_index_says(tmp_path):
         assert len(frames) == len(reader)
         assert "".join(f.pict_type for f in frames) == reader.pict_types
         assert reader.read_gop(1)[0].pict_type == "I"
+    # FFmpeg's decoder returns the grey reference it invents for the opening P-picture as a first frame; the
+    # reader must return the stream's own pictures only: PyAV's decode minus that invented frame.
+    import av
+    with av.open(str(path)) as container:
+        oracle = [np.frombuffer(f.planes[0], np.uint8).reshape(f.height, -1)[:, :f.width]
+                  for f in container.decode(video=0)]
+    assert len(oracle) == len(frames) + 1 and np.all(oracle[0] == oracle[0][0, 0])
+    for frame, expected in zip(frames, oracle[1:]):
+        np.testing.assert_array_equal(frame.luma.numpy()[:expected.shape[0], :expected.shape[1]], expected)
 
 
 @pytest.mark.parametrize("name", ["h264_scenecut", "h264_bframes", "mpeg4_native_bframes", "mpeg2", "h263", "hevc"])

@@ -84,3 +84,36 @@ def test_clean_streams_need_no_fixing(media, name):
     assert _strictly_increasing(frames)
     np.testing.assert_allclose([f.pts_seconds for f in frames], sorted(_ffmpeg_times(media[name])), atol=1e-9)
     assert stats.frames_reordered == 0 and stats.frames_retimed == 0
+
+
+def test_stream_that_declares_too_small_a_reorder_depth(tmp_path):
+    # An SPS promising one frame of reordering for a B-pyramid (which needs two): libavcodec then outputs some
+    # pictures early and drops those it finds out of order (PyAV gets 39 of 50 frames). The reader notices the
+    # frame the index lists but the decoder passed over, and decodes again with the depth the index measures.
+    import subprocess
+    import av
+    from h264_sps import declare_reorder_depth
+
+    honest = tmp_path / "honest.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=2", "-pix_fmt",
+                    "yuv420p", "-c:v", "libx264", "-bf", "3", "-x264-params", "b-pyramid=normal", "-g", "25",
+                    str(honest)], check=True, capture_output=True)
+    data, declared = declare_reorder_depth(honest.read_bytes(), 1)
+    assert declared == 2
+    lying = tmp_path / "too_small_reorder_depth.mkv"
+    lying.write_bytes(data)
+    with av.open(str(lying)) as container:
+        assert len(list(container.decode(video=0))) < 50  # the decoder really drops frames on this stream
+
+    (expected, _), (got, stats) = _read(honest), _read(lying)
+    assert [f.index for f in got] == list(range(50)) == [f.index for f in expected]
+    assert _strictly_increasing(got) and stats.frames == 50
+    for a, b in zip(got, expected):
+        assert a.pts_seconds == pytest.approx(b.pts_seconds) and a.pict_type == b.pict_type
+        assert torch.equal(a.luma, b.luma) and torch.equal(a.motion_vectors, b.motion_vectors)
+        assert (a.residual is None) == (b.residual is None)
+        if a.residual is not None:
+            assert torch.equal(a.residual, b.residual)
+    with codecprim.open(lying) as reader:  # sparse access restarts the same way
+        assert [f.index for f in reader.frames_at([7, 2, 30])] == [7, 2, 30]
+        np.testing.assert_array_equal(reader[13].luma.numpy(), expected[13].luma.numpy())

@@ -140,15 +140,15 @@ def test_image_and_chunk_modes_are_dense_codec_mode():
     g = torch.Generator().manual_seed(4)
     images = torch.randint(0, 256, (2, 3, 8, 12), generator=g, dtype=torch.uint8)
     tokens = model.forward_images(images)  # (2, 6, 64)
-    patches, rows, cols = patchify(images, 4)  # (2, 6, 3, 4, 4)
-    assert (rows, cols) == (2, 3)
+    patches = patchify(images, 4, layout="grid").flatten(1, 2)  # (2, 6, 3, 4, 4)
+    rows, cols = 2, 3
     torch.testing.assert_close(patches[0, 4], images[0, :, 4:8, 4:8])  # row 1, col 1
     pos = image_positions(rows, cols)
     packed = model(patches.flatten(0, 1), pos.repeat(2, 1), cu_seqlens=torch.tensor([0, 6, 12]))
     torch.testing.assert_close(tokens.flatten(0, 1), packed, **TOL)
     frames = torch.randint(0, 256, (1, 2, 3, 8, 8), generator=g, dtype=torch.uint8)
     chunk = model.forward_frames(frames, [0, 32])
-    pf, _, _ = patchify(frames, 4)  # (1, 2, 4, 3, 4, 4)
+    pf = patchify(frames, 4).flatten(2, 3)  # (1, 2, 4, 3, 4, 4)
     pos = torch.tensor([[t, r, c] for t in (0, 32) for r in range(2) for c in range(2)])
     torch.testing.assert_close(chunk[0], model(pf.flatten(0, 2), pos, cu_seqlens=torch.tensor([0, 8])), **TOL)
 

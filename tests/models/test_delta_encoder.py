@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codecprim.models.delta_encoder import DeltaEncoder, DeltaEncoderConfig, minmax_normalize, patchify
+from codecprim.models.delta_encoder import DeltaEncoder, DeltaEncoderConfig, minmax_normalize
 from codecprim.models.layers.query_pool import QueryPool, sincos_2d
 from codecprim.models.layers.transformer import Transformer
 from codecprim.models.resnet_trunk import ResNet18Trunk
@@ -163,17 +163,24 @@ def test_minmax_normalize_constant_field_is_zero() -> None:
     assert torch.equal(minmax_normalize(field), torch.zeros_like(field))
 
 
-def test_patchify_matches_loop() -> None:
+def test_motion_tokens_read_each_patch_pixel_by_pixel() -> None:
+    """The motion MLP sees patch (gy, gx) as its pixels row by row, a pixel's (dx, dy) adjacent:
+    the order the layer was trained in, now cut by the shared codecprim.patchify."""
+    torch.manual_seed(0)
+    cfg = DeltaEncoderConfig(width=32, out_dim=32, depth=1, heads=2, motion_queries=2, residual_queries=2,
+                             trunk_base_width=8, motion_norm="scale", motion_scale=1.0)
+    model = DeltaEncoder(cfg).eval()
     field = torch.randn(2, 32, 48, 2)
-    out = patchify(field, 16)
-    assert out.shape == (2, 6, 512)
+    seen = {}
+    model.motion_mlp.register_forward_pre_hook(lambda mod, args: seen.update(x=args[0]))
+    with torch.no_grad():
+        model(field, torch.zeros(2, 32, 48))
+    p = cfg.patch_size
     for b in range(2):
-        for gy in range(2):
-            for gx in range(3):
-                want = field[b, gy * 16:(gy + 1) * 16, gx * 16:(gx + 1) * 16].reshape(-1)
-                assert torch.equal(out[b, gy * 3 + gx], want)
-    with pytest.raises(ValueError, match="multiple of patch"):
-        patchify(torch.zeros(1, 20, 16, 2), 16)
+        for gy in range(32 // p):
+            for gx in range(48 // p):
+                want = field[b, gy * p:(gy + 1) * p, gx * p:(gx + 1) * p].reshape(-1)
+                assert torch.equal(seen["x"][b, gy * (48 // p) + gx], want)
 
 
 @pytest.mark.parametrize("norm", ["layernorm", "rmsnorm"])

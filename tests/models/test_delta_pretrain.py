@@ -18,6 +18,7 @@ from codecprim.models.delta_pretrain import (
     DeltaPretrainer,
     load_checkpoint,
     load_delta_encoder,
+    mix_neighbours,
     patchwise_mse,
     save_checkpoint,
 )
@@ -62,6 +63,34 @@ def test_patchwise_mse_matches_formula() -> None:
         patchwise_mse(pred, target[:, :4])
     with pytest.raises(ValueError, match="reduction must be one of"):
         patchwise_mse(pred, target, reduction="sum")
+
+
+def test_mix_neighbours_matches_a_loop_over_the_grid() -> None:
+    g = torch.Generator().manual_seed(0)
+    tokens, weights = torch.randn(2, 12, 5, generator=g), torch.randn(2, 12, 25, generator=g)
+    expected = torch.empty_like(tokens)
+    for b in range(2):
+        for p in range(12):
+            y, x = divmod(p, 4)
+            out = tokens[b, p].clone()
+            for k in range(25):  # row-major offsets of the 5x5 neighbourhood, edges repeated
+                dy, dx = divmod(k, 5)
+                q = min(max(y + dy - 2, 0), 2) * 4 + min(max(x + dx - 2, 0), 3)
+                out += weights[b, p, k] * (tokens[b, q] - tokens[b, p])
+            expected[b, p] = out
+    torch.testing.assert_close(mix_neighbours(tokens, weights, (3, 4), 2), expected)
+    # one-hot on offset (0, +1) moves each token's right-hand neighbour onto it
+    right = torch.zeros(2, 12, 9)
+    right[..., 5] = 1
+    moved = mix_neighbours(tokens, right, (3, 4), 1).reshape(2, 3, 4, 5)
+    grid = tokens.reshape(2, 3, 4, 5)
+    torch.testing.assert_close(moved[:, :, :3], grid[:, :, 1:])
+    torch.testing.assert_close(moved[:, :, 3], grid[:, :, 3])  # past the edge the edge repeats
+    assert torch.equal(mix_neighbours(tokens, torch.zeros(2, 12, 9), (3, 4), 1), tokens)
+    with pytest.raises(ValueError, match="do not fit"):
+        mix_neighbours(tokens, right, (4, 4), 1)
+    with pytest.raises(ValueError, match="do not fit"):
+        mix_neighbours(tokens, weights, (3, 4), 1)
 
 
 def test_untrained_pretrainer_is_the_copy_baseline() -> None:
@@ -114,6 +143,14 @@ def test_invalid_pretrainer_inputs() -> None:
         model(motion, residual, prev[..., :10])
     with pytest.raises(ValueError, match="heads must divide width"):
         DeltaPretrainConfig(width=40, heads=9)
+    with pytest.raises(ValueError, match="pass grid"):
+        model(motion, residual, prev)
+    with pytest.raises(ValueError, match="warp_radius must be a non-negative int"):
+        DeltaPretrainConfig(warp_radius=-1)
+    with pytest.raises(ValueError, match="set warp_radius=0"):
+        DeltaPretrainConfig(predict_delta=False)
+    plain = DeltaPretrainer(ENC, DeltaPretrainConfig(image_dim=20, width=36, depth=1, heads=9, warp_radius=0))
+    assert plain(motion, residual, prev).shape == prev.shape  # the paper's skip needs no grid
 
 
 def test_checkpoint_round_trip(tmp_path) -> None:

@@ -1,8 +1,9 @@
 """Built-in small LM: layers against written-out formulas, GQA against MHA, KV cache
-against full recomputation."""
+against full recomputation, and outputs recorded before its attention moved onto the shared layer."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -11,10 +12,17 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pathlib import Path
+
+import numpy as np
+
+from codecprim.models.layers.attention import MultiHeadAttention
 from codecprim.models.layers.rmsnorm import RMSNorm
 from codecprim.models.layers.rope import RotaryEmbedding, apply_rotary
 from codecprim.models.layers.swiglu import SwiGLU
-from codecprim.models.small_lm import GroupedQueryAttention, KVCache, SmallLM, SmallLMConfig
+from codecprim.models.small_lm import KVCache, SmallLM, SmallLMConfig
+
+PRE_MERGE = Path(__file__).parents[1] / "fixtures" / "small_lm_pre_merge.npz"
 
 TINY = dict(vocab_size=101, dim=48, n_layers=2, n_heads=6, n_kv_heads=2, hidden_dim=96, max_seq_len=256)
 
@@ -103,24 +111,26 @@ def reference_causal_mha(x, wq, wk, wv, wo, n_heads, cos, sin):
 def test_gqa_with_as_many_kv_heads_as_query_heads_is_plain_mha():
     cfg = SmallLMConfig(**{**TINY, "n_kv_heads": TINY["n_heads"]})
     torch.manual_seed(1)
-    attn = GroupedQueryAttention(cfg, 0).double()
+    attn = MultiHeadAttention(cfg.dim, cfg.n_heads, qkv_bias=False, proj_bias=False).double()
     rope = RotaryEmbedding(cfg.head_dim, cfg.rope_theta)
     x = torch.randn(2, 9, cfg.dim, dtype=torch.float64)
     cos, sin = rope(torch.arange(9), dtype=torch.float64)
-    expected = reference_causal_mha(
-        x, attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight, attn.o_proj.weight, cfg.n_heads, cos, sin
-    )
-    torch.testing.assert_close(attn(x, cos, sin), expected)
+    wq, wk, wv = attn.qkv.weight.chunk(3)
+    expected = reference_causal_mha(x, wq, wk, wv, attn.proj.weight, cfg.n_heads, cos, sin)
+    torch.testing.assert_close(attn(x, (cos, sin), is_causal=True), expected)
 
 
 def test_gqa_equals_mha_with_each_kv_head_copied_to_its_query_group():
     gqa = tiny_lm(seed=3)
     mha = tiny_lm(seed=4, n_kv_heads=TINY["n_heads"])
     group, hd = TINY["n_heads"] // TINY["n_kv_heads"], TINY["dim"] // TINY["n_heads"]
-    state = {}
+    state, kv = {}, TINY["n_kv_heads"] * hd
     for name, value in gqa.state_dict().items():
-        if name.endswith(("k_proj.weight", "v_proj.weight")):
-            value = value.view(TINY["n_kv_heads"], hd, -1).repeat_interleave(group, dim=0).reshape(-1, TINY["dim"])
+        if name.endswith("qkv.weight"):  # query heads, then key heads, then value heads
+            q, k, v = value.split((TINY["dim"], kv, kv))
+            k, v = (t.view(TINY["n_kv_heads"], hd, -1).repeat_interleave(group, dim=0).reshape(-1, TINY["dim"])
+                    for t in (k, v))
+            value = torch.cat((q, k, v))
         state[name] = value
     mha.load_state_dict(state)
     ids = torch.randint(0, TINY["vocab_size"], (2, 12), generator=torch.Generator().manual_seed(0))
@@ -235,10 +245,51 @@ def test_float32_sdpa_path_is_close_to_float64():
 
 
 def test_explicit_head_repetition_fallback_for_old_torch(monkeypatch):
-    import codecprim.models.small_lm as small_lm
+    import codecprim.models.layers.attention as attention
 
     lm = tiny_lm(seed=8)
     ids = torch.randint(0, TINY["vocab_size"], (2, 9), generator=torch.Generator().manual_seed(8))
     native = lm(ids).logits
-    monkeypatch.setattr(small_lm, "_SDPA_GQA", False)
+    monkeypatch.setattr(attention, "_SDPA_GQA", False)
     torch.testing.assert_close(lm(ids).logits, native)
+
+
+# ---------------------------------------------------------------- before/after the shared attention layer
+def pre_merge_lm() -> tuple[SmallLM, dict]:
+    """The fixture's model, loaded from its pre-merge parameter names (q/k/v/o_proj)."""
+    saved = dict(np.load(PRE_MERGE))
+    lm = SmallLM(SmallLMConfig(**json.loads(str(saved.pop("config"))))).double().eval()
+    state = {k.removeprefix("state/"): torch.from_numpy(v) for k, v in saved.items() if k.startswith("state/")}
+    assert any(k.endswith("attn.q_proj.weight") for k in state)
+    lm.load_state_dict({**state, "lm_head.weight": state["embed_tokens.weight"]})
+    return lm, {k: torch.from_numpy(v) for k, v in saved.items() if not k.startswith("state/")}
+
+
+def test_outputs_equal_those_recorded_before_the_merge():
+    lm, saved = pre_merge_lm()
+    ids = saved["ids"]
+    with torch.no_grad():
+        torch.testing.assert_close(lm(ids).logits, saved["logits"], rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(lm(ids, attention_mask=saved["mask"]).logits, saved["padded"], rtol=1e-12,
+                                   atol=1e-12)
+        out, chunks = None, []
+        for start, stop in ((0, 4), (4, 5), (5, 11)):
+            out = lm(ids[:, start:stop], past_key_values=None if out is None else out.past_key_values, use_cache=True)
+            chunks.append(out.logits)
+        torch.testing.assert_close(torch.cat(chunks, 1), saved["chunked"], rtol=1e-12, atol=1e-12)
+        out = lm(ids[:, :5], use_cache=True, logits_to_keep=1)
+        tokens = [out.logits[:, -1].argmax(-1)]
+        for _ in range(9):
+            out = lm(tokens[-1][:, None], past_key_values=out.past_key_values)
+            tokens.append(out.logits[:, -1].argmax(-1))
+    assert torch.equal(torch.stack(tokens, 1), saved["greedy"])
+
+
+def test_old_and_new_parameter_names_load_the_same_model():
+    lm, saved = pre_merge_lm()
+    again = SmallLM(lm.config).double().eval()
+    again.load_state_dict(lm.state_dict())  # today's names: fused qkv and proj
+    assert {k for k in lm.state_dict() if ".attn." in k} == {
+        f"layers.{i}.attn.{name}.weight" for i in range(lm.config.n_layers) for name in ("qkv", "proj")}
+    with torch.no_grad():
+        assert torch.equal(again(saved["ids"]).logits, lm(saved["ids"]).logits)

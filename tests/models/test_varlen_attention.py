@@ -16,10 +16,11 @@ from codecprim.models.layers.rope3d import Rope3D
 SMALL = dict(width=64, depth=3, num_heads=2, patch_size=4)
 
 
-def _layers(seed=0):
+def _layers(seed=0, kv_heads=None):
     torch.manual_seed(seed)
-    layers = {mode: MultiHeadAttention(64, 4, varlen=mode) for mode in ("auto", "mask", "loop", "kernel")}
-    reference = MultiHeadAttention(64, 4, impl="reference")
+    layers = {mode: MultiHeadAttention(64, 4, num_kv_heads=kv_heads, varlen=mode)
+              for mode in ("auto", "mask", "loop", "kernel")}
+    reference = MultiHeadAttention(64, 4, num_kv_heads=kv_heads, impl="reference")
     for layer in layers.values():
         layer.load_state_dict(reference.state_dict())
     return layers, reference
@@ -49,6 +50,33 @@ def test_kernel_path_matches_reference(lengths):
     expected = reference(x, rope, cu_seqlens=cu)
     for mode in ("kernel", "loop", "mask"):
         torch.testing.assert_close(layers[mode](x, rope, cu_seqlens=cu), expected, atol=2e-5, rtol=1e-4)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("kv_heads", [1, 2])
+def test_grouped_query_heads_equal_repeated_key_value_heads(kv_heads):
+    # The oracle: plain multi-head attention whose k/v projections repeat each shared head for its group.
+    layers, reference = _layers(4, kv_heads)
+    mha = MultiHeadAttention(64, 4, impl="reference")
+    q, k, v = reference.qkv.weight.split((64, 16 * kv_heads, 16 * kv_heads))
+    qb, kb, vb = reference.qkv.bias.split((64, 16 * kv_heads, 16 * kv_heads))
+    group = 4 // kv_heads
+    heads = lambda t: t.unflatten(0, (kv_heads, -1)).repeat_interleave(group, 0).flatten(0, 1)  # noqa: E731
+    mha.load_state_dict({"qkv.weight": torch.cat((q, heads(k), heads(v))), "qkv.bias": torch.cat((qb, heads(kb), heads(vb))),
+                         "proj.weight": reference.proj.weight, "proj.bias": reference.proj.bias})
+    x, rope, cu = _packed([5, 1, 17], seed=5)
+    expected = mha(x, rope, cu_seqlens=cu)
+    for mode in ("kernel", "loop", "mask"):
+        torch.testing.assert_close(layers[mode](x, rope, cu_seqlens=cu), expected, atol=2e-5, rtol=1e-4)
+    padded = torch.randn(2, 7, 64)
+    valid = torch.tensor([[True] * 7, [True] * 4 + [False] * 3])
+    got = layers["mask"](padded, valid=valid, is_causal=True)
+    torch.testing.assert_close(got, mha(padded, valid=valid, is_causal=True), atol=2e-5, rtol=1e-4)
+
+
+def test_rejects_kv_heads_that_do_not_divide_heads():
+    with pytest.raises(ValueError, match="num_kv_heads"):
+        MultiHeadAttention(64, 4, num_kv_heads=3)
 
 
 @torch.no_grad()
@@ -89,9 +117,10 @@ def test_packed_sequences_reject_bad_boundaries():
 
 
 @pytest.mark.cuda
+@pytest.mark.parametrize("kv_heads", [None, 2])
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
-def test_cuda_kernel_path_matches_reference(dtype):
-    layers, reference = _layers(3)
+def test_cuda_kernel_path_matches_reference(dtype, kv_heads):
+    layers, reference = _layers(3, kv_heads)
     x, rope, cu = _packed([300, 7, 513], seed=3)
     kernel = layers["auto"].cuda().to(dtype)
     ref = reference.cuda().to(dtype)

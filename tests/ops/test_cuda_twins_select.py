@@ -21,7 +21,8 @@ import torch
 
 from host_cuda import kernel_devices, twin
 
-from codecprim.ops.saliency import SaliencyConfig, combine_saliency, motion_energy_grid, residual_energy_grid
+from codecprim.ops.saliency import (SaliencyConfig, combine_saliency, motion_energy_grid, residual_energy_grid,
+                                    residual_kernel_name)
 from codecprim.ops.select import select_patches, topk_sorted
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -63,6 +64,27 @@ def test_residual_energy_twins_are_identical(arrays, device, key, grid):
     assert torch.equal(got.cpu(), expected)
 
 
+@pytest.mark.parametrize("width,kernel", [(68, "residual_sums_int16x4"), (640, "residual_sums_int16x8"),
+                                          (53, "residual_sums_int16")])
+def test_every_residual_load_width_is_identical(device, width, kernel):
+    # 640 px: the band is narrower than the block (80 columns of 8), so threads share columns by pixel rows
+    residual = torch.randint(-32768, 32768, (2, 45, width), generator=torch.Generator().manual_seed(width),
+                             dtype=torch.int16)
+    assert residual_kernel_name(width, residual.data_ptr()) == kernel
+    expected, got = twin(residual_energy_grid, device)(residual, (3, 16))
+    assert torch.equal(got.cpu(), expected)
+
+
+def test_motion_pooling_adds_in_the_twins_shared_order(arrays, device):
+    # Fed the same per-block lengths (the host run computes them with the CPU's torch), the kernel's bucketed
+    # sums must be the CPU twin's to the bit: both add a cell's blocks in the same order.
+    if device == "cuda":
+        pytest.skip("on a GPU the lengths come from the device's own camera fit; see the test below")
+    (cpu, _), (got, _) = twin(motion_energy_grid, device)(_vectors(arrays), (76, 100), (16, 16), (224, 224),
+                                                          camera="similarity")
+    assert torch.equal(got, cpu)
+
+
 @pytest.mark.parametrize("camera", ["none", "median", "similarity", "affine"])
 @pytest.mark.parametrize("grid,model", [((4, 5), None), ((16, 16), (224, 224))])
 def test_motion_energy_twins_agree(arrays, device, camera, grid, model):
@@ -95,6 +117,20 @@ def test_selection_twins_are_identical(arrays, device, budget, ratio):
     assert torch.equal(got.visible_indices.cpu(), expected.visible_indices)
     assert torch.equal(got.positions.cpu(), expected.positions)
     assert torch.equal(got.tier.cpu(), expected.tier)
+    assert torch.equal(got.anchor.cpu(), expected.anchor)
+
+
+@pytest.mark.parametrize("budget,ratio", [(300, None), (1000, None), (None, 0.3)])
+def test_selection_of_still_odd_clips_is_identical(device, budget, ratio):
+    # mostly below the floor, so the dither fallback decides; NaN, inf and negatives; a 5 x 7 grid; 9 I-frames
+    gen = torch.Generator().manual_seed(budget or 7)
+    saliency = torch.rand(40, 5, 7, generator=gen) * 0.6
+    saliency.view(-1)[torch.randint(0, 1400, (30,), generator=gen)] = torch.tensor(
+        [float("nan"), float("inf"), -1.0]).repeat(10)
+    is_iframe = torch.rand(40, generator=gen) < 0.2
+    expected, got = twin(select_patches, device)(saliency, is_iframe, budget=budget, ratio=ratio)
+    for field in ("visible_indices", "positions", "tier", "anchor"):
+        assert torch.equal(getattr(got, field).cpu(), getattr(expected, field)), field
 
 
 def test_topk_twins_are_identical(arrays, device):

@@ -1,4 +1,5 @@
-"""Patchify: centred-crop policy against plain loops, layouts, and the unpatchify round trip."""
+"""Patchify: centred-crop policy against plain loops, layouts, the unpatchify round trip, and the one
+implementation every caller (ops, the codec ViT, the Δ-encoder) shares."""
 
 import pytest
 import torch
@@ -74,7 +75,32 @@ def test_invalid_inputs():
         patchify(torch.zeros(1, 32, 32), 16, layout="tokens")
     with pytest.raises(ValueError, match="patch must be a positive int"):
         patchify(torch.zeros(1, 32, 32), 0)
-    with pytest.raises(ValueError, match="dtype"):
-        patchify(torch.zeros(1, 32, 32, dtype=torch.float64), 16)
+    with pytest.raises(ValueError, match="must be a torch.Tensor"):
+        patchify([[[0.0]]], 1)
     with pytest.raises(ValueError, match=r"\(\.\.\., rows, cols, C, p, p\)"):
         unpatchify(torch.zeros(2, 2, 1, 4, 5))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16, torch.float16])
+def test_model_dtypes_match_loops(dtype):
+    x = torch.randn(2, 3, 30, 33).to(dtype)
+    for b in range(2):
+        assert torch.equal(patchify(x, 7)[b], reference_patches(x[b], 7))
+
+
+def test_gradient_flows_back_to_the_cropped_pixels():
+    x = torch.randn(2, 20, 23, requires_grad=True)
+    patchify(x, 8, layout="flat").sum().backward()
+    grid = patch_grid(20, 23, 8)
+    inside = torch.zeros(20, 23)
+    inside[grid.top:grid.top + 16, grid.left:grid.left + 16] = 1
+    assert torch.equal(x.grad, inside.expand(2, -1, -1))
+
+
+def test_one_implementation_for_ops_and_models():
+    import codecprim.models as models
+    import codecprim.patchify as home
+    from codecprim import ops
+    from codecprim.models import codec_vit, delta_encoder
+
+    assert ops.patchify is models.patchify is codec_vit.patchify is delta_encoder.patchify is home.patchify

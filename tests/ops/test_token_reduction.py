@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import codecprim.ops as ops
+from codecprim.clustering import kmeans
 from codecprim.ops.token_reduction import prune_redundant_tokens, vq_tokens
 
 
@@ -86,3 +91,51 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="k must be"):
         vq_tokens(tokens, 121)
     assert {"prune_redundant_tokens", "vq_tokens", "TokenSubset", "VQTokens"} <= set(ops.__all__)
+
+
+def _reference_prune(tokens, window, threshold=None, budget=None):
+    """LongVU's rule written out token by token in float64."""
+    t, p, _ = tokens.shape
+    rows = tokens.double().tolist()
+    sim, keep = {}, set()
+    for i in range(t):
+        start = i // window * window
+        for j in range(p):
+            a, b = rows[i][j], rows[start][j]
+            na, nb = math.sqrt(sum(x * x for x in a)), math.sqrt(sum(x * x for x in b))
+            sim[i, j] = 1.0 if i == start else sum(x * y for x, y in zip(a, b)) / max(na * nb, 1e-8)
+            if i == start or (budget is None and sim[i, j] <= threshold):
+                keep.add(i * p + j)
+    if budget is not None:
+        rest = sorted((sim[i, j], i * p + j) for i in range(t) for j in range(p) if i % window)
+        keep |= {flat for _, flat in rest[: max(0, budget - len(keep))]}
+    return sorted(keep), sim
+
+
+@settings(max_examples=40, deadline=None)
+@given(t=st.integers(1, 9), p=st.integers(1, 7), d=st.integers(1, 6), window=st.integers(1, 5),
+       threshold=st.floats(-0.9, 0.9), budget=st.one_of(st.none(), st.integers(1, 70)), seed=st.integers(0, 999))
+def test_pruning_matches_the_written_out_rule(t, p, d, window, threshold, budget, seed):
+    tokens = torch.randn(t, p, d, generator=torch.Generator().manual_seed(seed))
+    kept = prune_redundant_tokens(tokens, window=window, threshold=threshold, budget=budget)
+    want, sim = _reference_prune(tokens, window, threshold, budget)
+    assert kept.indices.tolist() == want
+    expected = torch.tensor([[sim[i, j] for j in range(p)] for i in range(t)], dtype=torch.float32)
+    torch.testing.assert_close(kept.similarity, expected, atol=1e-5, rtol=0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(t=st.integers(1, 6), p=st.integers(1, 6), k=st.integers(1, 8), seed=st.integers(0, 999))
+def test_vq_codebook_is_the_mean_of_its_tokens(t, p, k, seed):
+    tokens = torch.randn(t, p, 4, generator=torch.Generator().manual_seed(seed))
+    k = min(k, t * p)
+    vq = vq_tokens(tokens, k, iters=3, seed=seed)  # few iterations: k-means stops before converging
+    flat, codes = tokens.reshape(-1, 4).double(), vq.codes.flatten().tolist()
+    for j in set(codes):
+        members = [flat[i] for i, c in enumerate(codes) if c == j]
+        torch.testing.assert_close(vq.codebook[j].double(), sum(members) / len(members), atol=1e-5, rtol=0)
+    # the mean is the best vector for its tokens: never a larger error than k-means' own last centres
+    ours = float(((vq.decode().reshape(-1, 4).double() - flat) ** 2).sum())
+    centres = kmeans(tokens.reshape(-1, 4), k, iters=3, spherical=False, seed=seed, backend="torch")
+    theirs = float(((centres.centroids.double()[centres.assignments] - flat) ** 2).sum())
+    assert ours <= theirs + 1e-6

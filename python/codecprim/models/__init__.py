@@ -4,7 +4,8 @@ Data flows csrc -> reader -> ops -> data -> the user's loop -> models.
 """
 
 # Δ-encoder (CoPE-VideoLM Sec. 3.2), its pre-training (Eq. 9-12) and the frozen image encoder.
-from .delta_encoder import DeltaEncoder, DeltaEncoderConfig, DeltaTokens, minmax_normalize, patchify
+from ..patchify import patchify
+from .delta_encoder import DeltaEncoder, DeltaEncoderConfig, DeltaTokens, minmax_normalize
 from .delta_pretrain import (
     DeltaPretrainConfig,
     DeltaPretrainer,

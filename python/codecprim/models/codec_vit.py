@@ -27,12 +27,13 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from ..patchify import patchify
 from .layers.attention import ATTENTION_IMPLS, VARLEN_MODES, MultiHeadAttention, PackedSequences
 from .layers.attentive_pool import AttentivePool
 from .layers.rope3d import AXIS_SPLIT, Rope3D, axis_pairs, grid_positions
 from .layers.transformer import Mlp, _init_weights
 
-__all__ = ["CODEC_VIT_PRESETS", "CodecViT", "CodecViTBlock", "CodecViTConfig", "patchify"]
+__all__ = ["CODEC_VIT_PRESETS", "CodecViT", "CodecViTBlock", "CodecViTConfig"]
 
 #: Paper-scale presets (ViT-B/L/H with patch 14) plus ``tiny``, a CPU smoke-test size that is
 #: not from the paper (DeiT-Ti width, 4 blocks).
@@ -109,20 +110,6 @@ class CodecViTConfig:
     @classmethod
     def from_json(cls, text: str) -> "CodecViTConfig":
         return cls(**json.loads(text))
-
-
-def patchify(images: torch.Tensor, patch: int) -> tuple[torch.Tensor, int, int]:
-    """``(..., C, H, W)`` -> ``(..., rows * cols, C, patch, patch)`` row-major, plus (rows, cols).
-
-    H and W must be multiples of ``patch`` (resize or crop first)."""
-    *lead, c, h, w = images.shape
-    if h % patch or w % patch:
-        raise ValueError(f"image size {h}x{w} is not a multiple of the patch size {patch}")
-    rows, cols = h // patch, w // patch
-    x = images.reshape(*lead, c, rows, patch, cols, patch)  # (..., C, rows, p, cols, p)
-    n = x.dim()
-    x = x.permute(*range(n - 5), n - 4, n - 2, n - 5, n - 3, n - 1)  # (..., rows, cols, C, p, p)
-    return x.reshape(*lead, rows * cols, c, patch, patch), rows, cols  # (..., rows*cols, C, p, p)
 
 
 class CodecViTBlock(nn.Module):
@@ -230,14 +217,15 @@ class CodecViT(nn.Module):
 
     def forward_frames(self, frames: torch.Tensor, times: Sequence[int] | torch.Tensor) -> torch.Tensor:
         """Chunk-wise mode: ``(B, T, C, H, W)`` frames at virtual-grid slots ``times`` (T,)
-        -> tokens ``(B, T * rows * cols, width)``, frame-major then row-major."""
+        -> tokens ``(B, T * rows * cols, width)``, frame-major then row-major, on the centred grid of
+        :func:`codecprim.patchify.patch_grid` (the pixels codec mode's patches come from)."""
         if frames.dim() != 5:
             raise ValueError(f"frames must be (B, T, C, H, W), got {tuple(frames.shape)}")
         if len(times) != frames.shape[1]:
             raise ValueError(f"need one time slot per frame: {frames.shape[1]} frames, {len(times)} times")
-        patches, rows, cols = patchify(frames, self.config.patch_size)  # (B, T, rows*cols, C, p, p)
-        b = frames.shape[0]
-        pixels = patches.flatten(1, 2)  # (B, T*rows*cols, C, p, p)
+        patches = patchify(frames, self.config.patch_size, cuda_kernel=False)  # (B, T, rows, cols, C, p, p)
+        b, _, rows, cols = patches.shape[:4]
+        pixels = patches.flatten(1, 3)  # (B, T*rows*cols, C, p, p)
         positions = grid_positions(times, rows, cols, device=frames.device).expand(b, -1, -1)  # (B, T*rows*cols, 3)
         return self(pixels, positions)
 

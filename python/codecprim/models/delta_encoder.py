@@ -42,11 +42,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..patchify import patchify
 from .layers.query_pool import QueryPool
 from .layers.transformer import NORM_KINDS, Mlp
 from .resnet_trunk import ResNet18Trunk
 
-__all__ = ["DeltaEncoder", "DeltaEncoderConfig", "DeltaTokens", "minmax_normalize", "patchify"]
+__all__ = ["DeltaEncoder", "DeltaEncoderConfig", "DeltaTokens", "minmax_normalize"]
 
 _ALIGNS = ("upsample", "dilate")
 _MOTION_NORMS = ("minmax", "scale")
@@ -154,19 +155,6 @@ def minmax_normalize(field: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return torch.where(span > eps, out, torch.zeros_like(out))
 
 
-def patchify(field: torch.Tensor, patch: int) -> torch.Tensor:
-    """(B, H, W, C) with H, W multiples of ``patch`` -> (B, H/p * W/p, p*p*C), row-major patches.
-
-    Each vector lists its patch's pixels row by row, the C components of a pixel adjacent.
-    """
-    b, h, w, c = field.shape
-    if h % patch or w % patch:
-        raise ValueError(f"field size {h}x{w} is not a multiple of patch={patch}")
-    x = field.reshape(b, h // patch, patch, w // patch, patch, c)  # (B, h, p, w, p, C)
-    x = x.permute(0, 1, 3, 2, 4, 5)  # (B, h, w, p, p, C)
-    return x.reshape(b, (h // patch) * (w // patch), patch * patch * c)  # (B, h*w, p*p*C)
-
-
 class DeltaEncoder(nn.Module):
     """Encode one P-frame's motion field and residual into ``config.num_tokens`` Δ-tokens."""
 
@@ -214,7 +202,9 @@ class DeltaEncoder(nn.Module):
         m = motion.to(dtype)
         m = minmax_normalize(m) if cfg.motion_norm == "minmax" else m * cfg.motion_scale
         m = F.pad(m, (0, 0, 0, gw * p - w, 0, gh * p - h))  # (B, gh*p, gw*p, 2)
-        m_tokens = self.motion_mlp(patchify(m, p))  # (B, gh*gw, width)
+        # motion_mlp reads each patch pixel by pixel, its two components adjacent (the order checkpoints hold)
+        m = patchify(m.permute(0, 3, 1, 2), p, cuda_kernel=False).permute(0, 1, 2, 4, 5, 3)  # (B, gh, gw, p, p, 2)
+        m_tokens = self.motion_mlp(m.flatten(1, 2).flatten(2))  # (B, gh*gw, width)
         motion_out = self.motion_pool(m_tokens, grid=(gh, gw))  # (B, K_τ, d)
 
         r = residual.to(dtype) * cfg.residual_scale

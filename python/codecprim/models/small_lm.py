@@ -6,27 +6,28 @@ It speaks the slice of the Hugging Face causal-LM calling convention that
 ``position_ids``, ``attention_mask``, ``past_key_values``, ``use_cache``, ``logits_to_keep``,
 ``get_input_embeddings()``; the output has ``.logits`` and ``.past_key_values``), so the
 wrapper drives it and a ``transformers`` model through the same code path.
+Attention is the package's one :class:`~.layers.attention.MultiHeadAttention`, grouped-query and
+causal here, so the varlen and bf16 work on it serves the LM too. Checkpoints written before that
+merge (separate ``q_proj``/``k_proj``/``v_proj``/``o_proj``) load unchanged: their projections are
+stacked into the fused ``qkv``/``proj`` on load.
 Weights are randomly initialised: it is a realistic-shape stand-in for benchmarks and
 tests, or a starting point for training, not a pretrained model.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .layers.attention import MultiHeadAttention
 from .layers.rmsnorm import RMSNorm
-from .layers.rope import RotaryEmbedding, apply_rotary
+from .layers.rope import RotaryEmbedding
 from .layers.swiglu import SwiGLU
 
-# SDPA learned to broadcast key/value heads (enable_gqa) in torch 2.5; older versions get
-# the heads repeated explicitly, which costs a copy of K and V per layer.
-_SDPA_GQA = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 5)
-
-__all__ = ["SmallLMConfig", "SmallLM", "KVCache", "LMOutput", "GroupedQueryAttention", "DecoderBlock"]
+__all__ = ["SmallLMConfig", "SmallLM", "KVCache", "LMOutput", "DecoderBlock"]
 
 
 @dataclass
@@ -110,64 +111,13 @@ class KVCache:
         return buf_k[:, :, :new], buf_v[:, :, :new]
 
 
-class GroupedQueryAttention(nn.Module):
-    """Causal self-attention where ``n_heads`` query heads share ``n_kv_heads`` key/value
-    heads (Ainslie et al., 2023). Query head ``h`` reads key/value head
-    ``h // (n_heads // n_kv_heads)``; ``n_kv_heads == n_heads`` is plain multi-head attention.
-    """
-
-    def __init__(self, cfg: SmallLMConfig, layer_idx: int) -> None:
-        super().__init__()
-        self.layer_idx = layer_idx
-        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
-        self.q_proj = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=False)
-        self.k_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
-        self.v_proj = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
-        self.o_proj = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        cos: torch.Tensor,
-        sin: torch.Tensor,
-        cache: KVCache | None = None,
-        key_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        b, length, _ = x.shape
-        q = self.q_proj(x).view(b, length, self.n_heads, self.head_dim).transpose(1, 2)  # (B, H, L, hd)
-        k = self.k_proj(x).view(b, length, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, L, hd)
-        v = self.v_proj(x).view(b, length, self.n_kv_heads, self.head_dim).transpose(1, 2)  # (B, Hkv, L, hd)
-        q = apply_rotary(q, cos, sin)
-        k = apply_rotary(k, cos, sin)
-        past = 0
-        if cache is not None:
-            past = cache.get_seq_length(self.layer_idx)
-            k, v = cache.update(self.layer_idx, k, v)
-        extra = {}
-        if self.n_kv_heads != self.n_heads:
-            if _SDPA_GQA:
-                extra["enable_gqa"] = True
-            else:
-                group = self.n_heads // self.n_kv_heads
-                k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)  # (B, H, L', hd)
-        if past == 0 and key_mask is not None:
-            # Padded keys are hidden from every query; a padded query still sees itself (no empty row).
-            causal = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()  # (L, L)
-            mask = (causal & key_mask[:, None, None, :]) | torch.eye(length, dtype=torch.bool, device=x.device)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **extra)  # mask (B, 1, L, L)
-        elif past == 0:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=True, **extra)
-        elif length == 1:
-            # A single new query may attend to every cached key: no mask at all.
-            out = F.scaled_dot_product_attention(q, k, v, **extra)
-        else:
-            # SDPA's is_causal aligns the triangle to the top-left corner, which is wrong
-            # once a cache makes the key axis longer than the query axis.
-            rows = torch.arange(length, device=x.device)[:, None] + past
-            mask = torch.arange(past + length, device=x.device)[None, :] <= rows  # (L, past+L)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, **extra)
-        out = out.transpose(1, 2).reshape(b, length, self.n_heads * self.head_dim)  # (B, L, H*hd)
-        return self.o_proj(out)
+def _stack_separate_projections(module, state_dict, prefix, *args) -> None:
+    """Load-time rename of pre-merge attention weights: q/k/v_proj stacked into qkv, o_proj -> proj."""
+    for key in [k for k in state_dict if k.startswith(prefix) and k.endswith(".attn.q_proj.weight")]:
+        stem = key[: -len("q_proj.weight")]
+        parts = [state_dict.pop(f"{stem}{name}_proj.weight") for name in "qkv"]
+        state_dict[f"{stem}qkv.weight"] = torch.cat(parts, dim=0)  # (H*hd + 2*H_kv*hd, dim)
+        state_dict[f"{stem}proj.weight"] = state_dict.pop(f"{stem}o_proj.weight")
 
 
 class DecoderBlock(nn.Module):
@@ -176,12 +126,15 @@ class DecoderBlock(nn.Module):
     def __init__(self, cfg: SmallLMConfig, layer_idx: int) -> None:
         super().__init__()
         self.input_norm = RMSNorm(cfg.dim, cfg.norm_eps)
-        self.attn = GroupedQueryAttention(cfg, layer_idx)
+        self.layer_idx = layer_idx
+        self.attn = MultiHeadAttention(cfg.dim, cfg.n_heads, num_kv_heads=cfg.n_kv_heads, qkv_bias=False,
+                                       proj_bias=False)
         self.post_attn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
         self.mlp = SwiGLU(cfg.dim, cfg.hidden_dim)
 
     def forward(self, x, cos, sin, cache=None, key_mask=None):
-        x = x + self.attn(self.input_norm(x), cos, sin, cache, key_mask)
+        update = None if cache is None else functools.partial(cache.update, self.layer_idx)
+        x = x + self.attn(self.input_norm(x), (cos, sin), valid=key_mask, is_causal=True, kv_cache=update)
         return x + self.mlp(self.post_attn_norm(x))
 
 
@@ -199,6 +152,7 @@ class SmallLM(nn.Module):
         self.apply(self._init_weights)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
+        self.register_load_state_dict_pre_hook(_stack_separate_projections)
 
     def _init_weights(self, module: nn.Module) -> None:
         if isinstance(module, (nn.Linear, nn.Embedding)):
@@ -255,10 +209,7 @@ class SmallLM(nn.Module):
             if attention_mask.shape != x.shape[:2]:
                 raise ValueError(f"attention_mask must be (B, L) = {tuple(x.shape[:2])}, got {tuple(attention_mask.shape)}")
             key_mask = attention_mask.to(device=x.device, dtype=torch.bool)
-        cos, sin = self.rope(position_ids, dtype=x.dtype)
-        if cos.dim() == 3:
-            # Per-sample positions: add the head axis so the tables broadcast over heads.
-            cos, sin = cos[:, None], sin[:, None]  # (B, 1, L, hd)
+        cos, sin = self.rope(position_ids, dtype=x.dtype)  # (L, hd) or, per sample, (B, L, hd)
         for layer in self.layers:
             x = layer(x, cos, sin, cache, key_mask)
         if logits_to_keep > 0:

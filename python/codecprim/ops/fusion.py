@@ -23,6 +23,9 @@ Contract shared by the CPU twin and ``cuda/fusion.cu``:
   ``luma_t - luma_ref`` shifted by the vectors (edge-clamped). For sub-pel vectors the warp is
   bilinear, not the codec's 6-tap filter, so it approximates (does not equal) the decoder's
   residual; intra pixels (mask False, zero vector) get ``luma_t - luma_ref`` at the same place.
+* The CPU twin runs the same arithmetic on whole planes: the walk's first step (zero fraction) is frame t's field
+  itself, and the four taps of every sample come from one edge-padded copy of the plane (a repeated tap only ever
+  has weight 0), which is what cut its cost from ~17 ms to ~2.5 ms for s = 4 at 224x224, bit for bit.
 * Float fields agree across devices to within 1e-4 px (both compiled without FMA contraction
   and written in one operation order, so they are normally identical).
 
@@ -30,8 +33,8 @@ Fusion at a model size (``size=`` of :func:`fuse_pframes`, :func:`field_at_size`
 brought to ``(h, w)`` first and the chain, the warp and the residual all run there, so the cost follows the
 model size, not the video's. A frame's field at ``size`` is the area mean of its inter pixels' vectors (intra
 pixels left out, as ``resize_field(mask=)`` does), scaled to output pixels, and its mask the cells where inter
-pixels cover at least half the footprint, computed straight from the block rows (each block meets a few output
-pixels; no full-resolution field is drawn). The residual is ``fused_residual`` of the two
+pixels cover at least half the footprint, computed from the block rows painted on the coarsest grid their edges
+lie on (no full-resolution field is drawn; :func:`field_at_size`). The residual is ``fused_residual`` of the two
 lumas area-resized to ``size``, for s = 1 and s > 1 alike: a single step and a fused group have one
 definition (the codec's own residual, predicted with its own filters, is not used there).
 
@@ -55,7 +58,7 @@ from .. import _cuda
 from ..reader import MV
 from ._checks import check_size, check_tensor
 from .dense import dense_field
-from .resize import resize_plane
+from .resize import _box_sums, resize_plane
 
 __all__ = ["FusedStep", "field_at_size", "fuse_fields", "fuse_pframes", "fused_residual"]
 
@@ -92,12 +95,13 @@ def fuse_fields(fields: torch.Tensor, masks: torch.Tensor | None = None, *,
     steps, height, width, channels = fields.shape
     if channels != 2 or steps == 0 or height == 0 or width == 0:
         raise ValueError(f"fields must have shape (s, H, W, 2) with s, H, W >= 1; got {tuple(fields.shape)}")
-    if masks is None:
-        masks = torch.ones(fields.shape[:3], dtype=torch.bool, device=fields.device)
-    check_tensor("masks", masks, dtypes=(torch.bool,), ndims=(3,))
-    if masks.shape != fields.shape[:3]:
-        raise ValueError(f"masks must have shape {tuple(fields.shape[:3])}; got {tuple(masks.shape)}")
-    if _cuda.is_cuda(fields, masks):
+    if masks is not None:
+        check_tensor("masks", masks, dtypes=(torch.bool,), ndims=(3,))
+        if masks.shape != fields.shape[:3]:
+            raise ValueError(f"masks must have shape {tuple(fields.shape[:3])}; got {tuple(masks.shape)}")
+    if _cuda.is_cuda(fields, *(() if masks is None else (masks,))):
+        if masks is None:
+            masks = torch.ones(fields.shape[:3], dtype=torch.bool, device=fields.device)
         return _fuse_fields_cuda(fields.contiguous(), masks.contiguous(), all_spans)
     return _fuse_fields_cpu(fields, masks, all_spans)
 
@@ -164,106 +168,131 @@ def field_at_size(blocks: torch.Tensor, height: int, width: int, size: int | tup
     ``height x width`` (see the module docstring).
 
     Equal to ``resize_field(dense.field_px, size, mode="area", mask=dense.mask)`` (and ``resize_mask(dense.mask,
-    size, rule="majority")``) of ``dense = dense_field(blocks, height, width)``, computed from the blocks: the
-    box filter is separable, so a block adds ``overlap_y * overlap_x`` times its vector to the few output
-    pixels its rectangle meets. Exporters' blocks tile the picture; rows that overlap (malformed streams)
-    are averaged here where ``dense_field`` lets the last one win.
+    size, rule="majority")``) of ``dense = dense_field(blocks, height, width)``, computed from the blocks on the
+    coarsest grid their edges lie on (16, 8, 4, 2 or 1 pixels): each block paints its vector, and a count of 1,
+    into the grid's cells through a difference array (four corners per block, then two running sums), and the
+    box filter takes the painted grid to the output. A grid cell is constant, so its box sums are its pixels'
+    exactly; the sums are of dyadic vectors times integer overlaps, exact in float64 in any order. Exporters'
+    blocks tile the picture; rows that overlap (malformed streams) are averaged here where ``dense_field`` lets
+    the last one win. (One frame at a time: batching frames made the grids outgrow the caches and ran slower.)
     """
     check_tensor("blocks", blocks, dtypes=(torch.int32,), ndims=(2,))
     out_h, out_w = check_size(size)
     device = blocks.device
-    rows = blocks[blocks[:, MV.source] < 0].long()
-    # Units where an input pixel spans (out_h, out_w) and an output pixel (height, width): overlaps are integers.
-    left, top = rows[:, MV.dst_x] - rows[:, MV.w] // 2, rows[:, MV.dst_y] - rows[:, MV.h] // 2
-    ox, oy = _overlaps(left, rows[:, MV.w], width, out_w), _overlaps(top, rows[:, MV.h], height, out_h)
-    (col, wx), (row, wy) = ox, oy  # (N, mx), (N, my)
-    weight = (wy[:, :, None] * wx[:, None, :]).double()  # (N, my, mx)
-    cell = (row[:, :, None] * out_w + col[:, None, :]).reshape(-1)  # (N*my*mx,)
-    vectors = rows[:, MV.motion_x:MV.motion_y + 1].double() / rows[:, MV.motion_scale, None].double()  # (N, 2)
-    total = torch.zeros(out_h * out_w, 2, dtype=torch.float64, device=device)
-    total.index_add_(0, cell, (weight[..., None] * vectors[:, None, None, :]).reshape(-1, 2))
-    covered = torch.zeros(out_h * out_w, dtype=torch.float64, device=device).index_add_(0, cell, weight.reshape(-1))
-    field = torch.where(covered[:, None] > 0, total / covered.clamp(min=1)[:, None], 0.0).float()
-    scale = torch.tensor([out_w / width, out_h / height], dtype=torch.float32, device=device)
-    field = (field * scale).view(out_h, out_w, 2)
-    mask = (2 * covered >= height * width).view(out_h, out_w) if with_mask else None
-    return field, mask
+    rows = blocks[blocks[:, MV.source] < 0]
+    w, h = rows[:, MV.w], rows[:, MV.h]
+    left, top = rows[:, MV.dst_x] - w // 2, rows[:, MV.dst_y] - h // 2
+    xs = torch.stack((left, left + w)).clamp_(0, width)  # (2, N) clipped column span
+    ys = torch.stack((top, top + h)).clamp_(0, height)  # (2, N) clipped row span
+    xs[1], ys[1] = torch.maximum(xs[0], xs[1]), torch.maximum(ys[0], ys[1])  # empty rows paint nothing
+    cell = _grid_cell(xs, ys, height, width)
+    grid_h, grid_w = height // cell, width // cell
+    xs, ys = (xs // cell).long(), (ys // cell).long()
+    stride = grid_w + 1
+    upper, lower = ys[0] * stride, ys[1] * stride
+    corners = torch.cat((upper + xs[0], upper + xs[1], lower + xs[0], lower + xs[1]))  # (4N,)
+    values = torch.ones(3, rows.shape[0], dtype=torch.float64, device=device)  # (3, N): vx, vy, count
+    torch.div(rows[:, MV.motion_x:MV.motion_y + 1].t(), rows[:, MV.motion_scale], out=values[:2])
+    signed = torch.cat((values, -values, -values, values), dim=1)  # (3, 4N)
+    painted = torch.zeros(3, (grid_h + 1) * stride, dtype=torch.float64, device=device).index_add_(1, corners, signed)
+    painted = painted.view(3, grid_h + 1, stride).cumsum(1).cumsum(2)[:, :grid_h, :grid_w]  # (3, gh, gw)
+    sums, full = _box_sums(painted, (2, 1), (out_w, out_h))  # (3, h, w)
+    covered = sums[2]
+    field = (sums[:2] / covered.clamp(min=1)).float()  # (2, h, w); sums are 0 wherever covered is
+    field *= torch.tensor([out_w / width, out_h / height], dtype=torch.float32, device=device)[:, None, None]
+    mask = 2 * covered >= full if with_mask else None
+    return field.permute(1, 2, 0).contiguous(), mask
 
 
-def _overlaps(start: torch.Tensor, length: torch.Tensor, size: int, out_size: int
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Output pixels ``(N, m)`` each block span ``[start, start + length)`` (clipped to ``[0, size)``) meets
-    along one axis, and the overlaps ``(N, m)`` in units of ``1 / (size * out_size)`` of an output pixel."""
-    lo = start.clamp(0, size) * out_size
-    hi = (start + length).clamp(0, size) * out_size
-    first = lo // size
-    span = int(((hi - 1) // size - first).max()) + 1 if start.numel() else 1
-    index = first[:, None] + torch.arange(max(span, 1), device=start.device)[None, :]  # (N, m)
-    overlap = (torch.minimum(hi[:, None], (index + 1) * size) - torch.maximum(lo[:, None], index * size)).clamp(min=0)
-    return index.clamp(max=out_size - 1), overlap
+def _grid_cell(xs: torch.Tensor, ys: torch.Tensor, height: int, width: int) -> int:
+    """The largest of 16, 8, 4, 2, 1 dividing the frame size and every block edge."""
+    edges = torch.cat((xs.reshape(-1), ys.reshape(-1), torch.tensor([height, width, 16], dtype=xs.dtype,
+                                                                     device=xs.device)))
+    lowest = edges & -edges  # each edge's lowest set bit (0 for 0, which every cell divides)
+    return min(int(torch.where(lowest > 0, lowest, 16).min()), 16)
 
 
-def _pixel_grid(height: int, width: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32),
-                            torch.arange(width, device=device, dtype=torch.float32), indexing="ij")
-    return xs, ys  # (H, W) each
+def _pixel_grid(height: int, width: int) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32), torch.arange(width, dtype=torch.float32),
+                            indexing="ij")
+    return torch.stack((xs.reshape(-1), ys.reshape(-1)))  # (2, H*W): each pixel's x and y
 
 
-def _fuse_fields_cpu(fields: torch.Tensor, masks: torch.Tensor, all_spans: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _padded(planes: torch.Tensor) -> torch.Tensor:
+    """``(C, H, W)`` -> ``(C, (H+1) * (W+1))``, the last column and row repeated once: the bilinear taps of a
+    clamped position at top-left ``r = y * (W+1) + x`` are ``r, r+1, r+W+1, r+W+2``, and a repeated tap only
+    ever gets weight 0 (a position clamped to the last column or row has no fraction there)."""
+    return torch.nn.functional.pad(planes[None], (0, 1, 0, 1), mode="replicate").view(planes.shape[0], -1)
+
+
+def _tap_rows(corner: torch.Tensor, stride: int, height: int) -> torch.Tensor:
+    """Flat index ``y * stride + x`` of integer-valued float positions ``(2, n)`` (``y < height``), int32 where
+    float32 holds every such integer exactly (below 2^24; ``index_select`` takes int32), else int64."""
+    if height * stride < (1 << 24):
+        return (corner[1] * stride + corner[0]).to(torch.int32)
+    return corner[1].long() * stride + corner[0].long()
+
+
+def _fuse_fields_cpu(fields: torch.Tensor, masks: torch.Tensor | None, all_spans: bool
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    # Planar (channels-first) and contiguous throughout: per-element torch ops on interleaved or broadcast
+    # (n, 2) layouts cost several times more than on (n,) planes. Same arithmetic as before, bit for bit.
     steps, height, width, _ = fields.shape
-    n = height * width
-    px, py = _pixel_grid(height, width, fields.device)
-    px, py = px.reshape(-1), py.reshape(-1)  # (H*W,)
-    planes = fields.permute(0, 3, 1, 2).reshape(steps, 2, n)  # (s, 2, H*W): each step's x and y planes
-    flat_masks = masks.reshape(steps, n)  # (s, H*W)
-    ax = torch.zeros_like(px)
-    ay = torch.zeros_like(py)
-    valid = torch.ones(n, dtype=torch.bool)
-    spans: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    for k in range(steps - 1, -1, -1):
-        x = (px + ax).clamp_(0, width - 1)
-        y = (py + ay).clamp_(0, height - 1)
-        nearest = (torch.floor(y + 0.5).clamp_(max=height - 1) * width
-                   + torch.floor(x + 0.5).clamp_(max=width - 1)).long()
-        valid &= flat_masks[k][nearest]
-        xf, yf = torch.floor(x), torch.floor(y)
-        fx, fy = x - xf, y - yf
-        x0, y0 = xf.long(), yf.long()
-        # flat indices of the four taps; the right/bottom tap repeats the left/top one at the edge
-        i00 = y0 * width + x0
-        i01 = i00 + (x0 < width - 1)
-        down = (y0 < height - 1) * width
-        i10, i11 = i00 + down, i01 + down
-        gx, gy = 1 - fx, 1 - fy
-        for plane, acc in zip(planes[k], (ax, ay)):
+    n, stride = height * width, width + 1
+    grid = _pixel_grid(height, width)  # (2, n)
+    planes = fields.permute(0, 3, 1, 2)  # (s, 2, H, W)
+    # The walk's first step samples at the pixels themselves (zero fraction): it is frame t's field as it is.
+    acc = planes[-1].reshape(2, n).clone()  # (2, n)
+    valid = masks[-1].reshape(n).clone() if masks is not None else torch.ones(n, dtype=torch.bool)
+    spans = [(acc.clone(), valid.clone())] if all_spans else []
+    for k in range(steps - 2, -1, -1):
+        position = grid + acc  # (2, n)
+        position[0].clamp_(0, width - 1)
+        position[1].clamp_(0, height - 1)
+        if masks is not None and not bool(masks[k].all()):
+            # nearest pixel floor(v + 0.5): never past the last one, the position being clamped to it
+            near = _tap_rows(torch.floor(position + 0.5), width, height)
+            valid &= masks[k].reshape(n).index_select(0, near)
+        corner = torch.floor(position)
+        frac = position.sub_(corner)  # (2, n)
+        rest = 1 - frac
+        fx, fy, gx, gy = frac[0], frac[1], rest[0], rest[1]
+        top_left = _tap_rows(corner, stride, height)
+        taps = (top_left, top_left + 1, top_left + stride, top_left + (stride + 1))
+        padded = _padded(planes[k])  # (2, (H+1)*(W+1))
+        for plane, a in zip(padded, acc):
+            t00, t01, t10, t11 = (plane.index_select(0, tap) for tap in taps)
             # same operation order as sample_field() in cuda/fusion.cu
-            top = plane[i00] * gx + plane[i01] * fx
-            bottom = plane[i10] * gx + plane[i11] * fx
-            acc += top * gy + bottom * fy
+            top = t00.mul_(gx).add_(t01.mul_(fx))
+            bottom = t10.mul_(gx).add_(t11.mul_(fx))
+            a += top.mul_(gy).add_(bottom.mul_(fy))
         if all_spans:
-            spans.append((ax.clone(), ay.clone(), valid.clone()))
+            spans.append((acc.clone(), valid.clone()))
     if all_spans:
-        field = torch.stack([torch.stack((x, y), dim=-1) for x, y, _ in spans])  # (s, H*W, 2)
-        mask = torch.stack([v for _, _, v in spans])  # (s, H*W)
-        return field.view(steps, height, width, 2), mask.view(steps, height, width)
-    return torch.stack((ax, ay), dim=-1).view(height, width, 2), valid.view(height, width)
+        field = torch.stack([a for a, _ in spans]).permute(0, 2, 1)  # (s, n, 2)
+        mask = torch.stack([v for _, v in spans])  # (s, n)
+        return field.reshape(steps, height, width, 2), mask.view(steps, height, width)
+    return acc.t().reshape(height, width, 2), valid.view(height, width)
 
 
 def _fused_residual_cpu(luma_t: torch.Tensor, luma_ref: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
     height, width = luma_t.shape
-    px, py = _pixel_grid(height, width, luma_t.device)
-    x = (px + field[..., 0]).clamp(0, width - 1)
-    y = (py + field[..., 1]).clamp(0, height - 1)
-    qx = torch.floor(x * 256 + 0.5).int()  # 1/256-pel fixed point
-    qy = torch.floor(y * 256 + 0.5).int()
-    x0, y0, wx, wy = qx >> 8, qy >> 8, qx & 255, qy & 255
-    x1, y1 = (x0 + 1).clamp(max=width - 1), (y0 + 1).clamp(max=height - 1)
-    ref = luma_ref.int()
-    x0, y0, x1, y1 = x0.long(), y0.long(), x1.long(), y1.long()
-    top = ref[y0, x0] * (256 - wx) + ref[y0, x1] * wx
-    bottom = ref[y1, x0] * (256 - wx) + ref[y1, x1] * wx
-    predicted = (top * (256 - wy) + bottom * wy + 32768) >> 16
-    return (luma_t.int() - predicted).to(torch.int16)
+    n, stride = height * width, width + 1
+    position = _pixel_grid(height, width).add_(field.reshape(n, 2).t())  # (2, n)
+    position[0].clamp_(0, width - 1)
+    position[1].clamp_(0, height - 1)
+    q = torch.floor(position.mul_(256).add_(0.5)).to(torch.int32)  # (2, n) 1/256-pel fixed point
+    weight = q & 255
+    top_left = _tap_rows((q >> 8).float(), stride, height)
+    ref = _padded(luma_ref[None].to(torch.int32))[0]
+    t00, t01, t10, t11 = (ref.index_select(0, tap) for tap in
+                          (top_left, top_left + 1, top_left + stride, top_left + (stride + 1)))
+    wx, wy = weight[0], weight[1]
+    vx, vy = 256 - wx, 256 - wy
+    top = t00.mul_(vx).add_(t01.mul_(wx))
+    bottom = t10.mul_(vx).add_(t11.mul_(wx))
+    predicted = top.mul_(vy).add_(bottom.mul_(wy)).add_(32768) >> 16
+    return (luma_t.reshape(n).to(torch.int32) - predicted).to(torch.int16).view(height, width)
 
 
 def _fuse_fields_cuda(fields: torch.Tensor, masks: torch.Tensor, all_spans: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -84,6 +84,18 @@ def resize_residual(residual: torch.Tensor, size: int | tuple[int, int]) -> torc
 def resize_plane(plane: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """Area-resize ``(..., H, W)`` uint8 image planes (luma or one chroma plane), rounding half up."""
     check_tensor("plane", plane, dtypes=(torch.uint8,))
+    out_h, out_w = check_size(size)
+    if plane.dim() >= 2 and not _cuda.is_cuda(plane):
+        height, width = plane.shape[-2:]
+        rows, cols = _blocks(height, out_h), _blocks(width, out_w)
+        reduced = rows.reduced * cols.reduced
+        if reduced < (1 << 15):
+            # In the blocks' coarse units the sums s are integers below 255 * reduced and the rounded mean is
+            # floor((2 s + reduced) / (2 reduced)): every operand is an integer below 2^24, and the quotient of
+            # two such (divisor * 255 < 2^24) cannot round up across an integer, so float32 gives it exactly.
+            sums = _coarse_sums(plane.reshape(-1, height, width, 1), rows, cols, out_h, out_w, torch.float32)
+            mean = sums.mul_(2).add_(reduced).div_(2 * reduced).floor_()
+            return mean.to(torch.uint8).reshape(*plane.shape[:-2], out_h, out_w)
     return torch.floor(_plane_mean(plane, size, "plane") + 0.5).to(torch.uint8)
 
 
@@ -177,9 +189,17 @@ def _area_sum(x: torch.Tensor, out_h: int, out_w: int) -> torch.Tensor:
     rows, cols = _blocks(height, out_h), _blocks(width, out_w)
     exact_in_float32 = _MAX_ABS.get(x.dtype, 1 << 24) * rows.reduced * cols.reduced < (1 << 24)
     dtype = torch.float32 if exact_in_float32 else torch.float64
+    return _coarse_sums(x, rows, cols, out_h, out_w, dtype).double() * (rows.g * cols.g)
+
+
+def _coarse_sums(x: torch.Tensor, rows: _AxisBlocks, cols: _AxisBlocks, out_h: int, out_w: int,
+                 dtype: torch.dtype) -> torch.Tensor:
+    """(B, H, W, C) -> (B, h, w, C) ``dtype`` sums in the blocks' coarse units (each output's weights total
+    ``rows.reduced * cols.reduced``), a bounded number of planes per pass."""
+    batch, height, width, channels = x.shape
     step = max(1, _CHUNK_ELEMENTS // (height * width * channels))
     out = [_banded(x[i:i + step].to(dtype), rows, cols, out_h, out_w) for i in range(0, max(batch, 1), step)]
-    return (out[0] if len(out) == 1 else torch.cat(out)).double() * (rows.g * cols.g)
+    return out[0] if len(out) == 1 else torch.cat(out)
 
 
 _CHUNK_ELEMENTS = 1 << 22  # planes per CPU pass are capped so the temporaries stay ~32 MiB
@@ -199,6 +219,46 @@ def _banded(y: torch.Tensor, rows: _AxisBlocks, cols: _AxisBlocks, out_h: int, o
     y = y.reshape(batch, rows.count, rows.length, out_w * channels)  # (B, nh, Lh, w*C)
     y = torch.matmul(rows.weight.to(dtype), y)  # (B, nh, kh, w*C)
     return y.reshape(batch, rows.count * rows.k, out_w, channels)[:, :out_h]  # (B, h, w, C)
+
+
+class _AxisTaps(NamedTuple):
+    """The box filter of one axis as ``length`` gathers: output ``o`` is ``sum_l weight[l, o] * x[index[l, o]]``,
+    the integer overlaps in units ``gcd(size, out_size)`` times coarser than :func:`_area_sum`'s; the weights of
+    one output add up to ``reduced``."""
+
+    index: torch.Tensor  # (length, out_size) int64
+    weight: torch.Tensor  # (length, out_size) float64
+    reduced: int
+
+
+@functools.lru_cache(maxsize=128)
+def _axis_taps(size: int, out_size: int) -> _AxisTaps:
+    out = torch.arange(out_size, dtype=torch.int64)
+    first = out * size // out_size
+    length = int((((out + 1) * size - 1) // out_size - first).max()) + 1
+    index = first[None, :] + torch.arange(length)[:, None]  # (L, out)
+    overlap = (torch.minimum((out + 1) * size, (index + 1) * out_size)
+               - torch.maximum(out * size, index * out_size)).clamp(min=0)  # (L, out), zero past the footprint
+    g = math.gcd(size, out_size)
+    return _AxisTaps(index.clamp(max=size - 1), (overlap // g).double(), size // g)
+
+
+def _box_sums(x: torch.Tensor, dims: tuple[int, int], out_size: tuple[int, int]) -> tuple[torch.Tensor, int]:
+    """Overlap-weighted sums of float64 ``x`` over the box footprints of ``out_size`` along ``dims`` (the
+    separable filter as a few gathers per axis: cheap where an output meets few inputs, as when enlarging a
+    coarse grid), and the weight of a fully covered output. Exact while every partial sum is (integers or dyadic
+    values times integer weights below 2^53 in float64), so equal to :func:`_area_sum` up to its units."""
+    full = 1
+    for dim, out in zip(dims, out_size):
+        taps = _axis_taps(x.shape[dim], out)
+        shape = [1] * x.dim()
+        shape[dim] = out
+        index, weight = taps.index.to(x.device), taps.weight.to(x.device, x.dtype)
+        total = x.index_select(dim, index[0]).mul_(weight[0].view(shape))
+        for tap in range(1, index.shape[0]):
+            total.add_(x.index_select(dim, index[tap]).mul_(weight[tap].view(shape)))
+        x, full = total, full * taps.reduced
+    return x, full
 
 
 def _source_coordinates(size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -54,6 +54,7 @@ __all__ = [
     "motion_energy_grid",
     "patch_saliency",
     "residual_energy_grid",
+    "residual_kernel_name",
 ]
 
 FUSIONS = ("mean", "max", "weighted")
@@ -159,18 +160,20 @@ def _residual_sums_cpu(res: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
     return torch.diff(at_ends, dim=1, prepend=torch.zeros_like(at_ends[:, :1, :]))
 
 
+def residual_kernel_name(width: int, data_ptr: int) -> str:
+    """The residual-sums entry point for rows of ``width`` pixels at ``data_ptr``: the widest load rows allow."""
+    for vec, name in ((8, "residual_sums_int16x8"), (4, "residual_sums_int16x4")):
+        if width % vec == 0 and data_ptr % (2 * vec) == 0:
+            return name
+    return "residual_sums_int16"
+
+
 def _residual_sums_cuda(res: torch.Tensor, rows: torch.Tensor, hg: int, wg: int) -> torch.Tensor:
     t, h, w = res.shape
     sums = torch.zeros((t, hg, wg), dtype=torch.int64, device=res.device)
-    # 8-byte loads of 4 pixels when rows stay aligned
-    vec = w % 4 == 0 and res.data_ptr() % 8 == 0
-    name = "residual_sums_int16x4" if vec else "residual_sums_int16"
-    kernel = _cuda.get_kernel(_KERNELS, name, device=res.device)
-    with _cuda.torch_stream(res.device):
-        kernel((hg, t), (256,),
-               (_cuda.to_cupy(res), _cuda.to_cupy(rows.int().contiguous()), np.int32(h), np.int32(w),
-                np.int32(wg), _cuda.to_cupy(sums)),
-               shared_mem=wg * 8)  # one unsigned long long per grid column of the band
+    kernel = _cuda.get_kernel(_KERNELS, residual_kernel_name(w, res.data_ptr()), device=res.device)
+    _cuda.launch(kernel, None, (res, rows.int().contiguous(), np.int32(h), np.int32(w), np.int32(wg), sums),
+                 grid=(hg, t), shared_mem=wg * 8)  # one unsigned long long per grid column of the band
     return sums
 
 
@@ -223,7 +226,7 @@ def motion_energy_grid(vectors: Sequence[torch.Tensor], frame_size: tuple[int, i
     rects, frame, length, fallback = block_motion(vectors, frame_size, model_size, config, confidence)
     rows_b, cols_b = cell_bounds(h, hg, rects.device), cell_bounds(w, wg, rects.device)
     if _cuda.is_cuda(rects):
-        sum_v, sum_a = _motion_sums_cuda(rects, frame, length, t, rows_b, cols_b, hg, wg)
+        sum_v, sum_a = _motion_sums_cuda(rects, frame, length, t, rows_b, cols_b, hg, wg, frame_size)
     else:
         sum_v, sum_a = _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg)
     cell_area = ((rows_b[1:] - rows_b[:-1])[:, None] * (cols_b[1:] - cols_b[:-1])[None, :])  # (Hg, Wg)
@@ -296,7 +299,11 @@ def _cells_of(lo: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
 
 
 def _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg):
-    """sum(length * overlap) (float32, block order) and sum(overlap) (int64) per cell."""
+    """sum(length * overlap) (float32) and sum(overlap) (int64) per cell, adding a cell's blocks in the CUDA
+    twin's order: by the cell holding the block's top-left pixel (raster order), then by block order."""
+    bucket = (frame * hg + _cells_of(rects[:, 1], rows_b)) * wg + _cells_of(rects[:, 0], cols_b)
+    by_bucket = torch.sort(bucket, stable=True).indices
+    rects, frame, length = rects[by_bucket], frame[by_bucket], length[by_bucket]
     x0, y0, x1, y1 = rects.unbind(1)
     span_x = int(((x1 - x0).max() if rects.shape[0] else 0)) // max(1, int((cols_b[1:] - cols_b[:-1]).min())) + 2
     span_y = int(((y1 - y0).max() if rects.shape[0] else 0)) // max(1, int((rows_b[1:] - rows_b[:-1]).min())) + 2
@@ -318,20 +325,20 @@ def _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg):
     return sum_v.view(t, hg, wg), sum_a.view(t, hg, wg)
 
 
-def _motion_sums_cuda(rects, frame, length, t, rows_b, cols_b, hg, wg):
+def _motion_sums_cuda(rects, frame, length, t, rows_b, cols_b, hg, wg, frame_size):
     device = rects.device
+    if hg * wg > _MAX_GPU_CELLS:
+        raise ValueError(f"the CUDA motion pooling handles up to {_MAX_GPU_CELLS} patches per frame, got {hg * wg}")
     offsets = frame_offsets(frame, t)
     sum_v = torch.empty((t, hg, wg), dtype=torch.float32, device=device)
     sum_a = torch.empty((t, hg, wg), dtype=torch.int64, device=device)
+    order = torch.empty(max(1, rects.shape[0]), dtype=torch.int32, device=device)  # blocks bucketed per frame
     kernel = _cuda.get_kernel(_KERNELS, "motion_sums_float32", device=device)
-    threads = 256
-    n_cells = hg * wg
-    with _cuda.torch_stream(device):
-        kernel(((n_cells + threads - 1) // threads, t), (threads,),
-               (_cuda.to_cupy(rects.int().contiguous()), _cuda.to_cupy(offsets),
-                _cuda.to_cupy(length.float().contiguous()), _cuda.to_cupy(rows_b.int().contiguous()),
-                _cuda.to_cupy(cols_b.int().contiguous()), np.int32(hg), np.int32(wg),
-                _cuda.to_cupy(sum_v), _cuda.to_cupy(sum_a)))
+    _cuda.launch(kernel, None,
+                 (rects.int().contiguous(), offsets, length.float().contiguous(), rows_b.int().contiguous(),
+                  cols_b.int().contiguous(), np.int32(frame_size[0]), np.int32(frame_size[1]), np.int32(hg),
+                  np.int32(wg), order, sum_v, sum_a),
+                 grid=(t,), shared_mem=hg * wg * 4)  # one int per cell: the buckets' bounds
     return sum_v, sum_a
 
 
@@ -454,16 +461,13 @@ def _combine_cuda(motion, residual, is_iframe, prior, config, wm, wr):
     c = combine_kernel_constants(p, config, has_res)
     res = residual.contiguous() if has_res else motion.contiguous()  # dummy pointer when absent
     kernel = _cuda.get_kernel(_KERNELS, "combine_saliency_float32", device=device)
-    threads = min(1024, c["padded"])
-    with _cuda.torch_stream(device):
-        kernel((t,), (threads,),
-               (_cuda.to_cupy(motion.contiguous()), _cuda.to_cupy(res),
-                _cuda.to_cupy(is_iframe.contiguous().view(torch.uint8)), _cuda.to_cupy(prior.contiguous()),
-                np.int32(p), np.int32(c["padded"]), np.int32(c["lo"]), np.int32(c["hi"]), np.float32(c["frac"]),
-                np.int32(c["has_noise"]), np.int32(c["nlo"]), np.int32(c["nhi"]), np.float32(c["nfrac"]),
-                np.float32(config.motion_reference), np.float32(config.residual_reference),
-                np.float32(wm), np.float32(wr), np.int32(c["mode"]), _cuda.to_cupy(out)),
-               shared_mem=c["padded"] * 4)
+    _cuda.launch(kernel, None,
+                 (motion.contiguous(), res, is_iframe.contiguous().view(torch.uint8), prior.contiguous(),
+                  np.int32(p), np.int32(c["padded"]), np.int32(c["lo"]), np.int32(c["hi"]), np.float32(c["frac"]),
+                  np.int32(c["has_noise"]), np.int32(c["nlo"]), np.int32(c["nhi"]), np.float32(c["nfrac"]),
+                  np.float32(config.motion_reference), np.float32(config.residual_reference),
+                  np.float32(wm), np.float32(wr), np.int32(c["mode"]), out),
+                 threads_per_block=min(1024, c["padded"]), grid=(t,), shared_mem=c["padded"] * 4)
     return out
 
 

@@ -25,6 +25,10 @@ Contract (shared by the CPU twin and ``cuda/topk_select.cu``):
 All of this is one total order given by a unique int64 key per patch (:func:`selection_keys`); the
 selection is the top-K keys (:func:`topk_sorted`), returned as flat indices sorted ascending into
 the ``T x Hg x Wg`` virtual grid plus ``(t, row, col)`` positions.
+
+On CUDA, :func:`select_patches` is one launch of ``select_patches_float32`` (anchors, keys and top-K in
+one thread block): a clip's selection costs one kernel, not the ~40 small ones of the torch ops, and
+in budget mode no synchronisation with the host. Its results equal the CPU twin's exactly.
 """
 
 from __future__ import annotations
@@ -175,11 +179,8 @@ def _topk_cuda(keys: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     if total == 0:
         return out
     kernel = _cuda.get_kernel(_KERNELS, "topk_select_int64", device=keys.device)
-    threads = 1024 if length >= 4096 else 256
-    with _cuda.torch_stream(keys.device):
-        kernel((s,), (threads,),
-               (_cuda.to_cupy(keys), np.int64(length), _cuda.to_cupy(k.to(torch.int64).contiguous()),
-                _cuda.to_cupy(offsets.to(keys.device)), _cuda.to_cupy(out)))
+    _cuda.launch(kernel, None, (keys, np.int64(length), k.to(torch.int64).contiguous(), offsets.to(keys.device), out),
+                 threads_per_block=1024 if length >= 4096 else 256, grid=(s,))
     return out
 
 
@@ -211,6 +212,10 @@ def select_patches(saliency: torch.Tensor, is_iframe: torch.Tensor, *, budget: i
         raise ValueError(f"floor must be > 0, got {floor!r}")
     p0 = hg * wg
     device = saliency.device
+    if t * p0 >= 1 << _INDEX_BITS:
+        raise ValueError(f"a clip grid of {t} x {hg} x {wg} patches exceeds the 2**{_INDEX_BITS} supported")
+    if _cuda.is_cuda(saliency):
+        return _select_cuda(saliency, is_iframe.to(device), budget, ratio, floor)
     anchor = anchor_frames(is_iframe, p0, None if budget is None else min(budget, t * p0))
     keys = selection_keys(saliency, anchor.to(device), floor)                         # (T*P0,)
     if budget is not None:
@@ -223,3 +228,33 @@ def select_patches(saliency: torch.Tensor, is_iframe: torch.Tensor, *, budget: i
     positions = torch.stack([flat // p0, (flat % p0) // wg, flat % wg], dim=1)
     tier = (keys[flat] >> _TIER_SHIFT).to(torch.int8)
     return Selection(positions, flat, tier, anchor.to(device))
+
+
+def _select_cuda(saliency: torch.Tensor, is_iframe: torch.Tensor, budget: int | None, ratio: float | None,
+                 floor: float) -> Selection:
+    t, hg, wg = saliency.shape
+    p0 = hg * wg
+    device = saliency.device
+    if budget is not None:
+        k_total, k_budget, per_frame = min(budget, t * p0), min(budget, t * p0), 0
+    else:
+        per_frame = int(np.floor(ratio * p0 + 1e-9))
+        iframes = int(is_iframe.sum())  # ratio mode's output size: the one read back
+        k_total, k_budget = iframes * p0 + (t - iframes) * per_frame, -1
+    visible = torch.empty(k_total, dtype=torch.int64, device=device)
+    positions = torch.empty((k_total, 3), dtype=torch.int64, device=device)
+    tier = torch.empty(k_total, dtype=torch.int8, device=device)
+    anchor = torch.empty(t, dtype=torch.bool, device=device)
+    scratch_dither = torch.empty(t * p0, dtype=torch.int32, device=device)
+    scratch_keys = torch.empty(t * p0, dtype=torch.int64, device=device)
+    frame_k = torch.empty(t + 1, dtype=torch.int64, device=device)
+    frame_rank = torch.empty(t, dtype=torch.int32, device=device)
+    bits = max(1, (max(hg, wg) - 1).bit_length())
+    still_rank = torch.empty(t << (2 * bits), dtype=torch.int32, device=device)
+    kernel = _cuda.get_kernel(_KERNELS, "select_patches_float32", device=device)
+    _cuda.launch(kernel, None,
+                 (saliency.contiguous(), is_iframe.contiguous().view(torch.uint8), np.int32(t), np.int32(p0),
+                  np.int32(wg), np.int64(k_budget), np.int32(per_frame), np.float32(floor), np.int32(bits),
+                  scratch_dither, scratch_keys, frame_k, frame_rank, still_rank, visible, positions, tier, anchor.view(torch.uint8)),
+                 threads_per_block=1024, grid=(1,))
+    return Selection(positions, visible, tier, anchor)

@@ -8,7 +8,12 @@ primitives; they are what a video LM does without a codec.
   frame's token is pruned when it is cosine-similar to the token at the same position of the window's first
   frame (``threshold``, LongVU's 0.8), or, at a fixed ``budget``, the least similar tokens are kept.
 * :func:`vq_tokens` -- VQToken-style codebook tokens (Zhang et al., 2025): k-means over all of the clip's tokens;
-  the clip becomes ``k`` codebook vectors plus the map from every (t, p) to its code.
+  the clip becomes ``k`` codebook vectors (each the mean of its tokens) plus the map from every (t, p) to its code.
+
+They are baselines, not codecprim's method: at the same token budget, ``bench/probe_task.py`` compares them with
+codec-patch selection and uniform frame sampling on a motion-centric probe (README, "A probe task that is not
+saturated"). Both need every patch of every frame encoded first (the dense tokens); codec-patch selection decides
+before the encoder runs.
 """
 
 from __future__ import annotations
@@ -103,4 +108,10 @@ def vq_tokens(tokens: torch.Tensor, k: int, *, iters: int = 20, seed: int = 0) -
         raise ValueError(f"k must be an int in [1, {t * p}] (the clip's tokens), got {k!r}")
     flat = tokens.reshape(t * p, d).float().cpu()  # (T*P, D)
     result = kmeans(flat, k, iters=iters, spherical=False, seed=seed, backend="torch")
-    return VQTokens(codebook=result.centroids.to(tokens.device), codes=result.assignments.reshape(t, p).to(tokens.device))
+    codes = result.assignments  # (T*P,) nearest final centre
+    # k-means may stop (tol, iters) one assignment after its last centre update: make each code the mean of the
+    # tokens it now stands for, as VQToken's codebook is (a code left without tokens keeps its centre).
+    sums = torch.zeros(k, d).index_add_(0, codes, flat)  # (k, D)
+    counts = torch.bincount(codes, minlength=k)  # (k,)
+    codebook = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], result.centroids)
+    return VQTokens(codebook=codebook.to(tokens.device), codes=codes.reshape(t, p).to(tokens.device))

