@@ -32,6 +32,7 @@ agreement with the CPU twin.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import statistics
 import subprocess
@@ -147,16 +148,20 @@ def _footage():
     return module
 
 
-def _cost(fn, repeats: int = 2) -> tuple[float, float]:
-    """Best wall and process-CPU seconds of ``fn()`` over ``repeats`` runs (after one warm-up)."""
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeats):
-        start, start_cpu = time.perf_counter(), time.process_time()
+def _interleaved_costs(fns: dict, rounds: int = 3) -> dict[str, tuple[float, float]]:
+    """Best wall and process-CPU seconds of each ``fns[name]()``, after one warm-up each, over ``rounds``
+    rounds that run every function once in turn (A, B, A, B: a busy spell of the machine hits all alike)."""
+    for fn in fns.values():
         fn()
-        wall.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
-    return min(wall), min(cpu)
+    wall = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start, start_cpu = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return {name: (min(wall[name]), min(cpu[name])) for name in fns}
 
 
 def _print_table(header: list[str], rows: list[list[str]]) -> None:
@@ -192,24 +197,29 @@ def _stage_rows(exported: Path, estimated: Path, frames: int, budget: int) -> li
     from codecprim.ops.resize import resize_yuv
     from codecprim.patches import SELECTION_ESTIMATION, codec_patches
 
-    columns = []
-    for path, estimate in ((exported, False), (estimated, True)):
-        def decode():
-            with codecprim.open(path, residuals=True, chroma=True) as reader:
-                return [f for f, _ in zip(reader, range(frames))]
+    def decode(path):
+        with codecprim.open(path, residuals=True, chroma=True) as reader:
+            return [f for f, _ in zip(reader, range(frames))]
 
-        decoded = decode()
-        luma, _ = resize_yuv(torch.stack([f.luma for f in decoded]), torch.stack([f.chroma for f in decoded]),
-                             (224, 224))
-        stages = {"decode": _cost(decode)[1],
-                  "resize": _cost(lambda: [resize_yuv(f.luma[None], f.chroma[None], (224, 224)) for f in decoded])[1],
-                  "estimate_motion_frames": _cost(lambda: estimate_motion_frames(
-                      luma[1:], luma[:-1], config=SELECTION_ESTIMATION))[1] if estimate else 0.0}
-        whole = _cost(lambda: codec_patches(path, num_frames=frames, budget=budget))[1]
-        stages["rest"] = whole - sum(stages.values())
-        stages["whole clip (codec_patches)"] = whole
-        columns.append(stages)
-    return [[name, f"{columns[0][name]:.3f}", f"{columns[1][name]:.3f}"] for name in columns[0]]
+    fns = {}
+    for column, path in enumerate((exported, estimated)):
+        decoded = decode(path)
+        fns[column, "decode"] = functools.partial(decode, path)
+        fns[column, "resize"] = functools.partial(
+            lambda decoded: [resize_yuv(f.luma[None], f.chroma[None], (224, 224)) for f in decoded], decoded)
+        if path == estimated:
+            luma, _ = resize_yuv(torch.stack([f.luma for f in decoded]), torch.stack([f.chroma for f in decoded]),
+                                 (224, 224))
+            fns[column, "estimate_motion_frames"] = functools.partial(
+                estimate_motion_frames, luma[1:], luma[:-1], config=SELECTION_ESTIMATION)
+        fns[column, "whole clip (codec_patches)"] = functools.partial(codec_patches, path, num_frames=frames,
+                                                                       budget=budget)
+    cpu = {key: c for key, (_, c) in _interleaved_costs(fns).items()}
+    names = ["decode", "resize", "estimate_motion_frames", "rest", "whole clip (codec_patches)"]
+    for column in (0, 1):
+        whole = cpu[column, "whole clip (codec_patches)"]
+        cpu[column, "rest"] = whole - sum(cpu.get((column, n), 0.0) for n in names[:3])
+    return [[name, *(f"{cpu.get((column, name), 0.0):.3f}" for column in (0, 1))] for name in names]
 
 
 def selection_report(args, workdir: Path) -> None:
@@ -240,19 +250,20 @@ def selection_report(args, workdir: Path) -> None:
           "and within 0.10 of H.264 codec vectors)")
     _print_table(["camera", "H.264 codec MV", "H.264 estimated", "HEVC est.", "VP9 est.", "AV1 est."], rows)
 
-    print("\nCost per 64-frame clip (decode + resize + saliency + selection + gather; best of 2; CPU = process time)")
+    print("\nCost per 64-frame clip (decode + resize + saliency + selection + gather; best of 3 rounds, the paths "
+          "interleaved in each; CPU = process time)")
     cost_rows = []
     default_threads = torch.get_num_threads()
+    h264 = clips["pan", "h264"]
+    paths = {"H.264, exported vectors": (h264, None), "H.264, estimated (same file)": (h264, estimated)}
+    paths.update({f"{codec.upper()}, estimated": (clips["pan", codec], None) for codec in ("hevc", "vp9", "av1")})
     for threads in sorted({default_threads, 1}, reverse=True):
         torch.set_num_threads(threads)
-        h264 = clips["pan", "h264"]
-        base_wall, base_cpu = _cost(lambda: codec_patches(h264, num_frames=frames, budget=budget))
-        cost_rows.append([f"{threads}", "H.264, exported vectors", f"{base_wall:.3f}", f"{base_cpu:.3f}", "1.00x"])
-        cases = [("H.264, estimated (same file)", h264, estimated)] + [
-            (f"{codec.upper()}, estimated", clips["pan", codec], CodecPatchesConfig()) for codec in ("hevc", "vp9", "av1")]
-        for name, path, config in cases:
-            wall, cpu = _cost(lambda: codec_patches(path, num_frames=frames, budget=budget, config=config))
-            cost_rows.append([f"{threads}", name, f"{wall:.3f}", f"{cpu:.3f}", f"{cpu / base_cpu:.2f}x"])
+        costs = _interleaved_costs({name: functools.partial(codec_patches, path, num_frames=frames, budget=budget,
+                                                            config=config) for name, (path, config) in paths.items()})
+        base_cpu = costs["H.264, exported vectors"][1]
+        cost_rows += [[f"{threads}", name, f"{wall:.3f}", f"{cpu:.3f}", f"{cpu / base_cpu:.2f}x"]
+                      for name, (wall, cpu) in costs.items()]
     _print_table(["threads", "path", "wall s", "CPU s", "CPU vs exported (goal <= 2x)"], cost_rows)
 
     # The rest runs at 1 thread: estimate_motion_frames called directly uses torch's intra-op threads, and on a

@@ -269,7 +269,19 @@ LumaStack luma_stack(const LumaArray& cur, const LumaArray& ref) {
   for (int d = 0; d < 3; ++d) {
     if (cur.shape(d) != ref.shape(d)) throw std::invalid_argument("cur and ref must have one shape");
   }
+  if (cur.shape(0) < 1 || cur.shape(1) < 1 || cur.shape(2) < 1) throw std::invalid_argument("frames must be non-empty");
   return {cur.data(), static_cast<int>(cur.shape(0)), static_cast<int>(cur.shape(1)), static_cast<int>(cur.shape(2))};
+}
+
+// A grid of blocks covering the frames (the outputs rely on it: every pixel belongs to one block).
+BlockGrid block_grid(const LumaStack& frames, int rows, int cols, int size, int margin) {
+  if (rows < 1 || cols < 1 || size < 1 || margin < 0) {
+    throw std::invalid_argument("grid needs rows, cols and size >= 1 and margin >= 0");
+  }
+  if (static_cast<int64_t>(rows) * size < frames.height || static_cast<int64_t>(cols) * size < frames.width) {
+    throw std::invalid_argument("the grid must cover the frame");
+  }
+  return {rows, cols, size, margin};
 }
 
 void check_blocks(const IntArray& a, py::ssize_t blocks, py::ssize_t per_block, const char* name) {
@@ -282,7 +294,10 @@ py::tuple me_block_search(const LumaArray& cur, const LumaArray& ref, std::array
                           const IntArray& centres, int radius, const IntArray& extras, int num_extras,
                           const IntArray& pred_q, int level, int limit_q, int lam) {
   const LumaStack c = luma_stack(cur, ref);
-  const BlockGrid grid{grid_rcsm[0], grid_rcsm[1], grid_rcsm[2], grid_rcsm[3]};
+  const BlockGrid grid = block_grid(c, grid_rcsm[0], grid_rcsm[1], grid_rcsm[2], grid_rcsm[3]);
+  if (radius < 0 || num_extras < 0 || level < 0 || level > 15) {
+    throw std::invalid_argument("radius and num_extras must be >= 0 and level in [0, 15]");
+  }
   const py::ssize_t blocks = static_cast<py::ssize_t>(c.frames) * grid.rows * grid.cols;
   check_blocks(centres, blocks, 2, "centres");
   check_blocks(pred_q, blocks, 2, "pred_q");
@@ -299,7 +314,7 @@ py::tuple me_block_search(const LumaArray& cur, const LumaArray& ref, std::array
 py::tuple me_subpel(const LumaArray& cur, const LumaArray& ref, std::array<int, 3> grid_rcs, const IntArray& vectors,
                     const IntArray& base_cost, const IntArray& pred_q, int limit_q, int lam) {
   const LumaStack c = luma_stack(cur, ref);
-  const BlockGrid grid{grid_rcs[0], grid_rcs[1], grid_rcs[2], 0};
+  const BlockGrid grid = block_grid(c, grid_rcs[0], grid_rcs[1], grid_rcs[2], 0);
   const py::ssize_t blocks = static_cast<py::ssize_t>(c.frames) * grid.rows * grid.cols;
   check_blocks(vectors, blocks, 2, "vectors");
   check_blocks(base_cost, blocks, 1, "base_cost");
@@ -316,7 +331,7 @@ py::tuple me_subpel(const LumaArray& cur, const LumaArray& ref, std::array<int, 
 py::array_t<int16_t> me_residual(const LumaArray& cur, const LumaArray& ref, std::array<int, 3> grid_rcs,
                                 const IntArray& vectors_q, const LumaArray& zero) {
   const LumaStack c = luma_stack(cur, ref);
-  const BlockGrid grid{grid_rcs[0], grid_rcs[1], grid_rcs[2], 0};
+  const BlockGrid grid = block_grid(c, grid_rcs[0], grid_rcs[1], grid_rcs[2], 0);
   const py::ssize_t blocks = static_cast<py::ssize_t>(c.frames) * grid.rows * grid.cols;
   check_blocks(vectors_q, blocks, 2, "vectors_q");
   if (zero.size() != blocks) throw std::invalid_argument("zero must hold one flag per block");
@@ -341,11 +356,7 @@ LumaArray me_downsample(const LumaArray& src) {
 
 py::array_t<int64_t> me_structure(const LumaArray& cur, std::array<int, 3> grid_rcs) {
   const LumaStack c = luma_stack(cur, cur);
-  const BlockGrid grid{grid_rcs[0], grid_rcs[1], grid_rcs[2], 0};
-  if (grid.size < 1 || static_cast<py::ssize_t>(grid.rows) * grid.size < cur.shape(1) ||
-      static_cast<py::ssize_t>(grid.cols) * grid.size < cur.shape(2)) {
-    throw std::invalid_argument("the grid must cover the frame");
-  }
+  const BlockGrid grid = block_grid(c, grid_rcs[0], grid_rcs[1], grid_rcs[2], 0);
   py::array_t<int64_t> out({static_cast<py::ssize_t>(c.frames) * grid.rows * grid.cols, py::ssize_t{3}});
   {
     py::gil_scoped_release release;

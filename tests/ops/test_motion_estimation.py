@@ -528,3 +528,31 @@ def test_torch_ops_of_the_cuda_path_equal_the_core(monkeypatch, subpel):
     monkeypatch.setattr(me._cuda, "is_cuda", lambda *tensors: True)
     for a, b in zip(core, outputs()):
         assert a.dtype == b.dtype and torch.equal(a, b)
+
+
+def test_core_block_matching_rejects_inconsistent_arguments():
+    """The core's entry points check what they index with: a mismatch is a ValueError, never a wild read."""
+    from codecprim.reader import _load_core
+
+    core = _load_core()
+    cur = np.zeros((2, 16, 24), np.uint8)
+    per_block = np.zeros((2 * 1 * 2, 2), np.int32)  # 2 frames of 1 x 2 blocks of 16
+    none = np.zeros((4, 0, 2), np.int32)
+    vec, cost = core.me_block_search(cur, cur, (1, 2, 16, 0), per_block, 1, none, 0, per_block, 0, 128, 2)
+    assert vec.shape == (4, 2) and cost.shape == (4,) and not cost.any()
+    with pytest.raises(ValueError, match="one shape"):
+        core.me_block_search(cur, cur[:, :8], (1, 2, 16, 0), per_block, 1, none, 0, per_block, 0, 128, 2)
+    with pytest.raises(ValueError, match="centres"):
+        core.me_block_search(cur, cur, (1, 2, 16, 0), per_block[:3], 1, none, 0, per_block, 0, 128, 2)
+    with pytest.raises(ValueError, match="extras"):
+        core.me_block_search(cur, cur, (1, 2, 16, 0), per_block, 1, none, 1, per_block, 0, 128, 2)
+    with pytest.raises(ValueError, match="cover the frame"):
+        core.me_block_search(cur, cur, (1, 1, 16, 0), per_block[:2], 1, none[:2], 0, per_block[:2], 0, 128, 2)
+    with pytest.raises(ValueError, match="rows, cols and size"):
+        core.me_subpel(cur, cur, (1, 2, 0), per_block, per_block[:, 0], per_block, 128, 2)
+    with pytest.raises(ValueError, match="one flag per block"):
+        core.me_residual(cur, cur, (1, 2, 16), per_block, np.zeros(3, np.uint8))
+    with pytest.raises(ValueError, match="non-empty"):
+        core.me_downsample(np.zeros((1, 0, 4), np.uint8))
+    with pytest.raises(ValueError, match="cover the frame"):
+        core.me_structure(cur, (1, 1, 16))
