@@ -140,7 +140,7 @@ def test_delta_tokens_beat_the_blinded_encoder(pretrained) -> None:
     held = {control: pretrained[control][0].heldout_loss for control in ("real", "blinded")}
     for r, _ in (pretrained["real"], pretrained["blinded"]):
         assert r.initial_train_loss == pytest.approx(r.train_baseline)  # both start at copy-previous
-    assert held["real"] < 0.7 * held["blinded"], held  # unbroken ~0.62; zeros 1.0, another sample's 0.99
+    assert held["real"] < 0.7 * held["blinded"], held  # unbroken 0.59; zeros 1.00, another sample's 1.01
 
 
 def test_a_cache_of_other_pairs_is_refused(pretrained, evidence_clips) -> None:
