@@ -91,6 +91,8 @@ def test_bad_configuration() -> None:
         ProbeTaskConfig(size=50)
     with pytest.raises(ValueError, match="methods must be drawn from"):
         ProbeTaskConfig(methods=("codec", "tubelets"))
+    with pytest.raises(ValueError, match="train_views must be drawn from"):
+        ProbeTaskConfig(train_views=("dense",))
     with pytest.raises(ValueError, match="topk"):
         ProbeTaskConfig(clusters=2, topk=3)
     with pytest.raises(ValueError, match="budget must be a positive int"):
