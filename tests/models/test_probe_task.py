@@ -91,8 +91,22 @@ def test_bad_configuration() -> None:
         ProbeTaskConfig(size=50)
     with pytest.raises(ValueError, match="methods must be drawn from"):
         ProbeTaskConfig(methods=("codec", "tubelets"))
+    with pytest.raises(ValueError, match="train_views must be drawn from"):
+        ProbeTaskConfig(train_views=("dense",))
     with pytest.raises(ValueError, match="topk"):
         ProbeTaskConfig(clusters=2, topk=3)
     with pytest.raises(ValueError, match="budget must be a positive int"):
         ProbeTaskConfig(budget=0)
     assert METHODS == ("codec", "uniform", "longvu", "vqtoken", "dense")
+
+
+def test_every_method_is_probed_at_the_same_budget(clips_dir) -> None:
+    items = direction_clips(clips_dir, 2, size=56, frames=4, speed=(14, 14), side=14, seed=1)
+    cfg = ProbeTaskConfig(size=56, num_frames=4, budget=32, test_per_class=1, width=32, depth=1, num_heads=2,
+                          embed_dim=8, clusters=4, topk=2, steps=2, batch=4, probe_steps=2, threads=1)
+    report = probe_task(items, cfg)
+    assert report["clips"] == {"train": 4, "test": 4} and report["chance"] == 0.25
+    tokens = {method: row["tokens"] for method, row in report["methods"].items()}
+    assert tokens == {"codec": 32, "uniform": 32, "longvu": 32, "vqtoken": 32, "dense": 64}
+    for row in report["methods"].values():
+        assert 0.0 <= row["trained"] <= 1.0 and 0.0 <= row["untrained"] <= 1.0

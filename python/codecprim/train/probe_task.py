@@ -71,6 +71,7 @@ class ProbeTaskConfig:
     lr: float = 1e-3
     keep_min: float = 0.8
     augment: bool = True            # train on all 8 mirrorings/transpositions of each clip (teacher re-run on each)
+    train_views: tuple[str, ...] = ("codec", "uniform")  # the inputs the ViT is trained on
     probe_steps: int = 200
     methods: tuple[str, ...] = METHODS
     seed: int = 0
@@ -84,6 +85,9 @@ class ProbeTaskConfig:
             raise ValueError(f"size must be a multiple of the 14-pixel patch, got {self.size}")
         if self.topk > self.clusters:
             raise ValueError(f"topk ({self.topk}) cannot exceed clusters ({self.clusters})")
+        self.train_views = tuple(self.train_views)
+        if not self.train_views or not set(self.train_views) <= {"codec", "uniform"}:
+            raise ValueError(f"train_views must be drawn from ('codec', 'uniform'), got {list(self.train_views)}")
         self.methods = tuple(self.methods)
         bad = [m for m in self.methods if m not in METHODS]
         if bad or not self.methods:
@@ -216,7 +220,9 @@ def _probe_task(items: Sequence[tuple[str, int]], cfg: ProbeTaskConfig) -> dict:
     run = RunConfig(classes=(), skvideo=False, clusters=cfg.clusters, topk=cfg.topk, steps=cfg.steps,
                     batch=cfg.batch, lr=cfg.lr, keep_min=cfg.keep_min, sample_ratio=1.0, seed=cfg.seed,
                     embed_dim=cfg.embed_dim)
-    losses = train_codec_vit(model, [Clip(c, 0) for c in codec + uniform], torch.cat([multi, multi]), run)
+    chosen = {"codec": codec, "uniform": uniform}
+    losses = train_codec_vit(model, [Clip(c, 0) for v in cfg.train_views for c in chosen[v]],
+                             multi.repeat(len(cfg.train_views), 1), run)
     t_train = time.perf_counter()
 
     report = {"classes": classes, "clips": {"train": len(train_idx), "test": len(test_idx)},
