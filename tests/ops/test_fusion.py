@@ -321,3 +321,26 @@ def test_field_at_size_equals_the_dense_field_area_resized(limit, size):
         field, mask = field_at_size(blocks, 48, 80, size, with_mask=True)
         assert torch.equal(field, resize_field(dense.field_px, size, mode="area", mask=dense.mask))
         assert torch.equal(mask, resize_mask(dense.mask, size, rule="majority"))
+
+
+@pytest.mark.parametrize("size", [(20, 28), (90, 130), (45, 62)])
+def test_field_at_size_on_unaligned_blocks_of_an_odd_frame(size):
+    """Blocks with odd sizes and edges (no coarser grid than 1 px) and an odd frame: still the dense field
+    area-resized, bit for bit, the same size included."""
+    from codecprim.ops.fusion import field_at_size
+    from codecprim.ops.resize import resize_field, resize_mask
+
+    gen = torch.Generator().manual_seed(1)
+    xs, ys = [0, 7, 16, 23, 35, 41, 50, 62], [0, 5, 14, 21, 30, 45]
+    rows = []
+    for y0, y1 in zip(ys, ys[1:]):
+        for x0, x1 in zip(xs, xs[1:]):
+            if float(torch.rand(1, generator=gen)) < 0.2:
+                continue  # intra
+            mx, my = torch.randint(-30, 31, (2,), generator=gen).tolist()
+            rows.append([-1, x1 - x0, y1 - y0, 0, 0, x0 + (x1 - x0) // 2, y0 + (y1 - y0) // 2, mx, my, 4])
+    blocks = torch.tensor(rows, dtype=torch.int32)
+    dense = dense_field(blocks, 45, 62)
+    field, mask = field_at_size(blocks, 45, 62, size, with_mask=True)
+    assert torch.equal(field, resize_field(dense.field_px, size, mode="area", mask=dense.mask))
+    assert torch.equal(mask, resize_mask(dense.mask, size, rule="majority"))
