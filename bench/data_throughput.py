@@ -33,6 +33,7 @@ and the run goes on. The machine's load is printed: on a shared box, scaling fig
 
     python bench/data_throughput.py                      # everything (the 5-minute video is made once, cached)
     python bench/data_throughput.py --clips 3 --long-seconds 0   # quick: no long video
+    python bench/data_throughput.py --stages 3 --long-seconds 0  # where one codec_patches call spends its time
 """
 
 from __future__ import annotations
@@ -333,6 +334,84 @@ def check_agreement(path: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------
+# where one codec_patches call spends its time
+
+
+STAGES = {  # (module, function) wrapped while a call runs -> its row
+    ("codecprim.patches", "resize_yuv"): "resize to the model size (luma + chroma)",
+    ("codecprim.ops.saliency", "fit_camera"): "camera fit",
+    ("codecprim.patches", "motion_energy_grid"): "motion energy (without the camera fit)",
+    ("codecprim.patches", "residual_energy_grid"): "residual energy",
+    ("codecprim.patches", "combine_saliency"): "combine saliency",
+    ("codecprim.patches", "select_patches"): "select",
+    ("codecprim.patches", "gather_rgb_patches"): "gather + YUV->RGB",
+    ("codecprim.patches", "sample_frames"): "sample the window",
+}
+
+
+def stage_table(path: str, repeats: int) -> list[tuple[str, float]]:
+    """CPU milliseconds per stage of one ``codec_patches`` call at 1 thread (the best of ``repeats`` calls,
+    stages timed by wrapping the functions it calls; nested time goes to the inner stage), with the core's
+    decode and extraction as the rest, and beside it the core alone (64 frames read with and without residuals)
+    and PyAV dense RGB, all interleaved."""
+    import importlib
+
+    torch.set_num_threads(1)
+    spent: dict[str, float] = {}
+    inner: list[float] = []
+    originals = []
+    for (module_name, name), label in STAGES.items():
+        module = importlib.import_module(module_name)
+        original = getattr(module, name)
+
+        def wrapped(*args, _original=original, _label=label, **kwargs):
+            start = time.process_time()
+            inner.append(0.0)
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                took = time.process_time() - start
+                nested = inner.pop()
+                spent[_label] = spent.get(_label, 0.0) + took - nested
+                if inner:
+                    inner[-1] += took
+
+        originals.append((module, name, original))
+        setattr(module, name, wrapped)
+
+    def read_core(residuals: bool) -> None:
+        with codecprim.open(path, residuals=residuals, chroma=True) as reader:
+            for _ in read_frames(reader, list(range(FRAMES))):
+                pass
+
+    calls = {"codec_patches": lambda: codecprim.codec_patches(path, **CODEC_OPTIONS),
+             "core: read 64 frames, residuals + chroma": lambda: read_core(True),
+             "core: read 64 frames, no residuals": lambda: read_core(False),
+             "PyAV dense RGB": lambda: dense_rgb(path)}
+    best: dict[str, float] = {}
+    stages: dict[str, float] = {}
+    try:
+        for fn in calls.values():
+            fn()
+        for _ in range(repeats):
+            for what, fn in calls.items():
+                spent.clear()
+                start = time.process_time()
+                fn()
+                took = time.process_time() - start
+                if took < best.get(what, float("inf")):
+                    best[what] = took
+                    if what == "codec_patches":
+                        stages = dict(spent)
+    finally:
+        for module, name, original in originals:
+            setattr(module, name, original)
+    rows = sorted(stages.items(), key=lambda kv: -kv[1])
+    rows.append(("the rest: the core's decode + extraction, glue", best["codec_patches"] - sum(stages.values())))
+    return [(k, v * 1e3) for k, v in rows] + [(k, best[k] * 1e3) for k in calls]
+
+
+# ----------------------------------------------------------------------------------------------------------
 # uniform sampling of a long video
 
 
@@ -428,6 +507,8 @@ def main() -> None:
     parser.add_argument("--long-seconds", type=int, default=300, help="length of the uniform-sampling video (0: skip)")
     parser.add_argument("--phase-timeout", type=float, default=300.0)
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument("--stages", type=int, default=0, metavar="N",
+                        help="only print where one codec_patches call spends its CPU time, per video (best of N)")
     parser.add_argument("--cache", type=Path,
                         default=Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "codecprim" / "bench")
     args = parser.parse_args()
@@ -441,6 +522,13 @@ def main() -> None:
             videos[name] = str(make_clip("h264_480p", args.cache, 4))
         elif name in real:
             videos[name] = real[name]
+    if args.stages:
+        for video, path in videos.items():
+            print(f"\n{video}: CPU ms at 1 thread, best of {args.stages}, load average {os.getloadavg()[0]:.1f}")
+            for what, ms in stage_table(path, args.stages):
+                print(f"  {what:<48}{ms:>9.1f}")
+        print("\ncommand: python " + " ".join(shlex.quote(a) for a in [f"bench/{Path(__file__).name}", *sys.argv[1:]]))
+        return
     rows: list[dict] = []
     thread_ratios, dense_ratios, scaling, transfers = {}, {}, {}, {}
     for video, path in videos.items():

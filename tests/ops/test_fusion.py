@@ -289,3 +289,58 @@ def test_skipped_b_frames_allow_gaps_between_anchors_only():
     fuse_pframes(anchors, skipped_b_frames=True)
     with pytest.raises(ValueError, match="increasing anchors"):
         fuse_pframes([frames[0], frames[4], frames[2]], skipped_b_frames=True)
+
+
+def tiled_blocks(generator, height, width, limit):
+    """A P-frame's rows: 16x16 macroblocks tiling the frame, some split into four 8x8 partitions, some left
+    intra (no row), quarter-pel vectors up to ``limit`` pixels."""
+    rows = []
+    for by in range(0, height, 16):
+        for bx in range(0, width, 16):
+            kind = int(torch.randint(3, (), generator=generator))
+            parts = [(bx, by, 16)] if kind == 0 else [(bx + dx, by + dy, 8) for dy in (0, 8) for dx in (0, 8)] \
+                if kind == 1 else []
+            for x, y, side in parts:
+                mx, my = torch.randint(-4 * limit, 4 * limit + 1, (2,), generator=generator).tolist()
+                rows.append([-1, side, side, x + side // 2, y + side // 2, x + side // 2, y + side // 2, mx, my, 4])
+    return torch.tensor(rows, dtype=torch.int32).reshape(-1, 10)
+
+
+@pytest.mark.parametrize("limit", [6, 1 << 21])  # ordinary vectors (float32 box sums) and huge ones (float64)
+@pytest.mark.parametrize("size", [(20, 28), (96, 130)])  # shrinking and enlarging
+def test_field_at_size_equals_the_dense_field_area_resized(limit, size):
+    """The painted-grid computation is the slow obvious one, bit for bit: the dense field area-resized over its
+    inter pixels, and the majority mask."""
+    from codecprim.ops.fusion import field_at_size
+    from codecprim.ops.resize import resize_field, resize_mask
+
+    gen = torch.Generator().manual_seed(limit + size[0])
+    for _ in range(3):
+        blocks = tiled_blocks(gen, 48, 80, limit)
+        dense = dense_field(blocks, 48, 80)
+        field, mask = field_at_size(blocks, 48, 80, size, with_mask=True)
+        assert torch.equal(field, resize_field(dense.field_px, size, mode="area", mask=dense.mask))
+        assert torch.equal(mask, resize_mask(dense.mask, size, rule="majority"))
+
+
+@pytest.mark.parametrize("size", [(20, 28), (90, 130), (45, 62)])
+def test_field_at_size_on_unaligned_blocks_of_an_odd_frame(size):
+    """Blocks with odd sizes and edges (no coarser grid than 1 px) and an odd frame: still the dense field
+    area-resized, bit for bit, the same size included."""
+    from codecprim.ops.fusion import field_at_size
+    from codecprim.ops.resize import resize_field, resize_mask
+
+    gen = torch.Generator().manual_seed(1)
+    xs, ys = [0, 7, 16, 23, 35, 41, 50, 62], [0, 5, 14, 21, 30, 45]
+    rows = []
+    for y0, y1 in zip(ys, ys[1:]):
+        for x0, x1 in zip(xs, xs[1:]):
+            if float(torch.rand(1, generator=gen)) < 0.2:
+                continue  # intra
+            mx, my = torch.randint(-30, 31, (2,), generator=gen).tolist()
+            rows.append([-1, x1 - x0, y1 - y0, 0, 0, x0 + (x1 - x0) // 2, y0 + (y1 - y0) // 2, mx, my, 4])
+    blocks = torch.tensor(rows, dtype=torch.int32)
+    dense = dense_field(blocks, 45, 62)
+    field, mask = field_at_size(blocks, 45, 62, size, with_mask=True)
+    assert torch.equal(field, resize_field(dense.field_px, size, mode="area", mask=dense.mask))
+    assert torch.equal(mask, resize_mask(dense.mask, size, rule="majority"))

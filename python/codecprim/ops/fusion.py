@@ -58,7 +58,7 @@ from .. import _cuda
 from ..reader import MV
 from ._checks import check_size, check_tensor
 from .dense import dense_field
-from .resize import _box_sums, resize_plane
+from .resize import _axis_taps, _box_sums, resize_plane
 
 __all__ = ["FusedStep", "field_at_size", "fuse_fields", "fuse_pframes", "fused_residual"]
 
@@ -196,12 +196,25 @@ def field_at_size(blocks: torch.Tensor, height: int, width: int, size: int | tup
     signed = torch.cat((values, -values, -values, values), dim=1)  # (3, 4N)
     painted = torch.zeros(3, (grid_h + 1) * stride, dtype=torch.float64, device=device).index_add_(1, corners, signed)
     painted = painted.view(3, grid_h + 1, stride).cumsum(1).cumsum(2)[:, :grid_h, :grid_w]  # (3, gh, gw)
-    sums, full = _box_sums(painted, (2, 1), (out_w, out_h))  # (3, h, w)
+    full = _axis_taps(grid_h, out_h).reduced * _axis_taps(grid_w, out_w).reduced  # a covered output's weight
+    sums = _box_sums(_narrowed(painted, rows[:, MV.motion_scale], full), (2, 1), (out_w, out_h))
+    sums = sums.double()  # (3, h, w)
     covered = sums[2]
     field = (sums[:2] / covered.clamp(min=1)).float()  # (2, h, w); sums are 0 wherever covered is
     field *= torch.tensor([out_w / width, out_h / height], dtype=torch.float32, device=device)[:, None, None]
     mask = 2 * covered >= full if with_mask else None
     return field.permute(1, 2, 0).contiguous(), mask
+
+
+def _narrowed(painted: torch.Tensor, scales: torch.Tensor, full: int) -> torch.Tensor:
+    """``painted`` in float32 where its box sums stay exact there, else as it is (float64). With power-of-two
+    motion scales every value is a multiple of 1 / max(scale), and a box sum's magnitude is at most max|value|
+    times the weights of a full footprint: below 2^24 steps, float32 holds every partial sum exactly, and the
+    sums (hence the field) are the float64 ones."""
+    finest = int(scales.max()) if scales.numel() else 1
+    if finest <= 0 or finest & (finest - 1):
+        return painted
+    return painted.float() if float(painted.abs().max()) * finest * full < (1 << 24) else painted
 
 
 def _grid_cell(xs: torch.Tensor, ys: torch.Tensor, height: int, width: int) -> int:

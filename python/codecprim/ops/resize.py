@@ -243,12 +243,12 @@ def _axis_taps(size: int, out_size: int) -> _AxisTaps:
     return _AxisTaps(index.clamp(max=size - 1), (overlap // g).double(), size // g)
 
 
-def _box_sums(x: torch.Tensor, dims: tuple[int, int], out_size: tuple[int, int]) -> tuple[torch.Tensor, int]:
-    """Overlap-weighted sums of float64 ``x`` over the box footprints of ``out_size`` along ``dims`` (the
-    separable filter as a few gathers per axis: cheap where an output meets few inputs, as when enlarging a
-    coarse grid), and the weight of a fully covered output. Exact while every partial sum is (integers or dyadic
-    values times integer weights below 2^53 in float64), so equal to :func:`_area_sum` up to its units."""
-    full = 1
+def _box_sums(x: torch.Tensor, dims: tuple[int, int], out_size: tuple[int, int]) -> torch.Tensor:
+    """Overlap-weighted sums of float ``x`` over the box footprints of ``out_size`` along ``dims`` (the separable
+    filter as a few gathers per axis: cheap where an output meets few inputs, as when enlarging a coarse grid),
+    in :func:`_axis_taps`' units (a covered output weighs the product of the axes' ``reduced``). Exact while
+    every partial sum is (dyadic values times integer weights, below 2^53 steps in float64, 2^24 in float32),
+    so equal to :func:`_area_sum` up to its units."""
     for dim, out in zip(dims, out_size):
         taps = _axis_taps(x.shape[dim], out)
         shape = [1] * x.dim()
@@ -257,8 +257,8 @@ def _box_sums(x: torch.Tensor, dims: tuple[int, int], out_size: tuple[int, int])
         total = x.index_select(dim, index[0]).mul_(weight[0].view(shape))
         for tap in range(1, index.shape[0]):
             total.add_(x.index_select(dim, index[tap]).mul_(weight[tap].view(shape)))
-        x, full = total, full * taps.reduced
-    return x, full
+        x = total
+    return x
 
 
 def _source_coordinates(size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
