@@ -314,10 +314,11 @@ def main(argv=None):
             if name == "codecprim full" and extra is not None:
                 searched = (f"; reference search ran to the end on {extra.reference_search_exhausted} of "
                             f"{extra.reference_searches} multi-reference blocks" if extra.reference_searches else "")
-                shares.append(f"{label}: residuals {extra.residual_seconds / wall:.1%}, copies "
-                              f"{extra.copy_seconds / wall:.1%} of the full pass ({wall:.3f} s){searched}")
+                shares.append(f"{label}: residuals {extra.residual_seconds / cpu:.1%}, copies "
+                              f"{extra.copy_seconds / cpu:.1%} of the full pass ({cpu:.3f} CPU s){searched}")
     print()
-    print("codecprim full extraction, share of reader.stats residual_seconds / copy_seconds in the best pass:")
+    print("codecprim full extraction, share of reader.stats residual_seconds / copy_seconds (thread CPU time) in the "
+          "CPU time of the best pass:")
     for line in shares:
         print(f"  {line}")
 
