@@ -425,9 +425,7 @@ void VideoReader::admit(AVFrame* frame) {
     process(frame);
     return;
   }
-  FramePtr held(av_frame_clone(frame));
-  if (!held) fail(ErrorKind::kIo, "out of memory holding a decoded frame");
-  reorder_.push_back(std::move(held));
+  reorder_.push_back(hold(frame));
   while (reorder_.size() > reorder_window_) release_earliest();
 }
 
@@ -512,9 +510,18 @@ void VideoReader::process(AVFrame* frame) {
       (!wanted_.empty() && !std::binary_search(wanted_.begin(), wanted_.end(), display_index))) {
     return;  // decoded only to serve as a reference
   }
-  pending.frame.reset(av_frame_clone(frame));
-  if (!pending.frame) fail(ErrorKind::kIo, "out of memory holding a decoded frame");
+  pending.frame = hold(frame);
   pending_.push_back(std::move(pending));
+}
+
+FramePtr VideoReader::hold(const AVFrame* frame) const {
+  // The MV-only path reads no pixels: holding the picture too would keep the decoder's buffer pool as many
+  // frames larger (each pool buffer allocated and zeroed once, page by page).
+  FramePtr held(options_.residuals ? av_frame_clone(frame) : av_frame_alloc());
+  if (!held || (!options_.residuals && compat::ref_frame_metadata(held.get(), frame) < 0)) {
+    fail(ErrorKind::kIo, "out of memory holding a decoded frame");
+  }
+  return held;
 }
 
 bool VideoReader::has_future_reference(int64_t display_index) const {

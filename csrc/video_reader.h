@@ -147,6 +147,8 @@ class VideoReader {
   void feed_packet();
   void reset_decoding_state();
   void admit(AVFrame* frame);
+  // A reference to a decoded frame, held until its turn: the whole frame, or on the MV-only path its metadata.
+  FramePtr hold(const AVFrame* frame) const;
   void release_earliest();
   void process(AVFrame* frame);
   bool pop_ready(FrameData& out);
