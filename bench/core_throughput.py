@@ -19,8 +19,9 @@ Before timing, implementations must agree: codecprim's vectors equal PyAV's expo
 every implementation returns the same number of frames. Timing is best of N passes, implementations interleaved
 so that load on a shared machine hits them alike.
 
-Goals: full extraction >= 0.85x bare decode; MV-only >= 1.2x bare decode on H.264 (judged on wall time; the
-CPU-time ratio is printed beside it because on a loaded machine wall time also counts waiting for a core).
+Goals (issue 8): full extraction >= 0.75x bare decode (the long-term target stays 0.85x); MV-only >= 1.2x bare
+decode on H.264 (judged on wall time; the CPU-time ratio is printed beside it because on a loaded machine wall time
+also counts waiting for a core).
 
     python bench/core_throughput.py                              # all clips, best of 3
     python bench/core_throughput.py --repeat 5 --clips h264_720p --no-real
@@ -52,7 +53,7 @@ CLIPS = {
     "h264_480p": (_PAN, ["-c:v", "libx264"], "mp4", 640, 480),
     "mpeg4_480p": (_PAN, ["-c:v", "mpeg4", "-q:v", "4", "-bf", "2", "-g", "50"], "mp4", 640, 480),
 }
-GOALS = {"codecprim full": 0.85, "codecprim mv-only": 1.2}
+GOALS = {"codecprim full": 0.75, "codecprim mv-only": 1.2}
 
 
 def make_clip(name: str, cache: Path, seconds: float) -> Path:
@@ -314,10 +315,11 @@ def main(argv=None):
             if name == "codecprim full" and extra is not None:
                 searched = (f"; reference search ran to the end on {extra.reference_search_exhausted} of "
                             f"{extra.reference_searches} multi-reference blocks" if extra.reference_searches else "")
-                shares.append(f"{label}: residuals {extra.residual_seconds / wall:.1%}, copies "
-                              f"{extra.copy_seconds / wall:.1%} of the full pass ({wall:.3f} s){searched}")
+                shares.append(f"{label}: residuals {extra.residual_seconds / cpu:.1%}, copies "
+                              f"{extra.copy_seconds / cpu:.1%} of the full pass ({cpu:.3f} CPU s){searched}")
     print()
-    print("codecprim full extraction, share of reader.stats residual_seconds / copy_seconds in the best pass:")
+    print("codecprim full extraction, share of reader.stats residual_seconds / copy_seconds (thread CPU time) in the "
+          "CPU time of the best pass:")
     for line in shares:
         print(f"  {line}")
 

@@ -51,6 +51,43 @@ inline int64_t frame_tag(const AVFrame* frame) {
 #endif
 }
 
+// Makes dst a picture-less stand-in for src: what the reader reads from a frame it holds on the MV-only path
+// (size, crop, timing, type, flags, packet tag) and src's side data by reference (av_frame_copy_props would
+// deep-copy it). Returns 0 or a negative AVERROR.
+inline int ref_frame_metadata(AVFrame* dst, const AVFrame* src) {
+  dst->format = src->format;
+  dst->width = src->width;
+  dst->height = src->height;
+  dst->crop_top = src->crop_top;
+  dst->crop_bottom = src->crop_bottom;
+  dst->crop_left = src->crop_left;
+  dst->crop_right = src->crop_right;
+  dst->pts = src->pts;
+  dst->pkt_dts = src->pkt_dts;
+  dst->best_effort_timestamp = src->best_effort_timestamp;
+  dst->pict_type = src->pict_type;
+  dst->flags = src->flags;
+  dst->decode_error_flags = src->decode_error_flags;
+#if LIBAVUTIL_VERSION_INT < AV_VERSION_INT(58, 29, 100)
+  dst->key_frame = src->key_frame;
+#endif
+#if LIBAVCODEC_VERSION_MAJOR >= 60
+  dst->opaque = src->opaque;
+#else
+  dst->reordered_opaque = src->reordered_opaque;
+#endif
+  for (int i = 0; i < src->nb_side_data; ++i) {
+    const AVFrameSideData* side = src->side_data[i];
+    AVBufferRef* ref = av_buffer_ref(side->buf);
+    if (ref == nullptr) return AVERROR(ENOMEM);
+    if (av_frame_new_side_data_from_buf(dst, side->type, ref) == nullptr) {
+      av_buffer_unref(&ref);
+      return AVERROR(ENOMEM);
+    }
+  }
+  return 0;
+}
+
 // avcodec_find_decoder returns const since FFmpeg 5.0; the core always holds it as const.
 inline const AVCodec* find_decoder(AVCodecID id) { return avcodec_find_decoder(id); }
 

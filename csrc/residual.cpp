@@ -41,11 +41,22 @@ int inside(int start, int size, int lo, int hi) { return std::max(0, std::min(st
 // eighth of the quantiser step (Qstep doubles every 6 QP; 1.0 at QP 4), and at least one level. Larger
 // fractions stop on a worse reference too often: Qstep/2 made the mean |residual| of x264 clips 7-22 % larger,
 // Qstep/8 0.2-3 % (the search's order included).
-int sad_explained_by_qp(int qp) {
-  static constexpr int kStepTimes16[6] = {10, 11, 13, 14, 16, 18};  // Qstep * 16 for QP 0..5
-  qp = std::clamp(qp, 0, 51);
-  return std::max(1, (kStepTimes16[qp % 6] << (qp / 6)) / 128);
+constexpr int sad_explained_by_qp_uncached(int qp) {
+  constexpr int kStepTimes16[6] = {10, 11, 13, 14, 16, 18};  // Qstep * 16 for QP 0..5
+  const int per_pixel = (kStepTimes16[qp % 6] << (qp / 6)) / 128;
+  return per_pixel > 1 ? per_pixel : 1;
 }
+
+// Looked up once per macroblock.
+struct QpTable {
+  int per_pixel[52];
+  constexpr QpTable() : per_pixel() {
+    for (int qp = 0; qp < 52; ++qp) per_pixel[qp] = sad_explained_by_qp_uncached(qp);
+  }
+};
+constexpr QpTable kQpTable;
+
+int sad_explained_by_qp(int qp) { return kQpTable.per_pixel[std::clamp(qp, 0, 51)]; }
 
 }  // namespace
 

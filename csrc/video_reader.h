@@ -57,7 +57,7 @@ struct ReaderStats {
   int64_t frames_retimed = 0;    // frames whose pts was missing or not after the previous frame's, set to previous + 1 frame
   bool truncated = false;        // the file holds less than its container promises (or reading broke off early)
   std::string truncation;        // how that was seen, empty when not truncated
-  // Where the time goes (nanoseconds), for the per-stage benchmark.
+  // Where the time goes (nanoseconds of the reading thread's CPU time), for the per-stage benchmark.
   int64_t residual_ns = 0;       // motion compensation and subtraction
   int64_t copy_ns = 0;           // luma/chroma/vector/QP copies into the output buffers
   int64_t reference_searches = 0;          // blocks predicted from one of several candidate references
@@ -148,6 +148,8 @@ class VideoReader {
   void reset_decoding_state();
   bool is_invented_reference() const;
   void admit(AVFrame* frame);
+  // A reference to a decoded frame, held until its turn: the whole frame, or on the MV-only path its metadata.
+  FramePtr hold(const AVFrame* frame) const;
   void release_earliest();
   void process(AVFrame* frame);
   bool pop_ready(FrameData& out);

@@ -126,8 +126,8 @@ class ReaderStats:
     frames_retimed: int = 0
     truncated: bool = False
     truncation: str = ""
-    residual_seconds: float = 0.0
-    copy_seconds: float = 0.0
+    residual_seconds: float = 0.0  # CPU time of the reading thread spent on residuals (prediction + subtraction)
+    copy_seconds: float = 0.0  # and on copying vectors, QP and planes into the returned buffers
     reference_searches: int = 0  # H.264 blocks with several candidate references (see residual_method)
     reference_search_exhausted: int = 0  # of those, blocks where the search tried every candidate
 
