@@ -23,19 +23,26 @@ from codecprim.train.delta_pretrain import CONTROLS, PairCache, TrainConfig, tra
 
 
 @torch.no_grad()
-def warp_oracle(paths, size) -> tuple[float, float]:
-    """Token MSE of the previous frame moved by the true motion field, and of the previous frame as it is."""
+def warp_oracle(paths, size) -> tuple[float, float, float]:
+    """Token MSE of the previous frame moved by the true motion field in pixels (then encoded), of the previous
+    frame's token grid moved by each patch's mean motion (what resampling tokens can reach), and of the previous
+    frame as it is."""
     from codecprim.data.delta_pairs import DeltaPairs, collate_delta_pairs
     from codecprim.models.efficientnet_lite import EfficientNetLite0Tokens
 
     data = DeltaPairs(paths, size=tuple(size))
     batch = collate_delta_pairs([data[i] for i in range(len(data))])
     encoder = EfficientNetLite0Tokens().eval()
-    prev = batch.prev_image
+    prev = encoder(batch.prev_image)  # (N, P, c)
     cur = encoder(batch.image)
-    warped = warp_previous(prev, batch.motion).round().clamp(0, 255)
-    return (float(((encoder(warped.to(torch.uint8)) - cur) ** 2).mean()),
-            float(((encoder(prev) - cur) ** 2).mean()))
+    warped = warp_previous(batch.prev_image, batch.motion).round().clamp(0, 255)
+    h, w = encoder.grid(*size)
+    stride = size[0] // h
+    grid = prev.transpose(1, 2).reshape(len(prev), -1, h, w)  # (N, c, h, w)
+    patch_motion = torch.nn.functional.avg_pool2d(batch.motion.permute(0, 3, 1, 2), stride)  # (N, 2, h, w)
+    moved = warp_previous(grid, patch_motion.permute(0, 2, 3, 1) / stride).flatten(2).transpose(1, 2)  # (N, P, c)
+    return (float(((encoder(warped.to(torch.uint8)) - cur) ** 2).mean()), float(((moved - cur) ** 2).mean()),
+            float(((prev - cur) ** 2).mean()))
 
 
 def run(args) -> dict:
@@ -47,9 +54,10 @@ def run(args) -> dict:
     cache = PairCache.build(data, list(range(len(data))), encoder)
     rows = {}
     if args.oracle:
-        warped, copy = warp_oracle(paths, args.size)
-        print(f"warp oracle (t-1 moved by the true motion field): token MSE {warped:.4f} vs copy-previous "
-              f"{copy:.4f} ({warped / copy:.3f}x), all pairs", flush=True)
+        warped, moved, copy = warp_oracle(paths, args.size)
+        print(f"warp oracles, all pairs: t-1 moved by the true motion field, token MSE {warped:.4f} "
+              f"({warped / copy:.3f}x copy-previous {copy:.4f}); t-1's token grid moved by each patch's mean motion "
+              f"{moved:.4f} ({moved / copy:.3f}x)", flush=True)
     print(f"{len(paths)} clips of {args.frames} frames, up to {args.max_speed} px/frame, "
           f"{args.clip_size[0]}x{args.clip_size[1]} -> "
           f"{args.size[0]}x{args.size[1]}; preset {args.preset}, {args.steps} steps, batch {args.batch_size}, "
