@@ -4,7 +4,7 @@ Each seed draws its own clips (bench/evidence_clips.py: direction_clips), trains
 (codecprim.train.probe_task) and probes every method on the trained and on the untrained ViT at the same token
 budget. Prints one row per seed and method, then the table of means and spreads, and the command that made it.
 
-    PYTHONPATH=python:bench python3 bench/probe_task.py --per-class 64 --seeds 0 1 2
+    PYTHONPATH=python:bench python3 bench/probe_task.py --per-class 24 --test-per-class 8 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -28,14 +28,16 @@ LABELS = {"codec": "codec-patch selection", "uniform": "uniform frame sampling",
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--per-class", type=int, default=64, help="clips of each direction (train + held out)")
-    parser.add_argument("--test-per-class", type=int, default=16)
+    parser.add_argument("--per-class", type=int, default=24, help="clips of each direction (train + held out)")
+    parser.add_argument("--test-per-class", type=int, default=8)
     parser.add_argument("--size", type=int, default=84)
     parser.add_argument("--frames", type=int, default=8)
-    parser.add_argument("--speed", type=int, nargs=2, default=[2, 3], help="pixels a frame, lowest and highest")
+    parser.add_argument("--speed", type=int, nargs=2, default=[14, 14], help="pixels a frame, lowest and highest")
+    parser.add_argument("--side", type=int, default=28, help="object side, pixels")
     parser.add_argument("--budget", type=int, default=108)
-    parser.add_argument("--steps", type=int, default=600)
-    parser.add_argument("--probe-steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--probe-steps", type=int, default=150)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--threads", type=int, default=1)
@@ -48,9 +50,9 @@ def main() -> None:
     for seed in args.seeds:
         t0 = time.perf_counter()
         items = direction_clips(args.workdir, args.per_class, size=args.size, frames=args.frames, speed=args.speed,
-                                seed=seed)
+                                side=args.side, seed=seed)
         cfg = ProbeTaskConfig(size=args.size, num_frames=args.frames, budget=args.budget,
-                              test_per_class=args.test_per_class, steps=args.steps, probe_steps=args.probe_steps,
+                              test_per_class=args.test_per_class, steps=args.steps, batch=args.batch, probe_steps=args.probe_steps,
                               methods=tuple(args.methods), seed=seed, threads=args.threads)
         report = probe_task(items, cfg)
         seconds = time.perf_counter() - t0

@@ -13,9 +13,10 @@ the patches move over time does.
    residual energy, :func:`saliency_velocity`); spherical k-means of the velocities gives ``clusters`` centres
    and each clip its ``topk`` nearest as multi-labels. The direction classes are used by the probe only;
 3. the codec ViT's own training (:func:`codecprim.train.codec_vit.train_codec_vit`, multi-label cluster
-   discrimination) on the codec and uniform views of the training clips;
-4. an attentive probe (:func:`codecprim.train.attentive_probe.fit_attentive_probe`) on the frozen tokens of the trained and of the untrained
-   (initial) ViT, for every method at the same token count:
+   discrimination) on the ``train_views`` of the training clips, each under the 8 mirrorings/transpositions of
+   the square (:func:`dihedral`: same appearance, another direction, the teacher re-run on each);
+4. an attentive probe (:func:`codecprim.train.attentive_probe.fit_attentive_probe`) on the frozen tokens of the
+   trained and of the untrained (initial) ViT, for every method at the same token count:
 
    * ``codec``: the ViT's tokens of the codec view;
    * ``uniform``: the ViT's tokens of the uniform view (``budget // P`` whole frames: as many tokens when P
@@ -25,8 +26,8 @@ the patches move over time does.
    * ``vqtoken``: ``budget`` k-means codebook tokens of the dense tokens (:func:`codecprim.ops.vq_tokens`);
    * ``dense``: every token (the ceiling, at ``T * P`` tokens).
 
-``python -m codecprim.train.probe_task --clips DIR_OR_LIST`` runs it on clips named ``..._<label>.mp4``;
-bench/probe_task.py generates the clips, runs seeds and prints the README table.
+:func:`probe_task` takes ``(path, class)`` pairs (any H.264 clips with exported vectors and a square model size);
+bench/probe_task.py generates the footage, runs seeds and prints the README table.
 """
 
 from __future__ import annotations
@@ -66,13 +67,13 @@ class ProbeTaskConfig:
     embed_dim: int = 64
     clusters: int = 16              # spherical k-means of the 2-D teacher velocities: direction sectors
     topk: int = 3
-    steps: int = 300
-    batch: int = 16
+    steps: int = 400
+    batch: int = 32
     lr: float = 1e-3
     keep_min: float = 0.8
     augment: bool = True            # train on all 8 mirrorings/transpositions of each clip (teacher re-run on each)
     train_views: tuple[str, ...] = ("codec", "uniform")  # the inputs the ViT is trained on
-    probe_steps: int = 200
+    probe_steps: int = 150
     methods: tuple[str, ...] = METHODS
     seed: int = 0
     threads: int | None = None
