@@ -612,6 +612,13 @@ def test_issue13_and_14_documented_scripts_and_files_exist():
                  "tests/core/reference_mc.py", "tests/MUTATIONS.md"):
         assert (ROOT / name).is_file(), name
     assert issubclass(codecprim.VideoStallError, TimeoutError)
+    # issue 11: the Ray Data path imports without ray (lazily) and takes write_shards' arguments
+    from codecprim.data import write_shards
+    from codecprim.integrations import ray as ray_integration
+
+    spelled = {"paths", "out_dir", "recipe", "workers", "samples_per_shard"}
+    assert spelled <= set(inspect.signature(write_shards).parameters)
+    assert spelled - {"workers"} <= set(inspect.signature(ray_integration.write_shards).parameters)  # concurrency
     assert inspect.signature(codecprim.open).parameters["stall_seconds"].default == 60.0
 
 
