@@ -634,3 +634,18 @@ def test_issue12_delta_pretrain_trains_under_bf16_autocast(media):
     assert np.isfinite(result.train_loss) and len(result.history) <= 3
     with pytest.raises(ValueError, match="dtype"):
         train(TrainConfig(dtype="fp16x"))
+
+
+def test_issue3_and_9_fuse_pframes_at_model_size_never_crosses_an_iframe(carphone):
+    from codecprim.ops.fusion import fuse_pframes
+
+    with codecprim.open(carphone) as reader:
+        frames = reader.frames_at(range(0, 9))
+    types = "".join(f.pict_type for f in frames)
+    anchors = [f for f in frames if f.pict_type != "B"]  # I P P P P: B-frames left out
+    step = fuse_pframes(anchors, size=112, skipped_b_frames=True)
+    assert step.field_px.shape == (112, 112, 2) and step.field_px.dtype == torch.float32
+    assert step.residual.shape == (112, 112) and step.residual.dtype == torch.int16
+    assert types.startswith("I") and "B" in types
+    with pytest.raises(ValueError, match="I-frame"):
+        fuse_pframes([anchors[1], frames[0]], size=112)
