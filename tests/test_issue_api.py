@@ -100,6 +100,8 @@ def test_issue2_open_info_gops_and_frames_match_pyav(carphone):
         else:
             assert f.residual.dtype == torch.int16 and f.residual.shape == (144, 176)
         assert isinstance(f.key_frame, bool) and isinstance(f.decode_index, int) and f.packet_size > 0
+        assert f.qp.dtype == torch.int8 and f.qp.shape == (9, 11)  # per 16x16 macroblock
+        assert f.luma.data_ptr() == f.buffer_addresses["luma"]  # zero-copy: the tensor owns the core's buffer
     assert sum(f.motion_vectors.shape[0] for f in frames) > 1000
 
 
@@ -202,6 +204,7 @@ def test_issue8_metadata_agrees_with_the_decoder(bikes):
     assert all(b > a for a, b in zip(times, times[1:]))
     assert torch.allclose(pts.double(), torch.tensor(times, dtype=torch.float64), atol=1e-6)
     assert isinstance(stats.frames_reordered, int) and stats.truncated is False
+    assert isinstance(stats.reference_search_exhausted, int)
 
 
 def test_issue8_truncation_is_reported_and_strict_raises(tmp_path):
@@ -288,6 +291,11 @@ def test_issue3_cameras_and_uniform_sampling(bikes, carphone):
     assert steps.min() >= 15 and steps.max() <= 17
     with pytest.raises(ValueError, match="sampling"):
         codecprim.codec_patches(carphone, **SMALL, sampling="random")
+    # per-frame ratio r: |Ω| = floor(r * P0) patches on every P-frame, I-frames whole
+    clip = codecprim.codec_patches(carphone, num_frames=16, size=112, patch=14, budget=None, ratio=0.3)
+    per_frame = torch.bincount(clip.positions[:, 0], minlength=16)
+    types = "".join(clip.pict_types)
+    assert per_frame.tolist() == [64 if ty == "I" else 19 for ty in types] and "B" in types  # B-frames as P
 
 
 # ---------------------------------------------------------------- issue 9: codecprim.data
@@ -356,10 +364,14 @@ def test_issue9_codec_clip_dataset_skip_raise_collate_and_pickling(carphone, tmp
         raising[0]
     again = pickle.loads(pickle.dumps(err.value))
     assert type(again) is type(err.value) and again.path == err.value.path and str(again) == str(err.value)
+    # spawn: a forked worker can hang once PyAV has decoded in the parent (seen in test_inputs.py too)
     loader = DataLoader(raising, batch_size=1, num_workers=1, collate_fn=collate_packed,
-                        multiprocessing_context="fork")
+                        multiprocessing_context="spawn", timeout=120)
     with pytest.raises(codecprim.InvalidVideoError, match="not_a_video"):
         next(iter(loader))
+
+    cut = make_truncated(tmp_path)
+    assert CodecClipDataset([cut], **options, seed=0)[0].truncated is True
 
     mixed = CodecClipDataset([carphone] * 4, **options, seed=0, modes={"codec": 0.5, "chunks": 0.375, "image": 0.125})
     modes = {mixed[i].mode for i in range(4)}
@@ -381,6 +393,8 @@ def test_issue9_cope_dataset_sample_and_collate(carphone, tmp_path):
     assert sample.motion.dtype == torch.float32 and sample.motion.shape == (p, 112, 112, 2)
     assert sample.residual.shape == (p, 112, 112) and sample.delta_indices.shape == (p,)
     assert sample.keyframe_pts_seconds.shape == (k,) and sample.delta_pts_seconds.shape == (p,)
+    key_pts, delta_pts = sample.pts_seconds  # issue 9: "pts_seconds for both"
+    assert key_pts is sample.keyframe_pts_seconds and delta_pts is sample.delta_pts_seconds
     with codecprim.open(carphone, residuals=False) as reader:
         types, pts = reader.pict_types, reader.pts_seconds
     assert all(types[i] == "I" for i in sample.keyframe_indices.tolist()[:1])
@@ -598,6 +612,13 @@ def test_issue13_and_14_documented_scripts_and_files_exist():
                  "tests/core/reference_mc.py", "tests/MUTATIONS.md"):
         assert (ROOT / name).is_file(), name
     assert issubclass(codecprim.VideoStallError, TimeoutError)
+    # issue 11: the Ray Data path imports without ray (lazily) and takes write_shards' arguments
+    from codecprim.data import write_shards
+    from codecprim.integrations import ray as ray_integration
+
+    spelled = {"paths", "out_dir", "recipe", "workers", "samples_per_shard"}
+    assert spelled <= set(inspect.signature(write_shards).parameters)
+    assert spelled - {"workers"} <= set(inspect.signature(ray_integration.write_shards).parameters)  # concurrency
     assert inspect.signature(codecprim.open).parameters["stall_seconds"].default == 60.0
 
 
@@ -613,3 +634,18 @@ def test_issue12_delta_pretrain_trains_under_bf16_autocast(media):
     assert np.isfinite(result.train_loss) and len(result.history) <= 3
     with pytest.raises(ValueError, match="dtype"):
         train(TrainConfig(dtype="fp16x"))
+
+
+def test_issue3_and_9_fuse_pframes_at_model_size_never_crosses_an_iframe(carphone):
+    from codecprim.ops.fusion import fuse_pframes
+
+    with codecprim.open(carphone) as reader:
+        frames = reader.frames_at(range(0, 9))
+    types = "".join(f.pict_type for f in frames)
+    anchors = [f for f in frames if f.pict_type != "B"]  # I P P P P: B-frames left out
+    step = fuse_pframes(anchors, size=112, skipped_b_frames=True)
+    assert step.field_px.shape == (112, 112, 2) and step.field_px.dtype == torch.float32
+    assert step.residual.shape == (112, 112) and step.residual.dtype == torch.int16
+    assert types.startswith("I") and "B" in types
+    with pytest.raises(ValueError, match="I-frame"):
+        fuse_pframes([anchors[1], frames[0]], size=112)

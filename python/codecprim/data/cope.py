@@ -64,6 +64,11 @@ class CopeSample:
     path: str
     truncated: bool = False                 # the stream ended before what its container promised
 
+    @property
+    def pts_seconds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The issue's ``pts_seconds`` "for both": ``(keyframe_pts_seconds, delta_pts_seconds)``."""
+        return self.keyframe_pts_seconds, self.delta_pts_seconds
+
     def __repr__(self) -> str:
         parts = [f"{f.name}={tuple(getattr(self, f.name).shape)}" for f in fields(self)
                  if isinstance(getattr(self, f.name), torch.Tensor)]
