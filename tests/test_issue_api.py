@@ -369,7 +369,9 @@ def test_issue9_codec_clip_dataset_skip_raise_collate_and_pickling(carphone, tmp
         raising[0]
     again = pickle.loads(pickle.dumps(err.value))
     assert type(again) is type(err.value) and again.path == err.value.path and str(again) == str(err.value)
-    # spawn: a forked worker can hang once PyAV has decoded in the parent (seen in test_inputs.py too)
+    # spawn: PyAV's stream objects from the oracle can outlive their container in reference cycles; a forked
+    # worker's gc then frees them, and avcodec_close waits forever in avpriv_slicethread_free for slice threads
+    # that were not forked (gdb on the hung worker). Not codecprim's: its readers open inside the worker.
     loader = DataLoader(raising, batch_size=1, num_workers=1, collate_fn=collate_packed,
                         multiprocessing_context="spawn", timeout=120)
     with pytest.raises(codecprim.InvalidVideoError, match="not_a_video"):
