@@ -324,6 +324,11 @@ def test_issue9_sampling_modes_and_metadata(bikes):
     assert clip.frame_indices.tolist() == list(window.indices)
     assert clip.pts_seconds.tolist() == pytest.approx(window.pts_seconds)
     assert len(clip.pict_types) == 8 and clip.fps > 0
+    clip = codecprim.codec_patches(bikes, size=112, budget=128, sampling="fps", fps=5.0, max_frames=8)
+    assert len(clip.frame_indices) == 8 and clip.frame_indices[0] == 0 and clip.frame_indices[-1] > 200
+    assert clip.grid == (8, 8, 8) and clip.fps == pytest.approx(7 / (clip.pts_seconds[-1] - clip.pts_seconds[0]))
+    clip = codecprim.codec_patches(bikes, num_frames=8, size=112, budget=128, start_seconds=2.0)
+    assert clip.frame_indices.tolist() == list(range(50, 58)) and float(clip.pts_seconds[0]) == pytest.approx(2.0)
 
 
 def test_issue9_pixel_budget_keeps_the_aspect_ratio(bikes):
@@ -364,7 +369,9 @@ def test_issue9_codec_clip_dataset_skip_raise_collate_and_pickling(carphone, tmp
         raising[0]
     again = pickle.loads(pickle.dumps(err.value))
     assert type(again) is type(err.value) and again.path == err.value.path and str(again) == str(err.value)
-    # spawn: a forked worker can hang once PyAV has decoded in the parent (seen in test_inputs.py too)
+    # spawn: PyAV's stream objects from the oracle can outlive their container in reference cycles; a forked
+    # worker's gc then frees them, and avcodec_close waits forever in avpriv_slicethread_free for slice threads
+    # that were not forked (gdb on the hung worker). Not codecprim's: its readers open inside the worker.
     loader = DataLoader(raising, batch_size=1, num_workers=1, collate_fn=collate_packed,
                         multiprocessing_context="spawn", timeout=120)
     with pytest.raises(codecprim.InvalidVideoError, match="not_a_video"):
