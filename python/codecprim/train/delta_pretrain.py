@@ -7,7 +7,8 @@ streams (reference image, motion field, residual, image) pairs through
 :class:`codecprim.data.DeltaPairs` (each batch's pairs decoded on demand, in ``--workers`` DataLoader
 workers), encodes their images with the frozen EfficientNet-Lite0 (stride-16 tokens) batch by batch, and
 trains the Δ-encoder plus its reference / warped transformers on CPU with the patch-wise MSE. Memory holds
-one batch, whatever the number of clips.
+one batch, whatever the number of clips (``--cache`` keeps every pair's primitives and tokens instead, for small
+runs where decoding and the frozen encoder dominate).
 
 It prints, on the training pairs and on held-out pairs (the last ``holdout`` fraction of each
 clip, later in time than every training pair of that clip), the model's loss next to the
@@ -396,6 +397,9 @@ def _train(cfg: TrainConfig, image_encoder: Optional[Callable[[torch.Tensor], to
     head_cfg = dataclasses.replace(head_cfg, warp_radius=cfg.warp_radius if grid is not None else 0)
     if grid is None and cfg.warp_radius:  # tokens without a grid have no neighbours to resample
         log("image encoder has no grid(): the heads predict without resampling the previous tokens (warp_radius 0)")
+    # Seeded again here: the DataLoaders above draw from the global generator, and the initial weights must not
+    # depend on how the pairs were read (streamed, cached in this run or handed in).
+    torch.manual_seed(cfg.seed)
     model = DeltaPretrainer(enc_cfg, head_cfg)
     model.set_image_statistics(tokens)
     n_params = sum(p.numel() for p in model.encoder.parameters())
