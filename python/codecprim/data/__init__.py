@@ -12,8 +12,11 @@
 * :func:`write_shards` / :func:`shard_index`: a corpus prepared once as resumable WebDataset shards.
 * :class:`ShardDataset`: those shards as an IterableDataset (workers, ranks, epochs, mid-epoch resume).
 * :func:`motion_stats`: the per-video motion statistic of the shard index.
+* :func:`~codecprim.data.fork_safety.collect_before_fork`: forked workers do not inherit decoders left in
+  reference cycles (registered on import).
 """
 
+from .fork_safety import collect_before_fork
 from .failures import Failure
 from .sampling import SAMPLING_MODES, FrameSample, plan_frames, read_frames, sample_frames
 from .resolution import fit_pixels
@@ -29,6 +32,8 @@ from .shards import IndexRow, WriteSummary, shard_index, write_shards
 from .shard_dataset import ShardDataset
 from . import sources
 
+collect_before_fork()
+
 __all__ = [
     "SAMPLING_MODES",
     "Canvases",
@@ -40,6 +45,7 @@ __all__ = [
     "DeltaPairBatch",
     "DeltaPairs",
     "Failure",
+    "collect_before_fork",
     "FrameSample",
     "IndexRow",
     "MotionStats",

@@ -1,0 +1,26 @@
+"""Forked DataLoader workers must not inherit decoders that will be freed in them.
+
+A decoder object left in a reference cycle in the parent (PyAV's ``CodecContext`` is the common case: users and
+oracles decode with PyAV before starting workers) is copied into every forked worker. The worker's garbage
+collector later frees it, ``avcodec_close`` joins the decoder's slice threads, and those threads were not copied by
+``fork``: the worker waits forever and the epoch stalls until the DataLoader's timeout, if it has one. Collecting
+cycles in the parent just before a fork frees such decoders where their threads exist.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+
+__all__ = ["collect_before_fork"]
+
+_registered = False
+
+
+def collect_before_fork() -> None:
+    """Run the garbage collector in the parent before every ``os.fork`` (idempotent; registered on import of
+    :mod:`codecprim.data`). It costs one collection per fork: DataLoader forks once per worker and epoch."""
+    global _registered
+    if not _registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=gc.collect)
+        _registered = True
