@@ -9,7 +9,9 @@ Two recipes are covered:
   ``dense_frames`` uniformly sampled frames at M tokens each.
 * **OneVision-Encoder** codec patchification (Tang et al., 2026): I-frames are kept
   whole (P0 patches each) and only ``p_patch_budget`` (K) patches in total are kept from
-  all other frames; the baseline is ``dense_frames`` x P0 patches.
+  all other frames; the baseline is ``dense_frames`` x P0 patches. This is the paper's accounting (I-frames on
+  top of K); :func:`codecprim.codec_patches` instead takes ``budget`` as the total it returns, I-frame patches
+  included, so ``codec_patches(budget=K)`` matches ``onevision_budget`` with ``p_patch_budget = K - I * P0``.
 
 All functions are pure integer arithmetic; reductions are ``1 - codec / dense``.
 """
