@@ -11,16 +11,29 @@ from __future__ import annotations
 
 import gc
 import os
+import time
 
 __all__ = ["collect_before_fork"]
 
 _registered = False
+_last_collection = float("-inf")
+# A DataLoader forks its workers back to back; one collection serves the whole burst, so a large training
+# process pays one full collection per epoch's start rather than one per worker.
+_BURST_SECONDS = 1.0
+
+
+def _collect() -> None:
+    global _last_collection
+    now = time.monotonic()
+    if now - _last_collection >= _BURST_SECONDS:
+        gc.collect()
+        _last_collection = time.monotonic()
 
 
 def collect_before_fork() -> None:
-    """Run the garbage collector in the parent before every ``os.fork`` (idempotent; registered on import of
-    :mod:`codecprim.data`). It costs one collection per fork: DataLoader forks once per worker and epoch."""
+    """Run the garbage collector in the parent before ``os.fork`` (idempotent; registered on import of
+    :mod:`codecprim.data`), once per burst of forks within a second."""
     global _registered
     if not _registered and hasattr(os, "register_at_fork"):
-        os.register_at_fork(before=gc.collect)
+        os.register_at_fork(before=_collect)
         _registered = True
