@@ -37,6 +37,9 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=108)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=ProbeTaskConfig.lr)
+    parser.add_argument("--clusters", type=int, default=ProbeTaskConfig.clusters)
+    parser.add_argument("--topk", type=int, default=ProbeTaskConfig.topk)
     parser.add_argument("--probe-steps", type=int, default=150)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -45,14 +48,16 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
-    print("| seed | method | tokens | trained | untrained | teacher purity | loss first → last | seconds |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| seed | method | tokens | trained | untrained | teacher purity | loss first → last | "
+          "embedding cos (trained) | seconds |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for seed in args.seeds:
         t0 = time.perf_counter()
         items = direction_clips(args.workdir, args.per_class, size=args.size, frames=args.frames, speed=args.speed,
                                 side=args.side, seed=seed)
         cfg = ProbeTaskConfig(size=args.size, num_frames=args.frames, budget=args.budget,
                               test_per_class=args.test_per_class, steps=args.steps, batch=args.batch, probe_steps=args.probe_steps,
+                              lr=args.lr, clusters=args.clusters, topk=args.topk,
                               methods=tuple(args.methods), seed=seed, threads=args.threads)
         report = probe_task(items, cfg)
         seconds = time.perf_counter() - t0
@@ -60,7 +65,7 @@ def main() -> None:
             rows.append((seed, method, row))
             print(f"| {seed} | {method} | {row['tokens']:g} | {row['trained']:.3f} | {row['untrained']:.3f} | "
                   f"{report['teacher_purity']:.3f} | {report['loss_first']:.2f} → {report['loss_last']:.2f} | "
-                  f"{seconds:.0f} |", flush=True)
+                  f"{report['embedding']['trained']['mean_cos']:.3f} | {seconds:.0f} |", flush=True)
     print()
     print(f"{len(args.seeds)} seeds ({' '.join(map(str, args.seeds))}), {report['clips']['train']} training and "
           f"{report['clips']['test']} held-out clips a seed, chance {report['chance']:.3f}; mean ± std over seeds:")
