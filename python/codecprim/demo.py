@@ -66,7 +66,7 @@ def budget_table(onevision_clip: str | os.PathLike, cope_clip: str | os.PathLike
     rows = []
     with open_video(onevision_clip, residuals=False) as reader:
         types = reader.pict_types
-        rows.append(("onevision (I-frames + K P-patch)", len(types), types.count("I"),
+        rows.append(("onevision (I + K P-patches)", len(types), types.count("I"),
                      onevision_budget(len(types), types.count("I"))))
     with open_video(cope_clip, residuals=False) as reader:
         types = reader.pict_types

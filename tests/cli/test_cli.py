@@ -129,7 +129,7 @@ def test_demo_prints_tables_and_writes_pictures(tmp_path, capsys):
     assert main(["demo", "-o", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "GOP  first  frames" in out and "IPPPPPPPPPPPPPPP" in out
-    assert "onevision (I-frames + K P-patch)" in out and "cope (I-frames + delta tokens)" in out and "dense-64" in out
+    assert "onevision (I + K P-patches)" in out and "cope (I-frames + delta tokens)" in out and "dense-64" in out
     pictures = sorted(tmp_path.glob("*.png"))
     assert len(pictures) == 5
     for picture in pictures:
