@@ -23,7 +23,8 @@ from typing import List, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["DIRECTIONS", "MemoEncoder", "background_stills", "direction_clips", "motion_clips", "warp_previous"]
+__all__ = ["DIRECTIONS", "MemoEncoder", "add_footage_arguments", "background_stills", "direction_clips", "motion_clips",
+           "warp_previous"]
 
 #: Classes of :func:`direction_clips`, as unit steps (dx, dy) in pixels (y down).
 DIRECTIONS = {"right": (1, 0), "left": (-1, 0), "down": (0, 1), "up": (0, -1)}
@@ -133,6 +134,18 @@ def direction_clips(folder: str, per_class: int, *, size: int = 84, frames: int 
                  f"format=yuv420p")
         _overlay_clip(bg, obj, graph, frames, out)
     return items
+
+
+def add_footage_arguments(ap) -> None:
+    """The options both evidence benches share, so that their defaults describe the same footage and runs."""
+    ap.add_argument("--workdir", default="codecprim-evidence")
+    ap.add_argument("--clips", type=int, default=48)
+    ap.add_argument("--max-speed", type=int, default=12, help="pan and object speeds are drawn from +-this, px/frame")
+    ap.add_argument("--frames", type=int, default=24)
+    ap.add_argument("--size", type=int, nargs=2, default=(64, 112))
+    ap.add_argument("--holdout", type=float, default=0.25)
+    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--steps", type=int, default=300)
 
 
 def warp_previous(prev: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:

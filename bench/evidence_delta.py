@@ -16,7 +16,7 @@ import sys
 import time
 
 import torch
-from evidence_clips import MemoEncoder, motion_clips, warp_previous
+from evidence_clips import MemoEncoder, add_footage_arguments, motion_clips, warp_previous
 
 from codecprim.data.delta_pairs import DeltaPairs
 from codecprim.train.delta_pretrain import CONTROLS, PairCache, TrainConfig, train
@@ -93,16 +93,9 @@ def run(args) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workdir", default="codecprim-evidence")
-    ap.add_argument("--clips", type=int, default=48)
-    ap.add_argument("--max-speed", type=int, default=12, help="pan and object speeds are drawn from +-this, px/frame")
-    ap.add_argument("--frames", type=int, default=24)
+    add_footage_arguments(ap)
     ap.add_argument("--clip-size", type=int, nargs=2, default=(64, 112))
-    ap.add_argument("--size", type=int, nargs=2, default=(64, 112))
     ap.add_argument("--data-seed", type=int, default=0)
-    ap.add_argument("--holdout", type=float, default=0.25)
-    ap.add_argument("--preset", default="tiny")
-    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--warmup", type=int, default=20)

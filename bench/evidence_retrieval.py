@@ -19,7 +19,7 @@ import tempfile
 import torch
 import torch.nn.functional as F
 
-from evidence_clips import MemoEncoder, motion_clips
+from evidence_clips import MemoEncoder, add_footage_arguments, motion_clips
 
 
 def recall_at_1(queries: torch.Tensor, candidates: torch.Tensor, truth: torch.Tensor,
@@ -66,14 +66,7 @@ def main(argv=None):
     from codecprim.train.delta_pretrain import PairCache, TrainConfig, train
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--workdir", default="codecprim-evidence")
-    ap.add_argument("--clips", type=int, default=48)
-    ap.add_argument("--max-speed", type=int, default=12, help="pan and object speeds are drawn from +-this, px/frame")
-    ap.add_argument("--frames", type=int, default=24)
-    ap.add_argument("--size", type=int, nargs=2, default=(64, 112))
-    ap.add_argument("--holdout", type=float, default=0.25)
-    ap.add_argument("--preset", default="tiny")
-    ap.add_argument("--steps", type=int, default=300)
+    add_footage_arguments(ap)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args(argv)
