@@ -146,10 +146,11 @@ Input input_of(const py::object& source, const std::string& name, bool is_path) 
 class PyReader {
  public:
   PyReader(const py::object& source, const std::string& name, bool is_path, bool residuals, int threads, bool strict,
-           bool chroma, double stall_seconds)
+           bool chroma, double stall_seconds, bool pixels)
       : path_(name) {
     ReaderOptions options;
     options.residuals = residuals;
+    options.pixels = pixels || residuals;
     options.threads = threads;
     options.strict = strict;
     options.chroma = chroma;
@@ -447,9 +448,10 @@ PYBIND11_MODULE(_core, m) {
   }, py::arg("src"), py::arg("dst"), py::arg("recipe"), py::arg("overrides"), py::arg("progress"));
 
   py::class_<PyReader>(m, "Reader")
-      .def(py::init<const py::object&, const std::string&, bool, bool, int, bool, bool, double>(), py::arg("source"),
-           py::arg("name"), py::arg("is_path"), py::arg("residuals") = true, py::arg("threads") = 1,
-           py::arg("strict") = false, py::arg("chroma") = false, py::arg("stall_seconds") = 60.0)
+      .def(py::init<const py::object&, const std::string&, bool, bool, int, bool, bool, double, bool>(),
+           py::arg("source"), py::arg("name"), py::arg("is_path"), py::arg("residuals") = true, py::arg("threads") = 1,
+           py::arg("strict") = false, py::arg("chroma") = false, py::arg("stall_seconds") = 60.0,
+           py::arg("pixels") = true)
       .def("info", [](PyReader& r) { return info_dict(r.reader().info()); })
       .def("next", &PyReader::next)
       .def("index", &PyReader::index)

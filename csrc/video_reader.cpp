@@ -245,7 +245,7 @@ void VideoReader::open_decoder() {
     default:
       invents_missing_reference_ = false;
   }
-  if (!options_.residuals) {
+  if (!options_.pixels) {
     // Motion-vector-only path: steps that cannot change the vectors are skipped.
     codec_->skip_loop_filter = AVDISCARD_ALL;
     if (honours_skip_idct(par->codec_id)) codec_->skip_idct = AVDISCARD_ALL;
@@ -557,8 +557,8 @@ void VideoReader::process(AVFrame* frame) {
 FramePtr VideoReader::hold(const AVFrame* frame) const {
   // The MV-only path reads no pixels: holding the picture too would keep the decoder's buffer pool as many
   // frames larger (each pool buffer allocated and zeroed once, page by page).
-  FramePtr held(options_.residuals ? av_frame_clone(frame) : av_frame_alloc());
-  if (!held || (!options_.residuals && compat::ref_frame_metadata(held.get(), frame) < 0)) {
+  FramePtr held(options_.pixels ? av_frame_clone(frame) : av_frame_alloc());
+  if (!held || (!options_.pixels && compat::ref_frame_metadata(held.get(), frame) < 0)) {
     fail(ErrorKind::kIo, "out of memory holding a decoded frame");
   }
   return held;
@@ -609,7 +609,7 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   const int64_t t0 = thread_cpu_ns();
   out.motion_vectors = copy_motion_vectors(frame);
   fill_qp(frame, out);
-  if (options_.residuals) fill_pixels(frame, out);
+  if (options_.pixels) fill_pixels(frame, out);
   const int64_t t1 = thread_cpu_ns();
   if (options_.residuals && out.pict_type != 'I' && residual_supported_) fill_residual(frame, pending.packet, out);
   stats_.copy_ns += t1 - t0;

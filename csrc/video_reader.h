@@ -23,7 +23,8 @@
 namespace codecprim {
 
 struct ReaderOptions {
-  bool residuals = true;  // false: the motion-vector-only fast path (no pixels, no residuals)
+  bool residuals = true;  // rebuild each inter frame's prediction and return luma minus it (needs pixels)
+  bool pixels = true;     // decode fully and return the pictures; false only with residuals: the MV-only fast path
   int threads = 1;        // slice threads (deterministic, unlike frame threading); 0: one per core
   bool strict = false;    // raise on damaged packets/frames instead of skipping and counting them
   bool chroma = false;    // also return Cb/Cr planes (4:2:0)

@@ -227,7 +227,10 @@ def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 1
     mode = _choose_mode(modes, generator)
     sal_config = replace(config.saliency, camera=replace(config.saliency.camera, model=camera))
 
-    with open_video(path, residuals=True, chroma=True, threads=config.threads) as reader:
+    # Only codec-mode selection on the codec's own vectors reads the residual; whole frames and block matching
+    # need the pictures alone.
+    residuals = mode == "codec" and config.motion != "estimated"
+    with open_video(path, residuals=residuals, pixels=True, chroma=True, threads=config.threads) as reader:
         info = reader.info
         height, width = model_size(info.height, info.width, size, patch, min_pixels, max_pixels)
         grid = (height // patch, width // patch)

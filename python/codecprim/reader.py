@@ -149,7 +149,7 @@ class Frame:
             ``(dst_x, dst_y)`` is the block centre; its content comes from the reference at
             ``(motion_x / motion_scale, motion_y / motion_scale)`` pixels away; ``source`` -1 past, +1 future.
         luma: uint8 (H, W) decoded Y plane (no colour conversion). None on the motion-vector-only path
-            (``residuals=False``), whose skipped decoding steps leave pixels inexact.
+            (``residuals=False`` without ``pixels=True``), whose skipped decoding steps leave pixels inexact.
         residual: int16 (H, W), luma minus its motion-compensated prediction. None for I-frames, for codecs
             without exported vectors, and when ``residuals=False``.
         chroma: uint8 (2, ceil(H/2), ceil(W/2)) Cb and Cr (4:2:0), only when opened with ``chroma=True``.
@@ -274,8 +274,13 @@ class Reader:
     """
 
     def __init__(self, source, *, residuals: bool = True, threads: int = 1, strict: bool = False,
-                 chroma: bool = False, name: Optional[str] = None, stall_seconds: Optional[float] = 60.0):
+                 chroma: bool = False, name: Optional[str] = None, stall_seconds: Optional[float] = 60.0,
+                 pixels: Optional[bool] = None):
         source, path, is_path = _source_of(source, name)
+        if pixels is None:
+            pixels = bool(residuals)
+        elif residuals and not pixels:
+            raise ValueError(f"{path}: residuals need the pictures (pixels=True), got residuals=True, pixels=False")
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 0:
             raise ValueError(f"{path}: threads must be a non-negative int (0: the library chooses), got {threads!r}")
         if stall_seconds is None:
@@ -284,7 +289,7 @@ class Reader:
             raise ValueError(f"{path}: stall_seconds must be a positive number or None, got {stall_seconds!r}")
         self._path = path
         self._core = _load_core().Reader(source, path, is_path, bool(residuals), threads, bool(strict), bool(chroma),
-                                         float(stall_seconds))
+                                         float(stall_seconds), bool(pixels))
         self._info = VideoInfo(**self._core.info())
         self._index: Optional[dict] = None
         self._gops: Optional[List[Gop]] = None
@@ -484,7 +489,7 @@ class Reader:
 
 
 def open(source, *, residuals: bool = True, threads: int = 1, strict: bool = False, chroma: bool = False,
-         name: Optional[str] = None, stall_seconds: Optional[float] = 60.0) -> Reader:
+         name: Optional[str] = None, stall_seconds: Optional[float] = 60.0, pixels: Optional[bool] = None) -> Reader:
     """Opens a video and returns a :class:`Reader` (a context manager and iterator of :class:`Frame`).
 
     Args:
@@ -493,6 +498,9 @@ def open(source, *, residuals: bool = True, threads: int = 1, strict: bool = Fal
             place, others such as pipes are read into memory first), e.g. a member of a tar shard.
         residuals: True decodes pixels and computes residuals; False is the motion-vector-only fast path
             (skips the loop filter and, where the decoder honours it, the IDCT; vectors are identical).
+        pixels: with ``residuals=False``, True still decodes fully and returns the pictures (luma, chroma), only
+            without the residual pass: for consumers that warp pictures themselves (the CoPE recipe). None
+            (default): the same as ``residuals``.
         threads: decoder slice threads; 0 lets the library choose (one per core, at most 16), the FFmpeg, PyAV
             and torchcodec convention. Results are identical for every value; parallelise across videos in the
             data loader for throughput.
@@ -512,4 +520,4 @@ def open(source, *, residuals: bool = True, threads: int = 1, strict: bool = Fal
         ValueError: a bad argument (not a video problem).
     """
     return Reader(source, residuals=residuals, threads=threads, strict=strict, chroma=chroma, name=name,
-                  stall_seconds=stall_seconds)
+                  stall_seconds=stall_seconds, pixels=pixels)

@@ -19,6 +19,12 @@ types (a parser pass), then only the chosen GOPs' frames are decoded, a few at a
   frame's luma minus the reference luma warped by the field, all at ``delta_size`` (see
   :mod:`codecprim.ops.fusion`; s = 1 and s > 1 use the same definition). ``delta_indices`` is the first frame
   of each group, where its tokens sit in the stream.
+* **Motion.** ``motion="auto"`` takes each P-frame's vectors from the codec where it exports them (H.264,
+  MPEG-1/2/4 Part 2, H.263). Codecs that export none (HEVC, VP9, AV1, ...) get them by block matching
+  (:func:`codecprim.ops.motion_estimation.estimate_motion_frames`, quarter-pel) of the frame's luma at
+  ``delta_size`` against its anchor's, so OneVision's HEVC corpora need no re-encoding for this recipe;
+  ``motion="estimated"`` does so for every codec (to compare with the codec's own vectors).
+  ``CopeSample.motion_source`` says which. Either way the fields are fused and the residual taken the same way.
 
 Each kept GOP is decoded once, streamed from its keyframe to its last anchor (``reader.iter_frames``), so memory
 stays one small sample plus a full-size frame or two, whatever the video's or the GOP's length.
@@ -34,18 +40,23 @@ from typing import Any
 import torch
 
 from .._intra_op import intra_op_threads
-from ..errors import InvalidVideoError, UnsupportedVideoError
+from ..errors import InvalidVideoError
 from ..ops._checks import check_choice, check_positive_int
 from .sampling import presentation_seconds
 from ..ops.fusion import field_at_size, fuse_fields, fused_residual
 from ..ops.gather import frames_to_rgb
+from ..ops.motion_estimation import MotionEstimationConfig, estimate_motion_frames
 from ..ops.resize import resize_plane, resize_yuv
 from ..reader import open as open_video
 from .dataset import VideoDataset
 
-__all__ = ["B_FRAME_POLICIES", "CopeDataset", "CopePlan", "CopeSample", "cope_sample", "plan_cope"]
+__all__ = ["B_FRAME_POLICIES", "COPE_MOTIONS", "CopeDataset", "CopePlan", "CopeSample", "cope_sample", "plan_cope"]
 
 B_FRAME_POLICIES = ("skip",)
+COPE_MOTIONS = ("auto", "estimated")
+# Deltas are a prediction, so their vectors are refined to quarter-pel (selection's integer-pel setting is enough
+# to rank patches, not to warp a reference into the frame).
+_DELTA_ESTIMATION = MotionEstimationConfig()
 
 
 @dataclass(repr=False)
@@ -63,6 +74,7 @@ class CopeSample:
     delta_reference_indices: torch.Tensor   # (P,) int64 frame the field points into (before the group)
     path: str
     truncated: bool = False                 # the stream ended before what its container promised
+    motion_source: str = "exported"         # "exported" (the codec's vectors) or "estimated" (block matching)
 
     @property
     def pts_seconds(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,11 +145,12 @@ def _choose_gops(count: int, max_gops: int, seed: int | None) -> list[int]:
     return [lo + int(torch.randint(hi - lo, (), generator=generator)) for lo, hi in zip(bounds, bounds[1:])]
 
 
-def _check(max_gops, keyframes_per_gop, fuse, image_size, delta_size, b_frames, seed) -> None:
+def _check(max_gops, keyframes_per_gop, fuse, image_size, delta_size, b_frames, seed, motion="auto") -> None:
     for name, value in (("max_gops", max_gops), ("keyframes_per_gop", keyframes_per_gop), ("fuse", fuse),
                         ("image_size", image_size), ("delta_size", delta_size)):
         check_positive_int(name, value)
     check_choice("b_frames", b_frames, B_FRAME_POLICIES)
+    check_choice("motion", motion, COPE_MOTIONS)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise ValueError(f"seed must be a non-negative int or None; got {seed!r}")
 
@@ -145,11 +158,11 @@ def _check(max_gops, keyframes_per_gop, fuse, image_size, delta_size, b_frames, 
 @intra_op_threads(1)  # thousands of small ops: split across threads they only spin-wait (see _intra_op)
 def cope_sample(path: str | os.PathLike, *, max_gops: int = 64, keyframes_per_gop: int = 1, fuse: int = 30,
                 image_size: int = 224, delta_size: int = 224, b_frames: str = "skip",
-                seed: int | None = 0) -> CopeSample:
+                seed: int | None = 0, motion: str = "auto") -> CopeSample:
     """The CoPE sample of one video (see the module docstring for the layout rules).
 
     Args:
-        path: the video (a codec that exports motion vectors: H.264, MPEG-1/2/4 Part 2, H.263).
+        path: the video (any codec libavcodec decodes; see ``motion``).
         max_gops: GOPs kept at most, uniformly sampled beyond it.
         keyframes_per_gop: RGB frames per GOP (its I-frame first).
         fuse: P-frames fused into one delta at most (CoPE's s).
@@ -157,26 +170,27 @@ def cope_sample(path: str | os.PathLike, *, max_gops: int = 64, keyframes_per_go
         delta_size: fields and residuals are ``delta_size x delta_size``.
         b_frames: ``"skip"``: B-frames get no tokens.
         seed: which GOP of each stratum is kept when there are more than ``max_gops``.
+        motion: ``"auto"``: the codec's vectors where it exports them, else block matching at ``delta_size``;
+            ``"estimated"``: block matching for every codec.
 
     Raises:
-        UnsupportedVideoError: the codec exports no motion vectors.
         InvalidVideoError: not a readable video, or it has no frames, or frames the parser listed did not
             decode while the reader saw no truncation. A truncated file (``reader.stats.truncated``) gives the
             keyframes and groups decoded before the cut, with ``truncated=True``.
     """
-    _check(max_gops, keyframes_per_gop, fuse, image_size, delta_size, b_frames, seed)
+    _check(max_gops, keyframes_per_gop, fuse, image_size, delta_size, b_frames, seed, motion)
     path = os.fspath(path)
-    with open_video(path, residuals=True, chroma=True) as reader:
+    with open_video(path, residuals=False, pixels=True, chroma=True) as reader:
         info = reader.info
-        if info.motion_vectors != "exported":
-            raise UnsupportedVideoError(path, f"the CoPE recipe needs motion vectors and {info.codec} exports none")
+        estimated = motion == "estimated" or info.motion_vectors != "exported"
         types = reader.pict_types
         if not types:
             raise InvalidVideoError(path, "the video has no frames")
         plan = plan_cope(types, reader.gops, max_gops=max_gops, keyframes_per_gop=keyframes_per_gop, fuse=fuse,
                          seed=seed)
         color_range = "full" if info.pix_fmt.startswith("yuvj") else "limited"
-        out = _Builder(plan, (info.height, info.width), image_size, delta_size, color_range, types, path)
+        out = _Builder(plan, (info.height, info.width), image_size, delta_size, color_range, types, path,
+                       _DELTA_ESTIMATION if estimated else None)
         wanted = set(plan.frames())
         for g in plan.gops:
             gop = reader.gops[g]
@@ -194,9 +208,11 @@ class _Builder:
     """Turns the planned frames, met in display order, into the sample's small tensors."""
 
     def __init__(self, plan: CopePlan, coded: tuple[int, int], image_size: int, delta_size: int, color_range: str,
-                 types: str, path: str) -> None:
+                 types: str, path: str, estimation: MotionEstimationConfig | None = None) -> None:
         self.plan, self.coded, self.types, self.path = plan, coded, types, path
         self.image_size, self.delta_size, self.color_range = image_size, delta_size, color_range
+        self.estimation = estimation  # None: the codec's vectors
+        self.anchor_luma: torch.Tensor | None = None  # delta-size luma of the last anchor (estimation's reference)
         self.keyframe_set = set(plan.keyframes)
         self.group_of = {i: g for g in plan.groups for i in g.frames}
         self.references = {g.reference for g in plan.groups}
@@ -219,18 +235,30 @@ class _Builder:
             luma, chroma = resize_yuv(frame.luma[None], chroma[None], self.image_size)
             self.keyframes.append(frames_to_rgb(luma, chroma, [0], color_range=self.color_range)[0])
         group = self.group_of.get(index)
+        luma = resize_plane(frame.luma, self.delta_size) if self.estimation is not None or (
+            group is not None and index == group.frames[-1]) or index in self.references else None
         if group is not None:
-            self.steps.append(field_at_size(frame.motion_vectors, *self.coded, self.delta_size)[0])
+            self.steps.append(self._step(frame, luma))
             if index == group.frames[-1]:
                 field, _ = fuse_fields(torch.stack(self.steps))  # from (s, h, w, 2)
-                luma = resize_plane(frame.luma, self.delta_size)
                 self.motion.append(field)
                 self.residual.append(fused_residual(luma, self.small_luma.pop(group.reference), field))
                 self.steps = []
                 if index in self.references:
                     self.small_luma[index] = luma
         elif index in self.references:
-            self.small_luma[index] = resize_plane(frame.luma, self.delta_size)
+            self.small_luma[index] = luma
+        self.anchor_luma = luma  # every planned frame is an anchor: the next P-frame's past reference
+
+    def _step(self, frame, luma: torch.Tensor | None) -> torch.Tensor:
+        """One P-frame's past field at delta size, from the codec's vectors or matched against its anchor."""
+        if self.estimation is None:
+            return field_at_size(frame.motion_vectors, *self.coded, self.delta_size)[0]
+        if self.anchor_luma is None:  # a group always follows its reference in display order
+            raise InvalidVideoError(self.path, f"frame {frame.index} has no anchor decoded before it")
+        est = estimate_motion_frames(luma[None], self.anchor_luma[None], config=self.estimation)
+        rows = est.vectors[0][~est.intra[0]]  # unmatched (intra) blocks carry no vector, as in a codec's export
+        return field_at_size(rows, self.delta_size, self.delta_size, self.delta_size)[0]
 
     def sample(self, pts: torch.Tensor, truncated: bool) -> CopeSample:
         plan, d = self.plan, self.delta_size
@@ -251,7 +279,8 @@ class _Builder:
             delta_indices=firsts, delta_pts_seconds=pts[firsts],
             delta_last_indices=torch.tensor([g.frames[-1] for g in groups], dtype=torch.int64),
             delta_reference_indices=torch.tensor([g.reference for g in groups], dtype=torch.int64),
-            path=self.path, truncated=truncated)
+            path=self.path, truncated=truncated,
+            motion_source="exported" if self.estimation is None else "estimated")
 
 
 class CopeDataset(VideoDataset):
@@ -264,10 +293,11 @@ class CopeDataset(VideoDataset):
 
     def __init__(self, paths: Sequence[str | os.PathLike], *, max_gops: int = 64, keyframes_per_gop: int = 1,
                  fuse: int = 30, image_size: int = 224, delta_size: int = 224, b_frames: str = "skip",
-                 seed: int = 0, on_error: str = "skip") -> None:
+                 seed: int = 0, on_error: str = "skip", motion: str = "auto") -> None:
         super().__init__(paths, seed=seed, on_error=on_error)
         self.options: dict[str, Any] = dict(max_gops=max_gops, keyframes_per_gop=keyframes_per_gop, fuse=fuse,
-                                            image_size=image_size, delta_size=delta_size, b_frames=b_frames)
+                                            image_size=image_size, delta_size=delta_size, b_frames=b_frames,
+                                            motion=motion)
         _check(seed=seed, **self.options)  # bad arguments fail here, not once per item in the workers
 
     def load(self, index: int, path: str) -> CopeSample:

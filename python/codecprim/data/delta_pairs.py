@@ -143,7 +143,8 @@ class DeltaPairs(VideoDataset):
     @intra_op_threads(1)  # small per-frame ops: split across threads they only spin-wait (see _intra_op)
     def load(self, index: int, path: str) -> DeltaPair:
         clip, frame, ref = (int(v) for v in self.index[index])
-        with open_video(path, residuals=True, chroma=True, threads=self.threads) as reader:
+        # fuse_pframes warps pictures itself: the codec's residual pass would go unused.
+        with open_video(path, residuals=False, pixels=True, chroma=True, threads=self.threads) as reader:
             full = reader.info.pix_fmt.startswith("yuvj")
             reference, current = reader.frames_at([ref, frame])
         step = fuse_pframes([reference, current], size=self.size, skipped_b_frames=True)
