@@ -42,6 +42,7 @@ py::dict info_dict(const VideoInfoData& info) {
   d["pix_fmt"] = info.pix_fmt;
   d["width"] = info.width;
   d["height"] = info.height;
+  d["rotation"] = info.rotation;
   d["fps"] = info.fps;
   d["num_frames"] = info.num_frames >= 0 ? py::object(py::int_(info.num_frames)) : py::object(py::none());
   d["duration_seconds"] = info.duration_seconds >= 0 ? py::object(py::float_(info.duration_seconds)) : py::object(py::none());

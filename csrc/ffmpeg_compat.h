@@ -17,6 +17,20 @@ inline bool frame_is_key(const AVFrame* frame) {
 #endif
 }
 
+// The stream's display matrix (rotation/flip metadata), or null. FFmpeg 6.1 moved stream side data into
+// AVCodecParameters.coded_side_data and deprecated av_stream_get_side_data.
+inline const int32_t* display_matrix(const AVStream* stream) {
+#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 31, 102)
+  const AVPacketSideData* sd = av_packet_side_data_get(stream->codecpar->coded_side_data,
+                                                       stream->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
+  return sd != nullptr && sd->size >= 9 * sizeof(int32_t) ? reinterpret_cast<const int32_t*>(sd->data) : nullptr;
+#else
+  size_t size = 0;
+  const uint8_t* data = av_stream_get_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, &size);
+  return data != nullptr && size >= 9 * sizeof(int32_t) ? reinterpret_cast<const int32_t*>(data) : nullptr;
+#endif
+}
+
 // Damage flag set by the decoder on frames it concealed.
 inline bool frame_is_corrupt(const AVFrame* frame) {
   return (frame->flags & AV_FRAME_FLAG_CORRUPT) != 0 || frame->decode_error_flags != 0;

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <vector>
 #include <cerrno>
@@ -154,6 +155,15 @@ VideoReader::VideoReader(const Input& input, const ReaderOptions& options)
     info_.duration_seconds = static_cast<double>(opened_.format()->duration) / AV_TIME_BASE;
   }
   info_.time_base = av_q2d(stream_->time_base);
+  if (const int32_t* matrix = compat::display_matrix(stream_)) {
+    // av_display_rotation_get gives the counter-clockwise angle the matrix applies; the pictures must be turned
+    // back by it. NaN (a degenerate matrix) and angles off the right angles count as no rotation.
+    const double angle = -av_display_rotation_get(matrix);
+    if (std::isfinite(angle)) {
+      const long quarter = std::lround(angle / 90.0);
+      if (std::fabs(angle - 90.0 * quarter) < 1.0) info_.rotation = static_cast<int>(((quarter % 4) + 4) % 4) * 90;
+    }
+  }
   info_.bit_rate = par->bit_rate > 0 ? par->bit_rate : opened_.format()->bit_rate;
   const char* pix = av_get_pix_fmt_name(static_cast<AVPixelFormat>(par->format));
   info_.pix_fmt = pix != nullptr ? pix : "unknown";

@@ -38,6 +38,7 @@ struct VideoInfoData {
   std::string pix_fmt;
   int width = 0;               // display size
   int height = 0;
+  int rotation = 0;            // degrees clockwise (0, 90, 180, 270) to turn the pictures to display them upright
   double fps = 0.0;
   int64_t num_frames = -1;     // from the container, -1 when it does not say (len(reader) is exact)
   double duration_seconds = -1.0;

@@ -51,7 +51,8 @@ def gop_table(path: str | os.PathLike) -> str:
     with open_video(path, residuals=False) as reader:
         info, gops, types, sizes = reader.info, reader.gops, reader.pict_types, reader.packet_sizes
         lines = [f"{path}: {info.codec} {info.width}x{info.height} @ {info.fps:.2f} fps, {len(reader)} frames, "
-                 f"{info.container}, vectors {info.motion_vectors}",
+                 f"{info.container}, vectors {info.motion_vectors}"
+                 + (f", display rotation {info.rotation} deg clockwise" if info.rotation else ""),
                  "  GOP  first  frames  pts_s    kB  types"]
         for g in gops:
             span = slice(g.first_frame, g.first_frame + g.num_frames)

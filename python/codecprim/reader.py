@@ -58,6 +58,9 @@ class VideoInfo:
     ``motion_vectors`` is ``"exported"`` when libavcodec exports block vectors for this codec and ``"none"``
     otherwise (HEVC, VP9, AV1, ...: frames then carry an empty (0, MV.ncols) tensor and no residual).
     ``residual_method`` says how residuals are predicted for this codec.
+    ``rotation`` is the container's display rotation (phone videos): degrees clockwise, 0/90/180/270, to turn the
+    decoded pictures by to show them upright. Frames, vectors and every recipe's output stay in the coded
+    orientation (as PyAV and decord return them); ``width`` and ``height`` are the coded picture's.
     """
 
     path: str
@@ -73,6 +76,7 @@ class VideoInfo:
     time_base: float
     motion_vectors: str
     residual_method: str
+    rotation: int = 0
 
 
 @dataclass(frozen=True)
