@@ -6,21 +6,21 @@ PyAV decoding the same libavcodec is the oracle for the pictures, and the defaul
 
 from __future__ import annotations
 
-import av
 import numpy as np
 import pytest
 
 import codecprim
 
+from pyav_oracle import decoded_frames
+
 
 def pyav_luma(path) -> list[np.ndarray]:
-    with av.open(str(path)) as container:
-        out = []
-        for frame in container.decode(video=0):
-            plane = frame.planes[0]
-            rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-            out.append(rows[:, : plane.width])
-        return out
+    out = []
+    for frame, _ in decoded_frames(path):
+        plane = frame.planes[0]
+        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
+        out.append(rows[:, : plane.width])
+    return out
 
 
 @pytest.mark.parametrize("name", ["h264_bframes", "mpeg4_native_bframes", "mpeg2", "hevc"])
