@@ -110,6 +110,11 @@ class ReaderStats:
     damaged IDR); they are put back in pts order within a window of 4 frames. ``frames_retimed`` counts frames
     whose pts was missing or not after the previous frame's (packed MPEG-4 B-frames in AVI give the last frame
     its predecessor's pts); each gets the previous pts plus one frame, as FFmpeg reports it.
+    ``frames_pts_synthesized`` counts frames whose time the reader made up because the container has none to
+    give: raw elementary streams (display index / frame rate), and streams whose container stores decode times
+    as presentation times (pts = dts on a stream with B-frames, as ``ffmpeg -i raw.h264 -c copy out.mp4``
+    writes): display order then comes from the bitstream, and the i-th frame shown gets the i-th smallest
+    container time.
 
     ``truncated`` is True when the file holds less than its container promises: an MP4 box, the Matroska
     Segment or an AVI RIFF chunk declares more bytes than there are (seen at open), or reading broke off with an
@@ -124,6 +129,7 @@ class ReaderStats:
     decode_errors: int = 0
     frames_reordered: int = 0
     frames_retimed: int = 0
+    frames_pts_synthesized: int = 0
     truncated: bool = False
     truncation: str = ""
     residual_seconds: float = 0.0  # CPU time of the reading thread spent on residuals (prediction + subtraction)
