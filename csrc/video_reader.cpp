@@ -170,12 +170,6 @@ VideoReader::VideoReader(const Input& input, const ReaderOptions& options)
     mpeg4_vop_rounding(par->extradata, static_cast<size_t>(par->extradata_size), mpeg4_vol_);
   }
   if (par->codec_id == AV_CODEC_ID_H264 || par->codec_id == AV_CODEC_ID_HEVC) reorder_window_ = kReorderWindow;
-  if (par->codec_id == AV_CODEC_ID_H264 && info_.container == "h264" && rereadable_) {
-    // A raw stream has no timestamps to show that the decoder output a picture early and dropped one (see
-    // restart_if_early_output), so it decodes from the start with the reorder depth the index measures from
-    // the slice headers' POC; an SPS that declares less would make libavcodec drop pictures silently.
-    min_output_delay_ = index().reorder_depth;
-  }
   const AVRational step = av_div_q(av_inv_q(rate), stream_->time_base);
   pts_step_ = rate.num > 0 && rate.den > 0 && step.num > 0 && step.den > 0 ? std::max<int64_t>(1, av_rescale(1, step.num, step.den)) : 1;
   open_decoder();
@@ -382,6 +376,10 @@ void VideoReader::feed_packet() {
     guard_->progress();
     ++stats_.packets;
     if (packet_->pts == AV_NOPTS_VALUE || packet_->pts != packet_->dts) pts_may_be_decode_times_ = false;
+    if (!output_delay_checked_) {
+      output_delay_checked_ = true;
+      if (packet_->pts == AV_NOPTS_VALUE) use_measured_output_delay();
+    }
     PacketInfo info;
     info.decode_index = next_decode_index_++;
     info.size = packet_->size;
@@ -448,6 +446,18 @@ bool VideoReader::is_invented_reference() const {
   // With output delay a real first picture leaves the decoder only once the next packet (or the drain) comes.
   return invents_missing_reference_ && frames_received_ == 0 && next_decode_index_ == 1 && !flushing_ &&
          codec_->has_b_frames > 0;
+}
+
+void VideoReader::use_measured_output_delay() {
+  // Without pts the reader cannot see the decoder output a picture early and drop the next (see
+  // restart_if_early_output); so an H.264 stream in a container without them (raw Annex B, AVI) is decoded
+  // with the reorder depth the index measures from the slice headers' POC, whatever its SPS declares.
+  if (stream_->codecpar->codec_id != AV_CODEC_ID_H264 || !rereadable_) return;
+  const int needed = index().reorder_depth;
+  if (needed <= std::max(codec_->has_b_frames, min_output_delay_)) return;
+  min_output_delay_ = needed;
+  codec_.reset();  // nothing was sent to it yet
+  open_decoder();
 }
 
 void VideoReader::use_presentation_time(AVFrame* frame) {

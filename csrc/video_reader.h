@@ -205,6 +205,8 @@ class VideoReader {
   bool restart_if_early_output(const AVFrame* frame);
   // Every packet so far had pts == dts: on a stream with B-frames the container may store decode times as pts.
   bool pts_may_be_decode_times_ = true;
+  bool output_delay_checked_ = false;  // use_measured_output_delay ran on this reader's first packet
+  void use_measured_output_delay();
   // Gives the frame its presentation time where the container stores decode times (StreamIndex::pts_synthesized).
   void use_presentation_time(AVFrame* frame);
 
