@@ -109,11 +109,9 @@ int reorder_depth_of(const std::vector<IndexedFrame>& frames) {
   return std::min(depth, 16);
 }
 
-// Display order from the bitstream alone, for streams without usable pts (empty for HEVC, whose POC the
-// parser does not report).
+// Display order from the bitstream alone, for streams without usable pts.
 std::vector<IndexedFrame> display_order_from_bitstream(AVCodecID id, std::vector<IndexedFrame> decode_order) {
-  if (id == AV_CODEC_ID_H264) return display_order_from_poc(std::move(decode_order));
-  if (id == AV_CODEC_ID_HEVC) return {};
+  if (id == AV_CODEC_ID_H264 || id == AV_CODEC_ID_HEVC) return display_order_from_poc(std::move(decode_order));
   return display_order_from_anchors(std::move(decode_order));
 }
 
@@ -178,8 +176,9 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
   if (id == AV_CODEC_ID_MPEG4 && stream->codecpar->extradata != nullptr) {
     mpeg4_vop_rounding(stream->codecpar->extradata, static_cast<size_t>(stream->codecpar->extradata_size), vol);
   }
-  const int nal_length_size =
-      h264_nal_length_size(stream->codecpar->extradata, static_cast<size_t>(std::max(0, stream->codecpar->extradata_size)));
+  const size_t extradata_size = static_cast<size_t>(std::max(0, stream->codecpar->extradata_size));
+  const int nal_length_size = id == AV_CODEC_ID_HEVC ? hevc_nal_length_size(stream->codecpar->extradata, extradata_size)
+                                                     : h264_nal_length_size(stream->codecpar->extradata, extradata_size);
 
   StreamIndex index;
   PacketPtr packet(av_packet_alloc());
@@ -237,6 +236,7 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
       f.idr = true;
       f.pict_type = 'I';
     }
+    if (id == AV_CODEC_ID_HEVC) f.idr = hevc_resets_poc(packet->data, static_cast<size_t>(packet->size), nal_length_size);
     index.frames.push_back(f);
   }
 

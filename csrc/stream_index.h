@@ -21,8 +21,8 @@ struct IndexedFrame {
   int64_t packet_size = 0;   // bytes
   char pict_type = '?';      // 'I', 'P', 'B' ('I' for key packets of codecs without a parser)
   bool key_packet = false;   // the demuxer marks it seekable
-  int64_t poc = 0;           // H.264 picture order count (display order within an IDR period), from the parser
-  bool idr = false;          // H.264: the access unit holds an IDR slice (POC restarts)
+  int64_t poc = 0;           // H.264/HEVC picture order count (display order within an IDR period), from the parser
+  bool idr = false;          // H.264/HEVC: the access unit holds an IDR (or BLA) picture: POC restarts
 };
 
 struct GopRecord {
@@ -63,7 +63,7 @@ struct StreamIndex {
 // A read that makes no progress for the guard's time throws ErrorKind::kStalled.
 StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard* guard);
 
-// Display order of an H.264 stream without usable pts: pictures sorted by POC within each IDR period.
+// Display order of an H.264/HEVC stream without usable pts: pictures sorted by POC within each IDR period.
 std::vector<IndexedFrame> display_order_from_poc(std::vector<IndexedFrame> decode_order);
 
 // Display order of a stream whose B-pictures are never references (MPEG-1/2/4 Part 2, H.263): each I/P

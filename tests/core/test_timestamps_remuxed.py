@@ -27,6 +27,7 @@ _ENCODERS = {
     "h264": ["-c:v", "libx264", "-bf", "3", "-g", "25"],
     # b-pyramid: a reorder depth of 2, which the lying twin declares as 1
     "h264_pyramid": ["-c:v", "libx264", "-bf", "3", "-x264-params", "b-pyramid=normal", "-g", "25"],
+    "hevc": ["-c:v", "libx265", "-x265-params", "log-level=error:keyint=25:bframes=3"],
     "m2v": ["-c:v", "mpeg2video", "-bf", "2", "-g", "12", "-q:v", "4"],
     "m4v": ["-c:v", "mpeg4", "-bf", "2", "-g", "12", "-q:v", "4"],
     # Xvid's raw stream: its packets carry decode times (pts = dts), unlike the native encoder's
@@ -48,7 +49,7 @@ def clips(media, tmp_path_factory):
         raw = folder / f"{name}_bframes.{name.split('_')[0]}"
         _ffmpeg(*_SOURCE, *encoder, raw)
         out[name] = raw
-    for name in ("h264", "m2v"):
+    for name in ("h264", "hevc", "m2v"):
         remuxed = folder / f"{name}_bframes_remuxed.mp4"
         _ffmpeg("-i", out[name], "-c", "copy", remuxed)
         out[f"{name}_mp4"] = remuxed
@@ -111,7 +112,7 @@ def _assert_random_access_is_sequential(path, frames):
         assert_same_frame(reader[-2], frames[n - 2])
 
 
-@pytest.mark.parametrize("name", ["h264_mp4", "m2v_mp4"])
+@pytest.mark.parametrize("name", ["h264_mp4", "hevc_mp4", "m2v_mp4"])
 def test_raw_stream_remuxed_into_mp4(clips, name):
     path = clips[name]
     with av.open(str(path)) as container:  # what makes the file awkward: decode times stored as pts
@@ -137,12 +138,12 @@ def test_raw_stream_remuxed_into_mp4(clips, name):
         assert sparse.stats.frames_decoded <= reader.gops[-1].num_frames + 2
 
 
-@pytest.mark.parametrize("name", ["h264", "h264_pyramid", "m2v", "m4v", "m4v_xvid"])
+@pytest.mark.parametrize("name", ["h264", "h264_pyramid", "hevc", "m2v", "m4v", "m4v_xvid"])
 def test_raw_elementary_stream(clips, name):
     reader, frames = _assert_agrees_with_ffmpeg(clips[name])
     _, _, ffmpeg_pts = _pyav(clips[name])
     times = [f.pts_seconds for f in frames]
-    if all(t is None for t in ffmpeg_pts):  # raw H.264: no times at all; the frame rate's grid
+    if all(t is None for t in ffmpeg_pts):  # raw H.264/HEVC: no times at all; the frame rate's grid
         np.testing.assert_allclose(times, np.arange(len(frames)) / 25, atol=1e-12)
         assert reader.stats.frames_pts_synthesized == len(frames)
     else:  # the MPEG parsers time pictures (from the frame rate, or the VOP times): the same times, sorted
