@@ -349,14 +349,17 @@ class Reader:
     @property
     def pict_types(self) -> str:
         """Frame types in display order ("IBBP..."), from the parser pass: the same string the decoder's frames
-        spell (display order from pts, or from POC / the anchor rule where the container stores none; an IDR is
-        "I" even when its first slice header is damaged; packed MPEG-4 B-frames count as the decoder outputs them)."""
+        spell (display order from pts, or from POC / the anchor rule where the container stores none or stores
+        decode times; an IDR is "I" even when its first slice header is damaged; packed MPEG-4 B-frames count as
+        the decoder outputs them; pictures an MP4 edit list starts after are not output, and not listed)."""
         return self._frame_index()["pict_types"]
 
     @property
     def pts_seconds(self) -> torch.Tensor:
         """Presentation times of all frames in display order (float64), from the container; NaN where it stores
-        none (AVI and raw streams with B-frames: frames then carry FFmpeg's best-effort times)."""
+        none (AVI and raw streams with B-frames: frames then carry FFmpeg's best-effort times, or display index /
+        frame rate). Where it stores decode times as pts (see ``ReaderStats.frames_pts_synthesized``), its times
+        sorted, as the frames carry them."""
         pts = self._frame_index()["pts"]
         return torch.from_numpy(np.where(pts == _NO_PTS, np.nan, pts.astype(np.float64) * self._info.time_base))
 
