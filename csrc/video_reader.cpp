@@ -466,7 +466,6 @@ void VideoReader::use_presentation_time(AVFrame* frame) {
   if (!index_ || !index_->pts_synthesized) return;
   const int64_t at = frame->pts == AV_NOPTS_VALUE ? -1 : index_->display_index_of_container_pts(frame->pts);
   frame->pts = at >= 0 ? index_->frames[static_cast<size_t>(at)].pts : AV_NOPTS_VALUE;
-  ++stats_.frames_pts_synthesized;
 }
 
 bool VideoReader::restart_if_early_output(const AVFrame* frame) {
@@ -627,7 +626,7 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   out.pts = pending.pts;
   out.pts_seconds = pending.pts != AV_NOPTS_VALUE ? pending.pts * av_q2d(stream_->time_base)
                                                   : (info_.fps > 0 ? display_index / info_.fps : 0.0);
-  if (pending.pts == AV_NOPTS_VALUE) ++stats_.frames_pts_synthesized;
+  if (pending.pts == AV_NOPTS_VALUE || (index_ && index_->pts_synthesized)) ++stats_.frames_pts_synthesized;
   out.pict_type = pending.pict_type;
   out.key_frame = pending.key;
   out.gop_index = pending.gop_index;

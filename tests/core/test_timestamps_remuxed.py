@@ -136,6 +136,7 @@ def test_raw_stream_remuxed_into_mp4(clips, name):
     with codecprim.open(path, residuals=False) as sparse:  # the last GOP is reached by seeking, not decoding all
         sparse.frames_at([len(frames) - 1])
         assert sparse.stats.frames_decoded <= reader.gops[-1].num_frames + 2
+        assert sparse.stats.frames == sparse.stats.frames_pts_synthesized == 1
 
 
 @pytest.mark.parametrize("name", ["h264", "h264_pyramid", "hevc", "m2v", "m4v", "m4v_xvid"])
