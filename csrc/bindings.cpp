@@ -220,6 +220,7 @@ class PyReader {
     d["decode_errors"] = s.decode_errors;
     d["frames_reordered"] = s.frames_reordered;
     d["frames_retimed"] = s.frames_retimed;
+    d["frames_pts_synthesized"] = s.frames_pts_synthesized;
     d["truncated"] = s.truncated;
     d["truncation"] = s.truncation;
     d["residual_seconds"] = s.residual_ns * 1e-9;

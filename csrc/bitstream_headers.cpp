@@ -194,6 +194,20 @@ bool h264_has_idr(const uint8_t* data, size_t size, int nal_length_size) {
   return idr;
 }
 
+int hevc_nal_length_size(const uint8_t* extradata, size_t size) {
+  if (extradata == nullptr || size < 23 || extradata[0] != 1) return 0;
+  return (extradata[21] & 3) + 1;
+}
+
+bool hevc_resets_poc(const uint8_t* data, size_t size, int nal_length_size) {
+  bool resets = false;
+  for_each_nal(data, size, nal_length_size, [&resets](uint8_t header) {
+    const int type = (header >> 1) & 0x3F;
+    resets = resets || (type >= 16 && type <= 20);  // BLA_W_LP, BLA_W_RADL, BLA_N_LP, IDR_W_RADL, IDR_N_LP
+  });
+  return resets;
+}
+
 std::vector<Mpeg4Vop> mpeg4_coded_vops(const uint8_t* data, size_t size, Mpeg4Vol& vol) {
   std::vector<Mpeg4Vop> vops;
   for_each_vop(data, size, vol, [&](const VopHeader& vop, size_t at) {

@@ -50,4 +50,10 @@ bool h264_has_idr(const uint8_t* data, size_t size, int nal_length_size);
 // The NAL length size from avcC extradata (1..4), or 0 when the extradata is Annex B or absent.
 int h264_nal_length_size(const uint8_t* extradata, size_t size);
 
+// The NAL length size from hvcC extradata (1..4), or 0 when the extradata is Annex B or absent.
+int hevc_nal_length_size(const uint8_t* extradata, size_t size);
+
+// Whether an HEVC access unit holds an IDR or BLA picture, where the picture order count starts again.
+bool hevc_resets_poc(const uint8_t* data, size_t size, int nal_length_size);
+
 }  // namespace codecprim

@@ -17,6 +17,13 @@ int64_t StreamIndex::display_index_of(int64_t pts) const {
   return it - frames.begin();
 }
 
+int64_t StreamIndex::display_index_of_container_pts(int64_t container_pts) const {
+  if (!pts_synthesized) return display_index_of(container_pts);
+  auto it = std::lower_bound(by_container_pts.begin(), by_container_pts.end(), std::make_pair(container_pts, int64_t{0}));
+  if (it == by_container_pts.end() || it->first != container_pts) return -1;
+  return it->second;
+}
+
 int64_t StreamIndex::gop_of(int64_t display_index) const {
   auto it = std::upper_bound(gops.begin(), gops.end(), display_index,
                              [](int64_t value, const GopRecord& g) { return value < g.first_frame; });
@@ -102,6 +109,32 @@ int reorder_depth_of(const std::vector<IndexedFrame>& frames) {
   return std::min(depth, 16);
 }
 
+// Display order from the bitstream alone, for streams without usable pts.
+std::vector<IndexedFrame> display_order_from_bitstream(AVCodecID id, std::vector<IndexedFrame> decode_order) {
+  if (id == AV_CODEC_ID_H264 || id == AV_CODEC_ID_HEVC) return display_order_from_poc(std::move(decode_order));
+  return display_order_from_anchors(std::move(decode_order));
+}
+
+bool in_decode_order(const std::vector<IndexedFrame>& frames) {
+  for (size_t i = 0; i < frames.size(); ++i) {
+    if (frames[i].decode_index != static_cast<int64_t>(i)) return false;
+  }
+  return true;
+}
+
+// pts present and strictly increasing in decode order, while the bitstream shows pictures are reordered:
+// the container stores decode times (see StreamIndex::pts_synthesized). On success `frames` is in display order.
+bool pts_are_decode_times(AVCodecID id, std::vector<IndexedFrame>& frames) {
+  if (frames.size() < 2) return false;
+  for (size_t i = 0; i < frames.size(); ++i) {
+    if (frames[i].pts == AV_NOPTS_VALUE || (i > 0 && frames[i].pts <= frames[i - 1].pts)) return false;
+  }
+  std::vector<IndexedFrame> display = display_order_from_bitstream(id, frames);
+  if (display.size() != frames.size() || in_decode_order(display)) return false;
+  frames = std::move(display);
+  return true;
+}
+
 }  // namespace
 
 StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard* guard) {
@@ -143,12 +176,14 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
   if (id == AV_CODEC_ID_MPEG4 && stream->codecpar->extradata != nullptr) {
     mpeg4_vop_rounding(stream->codecpar->extradata, static_cast<size_t>(stream->codecpar->extradata_size), vol);
   }
-  const int nal_length_size =
-      h264_nal_length_size(stream->codecpar->extradata, static_cast<size_t>(std::max(0, stream->codecpar->extradata_size)));
+  const size_t extradata_size = static_cast<size_t>(std::max(0, stream->codecpar->extradata_size));
+  const int nal_length_size = id == AV_CODEC_ID_HEVC ? hevc_nal_length_size(stream->codecpar->extradata, extradata_size)
+                                                     : h264_nal_length_size(stream->codecpar->extradata, extradata_size);
 
   StreamIndex index;
   PacketPtr packet(av_packet_alloc());
   int64_t decode_index = 0;
+  std::vector<int64_t> discarded;  // decode indices of packets the demuxer marks for the decoder to drop
   size_t vops_waiting = 0;  // MPEG-4 VOPs read but not yet decoded: libavcodec decodes one per packet
   while (true) {
     ret = av_read_frame(fmt, packet.get());
@@ -159,6 +194,9 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
     if (guard != nullptr) guard->progress();
     IndexedFrame f;
     f.pts = packet->pts;
+    f.container_pts = packet->pts;
+    // Before an edit list's start (MP4): libavcodec decodes the picture and returns nothing.
+    if (packet->flags & AV_PKT_FLAG_DISCARD) discarded.push_back(decode_index);
     f.decode_index = decode_index++;
     f.packet_size = packet->size;
     f.key_packet = (packet->flags & AV_PKT_FLAG_KEY) != 0;
@@ -172,7 +210,7 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
         vop.pict_type = vops[v].type;
         vop.packet_size = static_cast<int64_t>(vops[v].size);
         vop.key_packet = f.key_packet && vops[v].type == 'I';
-        if (v > 0) vop.pts = AV_NOPTS_VALUE;  // the container timed the packet, not the VOP it carried along
+        if (v > 0) vop.pts = vop.container_pts = AV_NOPTS_VALUE;  // the container timed the packet, not this VOP
         index.frames.push_back(vop);
       }
       vops_waiting += vops.size();
@@ -198,6 +236,7 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
       f.idr = true;
       f.pict_type = 'I';
     }
+    if (id == AV_CODEC_ID_HEVC) f.idr = hevc_resets_poc(packet->data, static_cast<size_t>(packet->size), nal_length_size);
     index.frames.push_back(f);
   }
 
@@ -205,25 +244,45 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
   // the last packet are never output (FFmpeg's and PyAV's frame counts are short by as many).
   index.frames.resize(index.frames.size() - std::min(vops_waiting, index.frames.size()));
 
-  // Display order is pts order; without distinct pts (raw elementary streams) decode order is all there is.
-  index.pts_valid = !index.frames.empty();
-  for (const IndexedFrame& f : index.frames) {
-    if (f.pts == AV_NOPTS_VALUE) index.pts_valid = false;
-  }
-  if (index.pts_valid) {
-    std::stable_sort(index.frames.begin(), index.frames.end(),
-                     [](const IndexedFrame& a, const IndexedFrame& b) { return a.pts < b.pts; });
-    for (size_t i = 1; i < index.frames.size(); ++i) {
-      if (index.frames[i].pts == index.frames[i - 1].pts) index.pts_valid = false;
+  if (pts_are_decode_times(id, index.frames)) {
+    index.pts_synthesized = true;
+  } else {
+    // Display order is pts order; without distinct pts (raw elementary streams) the bitstream's order.
+    index.pts_valid = !index.frames.empty();
+    for (const IndexedFrame& f : index.frames) {
+      if (f.pts == AV_NOPTS_VALUE) index.pts_valid = false;
+    }
+    if (index.pts_valid) {
+      std::stable_sort(index.frames.begin(), index.frames.end(),
+                       [](const IndexedFrame& a, const IndexedFrame& b) { return a.pts < b.pts; });
+      for (size_t i = 1; i < index.frames.size(); ++i) {
+        if (index.frames[i].pts == index.frames[i - 1].pts) index.pts_valid = false;
+      }
+    }
+    if (!index.pts_valid) {
+      std::vector<IndexedFrame> display = display_order_from_bitstream(id, index.frames);
+      if (!display.empty()) index.frames = std::move(display);
     }
   }
-  if (!index.pts_valid && id == AV_CODEC_ID_H264) {
-    index.frames = display_order_from_poc(std::move(index.frames));
-  } else if (!index.pts_valid && id != AV_CODEC_ID_HEVC) {
-    index.frames = display_order_from_anchors(std::move(index.frames));
+  index.reorder_depth = reorder_depth_of(index.frames);
+  if (!discarded.empty()) {
+    index.frames.erase(std::remove_if(index.frames.begin(), index.frames.end(),
+                                      [&](const IndexedFrame& f) {
+                                        return std::binary_search(discarded.begin(), discarded.end(), f.decode_index);
+                                      }),
+                       index.frames.end());
+  }
+  if (index.pts_synthesized) {
+    std::vector<int64_t> times;
+    for (const IndexedFrame& f : index.frames) times.push_back(f.container_pts);
+    std::sort(times.begin(), times.end());
+    for (size_t i = 0; i < index.frames.size(); ++i) {
+      index.frames[i].pts = times[i];
+      index.by_container_pts.emplace_back(index.frames[i].container_pts, static_cast<int64_t>(i));
+    }
+    std::sort(index.by_container_pts.begin(), index.by_container_pts.end());
   }
   index.gops = gops_from_types(index.frames);
-  index.reorder_depth = reorder_depth_of(index.frames);
   return index;
 }
 

@@ -341,7 +341,7 @@ void VideoReader::seek_to_frame(int64_t display_index) {
     restart_at(display_index);
     return;
   }
-  const int64_t target = idx.frames[static_cast<size_t>(gop.first_frame)].pts;
+  const int64_t target = idx.frames[static_cast<size_t>(gop.first_frame)].container_pts;
   const int ret = av_seek_frame(opened_.format(), stream_index_, target, AVSEEK_FLAG_BACKWARD);
   check_input();
   if (ret < 0) {
@@ -385,6 +385,11 @@ void VideoReader::feed_packet() {
     if (packet_->stream_index != stream_index_) continue;
     guard_->progress();
     ++stats_.packets;
+    if (packet_->pts == AV_NOPTS_VALUE || packet_->pts != packet_->dts) pts_may_be_decode_times_ = false;
+    if (!output_delay_checked_) {
+      output_delay_checked_ = true;
+      if (packet_->pts == AV_NOPTS_VALUE) use_measured_output_delay();
+    }
     PacketInfo info;
     info.decode_index = next_decode_index_++;
     info.size = packet_->size;
@@ -425,7 +430,10 @@ bool VideoReader::next(FrameData& out) {
     }
     const int ret = avcodec_receive_frame(codec_.get(), frame_.get());
     if (ret == 0) {
-      if (!is_invented_reference()) admit(frame_.get());
+      if (!is_invented_reference()) {
+        use_presentation_time(frame_.get());
+        admit(frame_.get());
+      }
       ++frames_received_;
       av_frame_unref(frame_.get());
     } else if (ret == AVERROR(EAGAIN)) {
@@ -448,6 +456,26 @@ bool VideoReader::is_invented_reference() const {
   // With output delay a real first picture leaves the decoder only once the next packet (or the drain) comes.
   return invents_missing_reference_ && frames_received_ == 0 && next_decode_index_ == 1 && !flushing_ &&
          codec_->has_b_frames > 0;
+}
+
+void VideoReader::use_measured_output_delay() {
+  // Without pts the reader cannot see the decoder output a picture early and drop the next (see
+  // restart_if_early_output); so an H.264 stream in a container without them (raw Annex B, AVI) is decoded
+  // with the reorder depth the index measures from the slice headers' POC, whatever its SPS declares.
+  if (stream_->codecpar->codec_id != AV_CODEC_ID_H264 || !rereadable_) return;
+  const int needed = index().reorder_depth;
+  if (needed <= std::max(codec_->has_b_frames, min_output_delay_)) return;
+  min_output_delay_ = needed;
+  codec_.reset();  // nothing was sent to it yet
+  open_decoder();
+}
+
+void VideoReader::use_presentation_time(AVFrame* frame) {
+  // Only a stream that reorders can have its decode times stored as presentation times; the index tells.
+  if (!index_ && pts_may_be_decode_times_ && rereadable_ && codec_->has_b_frames > 0) index();
+  if (!index_ || !index_->pts_synthesized) return;
+  const int64_t at = frame->pts == AV_NOPTS_VALUE ? -1 : index_->display_index_of_container_pts(frame->pts);
+  frame->pts = at >= 0 ? index_->frames[static_cast<size_t>(at)].pts : AV_NOPTS_VALUE;
 }
 
 bool VideoReader::restart_if_early_output(const AVFrame* frame) {
@@ -608,6 +636,7 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   out.pts = pending.pts;
   out.pts_seconds = pending.pts != AV_NOPTS_VALUE ? pending.pts * av_q2d(stream_->time_base)
                                                   : (info_.fps > 0 ? display_index / info_.fps : 0.0);
+  if (pending.pts == AV_NOPTS_VALUE || (index_ && index_->pts_synthesized)) ++stats_.frames_pts_synthesized;
   out.pict_type = pending.pict_type;
   out.key_frame = pending.key;
   out.gop_index = pending.gop_index;

@@ -57,6 +57,9 @@ struct ReaderStats {
   int64_t decode_errors = 0;     // other decoder errors that were skipped
   int64_t frames_reordered = 0;  // frames the decoder output ahead of an earlier-presented one, put back in pts order
   int64_t frames_retimed = 0;    // frames whose pts was missing or not after the previous frame's, set to previous + 1 frame
+  // Frames whose pts the reader made up: the container stores none (raw streams: display position / frame rate)
+  // or stores decode times as presentation times (StreamIndex::pts_synthesized: its pts, sorted, in display order).
+  int64_t frames_pts_synthesized = 0;
   bool truncated = false;        // the file holds less than its container promises (or reading broke off early)
   std::string truncation;        // how that was seen, empty when not truncated
   // Where the time goes (nanoseconds of the reading thread's CPU time), for the per-stage benchmark.
@@ -202,6 +205,12 @@ class VideoReader {
   int64_t returned_until_ = 0;  // display index after the last frame returned since the decoder last started
   bool returned_any_ = false;
   bool restart_if_early_output(const AVFrame* frame);
+  // Every packet so far had pts == dts: on a stream with B-frames the container may store decode times as pts.
+  bool pts_may_be_decode_times_ = true;
+  bool output_delay_checked_ = false;  // use_measured_output_delay ran on this reader's first packet
+  void use_measured_output_delay();
+  // Gives the frame its presentation time where the container stores decode times (StreamIndex::pts_synthesized).
+  void use_presentation_time(AVFrame* frame);
 
   // After a seek: frames before skip_until_ are decoded (they may be references) but not returned,
   // and display indices come from the index (by pts) instead of the running counter.

@@ -16,7 +16,7 @@ class Reader:
         """The parser-only frame table: pts, decode_index, packet_size, key_packet, pict_types, gops, pts_valid."""
     def stats(self) -> Dict[str, Any]:
         """Counters (packets, frames, frames_decoded, skipped_packets, corrupt_frames, decode_errors,
-        frames_reordered, frames_retimed), truncated and its cause (truncation), residual/copy seconds."""
+        frames_reordered, frames_retimed, frames_pts_synthesized), truncated and its cause (truncation), residual/copy seconds."""
     def seek_to_frame(self, index: int) -> None: ...
     def rewind(self) -> None: ...
     def request(self, indices: List[int]) -> None:

@@ -114,6 +114,11 @@ class ReaderStats:
     damaged IDR); they are put back in pts order within a window of 4 frames. ``frames_retimed`` counts frames
     whose pts was missing or not after the previous frame's (packed MPEG-4 B-frames in AVI give the last frame
     its predecessor's pts); each gets the previous pts plus one frame, as FFmpeg reports it.
+    ``frames_pts_synthesized`` counts frames whose time the reader made up because the container has none to
+    give: raw elementary streams (display index / frame rate), and streams whose container stores decode times
+    as presentation times (pts = dts on a stream with B-frames, as ``ffmpeg -i raw.h264 -c copy out.mp4``
+    writes): display order then comes from the bitstream, and the i-th frame shown gets the i-th smallest
+    container time.
 
     ``truncated`` is True when the file holds less than its container promises: an MP4 box, the Matroska
     Segment or an AVI RIFF chunk declares more bytes than there are (seen at open), or reading broke off with an
@@ -128,6 +133,7 @@ class ReaderStats:
     decode_errors: int = 0
     frames_reordered: int = 0
     frames_retimed: int = 0
+    frames_pts_synthesized: int = 0
     truncated: bool = False
     truncation: str = ""
     residual_seconds: float = 0.0  # CPU time of the reading thread spent on residuals (prediction + subtraction)
@@ -352,14 +358,17 @@ class Reader:
     @property
     def pict_types(self) -> str:
         """Frame types in display order ("IBBP..."), from the parser pass: the same string the decoder's frames
-        spell (display order from pts, or from POC / the anchor rule where the container stores none; an IDR is
-        "I" even when its first slice header is damaged; packed MPEG-4 B-frames count as the decoder outputs them)."""
+        spell (display order from pts, or from POC / the anchor rule where the container stores none or stores
+        decode times; an IDR is "I" even when its first slice header is damaged; packed MPEG-4 B-frames count as
+        the decoder outputs them; pictures an MP4 edit list starts after are not output, and not listed)."""
         return self._frame_index()["pict_types"]
 
     @property
     def pts_seconds(self) -> torch.Tensor:
         """Presentation times of all frames in display order (float64), from the container; NaN where it stores
-        none (AVI and raw streams with B-frames: frames then carry FFmpeg's best-effort times)."""
+        none (AVI and raw streams with B-frames: frames then carry FFmpeg's best-effort times, or display index /
+        frame rate). Where it stores decode times as pts (see ``ReaderStats.frames_pts_synthesized``), its times
+        sorted, as the frames carry them."""
         pts = self._frame_index()["pts"]
         return torch.from_numpy(np.where(pts == _NO_PTS, np.nan, pts.astype(np.float64) * self._info.time_base))
 

@@ -1,8 +1,8 @@
 """Rewrite an H.264 stream's declared reorder depth (VUI max_num_reorder_frames) in place.
 
 Encoders that under-declare it exist; x264 never does, so the tests make such a stream by editing the SPS
-that Matroska/MP4 carry in their avcC record. Only values whose Exp-Golomb codes have equal length are
-swapped (1 <-> 2), so no byte moves and the container stays valid.
+that Matroska/MP4 carry in their avcC record, or the SPS NAL units of a raw Annex B stream. Only values whose
+Exp-Golomb codes have equal length are swapped (1 <-> 2), so no byte moves and the container stays valid.
 """
 from __future__ import annotations
 
@@ -91,12 +91,8 @@ def _reorder_field(nal: bytes) -> tuple[int, int, int]:
     return start, b.pos - start, value
 
 
-def declare_reorder_depth(data: bytes, depth: int) -> tuple[bytes, int]:
-    """The file with the avcC record's SPS declaring `depth`; also returns the depth it declared before."""
-    out = bytearray(data)
-    at = out.index(b"\xff\xe1") - 4  # avcC: version, profile, compatibility, level, 0xff, 0xe1, SPS length
-    length = int.from_bytes(out[at + 6:at + 8], "big")
-    sps = at + 8
+def _rewrite(out: bytearray, sps: int, length: int, depth: int) -> int:
+    """Rewrites the SPS NAL unit at out[sps:sps + length] in place; returns the depth it declared before."""
     nal = bytes(out[sps:sps + length])
     start, bits, before = _reorder_field(nal)
     code = format(depth + 1, "b")
@@ -108,4 +104,24 @@ def declare_reorder_depth(data: bytes, depth: int) -> tuple[bytes, int]:
         mask = 1 << (7 - p % 8)
         byte = sps + positions[p // 8]
         out[byte] = (out[byte] & ~mask) | (mask if bit == "1" else 0)
+    return before
+
+
+def declare_reorder_depth(data: bytes, depth: int) -> tuple[bytes, int]:
+    """The file with its SPS declaring `depth`; also returns the depth it declared before. `data` is a
+    Matroska/MP4 file (the avcC record's SPS is rewritten) or a raw Annex B stream (every SPS NAL unit is)."""
+    out = bytearray(data)
+    if out.startswith(b"\x00\x00\x01") or out.startswith(b"\x00\x00\x00\x01"):
+        befores = []
+        at = out.find(b"\x00\x00\x01\x67")
+        while at >= 0:
+            end = out.find(b"\x00\x00\x01", at + 3)
+            end = len(out) if end < 0 else end
+            befores.append(_rewrite(out, at + 3, end - at - 3, depth))
+            at = out.find(b"\x00\x00\x01\x67", end)
+        assert befores and len(set(befores)) == 1, "no SPS NAL unit, or SPS units that disagree"
+        return bytes(out), befores[0]
+    at = out.index(b"\xff\xe1") - 4  # avcC: version, profile, compatibility, level, 0xff, 0xe1, SPS length
+    length = int.from_bytes(out[at + 6:at + 8], "big")
+    before = _rewrite(out, at + 8, length, depth)
     return bytes(out), before

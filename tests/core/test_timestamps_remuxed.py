@@ -1,0 +1,196 @@
+"""Streams whose container has no presentation times to give: raw elementary streams (.h264, .m4v, .m2v) and
+raw streams remuxed into MP4 by hand (``ffmpeg -i raw.h264 -c copy out.mp4``). The raw demuxer has no pts,
+so the MP4 muxer writes pts = dts, and the edit list it adds to start at the first presented frame drops the
+pictures decoded first (the I-frame and the first P-frame), which libavcodec decodes and then discards.
+
+The oracle is FFmpeg's decode through PyAV on the same libavcodec: the same frames in the same order with
+bit-identical luma, the same picture types; timestamps strictly increase (the container's times, sorted, given
+in display order); frames_at returns what sequential decoding does.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import numpy as np
+import pytest
+
+import codecprim
+from h264_sps import declare_reorder_depth
+from pyav_oracle import require_same_libavcodec
+from test_frames_at import assert_same_frame
+
+av = pytest.importorskip("av")
+
+_SOURCE = ["-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=2", "-pix_fmt", "yuv420p", "-threads", "1"]
+_ENCODERS = {
+    "h264": ["-c:v", "libx264", "-bf", "3", "-g", "25"],
+    # b-pyramid: a reorder depth of 2, which the lying twin declares as 1
+    "h264_pyramid": ["-c:v", "libx264", "-bf", "3", "-x264-params", "b-pyramid=normal", "-g", "25"],
+    "hevc": ["-c:v", "libx265", "-x265-params", "log-level=error:keyint=25:bframes=3"],
+    "m2v": ["-c:v", "mpeg2video", "-bf", "2", "-g", "12", "-q:v", "4"],
+    "m4v": ["-c:v", "mpeg4", "-bf", "2", "-g", "12", "-q:v", "4"],
+    # Xvid's raw stream: its packets carry decode times (pts = dts), unlike the native encoder's
+    "m4v_xvid": ["-c:v", "libxvid", "-bf", "2", "-g", "12", "-q:v", "4"],
+}
+
+
+def _ffmpeg(*args):
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *map(str, args)], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def clips(media, tmp_path_factory):
+    media["h264_bframes"]  # skips without the ffmpeg CLI
+    require_same_libavcodec()
+    folder = tmp_path_factory.mktemp("remuxed")
+    out = {}
+    for name, encoder in _ENCODERS.items():
+        raw = folder / f"{name}_bframes.{name.split('_')[0]}"
+        _ffmpeg(*_SOURCE, *encoder, raw)
+        out[name] = raw
+    for name in ("h264", "hevc", "m2v"):
+        remuxed = folder / f"{name}_bframes_remuxed.mp4"
+        _ffmpeg("-i", out[name], "-c", "copy", remuxed)
+        out[f"{name}_mp4"] = remuxed
+    data, declared = declare_reorder_depth(out["h264_pyramid"].read_bytes(), 1)
+    assert declared == 2
+    out["h264_lying"] = folder / "h264_too_small_reorder_depth.h264"
+    out["h264_lying"].write_bytes(data)
+    out["h264_lying_avi"] = folder / "h264_too_small_reorder_depth.avi"
+    _ffmpeg("-i", out["h264_lying"], "-c", "copy", out["h264_lying_avi"])
+    # Cut without re-encoding, as `-ss` before `-i` with `-c copy` does: the edit list starts mid-GOP.
+    out["h264_trimmed_mp4"] = folder / "h264_bframes_trimmed.mp4"
+    _ffmpeg("-ss", 0.5, "-i", media["h264_bframes"], "-c", "copy", out["h264_trimmed_mp4"])
+    return out
+
+
+def _pyav(path):
+    """(picture types, luma planes, pts) of every frame FFmpeg outputs, in output order."""
+    types, lumas, pts = [], [], []
+    with av.open(str(path)) as container:
+        for f in container.decode(video=0):
+            types.append(" IPB"[int(f.pict_type)] if int(f.pict_type) in (1, 2, 3) else "?")
+            plane = f.planes[0]
+            lumas.append(np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width])
+            pts.append(f.pts)
+    return "".join(types), lumas, pts
+
+
+def _read(path, **options):
+    reader = codecprim.open(path, **options)
+    return reader, list(reader)
+
+
+def _assert_agrees_with_ffmpeg(path):
+    """Frame count, order, luma, types and timestamps as FFmpeg decodes the stream; returns (reader, frames)."""
+    types, lumas, _ = _pyav(path)
+    reader, frames = _read(path)
+    assert len(frames) == len(lumas) == len(reader) == reader.stats.frames_decoded
+    assert "B" in types
+    assert "".join(f.pict_type for f in frames) == types == reader.pict_types
+    for frame, luma in zip(frames, lumas):
+        np.testing.assert_array_equal(frame.luma.numpy(), luma, err_msg=f"frame {frame.index}")
+    assert [f.index for f in frames] == list(range(len(frames)))
+    times = np.array([f.pts_seconds for f in frames])
+    assert np.all(np.diff(times) > 0)
+    assert reader.stats.frames_reordered == 0
+    # GOPs as the types spell them: one starts at every I-frame, GOP 0 also at a leading non-I frame.
+    starts = [g.first_frame for g in reader.gops]
+    assert starts == sorted({0} | {i for i, t in enumerate(types) if t == "I"})
+    assert reader.gops[0].starts_with_iframe == (types[0] == "I")
+    assert [f.gop_index for f in frames] == [g.index for g in reader.gops for _ in g.frame_range]
+    return reader, frames
+
+
+def _assert_random_access_is_sequential(path, frames):
+    n = len(frames)
+    wanted = [n - 1, 3, n // 2, 1, n // 2 + 1, 0, 3]
+    with codecprim.open(path) as reader:
+        for got, i in zip(reader.frames_at(wanted), wanted):
+            assert_same_frame(got, frames[i])
+        assert_same_frame(reader[-2], frames[n - 2])
+
+
+@pytest.mark.parametrize("name", ["h264_mp4", "hevc_mp4", "m2v_mp4"])
+def test_raw_stream_remuxed_into_mp4(clips, name):
+    path = clips[name]
+    with av.open(str(path)) as container:  # what makes the file awkward: decode times stored as pts
+        packets = [p for p in container.demux(video=0) if p.size > 0]
+    assert all(p.pts == p.dts for p in packets)
+    _, _, ffmpeg_pts = _pyav(path)
+    assert ffmpeg_pts != sorted(ffmpeg_pts)  # FFmpeg's frames carry them, out of display order
+
+    reader, frames = _assert_agrees_with_ffmpeg(path)
+    assert reader.stats.frames_retimed == 0
+    if name == "h264_mp4":  # the edit list drops the I- and P-picture decoded first; FFmpeg outputs the rest
+        assert len(frames) == len(packets) - 2 and reader.pict_types.startswith("BBB")
+    # Display order gets the container's times, sorted: here the frame rate's grid from 0.
+    times = [f.pts_seconds for f in frames]
+    np.testing.assert_allclose(times, [t * reader.info.time_base for t in sorted(ffmpeg_pts)], atol=1e-12)
+    np.testing.assert_allclose(times, np.arange(len(frames)) / 25, atol=1e-9)
+    np.testing.assert_allclose(reader.pts_seconds.numpy(), times, atol=1e-12)
+    assert [g.pts_seconds for g in reader.gops] == pytest.approx([times[g.first_frame] for g in reader.gops])
+    assert reader.stats.frames_pts_synthesized == len(frames)
+    _assert_random_access_is_sequential(path, frames)
+    with codecprim.open(path, residuals=False) as sparse:  # the last GOP is reached by seeking, not decoding all
+        sparse.frames_at([len(frames) - 1])
+        assert sparse.stats.frames_decoded <= reader.gops[-1].num_frames + 2
+        assert sparse.stats.frames == sparse.stats.frames_pts_synthesized == 1
+
+
+@pytest.mark.parametrize("name", ["h264", "h264_pyramid", "hevc", "m2v", "m4v", "m4v_xvid"])
+def test_raw_elementary_stream(clips, name):
+    reader, frames = _assert_agrees_with_ffmpeg(clips[name])
+    _, _, ffmpeg_pts = _pyav(clips[name])
+    times = [f.pts_seconds for f in frames]
+    if all(t is None for t in ffmpeg_pts):  # raw H.264/HEVC: no times at all; the frame rate's grid
+        np.testing.assert_allclose(times, np.arange(len(frames)) / 25, atol=1e-12)
+        assert reader.stats.frames_pts_synthesized == len(frames)
+    else:  # the MPEG parsers time pictures (from the frame rate, or the VOP times): the same times, sorted
+        np.testing.assert_allclose(times, sorted(float(p * reader.info.time_base) for p in ffmpeg_pts), atol=1e-9)
+    _assert_random_access_is_sequential(clips[name], frames)
+
+
+def test_mp4_cut_inside_a_gop(clips):
+    # The pictures before the cut are in the file (the first frames shown need them) but marked for the decoder
+    # to drop: the index leaves them out, so len(reader) and the display indices are what FFmpeg outputs.
+    path = clips["h264_trimmed_mp4"]
+    with av.open(str(path)) as container:
+        packets = sum(1 for p in container.demux(video=0) if p.size > 0)
+    reader, frames = _assert_agrees_with_ffmpeg(path)
+    assert len(frames) < packets and not reader.gops[0].starts_with_iframe
+    _, _, ffmpeg_pts = _pyav(path)
+    np.testing.assert_allclose([f.pts_seconds for f in frames], [p * reader.info.time_base for p in ffmpeg_pts])
+    assert reader.stats.frames_pts_synthesized == 0 and reader.stats.frames_retimed == 0
+    _assert_random_access_is_sequential(path, frames)
+
+
+def test_raw_h264_that_declares_too_small_a_reorder_depth(clips):
+    # The SPS promises one frame of reordering for a B-pyramid that needs two: libavcodec outputs pictures early
+    # and drops the ones it then finds out of order. Without timestamps the reader cannot see that happen, so it
+    # decodes a raw stream with the depth its index measures from the slice headers' POC: every frame, as the
+    # honest twin gives them.
+    with av.open(str(clips["h264_lying"])) as container:
+        assert len(list(container.decode(video=0))) < 50
+    _, expected = _read(clips["h264_pyramid"])
+    reader, got = _read(clips["h264_lying"])
+    assert len(got) == len(reader) == len(expected) == 50
+    for a, b in zip(got, expected):
+        assert_same_frame(a, b)
+    _assert_random_access_is_sequential(clips["h264_lying"], got)
+
+
+def test_h264_avi_that_declares_too_small_a_reorder_depth(clips):
+    # AVI stores no presentation times either: the same measured depth applies.
+    with av.open(str(clips["h264_lying_avi"])) as container:
+        assert len(list(container.decode(video=0))) < 50
+    _, expected = _read(clips["h264_pyramid"])
+    reader, got = _read(clips["h264_lying_avi"])
+    assert len(got) == len(reader) == 50 and [f.index for f in got] == list(range(50))
+    assert np.all(np.diff([f.pts_seconds for f in got]) > 0)
+    for a, b in zip(got, expected):
+        assert a.pict_type == b.pict_type
+        np.testing.assert_array_equal(a.luma, b.luma)
+        np.testing.assert_array_equal(a.motion_vectors, b.motion_vectors)
+    _assert_random_access_is_sequential(clips["h264_lying_avi"], got)
