@@ -38,7 +38,7 @@ import torch
 from .. import _cuda
 from ..reader import MV
 from ._checks import check_choice, check_tensor
-from .camera import CAMERA_MODELS, CameraConfig, block_centres_and_motion, compensate_motion, fit_camera
+from .camera import CAMERA_MODELS, CameraConfig, block_centres_and_motion, fit_camera
 
 __all__ = [
     "FUSIONS",
@@ -254,9 +254,18 @@ def block_motion(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], m
     # Every vector votes for the camera (the trimmed fit drops outliers): a flat wall's vectors are
     # each untrusted, yet together they follow the pan.
     fit = fit_camera(pad_c, pad_m, valid, weights=pad_a, config=config)
-    residual = compensate_motion(pad_c, pad_m, fit.matrix)[valid]                        # (M, 2)
-    scale = torch.tensor([mw / w, mh / h], dtype=torch.float32, device=device)
-    length = (residual * scale).norm(dim=-1)                                            # (M,)
+    # what is left after the camera, per block (rows in frame order): (A - I) p + t in float64, rounded once,
+    # as in :func:`codecprim.ops.camera.camera_motion`, on the blocks rather than the padded views
+    centres, motion = pad_c[valid].double(), pad_m[valid]                                # (M, 2) each
+    deviation = fit.matrix.double()[frame]                                               # (M, 2, 3)
+    deviation[:, 0, 0] -= 1.0
+    deviation[:, 1, 1] -= 1.0
+    px, py = centres.unbind(1)
+    cam_x = (deviation[:, 0, 0] * px + deviation[:, 0, 1] * py + deviation[:, 0, 2]).float()
+    cam_y = (deviation[:, 1, 0] * px + deviation[:, 1, 1] * py + deviation[:, 1, 2]).float()
+    dx = (motion[:, 0] - cam_x).mul_(mw / w)
+    dy = (motion[:, 1] - cam_y).mul_(mh / h)
+    length = dx.mul_(dx).addcmul_(dy, dy).sqrt_()                                        # (M,) model pixels
     if confidence is not None:
         length = length * _pack_confidence(confidence, vectors, device)
     return _clipped_rects(rows, h, w), frame, length, fit.fallback
