@@ -146,11 +146,15 @@ def _residual_sums_cpu(res: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
     lo, hi = torch.aminmax(res)
     peak = max(-int(lo), int(hi))
     wide = res.to(torch.int32)
-    sq = wide * wide                                                     # (T, H, W), <= 2**30 each
-    if w % wg == 0:
-        acc = torch.int32 if peak * peak * (w // wg) < (1 << 31) else torch.int64
-        per_col = sq.view(t, h, wg, w // wg).sum(dim=3, dtype=acc)          # (T, H, Wg)
+    if w % wg == 0 and peak * peak * (w // wg) < (1 << 31):
+        # numpy's einsum multiplies and adds in one pass, without the squares' temporary
+        x = wide.numpy().reshape(t, h, wg, w // wg)
+        per_col = torch.from_numpy(np.einsum("thgk,thgk->thg", x, x))     # (T, H, Wg) int32
+    elif w % wg == 0:
+        sq = wide * wide                                                 # (T, H, W), <= 2**30 each
+        per_col = sq.view(t, h, wg, w // wg).sum(dim=3, dtype=torch.int64)  # (T, H, Wg)
     else:
+        sq = wide * wide
         acc = torch.int32 if peak * peak * w < (1 << 31) else torch.int64
         at_ends = sq.cumsum(dim=2, dtype=acc)[:, :, cols[1:] - 1]           # (T, H, Wg)
         per_col = torch.diff(at_ends, dim=2, prepend=torch.zeros_like(at_ends[:, :, :1]))
