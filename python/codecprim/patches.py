@@ -1,10 +1,11 @@
 """One call from a video file to the patches a codec-aware ViT sees (OneVision-Encoder style).
 
-:func:`codec_patches` samples frames (:mod:`codecprim.data.sampling`), resizes them to the model size,
-scores every ``patch x patch`` cell by camera-compensated motion plus residual energy
-(:mod:`codecprim.ops.saliency`), keeps I-frames whole and the most salient P-frame patches up to
-``budget`` (:mod:`codecprim.ops.select`), and converts only those patches from YUV to RGB
-(:mod:`codecprim.ops.gather`). It is the per-video function of :class:`codecprim.data.CodecClipDataset`.
+:func:`codec_patches` samples frames (:mod:`codecprim.data.sampling`), scores every ``patch x patch`` cell of
+the model-size grid by camera-compensated motion plus residual energy (:mod:`codecprim.ops.saliency`), keeps
+I-frames whole and the most salient P-frame patches up to ``budget`` (:mod:`codecprim.ops.select`), and resizes
+and converts only those patches from YUV to RGB (:func:`codecprim.ops.resize.resize_patches`,
+:mod:`codecprim.ops.gather`; the pixels equal those cut from whole frames resized to the model size, which is
+what estimated motion, the whole-frame modes and CUDA devices do). It is the per-video function of :class:`codecprim.data.CodecClipDataset`.
 
 Decisions (documented contract):
 
@@ -60,7 +61,7 @@ from .ops._checks import check_choice, check_positive_int
 from .ops.camera import CAMERA_MODELS
 from .ops.motion_estimation import MotionEstimationConfig, estimate_motion_frames
 from .ops.gather import gather_rgb_patches
-from .ops.resize import resize_yuv
+from .ops.resize import resize_patches, resize_yuv
 from .ops.saliency import SaliencyConfig, combine_saliency, motion_energy_grid, residual_energy_grid
 from .ops.select import select_patches
 
@@ -245,13 +246,18 @@ def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 1
         else:
             wanted = [sample.indices[0]]
         estimated = mode == "codec" and (info.motion_vectors == "none" or config.motion == "estimated")
-        frames = _decode(reader, wanted, (height, width), grid, estimated, mode == "codec", device)
+        # Selection needs no pixels when the codec exports vectors: the frames stay at their coded size and only
+        # the chosen patches are resized (resize_patches, equal to cutting them from whole resized frames).
+        cut_late = mode == "codec" and not estimated and device.type == "cpu" and patch % 2 == 0
+        frames = _decode(reader, wanted, (height, width), grid, estimated, mode == "codec", device,
+                         resize=not cut_late)
         truncated = reader.stats.truncated
 
     t = len(frames["index"])
     is_iframe = torch.tensor(frames["iframe"], dtype=torch.bool, device=device)
-    luma = torch.stack(frames["luma"])        # (T, h, w)
-    chroma = torch.stack(frames["chroma"])    # (T, 2, h/2, w/2)
+    if not cut_late:
+        luma = torch.stack(frames["luma"])        # (T, h, w)
+        chroma = torch.stack(frames["chroma"])    # (T, 2, h/2, w/2)
     common = dict(
         frame_indices=torch.tensor(frames["index"], dtype=torch.int64, device=device), is_iframe=is_iframe,
         pts_seconds=torch.tensor(frames["pts"], dtype=torch.float64, device=device), grid=(t, *grid), patch=patch,
@@ -273,8 +279,11 @@ def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 1
     saliency = combine_saliency(motion, residual, is_iframe, sal_config)
     selection = select_patches(saliency, is_iframe, budget=budget, ratio=ratio if budget is None else None,
                                floor=config.floor)
-    pixels = gather_rgb_patches(luma, chroma, selection.positions, patch, matrix=config.matrix,
-                                color_range=config.color_range)
+    if cut_late:
+        pixels = _patch_pixels(frames["luma"], frames["chroma"], selection.positions, (height, width), patch, config)
+    else:
+        pixels = gather_rgb_patches(luma, chroma, selection.positions, patch, matrix=config.matrix,
+                                    color_range=config.color_range)
     return CodecClip(
         pixels=pixels, positions=selection.positions, visible_indices=selection.visible_indices,
         saliency=saliency, anchor=selection.anchor, tier=selection.tier, camera_fallback=fallback & ~is_iframe,
@@ -297,10 +306,23 @@ def _whole_frames(luma: torch.Tensor, chroma: torch.Tensor, config: CodecPatches
         camera_fallback=torch.zeros(t, dtype=torch.bool, device=device), motion_source="none", **common)
 
 
+def _patch_pixels(luma: list[torch.Tensor], chroma: list[torch.Tensor], positions: torch.Tensor,
+                  size: tuple[int, int], patch: int, config: CodecPatchesConfig) -> torch.Tensor:
+    """RGB ``(K, 3, patch, patch)`` of the cells at ``positions`` from frames at their coded size: each patch's
+    luma and chroma resized alone, then converted as K one-patch frames."""
+    half = patch // 2
+    luma_cells = resize_patches(luma, size, positions, patch)                          # (K, p, p)
+    chroma_cells = resize_patches(chroma, (size[0] // 2, size[1] // 2), positions, half)  # (K, 2, p/2, p/2)
+    own = torch.zeros_like(positions)
+    own[:, 0] = torch.arange(positions.shape[0])
+    return gather_rgb_patches(luma_cells, chroma_cells, own, patch, matrix=config.matrix,
+                              color_range=config.color_range)
+
+
 def _decode(reader, wanted: list[int], size: tuple[int, int], grid: tuple[int, int], estimated: bool,
-            primitives: bool, device: torch.device) -> dict[str, list]:
+            primitives: bool, device: torch.device, *, resize: bool = True) -> dict[str, list]:
     """Read the wanted frames (and, for estimated motion, each one's predecessor) GOP by GOP, keeping per
-    frame only what the clip needs at model size."""
+    frame only what the clip needs: planes at model size, or with ``resize=False`` at their coded size."""
     keep = set(wanted)
     needed = sorted(keep | ({i - 1 for i in wanted if i > 0} if estimated else set()))
     out: dict[str, list] = {k: [] for k in ("index", "iframe", "type", "pts", "vectors", "residual", "luma",
@@ -310,7 +332,10 @@ def _decode(reader, wanted: list[int], size: tuple[int, int], grid: tuple[int, i
         planes = frame.chroma
         if planes is None:  # a grey-only stream: neutral chroma
             planes = torch.full((2, -(-frame.luma.shape[0] // 2), -(-frame.luma.shape[1] // 2)), 128, dtype=torch.uint8)
-        luma, chroma = resize_yuv(frame.luma[None].to(device), planes[None].to(device), size)
+        if resize:
+            luma, chroma = resize_yuv(frame.luma[None].to(device), planes[None].to(device), size)
+        else:
+            luma, chroma = frame.luma[None], planes[None]
         if frame.index in keep:
             out["index"].append(frame.index)
             out["iframe"].append(frame.pict_type == "I")

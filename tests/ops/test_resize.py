@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from codecprim.ops.resize import _area_sum, resize_field, resize_mask, resize_plane, resize_residual, resize_yuv
+from codecprim.ops.resize import (_area_sum, resize_field, resize_mask, resize_patches, resize_plane, resize_residual,
+                                  resize_yuv)
 
 
 def reference_area(plane, out_h, out_w):
@@ -183,3 +184,33 @@ def test_invalid_inputs():
         resize_mask(torch.ones(4, 4, dtype=torch.bool), 2, rule="all")
     with pytest.raises(ValueError, match="dtype int16"):
         resize_residual(torch.zeros(4, 4, dtype=torch.int32), 2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 90), w=st.integers(1, 90), rows=st.integers(1, 6), cols=st.integers(1, 6),
+       patch=st.integers(1, 9), chroma=st.booleans(), seed=st.integers(0, 2**16))
+def test_resized_patches_equal_cutting_the_resized_planes(h, w, rows, cols, patch, chroma, seed):
+    """Oracle: resize the whole planes, then cut the cells (down- and upscaling, windows moved in at the edges)."""
+    g = torch.Generator().manual_seed(seed)
+    frames = torch.randint(0, 256, (3, *((2,) if chroma else ()), h, w), generator=g, dtype=torch.uint8)
+    size = (rows * patch, cols * patch)
+    whole = resize_plane(frames, size)
+    cells = torch.stack([torch.randint(0, 3, (20,), generator=g), torch.randint(0, rows, (20,), generator=g),
+                         torch.randint(0, cols, (20,), generator=g)], dim=1)
+    expected = torch.stack([whole[t, ..., r * patch:(r + 1) * patch, c * patch:(c + 1) * patch]
+                            for t, r, c in cells.tolist()])
+    assert torch.equal(resize_patches(list(frames), size, cells, patch), expected)
+    assert torch.equal(resize_patches(frames, size, cells[:0], patch), expected[:0])
+
+
+def test_resized_patches_reject_bad_arguments():
+    frames = torch.zeros(2, 20, 30, dtype=torch.uint8)
+    cells = torch.tensor([[0, 0, 0]])
+    with pytest.raises(ValueError, match="dividing both sides"):
+        resize_patches(frames, (14, 15), cells, 7)
+    with pytest.raises(ValueError, match="cells must lie"):
+        resize_patches(frames, (14, 14), torch.tensor([[2, 0, 0]]), 7)
+    with pytest.raises(ValueError, match="one shape"):
+        resize_patches([frames[0], frames[1, :10]], (14, 14), cells, 7)
+    with pytest.raises(ValueError, match="at least one frame"):
+        resize_patches([], (14, 14), cells, 7)

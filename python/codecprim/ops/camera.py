@@ -137,32 +137,64 @@ def _translation_matrix(shift: torch.Tensor) -> torch.Tensor:
     return eye
 
 
-def _weighted_fit(model: str, h: torch.Tensor, y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-    """Weighted LS fit of ``model`` mapping normalised points ``h`` (B, N, 3) float64, homogeneous (x, y, 1), to
-    ``y`` (B, N, 2) float64.
+def _fit_features(model: str, u: torch.Tensor, v: torch.Tensor, up: torch.Tensor, vp: torch.Tensor) -> torch.Tensor:
+    """Per-point products whose weighted sums are the normal equations of ``model``: (B, F, N) float64 for
+    normalised points ``(u, v)`` mapped to ``(u', v')``, each (B, N).
 
-    ``w`` (B, N) >= 0. Returns (B, 2, 3) float64 in the normalised frame. The normal equations are
-    assembled from weighted moments (no (B, 2N, k) design matrix). Singular systems get a tiny
-    ridge so the solve never fails; callers reject those frames by their point spread.
+    The points never change between the trimmed refits, only their weights, so each refit is one weighted
+    sum over these rows (:func:`_weighted_sums`) instead of rebuilding the moments from the points. The
+    first four rows (three for affine's moments: 1, u, v, then u^2, uv, v^2) also give the spread of the
+    inliers (:func:`_degenerate`).
     """
-    wh = (w[..., None] * h).transpose(1, 2)                              # (B, 3, N)
-    moments = wh @ h                                                     # (B, 3, 3): sum w h h^T
-    cross = wh @ y                                                       # (B, 3, 2): sum w h y'^T
+    batch, n = u.shape
+    features = torch.empty((batch, 8 if model == "similarity" else 12, n), dtype=u.dtype, device=u.device)
+    # written row by row into one buffer: stacking fresh temporaries cost as much as the whole fit
+    features[:, 0] = 1.0
+    if model == "similarity":
+        # sum w, w u, w v, w (u^2 + v^2) | rhs: w (u u' + v v'), w (u v' - v u'), w u', w v'
+        torch.mul(u, u, out=features[:, 3]).addcmul_(v, v)
+        torch.mul(u, up, out=features[:, 4]).addcmul_(v, vp)
+        torch.mul(u, vp, out=features[:, 5]).addcmul_(v, up, value=-1.0)
+        copies = {1: u, 2: v, 6: up, 7: vp}
+    else:
+        # the moments of (u, v, 1) | rhs: (u, v, 1) times u' and v'
+        for row, (x, y) in {3: (u, u), 4: (u, v), 5: (v, v), 6: (u, up), 7: (v, up), 9: (u, vp), 10: (v, vp)}.items():
+            torch.mul(x, y, out=features[:, row])
+        copies = {1: u, 2: v, 8: up, 11: vp}
+    for row, x in copies.items():
+        features[:, row] = x
+    return features
+
+
+def _weighted_sums(features: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """(B, F) sums of :func:`_fit_features` rows weighted by ``w`` (B, N)."""
+    if features.device.type == "cpu":  # numpy's batched matrix-vector product is 3x faster than torch's here
+        return torch.from_numpy(np.matmul(features.numpy(), w.numpy()[:, :, None])[:, :, 0])
+    return (features @ w[:, :, None])[:, :, 0]
+
+
+def _weighted_fit(model: str, sums: torch.Tensor) -> torch.Tensor:
+    """Weighted LS fit of ``model`` from :func:`_weighted_sums` (B, F).
+
+    Returns (B, 2, 3) float64 in the normalised frame. Singular systems get a tiny ridge so the solve never
+    fails; callers reject those frames by their point spread.
+    """
     if model == "similarity":
         # unknowns (a, b, tx, ty): x' = a x - b y + tx, y' = b x + a y + ty
-        sxx = moments[:, 0, 0] + moments[:, 1, 1]
-        sx, sy, sw = moments[:, 0, 2], moments[:, 1, 2], moments[:, 2, 2]
+        sw, sx, sy, sxx = sums[:, :4].unbind(-1)
         zero = torch.zeros_like(sw)
         normal = torch.stack([
             torch.stack([sxx, zero, sx, sy], -1),
             torch.stack([zero, sxx, -sy, sx], -1),
             torch.stack([sx, -sy, sw, zero], -1),
             torch.stack([sy, sx, zero, sw], -1)], dim=1)                 # (B, 4, 4)
-        rhs = torch.stack([cross[:, 0, 0] + cross[:, 1, 1], cross[:, 0, 1] - cross[:, 1, 0],
-                           cross[:, 2, 0], cross[:, 2, 1]], dim=-1)      # (B, 4)
+        rhs = sums[:, 4:]                                                 # (B, 4)
     else:
-        # x' and y' are two independent 3-parameter fits sharing the moment matrix
-        normal, rhs = moments, cross                                     # (B, 3, 3), (B, 3, 2)
+        # x' and y' are two independent 3-parameter fits sharing the moment matrix of (x, y, 1)
+        sw, sx, sy, sxx, sxy, syy = sums[:, :6].unbind(-1)
+        normal = torch.stack([torch.stack([sxx, sxy, sx], -1), torch.stack([sxy, syy, sy], -1),
+                              torch.stack([sx, sy, sw], -1)], dim=1)     # (B, 3, 3)
+        rhs = sums[:, 6:].reshape(-1, 2, 3).transpose(1, 2)               # (B, 3, 2)
     k = normal.shape[-1]
     ridge = 1e-9 * (normal.diagonal(dim1=1, dim2=2).sum(-1) + 1.0)       # (B,)
     normal = normal + ridge[:, None, None] * torch.eye(k, dtype=normal.dtype, device=normal.device)
@@ -173,14 +205,15 @@ def _weighted_fit(model: str, h: torch.Tensor, y: torch.Tensor, w: torch.Tensor)
     return theta.transpose(1, 2)                                         # (B, 2, 3)
 
 
-def _normalisation(points: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centre (B, 2) and scale (B,) that make the valid points zero-mean with unit RMS radius."""
-    w = valid.to(points.dtype)
-    count = w.sum(1).clamp_min(1.0)                                        # (B,)
-    centre = (points * w[..., None]).sum(1) / count[:, None]               # (B, 2)
-    spread = (((points - centre[:, None]) ** 2).sum(-1) * w).sum(1) / count  # (B,)
-    scale = spread.sqrt().clamp_min(1e-6)
-    return centre, scale
+def _normalisation(x: torch.Tensor, y: torch.Tensor, valid: torch.Tensor, count: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre (B, 2) and scale (B,) that make the valid points ``(x, y)`` (B, N) zero-mean with unit RMS
+    radius; ``count`` (B,) float64 valid points, at least 1."""
+    w = valid.to(x.dtype)
+    cx, cy = (x * w).sum(1) / count, (y * w).sum(1) / count                # (B,)
+    dx, dy = x - cx[:, None], y - cy[:, None]
+    spread = ((dx * dx + dy * dy) * w).sum(1) / count                     # (B,)
+    return torch.stack([cx, cy], dim=1), spread.sqrt().clamp_min(1e-6)
 
 
 def _denormalise(matrix_n: torch.Tensor, centre: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -190,22 +223,23 @@ def _denormalise(matrix_n: torch.Tensor, centre: torch.Tensor, scale: torch.Tens
     return torch.cat([lin, shift[..., None]], dim=-1)
 
 
-def _degenerate(model: str, points: torch.Tensor, inliers: torch.Tensor, scale_floor: float) -> torch.Tensor:
+def _degenerate(model: str, sums: torch.Tensor, scale: torch.Tensor, scale_floor: float) -> torch.Tensor:
     """Frames whose inliers cannot determine ``model``: too few, or too concentrated in space.
 
-    Similarity needs spread in any direction; affine needs spread in both (the smaller eigenvalue
-    of the inliers' covariance), else it would extrapolate a shear from a line of blocks.
+    ``sums`` (B, F) are the inliers' unweighted :func:`_weighted_sums` in the normalised frame (zero-mean, unit
+    RMS radius, so the moments do not cancel), ``scale`` (B,) its pixels per unit. Similarity needs spread in
+    any direction; affine needs spread in both (the smaller eigenvalue of the inliers' covariance), else it
+    would extrapolate a shear from a line of blocks.
     """
-    w = inliers.to(points.dtype)
-    count = w.sum(1).clamp_min(1.0)
-    centre = (points * w[..., None]).sum(1) / count[:, None]
-    d = (points - centre[:, None]) * w[..., None]                          # (B, N, 2)
-    cov = d.transpose(1, 2) @ (points - centre[:, None]) / count[:, None, None]  # (B, 2, 2)
+    count = sums[:, 0].clamp_min(1.0)
+    mu, mv = sums[:, 1] / count, sums[:, 2] / count
     if model == "similarity":
-        spread = cov.diagonal(dim1=1, dim2=2).sum(-1)
+        spread = sums[:, 3] / count - mu * mu - mv * mv
     else:
+        cuu, cuv, cvv = sums[:, 3] / count - mu * mu, sums[:, 4] / count - mu * mv, sums[:, 5] / count - mv * mv
+        cov = torch.stack([torch.stack([cuu, cuv], -1), torch.stack([cuv, cvv], -1)], dim=1)  # (B, 2, 2)
         spread = torch.linalg.eigvalsh(cov)[:, 0]
-    return spread < scale_floor ** 2
+    return spread * scale * scale < scale_floor ** 2
 
 
 def _order_statistics(values: torch.Tensor, *ranks: torch.Tensor) -> list[torch.Tensor]:
@@ -255,40 +289,62 @@ def fit_camera(centres: torch.Tensor, motion: torch.Tensor, valid: torch.Tensor 
     batch, n = centres.shape[:2]
     device = centres.device
     valid = torch.ones(batch, n, dtype=torch.bool, device=device) if valid is None else valid.to(torch.bool)
-    p = centres.to(torch.float64)
-    m = motion.to(torch.float64)
-    w = torch.ones(batch, n, dtype=torch.float64, device=device) if weights is None else weights.to(torch.float64)
-    w = w * valid
+    f64 = torch.float64
+    px, py = centres[..., 0].to(f64), centres[..., 1].to(f64)             # (B, N) each, contiguous
+    mx, my = motion[..., 0].to(f64), motion[..., 1].to(f64)
+    w = valid.to(f64) if weights is None else weights.to(f64) * valid
 
-    median = _translation_matrix(_masked_median(m, valid))                # (B, 2, 3)
-    if model == "none":
-        identity = _translation_matrix(torch.zeros(batch, 2, dtype=torch.float64, device=device))
-        return CameraFit(identity.float(), torch.zeros(batch, dtype=torch.bool, device=device), valid.clone())
     n_valid = valid.sum(1)
+    no_fit = torch.zeros(batch, dtype=torch.bool, device=device)
+    if model == "none":
+        identity = _translation_matrix(torch.zeros(batch, 2, dtype=f64, device=device))
+        return CameraFit(identity.float(), no_fit, valid.clone())
     if model == "median":
-        return CameraFit(median.float(), torch.zeros(batch, dtype=torch.bool, device=device), valid.clone())
+        median = _translation_matrix(_masked_median(torch.stack([mx, my], -1), valid))  # (B, 2, 3)
+        return CameraFit(median.float(), no_fit, valid.clone())
 
-    centre, scale = _normalisation(p, valid)
-    xn = (p - centre[:, None]) / scale[:, None, None]                     # (B, N, 2)
-    yn = (p + m - centre[:, None]) / scale[:, None, None]
-    inliers = valid.clone()
-    keep_max = torch.ceil((1.0 - config.trim_fraction) * n_valid.to(torch.float64)).long()  # (B,)
+    count = n_valid.to(f64).clamp_min(1.0)
+    centre, scale = _normalisation(px, py, valid, count)
+    cx, cy, s = centre[:, 0, None], centre[:, 1, None], scale[:, None]
+    un, vn = (px - cx) / s, (py - cy) / s                                 # (B, N) normalised points
+    upn, vpn = (px + mx - cx) / s, (py + my - cy) / s                     # ... and where they came from
+    keep_max = torch.ceil((1.0 - config.trim_fraction) * n_valid.to(f64)).long()  # (B,)
     keep_min = torch.minimum(n_valid, torch.full_like(n_valid, config.min_vectors))
-    hn = torch.cat([xn, torch.ones_like(xn[..., :1])], dim=-1)            # (B, N, 3): x, y, 1
-    matrix_n = _weighted_fit(model, hn, yn, w * inliers)
+    features = _fit_features(model, un, vn, upn, vpn)                     # (B, F, N)
+    matrix_n = _weighted_fit(model, _weighted_sums(features, w))
+    min_threshold2 = (config.min_threshold / scale) ** 2                  # (B,) in normalised units
+    # padding's residual is +inf: it sorts last and is never an inlier (where u', v' are +inf, so is it)
+    upn, vpn = upn.masked_fill(~valid, torch.inf), vpn.masked_fill(~valid, torch.inf)
+    keep = valid
+    median_rank = (n_valid - 1) // 2
+    # With cutoff >= 1 the threshold is at least the median, so a keep_min-th smallest residual ranked below the
+    # median never raises the bound: selecting the median again instead (ranks are deduplicated) spares a third
+    # selection per frame, the fit's largest cost.
+    min_rank = keep_min - 1
+    if config.cutoff >= 1.0:
+        min_rank = torch.where(min_rank <= median_rank, median_rank, min_rank)
     for _ in range(config.iterations):
-        pred = torch.einsum("bij,bnj->bni", matrix_n[:, :, :2], xn) + matrix_n[:, None, :, 2]
-        resid = (pred - yn).norm(dim=-1) * scale[:, None]                 # (B, N) in pixels
-        resid = torch.where(valid, resid, torch.inf)                      # padding sorts last
+        (a, b, tx), (c, d, ty) = matrix_n[:, 0, :, None].unbind(1), matrix_n[:, 1, :, None].unbind(1)
+        # squared residuals in normalised units (their order statistics are the squares of the residuals'),
+        # in place: these passes over every vector are the fit's cost
+        rx = torch.sub(tx, upn).addcmul_(a, un).addcmul_(b, vn)
+        ry = torch.sub(ty, vpn).addcmul_(c, un).addcmul_(d, vn)
+        resid = rx.mul_(rx).addcmul_(ry, ry)                              # (B, N)
         # (B, 1) each: the keep_max-th and keep_min-th smallest residuals and the lower median
-        kth_max, kth_min, med = _order_statistics(resid, keep_max - 1, keep_min - 1, (n_valid - 1) // 2)
-        threshold = torch.clamp_min(config.cutoff * med, config.min_threshold)
-        # keep the best (1 - trim) share, of which those under the threshold, but at least min_vectors
-        inliers = valid & (resid <= kth_max) & ((resid <= threshold) | (resid <= kth_min))
-        matrix_n = _weighted_fit(model, hn, yn, w * inliers)
+        kth_max, kth_min, med = _order_statistics(resid, keep_max - 1, min_rank, median_rank)
+        threshold = torch.maximum(config.cutoff ** 2 * med, min_threshold2[:, None])
+        # keep the best (1 - trim) share, of which those under the threshold, but at least min_vectors:
+        # resid <= kth_max and (resid <= threshold or resid <= kth_min), as one bound
+        bound = torch.minimum(kth_max, torch.maximum(threshold, kth_min))
+        keep = resid <= bound.masked_fill_(n_valid[:, None] == 0, -torch.inf)  # no vector: no inlier
+        matrix_n = _weighted_fit(model, _weighted_sums(features, torch.where(keep, w, 0.0)))
+    inliers = keep
     matrix = _denormalise(matrix_n, centre, scale)
     # half a pixel of spread is far below one 8x8 block: the points nearly coincide
-    fallback = (n_valid < config.min_vectors) | _degenerate(model, p, inliers, 0.5)
-    matrix = torch.where(fallback[:, None, None], median, matrix)
-    inliers = torch.where(fallback[:, None], valid, inliers)
+    fallback = (n_valid < config.min_vectors) | _degenerate(model, _weighted_sums(features, inliers.to(f64)),
+                                                            scale, 0.5)
+    if bool(fallback.any()):
+        median = _translation_matrix(_masked_median(torch.stack([mx[fallback], my[fallback]], -1), valid[fallback]))
+        matrix[fallback] = median
+        inliers = torch.where(fallback[:, None], valid, inliers)
     return CameraFit(matrix.float(), fallback, inliers)

@@ -22,12 +22,16 @@ rounding and vector scaling after it are the same torch code on both devices):
   with :func:`resize_yuv`, which resizes luma to (h, w) and each chroma plane separately to
   (ceil(h/2), ceil(w/2)).
 * Resizing to the same size is the identity in every mode.
+* :func:`resize_patches` gives some ``patch x patch`` cells of :func:`resize_plane`'s output, equal to cutting
+  them from the whole resized planes, reading only the input pixels under them (where a clip keeps a few
+  patches of each frame, resizing whole frames was most of its cost).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -36,7 +40,7 @@ import torch
 from .. import _cuda
 from ._checks import check_choice, check_size, check_tensor
 
-__all__ = ["resize_field", "resize_mask", "resize_plane", "resize_residual", "resize_yuv"]
+__all__ = ["resize_field", "resize_mask", "resize_patches", "resize_plane", "resize_residual", "resize_yuv"]
 
 FieldMode = Literal["area", "bilinear"]
 MaskRule = Literal["any", "majority"]
@@ -99,6 +103,105 @@ def resize_plane(plane: torch.Tensor, size: int | tuple[int, int]) -> torch.Tens
     return torch.floor(_plane_mean(plane, size, "plane") + 0.5).to(torch.uint8)
 
 
+def resize_patches(planes: torch.Tensor | Sequence[torch.Tensor], size: int | tuple[int, int], cells: torch.Tensor,
+                   patch: int) -> torch.Tensor:
+    """The ``patch x patch`` cells of the area-resized uint8 planes, and only those.
+
+    Args:
+        planes: T frames, a ``(T, ..., H, W)`` uint8 tensor or a sequence of ``(..., H, W)`` ones (e.g. luma
+            ``(H, W)`` or chroma ``(2, Hc, Wc)``), on the CPU.
+        size: ``(h, w)`` the planes are resized to, both multiples of ``patch``.
+        cells: ``(K, 3)`` int64 ``(t, row, col)``: the cell of frame t covering output pixels
+            ``[row * patch, (row + 1) * patch) x [col * patch, (col + 1) * patch)``.
+    Returns:
+        ``(K, ..., patch, patch)`` uint8, equal to ``resize_plane(planes[t], size)`` cut at each cell.
+
+    Each cell reads its input footprint (a window of the blocks' :class:`_AxisBlocks` length, shifted inside the
+    frame at the edges) and applies the same integer overlaps as the whole-plane filter, so every sum, and hence
+    every rounded pixel, is the same.
+    """
+    out_h, out_w = check_size(size)
+    check_tensor("cells", cells, dtypes=(torch.int64,), ndims=(2,))
+    if cells.shape[1] != 3:
+        raise ValueError(f"cells must have shape (K, 3) = (t, row, col); got {tuple(cells.shape)}")
+    if isinstance(patch, bool) or not isinstance(patch, int) or patch <= 0 or out_h % patch or out_w % patch:
+        raise ValueError(f"patch must be a positive int dividing both sides of {(out_h, out_w)}; got {patch!r}")
+    frames = list(planes)
+    if not frames:
+        raise ValueError("planes must hold at least one frame")
+    for i, plane in enumerate(frames):
+        check_tensor(f"planes[{i}]", plane, dtypes=(torch.uint8,))
+        if plane.dim() < 2 or plane.shape != frames[0].shape or _cuda.is_cuda(plane):
+            raise ValueError(f"planes must be CPU (..., H, W) frames of one shape; planes[{i}] is "
+                             f"{tuple(plane.shape)} on {plane.device}")
+    lead, (height, width) = frames[0].shape[:-2], frames[0].shape[-2:]
+    t, r, c = cells.unbind(1)
+    if cells.shape[0] and bool(((cells < 0).any(1) | (t >= len(frames)) | (r >= out_h // patch)
+                                | (c >= out_w // patch)).any()):
+        raise ValueError(f"cells must lie in t < {len(frames)}, row < {out_h // patch}, col < {out_w // patch}")
+    rows, cols = _patch_windows(height, out_h, patch), _patch_windows(width, out_w, patch)
+    reduced = rows.reduced * cols.reduced
+    dtype = torch.float32 if reduced < (1 << 15) else torch.float64  # exact sums, as in resize_plane
+    if not cells.shape[0]:
+        return torch.empty((0, *lead, patch, patch), dtype=torch.uint8)
+    # each cell's input window, sliced (a Python loop over a few thousand views beats any gather torch has here)
+    arrays = [frame.numpy() for frame in frames]
+    top, left = rows.start[r].tolist(), cols.start[c].tolist()
+    x = torch.from_numpy(np.stack([arrays[i][..., y:y + rows.length, z:z + cols.length]
+                                   for i, y, z in zip(t.tolist(), top, left)])).to(dtype)  # (K, ..., Lh, Lw)
+    # blocks that share their overlaps (most do: the pattern repeats) share one matrix product
+    y = _per_kind(x, cols.kind[c], [m.to(dtype).T for m in cols.matrices], lambda v, m: v @ m)   # (K, ..., Lh, p)
+    sums = _per_kind(y, rows.kind[r], [m.to(dtype) for m in rows.matrices], lambda v, m: m @ v)  # (K, ..., p, p)
+    if dtype == torch.float32:
+        out = sums.mul_(2).add_(reduced).div_(2 * reduced).floor_()
+    else:
+        out = torch.floor(sums * (rows.g * cols.g) / (height * width) + 0.5)
+    return out.to(torch.uint8)
+
+
+def _per_kind(x: torch.Tensor, kind: torch.Tensor, matrices: list[torch.Tensor], apply) -> torch.Tensor:
+    """``apply(x[i], matrices[kind[i]])`` for every cell i, one call per kind."""
+    if len(matrices) == 1:
+        return apply(x, matrices[0])
+    out = None
+    for k, matrix in enumerate(matrices):
+        chosen = (kind == k).nonzero()[:, 0]
+        if chosen.numel():
+            part = apply(x[chosen], matrix)
+            if out is None:
+                out = part.new_empty((x.shape[0], *part.shape[1:]))
+            out[chosen] = part
+    return out
+
+
+class _Windows(NamedTuple):
+    """One axis cut into the ``patch``-output blocks of :func:`_blocks`: block b reads the ``length`` inputs from
+    ``start[b]`` (moved inside the axis at the far edge) with the integer overlaps ``matrices[kind[b]]``
+    (patch, length)."""
+
+    start: torch.Tensor
+    kind: torch.Tensor
+    matrices: list[torch.Tensor]
+    length: int
+    g: int
+    reduced: int
+
+
+@functools.lru_cache(maxsize=128)
+def _patch_windows(size: int, out_size: int, patch: int) -> _Windows:
+    blocks = _blocks(size, out_size, patch)
+    length, count = blocks.length, blocks.count  # length <= size: taps past the axis carry no weight
+    first = (torch.arange(count, dtype=torch.int64) * patch * size) // out_size
+    start = first.clamp(max=size - length)
+    shift = first - start                                                      # taps moved right by this much
+    weight = torch.zeros(count, patch, length, dtype=blocks.weight.dtype)
+    for b in range(count):  # a few dozen blocks, once per size
+        s = int(shift[b])
+        weight[b, :, s:] = blocks.weight[b, :, :length - s]
+    matrices, kind = torch.unique(weight.reshape(count, -1), dim=0, return_inverse=True)
+    return _Windows(start, kind, list(matrices.view(-1, patch, length)), length, blocks.g, blocks.reduced)
+
+
 def resize_mask(mask: torch.Tensor, size: int | tuple[int, int], *, rule: MaskRule = "any") -> torch.Tensor:
     """Resize ``(..., H, W)`` bool masks: ``"any"`` covered pixel, or a covered ``"majority"`` (>= half)."""
     check_tensor("mask", mask, dtypes=(torch.bool,))
@@ -149,11 +252,13 @@ class _AxisBlocks(NamedTuple):
 
 
 @functools.lru_cache(maxsize=128)
-def _blocks(size: int, out_size: int) -> _AxisBlocks:
-    """The box filter of one axis as blocks of a banded matrix (see :class:`_AxisBlocks`)."""
+def _blocks(size: int, out_size: int, k: int | None = None) -> _AxisBlocks:
+    """The box filter of one axis as blocks of ``k`` outputs of a banded matrix (see :class:`_AxisBlocks`);
+    ``k`` defaults to the overlap pattern's period (at most 64)."""
     g = math.gcd(size, out_size)
     period = out_size // g  # the overlap pattern repeats every `period` outputs (size // g inputs)
-    k = period if period <= 64 else 16
+    if k is None:
+        k = period if period <= 64 else 16
     count = -(-out_size // k)
     b = torch.arange(count, dtype=torch.int64)
     first = b * k * size // out_size

@@ -38,7 +38,7 @@ import torch
 from .. import _cuda
 from ..reader import MV
 from ._checks import check_choice, check_tensor
-from .camera import CAMERA_MODELS, CameraConfig, block_centres_and_motion, compensate_motion, fit_camera
+from .camera import CAMERA_MODELS, CameraConfig, block_centres_and_motion, fit_camera
 
 __all__ = [
     "FUSIONS",
@@ -146,11 +146,15 @@ def _residual_sums_cpu(res: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor
     lo, hi = torch.aminmax(res)
     peak = max(-int(lo), int(hi))
     wide = res.to(torch.int32)
-    sq = wide * wide                                                     # (T, H, W), <= 2**30 each
-    if w % wg == 0:
-        acc = torch.int32 if peak * peak * (w // wg) < (1 << 31) else torch.int64
-        per_col = sq.view(t, h, wg, w // wg).sum(dim=3, dtype=acc)          # (T, H, Wg)
+    if w % wg == 0 and peak * peak * (w // wg) < (1 << 31):
+        # numpy's einsum multiplies and adds in one pass, without the squares' temporary
+        x = wide.numpy().reshape(t, h, wg, w // wg)
+        per_col = torch.from_numpy(np.einsum("thgk,thgk->thg", x, x))     # (T, H, Wg) int32
+    elif w % wg == 0:
+        sq = wide * wide                                                 # (T, H, W), <= 2**30 each
+        per_col = sq.view(t, h, wg, w // wg).sum(dim=3, dtype=torch.int64)  # (T, H, Wg)
     else:
+        sq = wide * wide
         acc = torch.int32 if peak * peak * w < (1 << 31) else torch.int64
         at_ends = sq.cumsum(dim=2, dtype=acc)[:, :, cols[1:] - 1]           # (T, H, Wg)
         per_col = torch.diff(at_ends, dim=2, prepend=torch.zeros_like(at_ends[:, :, :1]))
@@ -181,8 +185,8 @@ def _residual_sums_cuda(res: torch.Tensor, rows: torch.Tensor, hg: int, wg: int)
 # motion energy
 
 
-def _pack(vectors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Concatenate per-frame (N_t, 10) rows -> rows (M, 10), frame id (M,), slot in frame (M,)."""
+def _pack(vectors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate per-frame (N_t, 10) rows -> rows (M, 10) and each frame's count (T,) int64."""
     if len(vectors) == 0:
         raise ValueError("need at least one frame of motion vectors")
     device = vectors[0].device
@@ -191,10 +195,7 @@ def _pack(vectors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, 
         if v.shape[1] != MV.ncols:
             raise ValueError(f"vectors[{i}] must have {MV.ncols} columns (the core's layout), got {tuple(v.shape)}")
     counts = torch.tensor([v.shape[0] for v in vectors], dtype=torch.int64, device=device)
-    rows = torch.cat(list(vectors), dim=0)
-    frame = torch.repeat_interleave(torch.arange(len(vectors), device=device), counts)     # (M,)
-    slot = torch.arange(rows.shape[0], device=device) - (counts.cumsum(0) - counts)[frame]  # (M,)
-    return rows, frame, slot
+    return torch.cat(list(vectors), dim=0), counts
 
 
 def motion_energy_grid(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], grid: tuple[int, int],
@@ -238,28 +239,37 @@ def block_motion(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], m
                  config: CameraConfig, confidence: Sequence[torch.Tensor] | None = None,
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """What the pooling kernels consume, per block of the whole clip: ``(rects, frame, length, fallback)`` =
-    (M, 4) int64 pixel rectangles clipped to the frame, (M,) frame index, (M,) float32 camera-compensated
+    (M, 4) int32 pixel rectangles clipped to the frame, (M,) frame index, (M,) float32 camera-compensated
     motion length in model pixels (times the row's ``confidence`` when given), and (T,) bool frames whose
     camera fit fell back to the median."""
     h, w = frame_size
     mh, mw = model_size if model_size is not None else frame_size
-    rows, frame, slot = _pack(vectors)
+    rows, counts = _pack(vectors)
     t = len(vectors)
     device = rows.device
-    centres, motion, area = block_centres_and_motion(rows)
-    # padded (T, Nmax, 2) views for the batched camera fit
-    nmax = int(slot.max()) + 1 if rows.shape[0] else 1
-    pad_c = torch.zeros(t, nmax, 2, device=device)
-    pad_m = torch.zeros(t, nmax, 2, device=device)
-    pad_a = torch.zeros(t, nmax, device=device)
-    valid = torch.zeros(t, nmax, dtype=torch.bool, device=device)
-    pad_c[frame, slot], pad_m[frame, slot], pad_a[frame, slot], valid[frame, slot] = centres, motion, area, True
+    frame = torch.repeat_interleave(torch.arange(t, device=device), counts)              # (M,)
+    # padded (T, Nmax) views for the batched camera fit; a boolean mask keeps frame-major, slot order
+    nmax = max(1, int(counts.max()))
+    valid = torch.arange(nmax, device=device) < counts[:, None]                          # (T, Nmax)
+    padded = rows.new_zeros((t, nmax, MV.ncols))
+    padded[valid] = rows
+    pad_c, pad_m, pad_a = block_centres_and_motion(padded.view(t * nmax, MV.ncols))
+    pad_c, pad_m, pad_a = pad_c.view(t, nmax, 2), pad_m.view(t, nmax, 2), pad_a.view(t, nmax)
     # Every vector votes for the camera (the trimmed fit drops outliers): a flat wall's vectors are
     # each untrusted, yet together they follow the pan.
     fit = fit_camera(pad_c, pad_m, valid, weights=pad_a, config=config)
-    residual = compensate_motion(pad_c, pad_m, fit.matrix)[frame, slot]                # (M, 2)
-    scale = torch.tensor([mw / w, mh / h], dtype=torch.float32, device=device)
-    length = (residual * scale).norm(dim=-1)                                            # (M,)
+    # what is left after the camera, per block (rows in frame order): (A - I) p + t in float64, rounded once,
+    # as in :func:`codecprim.ops.camera.camera_motion`, on the blocks rather than the padded views
+    centres, motion = pad_c[valid].double(), pad_m[valid]                                # (M, 2) each
+    deviation = fit.matrix.double()[frame]                                               # (M, 2, 3)
+    deviation[:, 0, 0] -= 1.0
+    deviation[:, 1, 1] -= 1.0
+    px, py = centres.unbind(1)
+    cam_x = (deviation[:, 0, 0] * px + deviation[:, 0, 1] * py + deviation[:, 0, 2]).float()
+    cam_y = (deviation[:, 1, 0] * px + deviation[:, 1, 1] * py + deviation[:, 1, 2]).float()
+    dx = (motion[:, 0] - cam_x).mul_(mw / w)
+    dy = (motion[:, 1] - cam_y).mul_(mh / h)
+    length = dx.mul_(dx).addcmul_(dy, dy).sqrt_()                                        # (M,) model pixels
     if confidence is not None:
         length = length * _pack_confidence(confidence, vectors, device)
     return _clipped_rects(rows, h, w), frame, length, fit.fallback
@@ -285,44 +295,64 @@ def frame_offsets(frame: torch.Tensor, t: int) -> torch.Tensor:
 
 
 def _clipped_rects(rows: torch.Tensor, h: int, w: int) -> torch.Tensor:
-    """(M, 4) int64 pixel rectangles x0, y0, x1, y1 of the blocks, clipped to the frame."""
-    r = rows.long()
-    left = r[:, MV.dst_x] - r[:, MV.w] // 2
-    top = r[:, MV.dst_y] - r[:, MV.h] // 2
-    return torch.stack([left.clamp(0, w), top.clamp(0, h), (left + r[:, MV.w]).clamp(0, w),
-                        (top + r[:, MV.h]).clamp(0, h)], dim=1)
-
-
-def _cells_of(lo: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
-    """Index of the cell holding pixel ``lo`` along an axis with borders ``bounds``."""
-    return torch.searchsorted(bounds[1:-1], lo.contiguous(), right=True)
+    """(M, 4) int32 pixel rectangles x0, y0, x1, y1 of the blocks, clipped to the frame."""
+    rects = torch.empty((rows.shape[0], 4), dtype=torch.int32, device=rows.device)
+    left = rows[:, MV.dst_x] - torch.div(rows[:, MV.w], 2, rounding_mode="floor")
+    top = rows[:, MV.dst_y] - torch.div(rows[:, MV.h], 2, rounding_mode="floor")
+    torch.clamp(left, 0, w, out=rects[:, 0])
+    torch.clamp(top, 0, h, out=rects[:, 1])
+    torch.clamp(left + rows[:, MV.w], 0, w, out=rects[:, 2])
+    torch.clamp(top + rows[:, MV.h], 0, h, out=rects[:, 3])
+    return rects
 
 
 def _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg):
     """sum(length * overlap) (float32) and sum(overlap) (int64) per cell, adding a cell's blocks in the CUDA
-    twin's order: by the cell holding the block's top-left pixel (raster order), then by block order."""
-    bucket = (frame * hg + _cells_of(rects[:, 1], rows_b)) * wg + _cells_of(rects[:, 0], cols_b)
-    by_bucket = torch.sort(bucket, stable=True).indices
-    rects, frame, length = rects[by_bucket], frame[by_bucket], length[by_bucket]
-    x0, y0, x1, y1 = rects.unbind(1)
-    span_x = int(((x1 - x0).max() if rects.shape[0] else 0)) // max(1, int((cols_b[1:] - cols_b[:-1]).min())) + 2
-    span_y = int(((y1 - y0).max() if rects.shape[0] else 0)) // max(1, int((rows_b[1:] - rows_b[:-1]).min())) + 2
-    cx = _cells_of(x0, cols_b)[:, None] + torch.arange(span_x)                         # (M, Sx)
-    cy = _cells_of(y0, rows_b)[:, None] + torch.arange(span_y)                         # (M, Sy)
-    cxc, cyc = cx.clamp(max=wg - 1), cy.clamp(max=hg - 1)
-    ox = (torch.minimum(x1[:, None], cols_b[cxc + 1]) - torch.maximum(x0[:, None], cols_b[cxc])).clamp(min=0)
-    oy = (torch.minimum(y1[:, None], rows_b[cyc + 1]) - torch.maximum(y0[:, None], rows_b[cyc])).clamp(min=0)
-    ox = torch.where(cx < wg, ox, 0)
-    oy = torch.where(cy < hg, oy, 0)
-    overlap = oy[:, :, None] * ox[:, None, :]                                           # (M, Sy, Sx)
-    cell = (frame[:, None, None] * hg + cyc[:, :, None]) * wg + cxc[:, None, :]         # (M, Sy, Sx)
-    keep = overlap.reshape(-1) > 0
-    idx = cell.reshape(-1)[keep]
-    ov = overlap.reshape(-1)[keep]
-    val = (length[:, None, None] * overlap.to(torch.float32)).reshape(-1)[keep]
-    sum_v = torch.zeros(t * hg * wg, dtype=torch.float32).index_add_(0, idx, val)
-    sum_a = torch.zeros(t * hg * wg, dtype=torch.int64).index_add_(0, idx, ov)
-    return sum_v.view(t, hg, wg), sum_a.view(t, hg, wg)
+    twin's order: by the cell holding the block's top-left pixel (raster order), then by block order.
+
+    In numpy with int32 pixels: every block adds ``Sy x Sx`` products (the most cells a block can span), those
+    outside the block add exact zeros (x + 0.0 == x), so no entry is filtered out and the sums equal the
+    kernel's to the bit.
+    """
+    n = t * hg * wg
+    x0, y0, x1, y1 = rects.numpy().T.copy()                                             # (M,) int32 each
+    rb, cb = rows_b.numpy().astype(np.int32), cols_b.numpy().astype(np.int32)
+    cy, cx = np.searchsorted(rb[1:-1], y0, side="right"), np.searchsorted(cb[1:-1], x0, side="right")
+    bucket = (frame.numpy() * hg + cy) * wg + cx                                         # (M,)
+    # a stable sort; on 16-bit keys numpy's is a radix sort
+    order = np.argsort(bucket.astype(np.uint16) if n <= (1 << 16) else bucket, kind="stable")
+    x0, y0, x1, y1, cy, cx, bucket = (a[order] for a in (x0, y0, x1, y1, cy, cx, bucket))
+    length = length.numpy()[order]
+    span_x = int((x1 - x0).max(initial=0)) // max(1, int(np.diff(cb).min())) + 2
+    span_y = int((y1 - y0).max(initial=0)) // max(1, int(np.diff(rb).min())) + 2
+
+    def overlaps(lo, hi, first, bounds, span):
+        """(span, M) float32 overlaps of each block with the span cells from ``first``, the one holding ``lo``
+        (small integers: exact)."""
+        bounds = np.concatenate([bounds, np.full(span + 1, bounds[-1], dtype=np.int32)])  # past the edge: empty
+        out = np.empty((span, lo.shape[0]), dtype=np.int32)
+        for d in range(span):
+            np.minimum(hi, bounds[first + d + 1], out=out[d])
+            out[d] -= np.maximum(lo, bounds[first + d])
+        return np.maximum(out, 0, out=out).astype(np.float32)
+
+    oy, ox = overlaps(y0, y1, cy, rb, span_y), overlaps(x0, x1, cx, cb, span_x)
+    # each block's span_y x span_x entries side by side (a cell's adds stay in block order), written a column
+    # at a time: numpy's broadcasting over such short rows costs more than the arithmetic
+    entries = span_y * span_x
+    overlap = np.empty((x0.shape[0], entries), dtype=np.float32)
+    val = np.empty_like(overlap)
+    cell = np.empty(overlap.shape, dtype=np.int64)
+    for k in range(entries):
+        dy, dx = divmod(k, span_x)
+        np.multiply(oy[dy], ox[dx], out=overlap[:, k])
+        np.multiply(length, overlap[:, k], out=val[:, k])
+        np.add(bucket, dy * wg + dx, out=cell[:, k])
+    size = n + (span_y - 1) * wg + span_x  # entries past the last cell only ever add zeros
+    cell, val, overlap = cell.reshape(-1), val.reshape(-1), overlap.reshape(-1)
+    sum_v = torch.zeros(size, dtype=torch.float32).index_add_(0, torch.from_numpy(cell), torch.from_numpy(val))
+    sum_a = np.bincount(cell, weights=overlap, minlength=size)  # float64: exact for these integers
+    return sum_v[:n].view(t, hg, wg), torch.from_numpy(sum_a[:n].astype(np.int64)).view(t, hg, wg)
 
 
 def _motion_sums_cuda(rects, frame, length, t, rows_b, cols_b, hg, wg, frame_size):
