@@ -18,7 +18,8 @@ import pytest
 import codecprim
 from h264_sps import declare_reorder_depth
 from pyav_oracle import require_same_libavcodec
-from test_frames_at import assert_same_frame
+from hypothesis import HealthCheck, given, settings
+from test_frames_at import assert_same_frame, check_indices, index_sets
 
 av = pytest.importorskip("av")
 
@@ -133,6 +134,13 @@ def test_raw_stream_remuxed_into_mp4(clips, name):
     assert [g.pts_seconds for g in reader.gops] == pytest.approx([times[g.first_frame] for g in reader.gops])
     assert reader.stats.frames_pts_synthesized == len(frames)
     _assert_random_access_is_sequential(path, frames)
+
+    @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(index_sets(len(frames)))
+    def any_index_set(indices):
+        check_indices(path, indices)
+
+    any_index_set()
     with codecprim.open(path, residuals=False) as sparse:  # the last GOP is reached by seeking, not decoding all
         sparse.frames_at([len(frames) - 1])
         assert sparse.stats.frames_decoded <= reader.gops[-1].num_frames + 2
