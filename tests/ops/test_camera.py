@@ -186,6 +186,12 @@ def test_order_statistics_equal_sorting(seed, rows, n):
     ordered = values.sort(dim=1).values
     for got, rank in zip(_order_statistics(values, *ranks), ranks):
         assert torch.equal(got, ordered.gather(1, rank.clamp_min(0)[:, None]))
+    # rows whose padding (+inf) all lies past their first `finite` entries: only those are read
+    finite = torch.randint(0, n + 1, (rows,), generator=g)
+    values[torch.arange(n)[None, :] >= finite[:, None]] = torch.inf
+    ordered = values.sort(dim=1).values
+    for got, rank in zip(_order_statistics(values, *ranks, finite=finite), ranks):
+        assert torch.equal(got, ordered.gather(1, rank.clamp_min(0)[:, None]))
 
 
 def test_camera_motion_has_no_float32_cancellation():
