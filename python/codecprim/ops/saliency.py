@@ -310,9 +310,9 @@ def _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg):
     """sum(length * overlap) (float32) and sum(overlap) (int64) per cell, adding a cell's blocks in the CUDA
     twin's order: by the cell holding the block's top-left pixel (raster order), then by block order.
 
-    In numpy with int32 pixels: every block adds ``Sy x Sx`` products (the most cells a block can span), those
-    outside the block add exact zeros (x + 0.0 == x), so no entry is filtered out and the sums equal the
-    kernel's to the bit.
+    In numpy with int32 pixels: every block adds ``Sy x Sx`` products (the most cells any block of the clip
+    spans), those outside the block add exact zeros (x + 0.0 == x), so no entry is filtered out and the sums equal
+    the kernel's to the bit.
     """
     n = t * hg * wg
     x0, y0, x1, y1 = rects.numpy().T.copy()                                             # (M,) int32 each
@@ -323,8 +323,9 @@ def _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg):
     order = np.argsort(bucket.astype(np.uint16) if n <= (1 << 16) else bucket, kind="stable")
     x0, y0, x1, y1, cy, cx, bucket = (a[order] for a in (x0, y0, x1, y1, cy, cx, bucket))
     length = length.numpy()[order]
-    span_x = int((x1 - x0).max(initial=0)) // max(1, int(np.diff(cb).min())) + 2
-    span_y = int((y1 - y0).max(initial=0)) // max(1, int(np.diff(rb).min())) + 2
+    # the most cells a block spans along each axis (often 1 across: 16-pixel blocks inside 80-pixel cells)
+    span_x = 1 + int((np.searchsorted(cb[1:-1], np.maximum(x1 - 1, x0), side="right") - cx).max(initial=0))
+    span_y = 1 + int((np.searchsorted(rb[1:-1], np.maximum(y1 - 1, y0), side="right") - cy).max(initial=0))
 
     def overlaps(lo, hi, first, bounds, span):
         """(span, M) float32 overlaps of each block with the span cells from ``first``, the one holding ``lo``
