@@ -180,18 +180,17 @@ def field_at_size(blocks: torch.Tensor, height: int, width: int, size: int | tup
     out_h, out_w = check_size(size)
     device = blocks.device
     rows = blocks[blocks[:, MV.source] < 0]
-    size_wh = rows[:, MV.w:MV.h + 1]                                            # (N, 2): w, h
-    near = rows[:, MV.dst_x:MV.dst_y + 1] - torch.div(size_wh, 2, rounding_mode="floor")  # (N, 2): left, top
-    bounds = torch.tensor([width, height], dtype=rows.dtype, device=device)
-    spans = torch.stack((near, near + size_wh)).clamp_(min=0)  # (2, N, 2) spans clipped to the frame
-    torch.minimum(spans, bounds, out=spans)
-    spans[1] = torch.maximum(spans[0], spans[1])  # empty rows paint nothing
-    cell = _grid_cell(spans, height, width)
+    w, h = rows[:, MV.w], rows[:, MV.h]
+    left, top = rows[:, MV.dst_x] - w // 2, rows[:, MV.dst_y] - h // 2
+    xs = torch.stack((left, left + w)).clamp_(0, width)  # (2, N) clipped column span
+    ys = torch.stack((top, top + h)).clamp_(0, height)  # (2, N) clipped row span
+    xs[1], ys[1] = torch.maximum(xs[0], xs[1]), torch.maximum(ys[0], ys[1])  # empty rows paint nothing
+    cell = _grid_cell(xs, ys, height, width)
     grid_h, grid_w = height // cell, width // cell
+    xs, ys = (xs // cell).long(), (ys // cell).long()
     stride = grid_w + 1
-    cells = torch.div(spans, cell, rounding_mode="floor").long()               # (2, N, 2): near/far, x/y
-    rows_at = cells[:, :, 1] * stride                                           # (2, N): upper, lower
-    corners = (rows_at[:, None, :] + cells[None, :, :, 0]).reshape(-1)          # (4N,): ul, ur, ll, lr
+    upper, lower = ys[0] * stride, ys[1] * stride
+    corners = torch.cat((upper + xs[0], upper + xs[1], lower + xs[0], lower + xs[1]))  # (4N,)
     values = torch.ones(3, rows.shape[0], dtype=torch.float64, device=device)  # (3, N): vx, vy, count
     torch.div(rows[:, MV.motion_x:MV.motion_y + 1].t(), rows[:, MV.motion_scale], out=values[:2])
     signed = torch.cat((values, -values, -values, values), dim=1)  # (3, 4N)
@@ -201,13 +200,10 @@ def field_at_size(blocks: torch.Tensor, height: int, width: int, size: int | tup
     sums = _box_sums(_narrowed(painted, rows[:, MV.motion_scale], full), (2, 1), (out_w, out_h))
     sums = sums.double()  # (3, h, w)
     covered = sums[2]
-    # the float64 quotient rounded to float32 as it is written, then scaled in float32, straight into (h, w, 2)
-    field = torch.empty((out_h, out_w, 2), dtype=torch.float32, device=device)
-    divisor = covered.clamp(min=1)  # sums are 0 wherever covered is
-    for channel, scale in enumerate((out_w / width, out_h / height)):
-        torch.div(sums[channel], divisor, out=field[:, :, channel]).mul_(torch.tensor(scale, dtype=torch.float32))
+    field = (sums[:2] / covered.clamp(min=1)).float()  # (2, h, w); sums are 0 wherever covered is
+    field *= torch.tensor([out_w / width, out_h / height], dtype=torch.float32, device=device)[:, None, None]
     mask = 2 * covered >= full if with_mask else None
-    return field, mask
+    return field.permute(1, 2, 0).contiguous(), mask
 
 
 def _narrowed(painted: torch.Tensor, scales: torch.Tensor, full: int) -> torch.Tensor:
@@ -221,11 +217,12 @@ def _narrowed(painted: torch.Tensor, scales: torch.Tensor, full: int) -> torch.T
     return painted.float() if float(painted.abs().max()) * finest * full < (1 << 24) else painted
 
 
-def _grid_cell(spans: torch.Tensor, height: int, width: int) -> int:
-    """The largest of 16, 8, 4, 2, 1 dividing the frame size and every block edge (``spans``, any shape)."""
-    # the lowest set bit of all edges OR-ed together is the lowest of any edge's (0 is divisible by all)
-    combined = int(np.bitwise_or.reduce(spans.reshape(-1).cpu().numpy(), initial=0)) | height | width | 16
-    return combined & -combined
+def _grid_cell(xs: torch.Tensor, ys: torch.Tensor, height: int, width: int) -> int:
+    """The largest of 16, 8, 4, 2, 1 dividing the frame size and every block edge."""
+    edges = torch.cat((xs.reshape(-1), ys.reshape(-1), torch.tensor([height, width, 16], dtype=xs.dtype,
+                                                                     device=xs.device)))
+    lowest = edges & -edges  # each edge's lowest set bit (0 for 0, which every cell divides)
+    return min(int(torch.where(lowest > 0, lowest, 16).min()), 16)
 
 
 def _pixel_grid(height: int, width: int) -> torch.Tensor:
@@ -235,12 +232,10 @@ def _pixel_grid(height: int, width: int) -> torch.Tensor:
 
 
 def _padded(planes: torch.Tensor) -> torch.Tensor:
-    """``(..., C, H, W)`` -> ``(..., C, (H+1) * (W+1))``, the last column and row repeated once: the bilinear taps
-    of a clamped position at top-left ``r = y * (W+1) + x`` are ``r, r+1, r+W+1, r+W+2``, and a repeated tap
-    only ever gets weight 0 (a position clamped to the last column or row has no fraction there)."""
-    lead = planes.shape[:-2]
-    batch = planes.reshape(-1, *planes.shape[-3:])  # (B, C, H, W)
-    return torch.nn.functional.pad(batch, (0, 1, 0, 1), mode="replicate").view(*lead, -1)
+    """``(C, H, W)`` -> ``(C, (H+1) * (W+1))``, the last column and row repeated once: the bilinear taps of a
+    clamped position at top-left ``r = y * (W+1) + x`` are ``r, r+1, r+W+1, r+W+2``, and a repeated tap only
+    ever gets weight 0 (a position clamped to the last column or row has no fraction there)."""
+    return torch.nn.functional.pad(planes[None], (0, 1, 0, 1), mode="replicate").view(planes.shape[0], -1)
 
 
 def _tap_rows(corner: torch.Tensor, stride: int, height: int) -> torch.Tensor:
@@ -263,7 +258,6 @@ def _fuse_fields_cpu(fields: torch.Tensor, masks: torch.Tensor | None, all_spans
     acc = planes[-1].reshape(2, n).clone()  # (2, n)
     valid = masks[-1].reshape(n).clone() if masks is not None else torch.ones(n, dtype=torch.bool)
     spans = [(acc.clone(), valid.clone())] if all_spans else []
-    padded_steps = _padded(planes[:-1]) if steps > 1 else None  # (s-1, 2, (H+1)*(W+1)), one call for all
     for k in range(steps - 2, -1, -1):
         position = grid + acc  # (2, n)
         position[0].clamp_(0, width - 1)
@@ -278,7 +272,8 @@ def _fuse_fields_cpu(fields: torch.Tensor, masks: torch.Tensor | None, all_spans
         fx, fy, gx, gy = frac[0], frac[1], rest[0], rest[1]
         top_left = _tap_rows(corner, stride, height)
         taps = (top_left, top_left + 1, top_left + stride, top_left + (stride + 1))
-        for plane, a in zip(padded_steps[k], acc):
+        padded = _padded(planes[k])  # (2, (H+1)*(W+1))
+        for plane, a in zip(padded, acc):
             t00, t01, t10, t11 = (plane.index_select(0, tap) for tap in taps)
             # same operation order as sample_field() in cuda/fusion.cu
             top = t00.mul_(gx).add_(t01.mul_(fx))

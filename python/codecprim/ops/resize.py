@@ -360,8 +360,8 @@ def _box_sums(x: torch.Tensor, dims: tuple[int, int], out_size: tuple[int, int])
         shape[dim] = out
         index, weight = taps.index.to(x.device), taps.weight.to(x.device, x.dtype)
         total = x.index_select(dim, index[0]).mul_(weight[0].view(shape))
-        for tap in range(1, index.shape[0]):  # exact sums: fused multiply-adds change nothing
-            total.addcmul_(x.index_select(dim, index[tap]), weight[tap].view(shape))
+        for tap in range(1, index.shape[0]):
+            total.add_(x.index_select(dim, index[tap]).mul_(weight[tap].view(shape)))
         x = total
     return x
 
