@@ -186,6 +186,12 @@ def test_order_statistics_equal_sorting(seed, rows, n):
     ordered = values.sort(dim=1).values
     for got, rank in zip(_order_statistics(values, *ranks), ranks):
         assert torch.equal(got, ordered.gather(1, rank.clamp_min(0)[:, None]))
+    # rows whose padding (+inf) all lies past their first `finite` entries: only those are read
+    finite = torch.randint(0, n + 1, (rows,), generator=g)
+    values[torch.arange(n)[None, :] >= finite[:, None]] = torch.inf
+    ordered = values.sort(dim=1).values
+    for got, rank in zip(_order_statistics(values, *ranks, finite=finite), ranks):
+        assert torch.equal(got, ordered.gather(1, rank.clamp_min(0)[:, None]))
 
 
 def test_camera_motion_has_no_float32_cancellation():
@@ -203,3 +209,27 @@ def test_camera_motion_has_no_float32_cancellation():
     assert torch.equal(got, exact.float())
     naive = (torch.einsum("bij,bnj->bni", matrix[:, :, :2], points) + matrix[:, None, :, 2]) - points
     assert (naive.double() - exact).abs().max() > 10 * (got.double() - exact).abs().max()
+
+
+def test_chunked_cpu_fit_equals_one_batch(monkeypatch):
+    """The CPU fits a few frames at a time (cache-sized chunks, each cut to its longest frame): same results."""
+    import codecprim.ops.camera as camera
+
+    g = torch.Generator().manual_seed(3)
+    frames, n = 7, 90
+    true = torch.tensor([[1.01, -0.02, 3.0], [0.02, 1.01, -1.0]])
+    centres, motion = torch.zeros(frames, n, 2), torch.zeros(frames, n, 2)
+    valid = torch.zeros(frames, n, dtype=torch.bool)
+    for f, count in enumerate([90, 40, 0, 5, 60, 90, 12]):  # empty, too few and full frames
+        if count:
+            c, m = _scene(20 + f, count, 0.2, true)
+            centres[f, :count], motion[f, :count], valid[f, :count] = c, m, True
+    weights = torch.rand(frames, n, generator=g) + 0.5
+    for model in ("similarity", "affine"):
+        whole = fit_camera(centres, motion, valid, weights=weights, model=model)
+        monkeypatch.setattr(camera, "_CPU_CHUNK_VECTORS", 2 * n)  # chunks of 2 frames
+        chunked = fit_camera(centres, motion, valid, weights=weights, model=model)
+        monkeypatch.undo()
+        assert torch.equal(chunked.matrix, whole.matrix)
+        assert torch.equal(chunked.fallback, whole.fallback)
+        assert torch.equal(chunked.inliers, whole.inliers)

@@ -114,6 +114,8 @@ def _convert(luma: torch.Tensor, chroma: torch.Tensor, origins: torch.Tensor, ou
         return _convert_cuda(luma.contiguous(), chroma.contiguous(), origins.contiguous(), out_h, out_w, k)
     _, height, width = luma.shape
     chroma_h, chroma_w = chroma.shape[-2:]
+    if (out_h, out_w) == (height, width) and not bool(origins[:, 1:].any()):
+        return _convert_frames(luma.index_select(0, origins[:, 0]), chroma.index_select(0, origins[:, 0]), k)
     t = origins[:, 0, None, None]  # (K, 1, 1)
     y = origins[:, 1, None, None] + torch.arange(out_h)[None, :, None]  # (K, out_h, 1)
     x = origins[:, 2, None, None] + torch.arange(out_w)[None, None, :]  # (K, 1, out_w)
@@ -125,6 +127,20 @@ def _convert(luma: torch.Tensor, chroma: torch.Tensor, origins: torch.Tensor, ou
                        luma_term - k["cgu"] * cb - k["cgv"] * cr,
                        luma_term + k["cbu"] * cb), dim=1)  # (K, 3, out_h, out_w)
     return ((rgb + (1 << 15)) >> 16).clamp(0, 255).to(torch.uint8)
+
+
+def _convert_frames(luma: torch.Tensor, chroma: torch.Tensor, k: dict[str, int]) -> torch.Tensor:
+    """Whole frames (K, H, W) + (K, 2, ceil(H/2), ceil(W/2)) -> (K, 3, H, W): the chroma terms are formed at chroma
+    resolution and repeated 2 x 2 (nearest neighbour), no per-pixel gather; the same integers as the general path."""
+    frames, height, width = luma.shape
+    cb = chroma[:, 0].int() - 128
+    cr = chroma[:, 1].int() - 128
+    # (K, 3, Hc, Wc): what each chroma sample adds to R, G and B, plus the rounding offset
+    terms = torch.stack((k["crv"] * cr, -(k["cgu"] * cb) - k["cgv"] * cr, k["cbu"] * cb), dim=1).add_(1 << 15)
+    up = terms.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)[:, :, :height, :width]  # (K, 3, H, W)
+    luma_term = (luma.int() - k["y_offset"]).mul_(k["cy"])  # (K, H, W)
+    rgb = up.add_(luma_term[:, None])
+    return (rgb >> 16).clamp_(0, 255).to(torch.uint8)
 
 
 def _convert_cuda(luma: torch.Tensor, chroma: torch.Tensor, origins: torch.Tensor, out_h: int, out_w: int,

@@ -251,25 +251,24 @@ def block_motion(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], m
     # padded (T, Nmax) views for the batched camera fit; a boolean mask keeps frame-major, slot order
     nmax = max(1, int(counts.max()))
     valid = torch.arange(nmax, device=device) < counts[:, None]                          # (T, Nmax)
-    padded = rows.new_zeros((t, nmax, MV.ncols))
-    padded[valid] = rows
+    padded = torch.nn.utils.rnn.pad_sequence(list(vectors), batch_first=True)            # (T, <=Nmax, 10)
+    if padded.shape[1] < nmax:  # every frame empty
+        padded = rows.new_zeros((t, nmax, MV.ncols))
     pad_c, pad_m, pad_a = block_centres_and_motion(padded.view(t * nmax, MV.ncols))
     pad_c, pad_m, pad_a = pad_c.view(t, nmax, 2), pad_m.view(t, nmax, 2), pad_a.view(t, nmax)
     # Every vector votes for the camera (the trimmed fit drops outliers): a flat wall's vectors are
     # each untrusted, yet together they follow the pan.
     fit = fit_camera(pad_c, pad_m, valid, weights=pad_a, config=config)
-    # what is left after the camera, per block (rows in frame order): (A - I) p + t in float64, rounded once,
-    # as in :func:`codecprim.ops.camera.camera_motion`, on the blocks rather than the padded views
-    centres, motion = pad_c[valid].double(), pad_m[valid]                                # (M, 2) each
-    deviation = fit.matrix.double()[frame]                                               # (M, 2, 3)
-    deviation[:, 0, 0] -= 1.0
-    deviation[:, 1, 1] -= 1.0
-    px, py = centres.unbind(1)
-    cam_x = (deviation[:, 0, 0] * px + deviation[:, 0, 1] * py + deviation[:, 0, 2]).float()
-    cam_y = (deviation[:, 1, 0] * px + deviation[:, 1, 1] * py + deviation[:, 1, 2]).float()
-    dx = (motion[:, 0] - cam_x).mul_(mw / w)
-    dy = (motion[:, 1] - cam_y).mul_(mh / h)
-    length = dx.mul_(dx).addcmul_(dy, dy).sqrt_()                                        # (M,) model pixels
+    # what is left after the camera: (A - I) p + t in float64, rounded once, as in
+    # :func:`codecprim.ops.camera.camera_motion`, per frame on the padded rows, then the blocks picked out
+    deviation = fit.matrix.double() - torch.eye(2, 3, dtype=torch.float64, device=device)  # (T, 2, 3)
+    px, py = pad_c[..., 0].double(), pad_c[..., 1].double()                              # (T, Nmax)
+    d = deviation[:, :, :, None].unbind(2)                                               # 3 x (T, 2, 1)
+    cam_x = (d[0][:, 0] * px + d[1][:, 0] * py + d[2][:, 0]).float()
+    cam_y = (d[0][:, 1] * px + d[1][:, 1] * py + d[2][:, 1]).float()
+    dx = (pad_m[..., 0] - cam_x).mul_(mw / w)
+    dy = (pad_m[..., 1] - cam_y).mul_(mh / h)
+    length = dx.mul_(dx).addcmul_(dy, dy).sqrt_()[valid]                                 # (M,) model pixels
     if confidence is not None:
         length = length * _pack_confidence(confidence, vectors, device)
     return _clipped_rects(rows, h, w), frame, length, fit.fallback
@@ -310,9 +309,9 @@ def _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg):
     """sum(length * overlap) (float32) and sum(overlap) (int64) per cell, adding a cell's blocks in the CUDA
     twin's order: by the cell holding the block's top-left pixel (raster order), then by block order.
 
-    In numpy with int32 pixels: every block adds ``Sy x Sx`` products (the most cells a block can span), those
-    outside the block add exact zeros (x + 0.0 == x), so no entry is filtered out and the sums equal the
-    kernel's to the bit.
+    In numpy with int32 pixels: every block adds ``Sy x Sx`` products (the most cells any block of the clip
+    spans), those outside the block add exact zeros (x + 0.0 == x), so no entry is filtered out and the sums equal
+    the kernel's to the bit.
     """
     n = t * hg * wg
     x0, y0, x1, y1 = rects.numpy().T.copy()                                             # (M,) int32 each
@@ -323,8 +322,9 @@ def _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg):
     order = np.argsort(bucket.astype(np.uint16) if n <= (1 << 16) else bucket, kind="stable")
     x0, y0, x1, y1, cy, cx, bucket = (a[order] for a in (x0, y0, x1, y1, cy, cx, bucket))
     length = length.numpy()[order]
-    span_x = int((x1 - x0).max(initial=0)) // max(1, int(np.diff(cb).min())) + 2
-    span_y = int((y1 - y0).max(initial=0)) // max(1, int(np.diff(rb).min())) + 2
+    # the most cells a block spans along each axis (often 1 across: 16-pixel blocks inside 80-pixel cells)
+    span_x = 1 + int((np.searchsorted(cb[1:-1], np.maximum(x1 - 1, x0), side="right") - cx).max(initial=0))
+    span_y = 1 + int((np.searchsorted(rb[1:-1], np.maximum(y1 - 1, y0), side="right") - cy).max(initial=0))
 
     def overlaps(lo, hi, first, bounds, span):
         """(span, M) float32 overlaps of each block with the span cells from ``first``, the one holding ``lo``
