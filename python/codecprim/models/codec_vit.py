@@ -69,6 +69,11 @@ class CodecViTConfig:
     pool_heads: int | None = None                   # None = num_heads
     attention: str = "sdpa"                         # or "reference" (written-out softmax)
     varlen: str = "auto"                            # packed sequences: "auto", "mask", "loop" or "kernel"
+    # RoPE on the values too (MultiHeadAttention(rope_values=True)); off = OneVision-Encoder. Plain RoPE lets
+    # positions reach a token only through attention weights over contents, so classes told apart by where and
+    # when the patches are (the direction of motion) must be read by matching textures across frames, which a
+    # small CPU-trained ViT does not learn (bench/probe_capacity.py).
+    rope_values: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rope_split", tuple(int(s) for s in self.rope_split))
@@ -119,7 +124,8 @@ class CodecViTBlock(nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(cfg.width, eps=cfg.norm_eps)
         self.attn = MultiHeadAttention(
-            cfg.width, cfg.num_heads, qkv_bias=cfg.qkv_bias, impl=cfg.attention, varlen=cfg.varlen
+            cfg.width, cfg.num_heads, qkv_bias=cfg.qkv_bias, impl=cfg.attention, varlen=cfg.varlen,
+            rope_values=cfg.rope_values,
         )
         self.norm2 = nn.LayerNorm(cfg.width, eps=cfg.norm_eps)
         self.mlp = Mlp(cfg.width, int(round(cfg.width * cfg.mlp_ratio)))

@@ -313,6 +313,10 @@ class MultiHeadAttention(nn.Module):
         varlen: ``"auto"``, ``"mask"``, ``"loop"`` or ``"kernel"``, how packed sequences are kept
             apart (see module docstring). ``impl="reference"`` always runs the mask path.
         dropout: attention dropout while training (padded layout).
+        rope_values: also rotate each value by its key's ``rope`` angles and each output back by its
+            query's, so that ``o_i = sum_j a_ij R(p_j - p_i) v_j``: the tokens then carry the relative
+            positions of what they attended to, not only attention weights that depend on them (with
+            plain RoPE a set of tokens with equal contents gives equal outputs wherever they sit).
 
     The fused ``qkv`` projection holds the ``num_heads`` query heads, then the ``num_kv_heads`` key
     heads, then the value heads, ``head_dim`` rows each.
@@ -330,6 +334,7 @@ class MultiHeadAttention(nn.Module):
     def __init__(
         self, dim: int, num_heads: int, *, num_kv_heads: int | None = None, qkv_bias: bool = True,
         proj_bias: bool = True, impl: str = "sdpa", varlen: str = "auto", dropout: float = 0.0,
+        rope_values: bool = False,
     ) -> None:
         super().__init__()
         if num_heads <= 0 or dim <= 0 or dim % num_heads:
@@ -342,7 +347,7 @@ class MultiHeadAttention(nn.Module):
         if varlen not in VARLEN_MODES:
             raise ValueError(f"varlen must be one of {VARLEN_MODES}, got {varlen!r}")
         self.dim, self.num_heads, self.num_kv_heads, self.head_dim = dim, num_heads, num_kv_heads, dim // num_heads
-        self.impl, self.varlen, self.dropout = impl, varlen, dropout
+        self.impl, self.varlen, self.dropout, self.rope_values = impl, varlen, dropout, rope_values
         self.qkv = nn.Linear(dim, (num_heads + 2 * num_kv_heads) * self.head_dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim, bias=proj_bias)
 
@@ -353,7 +358,16 @@ class MultiHeadAttention(nn.Module):
         if rope is not None:
             cos, sin = (t.unsqueeze(-3).to(q.dtype) for t in rope)  # (..., 1, N, hd)
             q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+            if self.rope_values:
+                v = apply_rotary(v, cos, sin)
         return q, k, v
+
+    def _unrotate(self, out: torch.Tensor, rope) -> torch.Tensor:
+        """Heads-major attention output ``(..., H, N, hd)`` rotated back by its queries' angles (``rope_values``)."""
+        if rope is None or not self.rope_values:
+            return out
+        cos, sin = (t.unsqueeze(-3).to(out.dtype) for t in rope)  # (..., 1, N, hd)
+        return apply_rotary(out, cos, -sin)
 
     def forward(
         self,
@@ -379,6 +393,7 @@ class MultiHeadAttention(nn.Module):
             q, k, v = self._heads(x, rope)  # (H, N_total, hd), k/v (H_kv, N_total, hd)
             if mode == "kernel":
                 out = varlen_attention(*(t.transpose(0, 1) for t in (q, k, v)), packing)  # (N_total, H, hd)
+                out = self._unrotate(out.transpose(0, 1), rope).transpose(0, 1)
                 return self.proj(out.flatten(1))  # (N_total, D)
             if mode == "mask":
                 out = attend(q, k, v, packing.mask(x.device), impl)
@@ -387,7 +402,7 @@ class MultiHeadAttention(nn.Module):
                 out = torch.cat(
                     [attend(q[:, s:e], k[:, s:e], v[:, s:e], None, impl) for s, e in zip(b, b[1:])], dim=1
                 )  # (H, N_total, hd)
-            return self.proj(out.transpose(0, 1).flatten(1))  # (N_total, D)
+            return self.proj(self._unrotate(out, rope).transpose(0, 1).flatten(1))  # (N_total, D)
         if x.dim() != 3:
             raise ValueError(f"padded attention takes x of shape (B, N, D), got {tuple(x.shape)}")
         q, k, v = self._heads(x, rope)  # (B, H, N, hd), k/v (B, H_kv, N, hd)
@@ -410,7 +425,7 @@ class MultiHeadAttention(nn.Module):
             mask = extra if mask is None else _and_masks(mask, extra)
         dropout = self.dropout if self.training else 0.0
         out = attend(q, k, v, mask, impl, is_causal=is_causal, dropout=dropout)
-        return self.proj(out.transpose(1, 2).flatten(2))  # (B, N, D)
+        return self.proj(self._unrotate(out, rope).transpose(1, 2).flatten(2))  # (B, N, D)
 
     def packed_mode(self, device: torch.device) -> str:
         """The packed path this layer takes on ``device``: "auto" resolves to "kernel" on CUDA."""
