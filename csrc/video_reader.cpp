@@ -25,6 +25,8 @@ constexpr size_t kMaxReferencesMpeg = 2;
 // Frames held to restore presentation order behind decoders with a picture buffer (H.264, HEVC); x264's
 // deepest B-pyramid outputs at most this many frames early when libavcodec starts with too small a delay.
 constexpr size_t kReorderWindow = 4;
+// The most frames an H.264 decoder may have to hold back (its largest DPB).
+constexpr int kMaxReorderDepthH264 = 16;
 // Packet bookkeeping of packets that never produce a frame is dropped once this far behind.
 constexpr int64_t kPacketInfoHorizon = 512;
 
@@ -298,6 +300,12 @@ void VideoReader::rewind() {
 }
 
 const StreamIndex& VideoReader::index() {
+  if (!index_ && !rereadable_) {
+    // Opening a FIFO a second time waits for a writer that never comes.
+    fail(ErrorKind::kUnsupported, "is read once (a FIFO or device): the frame table behind len(), pict_types, gops "
+                                  "and random access needs a second pass; iterate over the frames, or pass a file, "
+                                  "bytes or a seekable file object");
+  }
   if (!index_) {
     guard_->progress();
     index_ = build_stream_index(input_, stream_index_, guard_.get());
@@ -451,9 +459,11 @@ bool VideoReader::is_invented_reference() const {
 void VideoReader::use_measured_output_delay() {
   // Without pts the reader cannot see the decoder output a picture early and drop the next (see
   // restart_if_early_output); so an H.264 stream in a container without them (raw Annex B, AVI) is decoded
-  // with the reorder depth the index measures from the slice headers' POC, whatever its SPS declares.
-  if (stream_->codecpar->codec_id != AV_CODEC_ID_H264 || !rereadable_) return;
-  const int needed = index().reorder_depth;
+  // with the reorder depth the index measures from the slice headers' POC, whatever its SPS declares. A FIFO,
+  // read once, cannot be indexed: it gets H.264's largest depth, which outputs the same pictures later (holding
+  // that many decoded frames) instead of dropping some.
+  if (stream_->codecpar->codec_id != AV_CODEC_ID_H264) return;
+  const int needed = rereadable_ ? index().reorder_depth : kMaxReorderDepthH264;
   if (needed <= std::max(codec_->has_b_frames, min_output_delay_)) return;
   min_output_delay_ = needed;
   codec_.reset();  // nothing was sent to it yet
@@ -472,7 +482,7 @@ bool VideoReader::restart_if_early_output(const AVFrame* frame) {
   if (frame->pts == AV_NOPTS_VALUE) return false;
   const int64_t previous = max_pts_received_;
   max_pts_received_ = previous == AV_NOPTS_VALUE ? frame->pts : std::max(previous, frame->pts);
-  if (previous == AV_NOPTS_VALUE || reorder_window_ == 0 || !rereadable_ || codec_->has_b_frames >= 16) return false;
+  if (previous == AV_NOPTS_VALUE || reorder_window_ == 0 || !rereadable_ || codec_->has_b_frames >= kMaxReorderDepthH264) return false;
   const bool early = frame->pts < previous;
   // A gap may be variable frame rate; the index tells whether a listed frame was passed over.
   const bool gap = frame->pts - previous > pts_step_ + pts_step_ / 2;

@@ -10,12 +10,15 @@ in display order); frames_at returns what sequential decoding does.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import threading
 
 import numpy as np
 import pytest
 
 import codecprim
+from codecprim.errors import UnsupportedVideoError
 from h264_sps import declare_reorder_depth
 from pyav_oracle import require_same_libavcodec
 from hypothesis import HealthCheck, given, settings
@@ -202,3 +205,28 @@ def test_h264_avi_that_declares_too_small_a_reorder_depth(clips):
         np.testing.assert_array_equal(a.luma, b.luma)
         np.testing.assert_array_equal(a.motion_vectors, b.motion_vectors)
     _assert_random_access_is_sequential(clips["h264_lying_avi"], got)
+
+
+def test_raw_h264_from_a_fifo_that_declares_too_small_a_reorder_depth(clips, tmp_path):
+    # A FIFO is read once, so there is no index to measure the depth: the decoder holds H.264's largest depth.
+    fifo = tmp_path / "lying.h264"
+    os.mkfifo(fifo)
+    data = clips["h264_lying"].read_bytes()
+
+    def writer():
+        with open(fifo, "wb") as pipe:
+            pipe.write(data)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        with codecprim.open(fifo) as reader:
+            got = [frame for frame in reader]
+            with pytest.raises(UnsupportedVideoError, match="read once"):  # not a wait for a second writer
+                len(reader)
+    finally:
+        thread.join(timeout=10)
+    _, expected = _read(clips["h264_pyramid"])
+    assert len(got) == 50 and [f.index for f in got] == list(range(50))
+    for a, b in zip(got, expected):
+        assert_same_frame(a, b)
