@@ -399,6 +399,10 @@ void VideoReader::feed_packet() {
     } else if (id == AV_CODEC_ID_H264) {
       info.nal_ref_idc = h264_nal_ref_idc(packet_->data, static_cast<size_t>(packet_->size), nal_length_size_);
     }
+    // libavcodec decodes a picture an MP4 edit list starts after and returns nothing; the pictures shown next
+    // predict from it, so it is returned here and kept as a reference only (see process).
+    info.discard = (packet_->flags & AV_PKT_FLAG_DISCARD) != 0;
+    packet_->flags &= ~AV_PKT_FLAG_DISCARD;
     compat::tag_packet(codec_.get(), packet_.get(), info.decode_index);
     // Skipped pictures leave no trace in the output, so only where positions come from pts, not from counting.
     codec_->skip_frame = skip_nonref_ && indexed_positions_ ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
@@ -538,6 +542,15 @@ void VideoReader::process(AVFrame* frame) {
 
   pending.key = compat::frame_is_key(frame);
   pending.pict_type = picture_type_char(frame->pict_type, pending.key);
+  if (pending.packet.discard) {
+    // Hidden by the container: no display position (the index leaves it out too), so it sits between the frames
+    // shown before and after it.
+    ++stats_.frames_decoded;
+    if (options_.residuals && residual_supported_) {
+      keep_reference(frame, 2 * next_display_index_ - 1, pending.packet, pending.pict_type);
+    }
+    return;
+  }
   pending.pts = frame->pts != AV_NOPTS_VALUE ? frame->pts : frame->best_effort_timestamp;
   if (last_pts_ != AV_NOPTS_VALUE && (pending.pts == AV_NOPTS_VALUE || pending.pts <= last_pts_)) {
     // Display order is the decoder's (after reordering); a pts that does not follow it is a container or
@@ -583,7 +596,7 @@ void VideoReader::process(AVFrame* frame) {
     if (options_.strict) fail(ErrorKind::kInvalidData, "damaged frame " + std::to_string(display_index));
   }
   const bool needs_pixels = options_.residuals && residual_supported_;
-  if (needs_pixels) keep_reference(frame, display_index, pending.packet, pending.pict_type);
+  if (needs_pixels) keep_reference(frame, 2 * display_index, pending.packet, pending.pict_type);
   if (display_index < skip_until_ ||
       (!wanted_.empty() && !std::binary_search(wanted_.begin(), wanted_.end(), display_index))) {
     return;  // decoded only to serve as a reference
@@ -604,7 +617,7 @@ FramePtr VideoReader::hold(const AVFrame* frame) const {
 
 bool VideoReader::has_future_reference(int64_t display_index) const {
   for (const Reference& ref : references_) {
-    if (ref.display_index > display_index) return true;  // the decoder outputs it only after its B-pictures
+    if (ref.position > 2 * display_index) return true;  // the decoder outputs it only after its B-pictures
   }
   return false;
 }
@@ -655,7 +668,7 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   stats_.residual_ns += thread_cpu_ns() - t1;
 }
 
-void VideoReader::keep_reference(AVFrame* frame, int64_t display_index, const PacketInfo& packet, char pict_type) {
+void VideoReader::keep_reference(AVFrame* frame, int64_t position, const PacketInfo& packet, char pict_type) {
   const int nal_ref_idc = packet.nal_ref_idc;
   const bool is_reference = family_ == CodecFamily::kH264 && nal_ref_idc >= 0 ? nal_ref_idc > 0 : pict_type != 'B';
   if (!is_reference) return;
@@ -667,7 +680,7 @@ void VideoReader::keep_reference(AVFrame* frame, int64_t display_index, const Pa
   }
   FramePtr kept(av_frame_clone(frame));
   if (!kept) fail(ErrorKind::kIo, "out of memory keeping a reference picture");
-  references_.push_back(Reference{std::move(kept), display_index, packet.decode_index});
+  references_.push_back(Reference{std::move(kept), position, packet.decode_index});
   const size_t limit = family_ == CodecFamily::kH264 ? kMaxReferencesH264 : kMaxReferencesMpeg;
   while (references_.size() > limit) references_.pop_front();
 }
@@ -685,9 +698,10 @@ void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, 
   const size_t dpb = family_ == CodecFamily::kH264 ? static_cast<size_t>(std::max(1, codec_->refs)) : 2;
   if (decoded_before.size() > dpb) decoded_before.resize(dpb);
   std::vector<const Reference*> past, future;
-  for (const Reference* ref : decoded_before) (ref->display_index < out.index ? past : future).push_back(ref);
-  auto by_distance = [&out](const Reference* a, const Reference* b) {
-    return std::llabs(a->display_index - out.index) < std::llabs(b->display_index - out.index);
+  const int64_t here = 2 * out.index;
+  for (const Reference* ref : decoded_before) (ref->position < here ? past : future).push_back(ref);
+  auto by_distance = [here](const Reference* a, const Reference* b) {
+    return std::llabs(a->position - here) < std::llabs(b->position - here);
   };
   std::sort(past.begin(), past.end(), by_distance);
   std::sort(future.begin(), future.end(), by_distance);

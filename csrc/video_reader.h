@@ -124,10 +124,11 @@ class VideoReader {
     int64_t size = 0;
     int rounding = -1;
     int nal_ref_idc = -1;
+    bool discard = false;  // the container hides the picture (before an MP4 edit list's start)
   };
   struct Reference {
     FramePtr frame;
-    int64_t display_index = 0;
+    int64_t position = 0;  // twice its display index; odd for a picture the container hides, between its neighbours
     int64_t decode_index = -1;
   };
   // A decoded frame waiting for its references: the decoder returns a B-picture before the later
@@ -157,7 +158,7 @@ class VideoReader {
   void process(AVFrame* frame);
   bool pop_ready(FrameData& out);
   void emit(Pending& pending, FrameData& out);
-  void keep_reference(AVFrame* frame, int64_t display_index, const PacketInfo& packet, char pict_type);
+  void keep_reference(AVFrame* frame, int64_t position, const PacketInfo& packet, char pict_type);
   void fill_pixels(const AVFrame* frame, FrameData& out) const;
   void fill_qp(const AVFrame* frame, FrameData& out) const;
   void fill_residual(const AVFrame* frame, const PacketInfo& packet, FrameData& out);

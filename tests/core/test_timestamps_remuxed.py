@@ -86,11 +86,19 @@ def _read(path, **options):
     return reader, list(reader)
 
 
+def _hidden(path):
+    """Pictures the container marks for the decoder to drop (before an MP4 edit list's start)."""
+    with av.open(str(path)) as container:
+        return sum(p.is_discard for p in container.demux(video=0) if p.size > 0)
+
+
 def _assert_agrees_with_ffmpeg(path):
     """Frame count, order, luma, types and timestamps as FFmpeg decodes the stream; returns (reader, frames)."""
     types, lumas, _ = _pyav(path)
     reader, frames = _read(path)
-    assert len(frames) == len(lumas) == len(reader) == reader.stats.frames_decoded
+    assert len(frames) == len(lumas) == len(reader)
+    # The hidden pictures are decoded too (the next ones predict from them), and not returned.
+    assert reader.stats.frames_decoded == len(frames) + _hidden(path)
     assert "B" in types
     assert "".join(f.pict_type for f in frames) == types == reader.pict_types
     for frame, luma in zip(frames, lumas):
@@ -127,8 +135,9 @@ def test_raw_stream_remuxed_into_mp4(clips, name):
 
     reader, frames = _assert_agrees_with_ffmpeg(path)
     assert reader.stats.frames_retimed == 0
-    if name == "h264_mp4":  # the edit list drops the I- and P-picture decoded first; FFmpeg outputs the rest
-        assert len(frames) == len(packets) - 2 and reader.pict_types.startswith("BBB")
+    if name == "h264_mp4":  # the edit list hides the I- and P-picture decoded first; FFmpeg outputs the rest
+        assert len(frames) == len(packets) - 2 == len(packets) - _hidden(path)
+        assert reader.pict_types.startswith("BBB")
     # Display order gets the container's times, sorted: here the frame rate's grid from 0.
     times = [f.pts_seconds for f in frames]
     np.testing.assert_allclose(times, [t * reader.info.time_base for t in sorted(ffmpeg_pts)], atol=1e-12)
@@ -170,7 +179,7 @@ def test_mp4_cut_inside_a_gop(clips):
     with av.open(str(path)) as container:
         packets = sum(1 for p in container.demux(video=0) if p.size > 0)
     reader, frames = _assert_agrees_with_ffmpeg(path)
-    assert len(frames) < packets and not reader.gops[0].starts_with_iframe
+    assert len(frames) == packets - _hidden(path) < packets and not reader.gops[0].starts_with_iframe
     _, _, ffmpeg_pts = _pyav(path)
     np.testing.assert_allclose([f.pts_seconds for f in frames], [p * reader.info.time_base for p in ffmpeg_pts])
     assert reader.stats.frames_pts_synthesized == 0 and reader.stats.frames_retimed == 0
@@ -230,3 +239,19 @@ def test_raw_h264_from_a_fifo_that_declares_too_small_a_reorder_depth(clips, tmp
     assert len(got) == 50 and [f.index for f in got] == list(range(50))
     for a, b in zip(got, expected):
         assert_same_frame(a, b)
+
+
+def test_pictures_the_edit_list_hides_still_serve_as_references(clips):
+    # The remuxed MP4 shows the raw stream's pictures minus the two it hides (display 0, the I-picture, and
+    # display 4, the first P-picture): every other frame, residual included, is the raw stream's frame.
+    _, remuxed = _read(clips["h264_mp4"])
+    _, raw = _read(clips["h264"])
+    shown = [i for i in range(len(raw)) if i not in (0, 4)]
+    assert len(remuxed) == len(shown)
+    for got, i in zip(remuxed, shown):
+        assert got.pict_type == raw[i].pict_type
+        np.testing.assert_array_equal(got.luma, raw[i].luma)
+        np.testing.assert_array_equal(got.motion_vectors, raw[i].motion_vectors)
+        assert (got.residual is None) == (raw[i].residual is None)
+        if got.residual is not None:
+            np.testing.assert_array_equal(got.residual, raw[i].residual, err_msg=f"frame {got.index}")
