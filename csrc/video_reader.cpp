@@ -279,6 +279,7 @@ void VideoReader::reset_decoding_state() {
   frames_received_ = 0;
   max_pts_received_ = AV_NOPTS_VALUE;
   returned_any_ = false;
+  output_rank_ = 0;
   packets_in_flight_.clear();
   flushing_ = false;
   finished_ = false;
@@ -542,13 +543,11 @@ void VideoReader::process(AVFrame* frame) {
 
   pending.key = compat::frame_is_key(frame);
   pending.pict_type = picture_type_char(frame->pict_type, pending.key);
+  pending.rank = output_rank_++;
   if (pending.packet.discard) {
-    // Hidden by the container: no display position (the index leaves it out too), so it sits between the frames
-    // shown before and after it.
+    // Hidden by the container: no display index (the index leaves it out too), only a reference.
     ++stats_.frames_decoded;
-    if (options_.residuals && residual_supported_) {
-      keep_reference(frame, 2 * next_display_index_ - 1, pending.packet, pending.pict_type);
-    }
+    if (options_.residuals && residual_supported_) keep_reference(frame, pending.rank, pending.packet, pending.pict_type);
     return;
   }
   pending.pts = frame->pts != AV_NOPTS_VALUE ? frame->pts : frame->best_effort_timestamp;
@@ -596,7 +595,7 @@ void VideoReader::process(AVFrame* frame) {
     if (options_.strict) fail(ErrorKind::kInvalidData, "damaged frame " + std::to_string(display_index));
   }
   const bool needs_pixels = options_.residuals && residual_supported_;
-  if (needs_pixels) keep_reference(frame, 2 * display_index, pending.packet, pending.pict_type);
+  if (needs_pixels) keep_reference(frame, pending.rank, pending.packet, pending.pict_type);
   if (display_index < skip_until_ ||
       (!wanted_.empty() && !std::binary_search(wanted_.begin(), wanted_.end(), display_index))) {
     return;  // decoded only to serve as a reference
@@ -615,9 +614,9 @@ FramePtr VideoReader::hold(const AVFrame* frame) const {
   return held;
 }
 
-bool VideoReader::has_future_reference(int64_t display_index) const {
+bool VideoReader::has_future_reference(int64_t rank) const {
   for (const Reference& ref : references_) {
-    if (ref.position > 2 * display_index) return true;  // the decoder outputs it only after its B-pictures
+    if (ref.rank > rank) return true;  // the decoder outputs it only after its B-pictures
   }
   return false;
 }
@@ -626,7 +625,7 @@ bool VideoReader::pop_ready(FrameData& out) {
   if (pending_.empty()) return false;
   Pending& front = pending_.front();
   const bool waits_for_future = options_.residuals && residual_supported_ && front.pict_type == 'B';
-  if (waits_for_future && !finished_ && !has_future_reference(front.display_index)) return false;
+  if (waits_for_future && !finished_ && !has_future_reference(front.rank)) return false;
   emit(front, out);
   pending_.pop_front();
   return true;
@@ -663,12 +662,12 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   fill_qp(frame, out);
   if (options_.residuals) fill_pixels(frame, out);
   const int64_t t1 = thread_cpu_ns();
-  if (options_.residuals && out.pict_type != 'I' && residual_supported_) fill_residual(frame, pending.packet, out);
+  if (options_.residuals && out.pict_type != 'I' && residual_supported_) fill_residual(frame, pending.packet, pending.rank, out);
   stats_.copy_ns += t1 - t0;
   stats_.residual_ns += thread_cpu_ns() - t1;
 }
 
-void VideoReader::keep_reference(AVFrame* frame, int64_t position, const PacketInfo& packet, char pict_type) {
+void VideoReader::keep_reference(AVFrame* frame, int64_t rank, const PacketInfo& packet, char pict_type) {
   const int nal_ref_idc = packet.nal_ref_idc;
   const bool is_reference = family_ == CodecFamily::kH264 && nal_ref_idc >= 0 ? nal_ref_idc > 0 : pict_type != 'B';
   if (!is_reference) return;
@@ -680,12 +679,12 @@ void VideoReader::keep_reference(AVFrame* frame, int64_t position, const PacketI
   }
   FramePtr kept(av_frame_clone(frame));
   if (!kept) fail(ErrorKind::kIo, "out of memory keeping a reference picture");
-  references_.push_back(Reference{std::move(kept), position, packet.decode_index});
+  references_.push_back(Reference{std::move(kept), rank, packet.decode_index});
   const size_t limit = family_ == CodecFamily::kH264 ? kMaxReferencesH264 : kMaxReferencesMpeg;
   while (references_.size() > limit) references_.pop_front();
 }
 
-void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, FrameData& out) {
+void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, int64_t rank, FrameData& out) {
   // Candidates: the references the decoder could hold when it decoded this picture, i.e. the last
   // `dpb` reference pictures decoded before it (H.264: the stream's declared reference count; MPEG: one
   // anchor each way). Split by direction, nearest in display order first.
@@ -698,10 +697,9 @@ void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, 
   const size_t dpb = family_ == CodecFamily::kH264 ? static_cast<size_t>(std::max(1, codec_->refs)) : 2;
   if (decoded_before.size() > dpb) decoded_before.resize(dpb);
   std::vector<const Reference*> past, future;
-  const int64_t here = 2 * out.index;
-  for (const Reference* ref : decoded_before) (ref->position < here ? past : future).push_back(ref);
-  auto by_distance = [here](const Reference* a, const Reference* b) {
-    return std::llabs(a->position - here) < std::llabs(b->position - here);
+  for (const Reference* ref : decoded_before) (ref->rank < rank ? past : future).push_back(ref);
+  auto by_distance = [rank](const Reference* a, const Reference* b) {
+    return std::llabs(a->rank - rank) < std::llabs(b->rank - rank);
   };
   std::sort(past.begin(), past.end(), by_distance);
   std::sort(future.begin(), future.end(), by_distance);
