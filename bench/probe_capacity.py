@@ -9,8 +9,8 @@ transpositions (the teacher re-run on each); the held-out clips' views measure w
 ``--position rope`` is the codec ViT as shipped (3-D RoPE only: positions reach the tokens through attention
 weights alone, never through the values). Two variants, for this check only, let positions reach the values:
 ``learned`` adds a learned absolute table per axis to the patch embeddings (every token also carries where and
-when it is); ``values`` rotates the values by their key's position and the attention output back by the query's,
-so each output carries the relative positions of what it attended to (RoPE on values; same weights as ``rope``).
+when it is); ``values`` is ``CodecViTConfig(rope_values=True)``: the values are rotated by their key's position and the
+attention output back by the query's, so each output carries the relative positions of what it attended to.
 
     PYTHONPATH=python:bench python3 bench/probe_capacity.py --per-class 80 --test-per-class 16 --steps 400
 """
@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -33,18 +34,17 @@ from evidence_clips import direction_clips
 from codecprim.clustering import kmeans, nearest_centroids
 from codecprim.data import CodecClipDataset, collate_packed
 from codecprim.models.codec_vit import CodecViT, CodecViTConfig
-from codecprim.models.layers.rope import apply_rotary
 from codecprim.train.probe_task import dihedral, saliency_velocity
 
 
 class _Encoder(nn.Module):
-    """The codec ViT's clip embedding, optionally with learned absolute (t, row, col) tables added to the patch
-    embeddings before the blocks (the only difference between the two ``--position`` settings)."""
+    """The codec ViT's clip embedding (``CodecViT.encode``), with learned absolute (t, row, col) tables added to the
+    patch embeddings before the blocks for ``learned``."""
 
     def __init__(self, cfg: CodecViTConfig, position: str) -> None:
         super().__init__()
-        self.vit = CodecViT(cfg)
-        learned, self.rope_values = position == "learned", position == "values"
+        self.vit = CodecViT(replace(cfg, rope_values=position == "values"))
+        learned = position == "learned"
         self.tables = nn.ModuleList(nn.Embedding(64, cfg.width) for _ in range(3)) if learned else None
         if learned:
             for table in self.tables:
@@ -56,24 +56,9 @@ class _Encoder(nn.Module):
         if self.tables is not None:
             x = x + sum(table(positions[:, axis]) for axis, table in enumerate(self.tables))
         rope = vit.rope(positions, dtype=x.dtype)
-        bounds = cu_seqlens.tolist()
         for block in vit.blocks:
-            x = self._block(block, x, rope, bounds) if self.rope_values else block(x, rope, cu_seqlens=cu_seqlens)
+            x = block(x, rope, cu_seqlens=cu_seqlens)
         return vit.pool(vit.norm(x), cu_seqlens=cu_seqlens)  # (B, embed_dim)
-
-
-    @staticmethod
-    def _block(block: nn.Module, x: torch.Tensor, rope: tuple, bounds: list[int]) -> torch.Tensor:
-        """A codec ViT block whose attention rotates the values by their own position and the output back by the
-        query's: ``o_i = sum_j a_ij R(p_j - p_i) v_j``."""
-        attn = block.attn
-        q, k, v = attn._heads(block.norm1(x), rope)  # (H, N_total, hd), q and k rotated
-        cos, sin = (t.unsqueeze(-3) for t in rope)  # (1, N_total, hd)
-        v = apply_rotary(v, cos, sin)
-        out = torch.cat([F.scaled_dot_product_attention(q[:, s:e], k[:, s:e], v[:, s:e])
-                         for s, e in zip(bounds, bounds[1:])], dim=1)  # (H, N_total, hd)
-        x = x + attn.proj(apply_rotary(out, cos, -sin).transpose(0, 1).flatten(1))  # (N_total, D)
-        return x + block.mlp(block.norm2(x))
 
 
 def _agreement(encoder: nn.Module, head: nn.Module, views: list, targets: torch.Tensor) -> float:

@@ -26,6 +26,8 @@ constexpr size_t kMaxReferencesMpeg = 2;
 // Frames held to restore presentation order behind decoders with a picture buffer (H.264, HEVC); x264's
 // deepest B-pyramid outputs at most this many frames early when libavcodec starts with too small a delay.
 constexpr size_t kReorderWindow = 4;
+// The most frames an H.264 decoder may have to hold back (its largest DPB).
+constexpr int kMaxReorderDepthH264 = 16;
 // Packet bookkeeping of packets that never produce a frame is dropped once this far behind.
 constexpr int64_t kPacketInfoHorizon = 512;
 
@@ -287,6 +289,7 @@ void VideoReader::reset_decoding_state() {
   frames_received_ = 0;
   max_pts_received_ = AV_NOPTS_VALUE;
   returned_any_ = false;
+  output_rank_ = 0;
   packets_in_flight_.clear();
   flushing_ = false;
   finished_ = false;
@@ -308,6 +311,12 @@ void VideoReader::rewind() {
 }
 
 const StreamIndex& VideoReader::index() {
+  if (!index_ && !rereadable_) {
+    // Opening a FIFO a second time waits for a writer that never comes.
+    fail(ErrorKind::kUnsupported, "is read once (a FIFO or device): the frame table behind len(), pict_types, gops "
+                                  "and random access needs a second pass; iterate over the frames, or pass a file, "
+                                  "bytes or a seekable file object");
+  }
   if (!index_) {
     guard_->progress();
     index_ = build_stream_index(input_, stream_index_, guard_.get());
@@ -401,6 +410,10 @@ void VideoReader::feed_packet() {
     } else if (id == AV_CODEC_ID_H264) {
       info.nal_ref_idc = h264_nal_ref_idc(packet_->data, static_cast<size_t>(packet_->size), nal_length_size_);
     }
+    // libavcodec decodes a picture an MP4 edit list starts after and returns nothing; the pictures shown next
+    // predict from it, so it is returned here and kept as a reference only (see process).
+    info.discard = (packet_->flags & AV_PKT_FLAG_DISCARD) != 0;
+    packet_->flags &= ~AV_PKT_FLAG_DISCARD;
     compat::tag_packet(codec_.get(), packet_.get(), info.decode_index);
     // Skipped pictures leave no trace in the output, so only where positions come from pts, not from counting.
     codec_->skip_frame = skip_nonref_ && indexed_positions_ ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
@@ -461,9 +474,11 @@ bool VideoReader::is_invented_reference() const {
 void VideoReader::use_measured_output_delay() {
   // Without pts the reader cannot see the decoder output a picture early and drop the next (see
   // restart_if_early_output); so an H.264 stream in a container without them (raw Annex B, AVI) is decoded
-  // with the reorder depth the index measures from the slice headers' POC, whatever its SPS declares.
-  if (stream_->codecpar->codec_id != AV_CODEC_ID_H264 || !rereadable_) return;
-  const int needed = index().reorder_depth;
+  // with the reorder depth the index measures from the slice headers' POC, whatever its SPS declares. A FIFO,
+  // read once, cannot be indexed: it gets H.264's largest depth, which outputs the same pictures later (holding
+  // that many decoded frames) instead of dropping some.
+  if (stream_->codecpar->codec_id != AV_CODEC_ID_H264) return;
+  const int needed = rereadable_ ? index().reorder_depth : kMaxReorderDepthH264;
   if (needed <= std::max(codec_->has_b_frames, min_output_delay_)) return;
   min_output_delay_ = needed;
   codec_.reset();  // nothing was sent to it yet
@@ -482,7 +497,7 @@ bool VideoReader::restart_if_early_output(const AVFrame* frame) {
   if (frame->pts == AV_NOPTS_VALUE) return false;
   const int64_t previous = max_pts_received_;
   max_pts_received_ = previous == AV_NOPTS_VALUE ? frame->pts : std::max(previous, frame->pts);
-  if (previous == AV_NOPTS_VALUE || reorder_window_ == 0 || !rereadable_ || codec_->has_b_frames >= 16) return false;
+  if (previous == AV_NOPTS_VALUE || reorder_window_ == 0 || !rereadable_ || codec_->has_b_frames >= kMaxReorderDepthH264) return false;
   const bool early = frame->pts < previous;
   // A gap may be variable frame rate; the index tells whether a listed frame was passed over.
   const bool gap = frame->pts - previous > pts_step_ + pts_step_ / 2;
@@ -538,6 +553,13 @@ void VideoReader::process(AVFrame* frame) {
 
   pending.key = compat::frame_is_key(frame);
   pending.pict_type = picture_type_char(frame->pict_type, pending.key);
+  pending.rank = output_rank_++;
+  if (pending.packet.discard) {
+    // Hidden by the container: no display index (the index leaves it out too), only a reference.
+    ++stats_.frames_decoded;
+    if (options_.residuals && residual_supported_) keep_reference(frame, pending.rank, pending.packet, pending.pict_type);
+    return;
+  }
   pending.pts = frame->pts != AV_NOPTS_VALUE ? frame->pts : frame->best_effort_timestamp;
   if (last_pts_ != AV_NOPTS_VALUE && (pending.pts == AV_NOPTS_VALUE || pending.pts <= last_pts_)) {
     // Display order is the decoder's (after reordering); a pts that does not follow it is a container or
@@ -583,7 +605,7 @@ void VideoReader::process(AVFrame* frame) {
     if (options_.strict) fail(ErrorKind::kInvalidData, "damaged frame " + std::to_string(display_index));
   }
   const bool needs_pixels = options_.residuals && residual_supported_;
-  if (needs_pixels) keep_reference(frame, display_index, pending.packet, pending.pict_type);
+  if (needs_pixels) keep_reference(frame, pending.rank, pending.packet, pending.pict_type);
   if (display_index < skip_until_ ||
       (!wanted_.empty() && !std::binary_search(wanted_.begin(), wanted_.end(), display_index))) {
     return;  // decoded only to serve as a reference
@@ -602,9 +624,9 @@ FramePtr VideoReader::hold(const AVFrame* frame) const {
   return held;
 }
 
-bool VideoReader::has_future_reference(int64_t display_index) const {
+bool VideoReader::has_future_reference(int64_t rank) const {
   for (const Reference& ref : references_) {
-    if (ref.display_index > display_index) return true;  // the decoder outputs it only after its B-pictures
+    if (ref.rank > rank) return true;  // the decoder outputs it only after its B-pictures
   }
   return false;
 }
@@ -613,7 +635,7 @@ bool VideoReader::pop_ready(FrameData& out) {
   if (pending_.empty()) return false;
   Pending& front = pending_.front();
   const bool waits_for_future = options_.residuals && residual_supported_ && front.pict_type == 'B';
-  if (waits_for_future && !finished_ && !has_future_reference(front.display_index)) return false;
+  if (waits_for_future && !finished_ && !has_future_reference(front.rank)) return false;
   emit(front, out);
   pending_.pop_front();
   return true;
@@ -650,12 +672,12 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   fill_qp(frame, out);
   if (options_.pixels) fill_pixels(frame, out);
   const int64_t t1 = thread_cpu_ns();
-  if (options_.residuals && out.pict_type != 'I' && residual_supported_) fill_residual(frame, pending.packet, out);
+  if (options_.residuals && out.pict_type != 'I' && residual_supported_) fill_residual(frame, pending.packet, pending.rank, out);
   stats_.copy_ns += t1 - t0;
   stats_.residual_ns += thread_cpu_ns() - t1;
 }
 
-void VideoReader::keep_reference(AVFrame* frame, int64_t display_index, const PacketInfo& packet, char pict_type) {
+void VideoReader::keep_reference(AVFrame* frame, int64_t rank, const PacketInfo& packet, char pict_type) {
   const int nal_ref_idc = packet.nal_ref_idc;
   const bool is_reference = family_ == CodecFamily::kH264 && nal_ref_idc >= 0 ? nal_ref_idc > 0 : pict_type != 'B';
   if (!is_reference) return;
@@ -667,12 +689,12 @@ void VideoReader::keep_reference(AVFrame* frame, int64_t display_index, const Pa
   }
   FramePtr kept(av_frame_clone(frame));
   if (!kept) fail(ErrorKind::kIo, "out of memory keeping a reference picture");
-  references_.push_back(Reference{std::move(kept), display_index, packet.decode_index});
+  references_.push_back(Reference{std::move(kept), rank, packet.decode_index});
   const size_t limit = family_ == CodecFamily::kH264 ? kMaxReferencesH264 : kMaxReferencesMpeg;
   while (references_.size() > limit) references_.pop_front();
 }
 
-void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, FrameData& out) {
+void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, int64_t rank, FrameData& out) {
   // Candidates: the references the decoder could hold when it decoded this picture, i.e. the last
   // `dpb` reference pictures decoded before it (H.264: the stream's declared reference count; MPEG: one
   // anchor each way). Split by direction, nearest in display order first.
@@ -685,9 +707,9 @@ void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, 
   const size_t dpb = family_ == CodecFamily::kH264 ? static_cast<size_t>(std::max(1, codec_->refs)) : 2;
   if (decoded_before.size() > dpb) decoded_before.resize(dpb);
   std::vector<const Reference*> past, future;
-  for (const Reference* ref : decoded_before) (ref->display_index < out.index ? past : future).push_back(ref);
-  auto by_distance = [&out](const Reference* a, const Reference* b) {
-    return std::llabs(a->display_index - out.index) < std::llabs(b->display_index - out.index);
+  for (const Reference* ref : decoded_before) (ref->rank < rank ? past : future).push_back(ref);
+  auto by_distance = [rank](const Reference* a, const Reference* b) {
+    return std::llabs(a->rank - rank) < std::llabs(b->rank - rank);
   };
   std::sort(past.begin(), past.end(), by_distance);
   std::sort(future.begin(), future.end(), by_distance);

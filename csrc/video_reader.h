@@ -126,10 +126,13 @@ class VideoReader {
     int64_t size = 0;
     int rounding = -1;
     int nal_ref_idc = -1;
+    bool discard = false;  // the container hides the picture (before an MP4 edit list's start)
   };
   struct Reference {
     FramePtr frame;
-    int64_t display_index = 0;
+    // Its place in the decoder's output since it started, which is display order: pictures the container hides
+    // (before an MP4 edit list's start) have no display index but are references all the same.
+    int64_t rank = 0;
     int64_t decode_index = -1;
   };
   // A decoded frame waiting for its references: the decoder returns a B-picture before the later
@@ -138,6 +141,7 @@ class VideoReader {
     FramePtr frame;
     PacketInfo packet;
     int64_t display_index = 0;
+    int64_t rank = 0;  // see Reference::rank
     int64_t gop_index = 0;
     int64_t pts = 0;
     char pict_type = '?';
@@ -159,11 +163,11 @@ class VideoReader {
   void process(AVFrame* frame);
   bool pop_ready(FrameData& out);
   void emit(Pending& pending, FrameData& out);
-  void keep_reference(AVFrame* frame, int64_t display_index, const PacketInfo& packet, char pict_type);
+  void keep_reference(AVFrame* frame, int64_t rank, const PacketInfo& packet, char pict_type);
   void fill_pixels(const AVFrame* frame, FrameData& out) const;
   void fill_qp(const AVFrame* frame, FrameData& out) const;
-  void fill_residual(const AVFrame* frame, const PacketInfo& packet, FrameData& out);
-  bool has_future_reference(int64_t display_index) const;
+  void fill_residual(const AVFrame* frame, const PacketInfo& packet, int64_t rank, FrameData& out);
+  bool has_future_reference(int64_t rank) const;
   [[noreturn]] void fail(ErrorKind kind, const std::string& cause) const;
   // Throws the stall error when the guard ended the last read, and the source's own error when it failed.
   void check_input() const;
@@ -197,6 +201,7 @@ class VideoReader {
   // does not contain. It is recognisable as a frame returned before a second packet was sent.
   bool invents_missing_reference_ = false;
   int64_t frames_received_ = 0;  // since the decoder last started
+  int64_t output_rank_ = 0;      // frames processed since the decoder last started (Reference::rank)
   // An H.264 decoder trusts the reorder depth the SPS declares; when it is too small the decoder outputs
   // pictures early and silently drops the ones it then finds out of order. A frame arriving with a pts below
   // one already received shows it: decoding restarts with the depth the index measures.

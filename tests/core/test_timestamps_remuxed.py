@@ -10,12 +10,15 @@ in display order); frames_at returns what sequential decoding does.
 
 from __future__ import annotations
 
+import os
 import subprocess
+import threading
 
 import numpy as np
 import pytest
 
 import codecprim
+from codecprim.errors import UnsupportedVideoError
 from h264_sps import declare_reorder_depth
 from pyav_oracle import require_same_libavcodec
 from hypothesis import HealthCheck, given, settings
@@ -63,6 +66,7 @@ def clips(media, tmp_path_factory):
     # Cut without re-encoding, as `-ss` before `-i` with `-c copy` does: the edit list starts mid-GOP.
     out["h264_trimmed_mp4"] = folder / "h264_bframes_trimmed.mp4"
     _ffmpeg("-ss", 0.5, "-i", media["h264_bframes"], "-c", "copy", out["h264_trimmed_mp4"])
+    out["h264_trimmed_source"] = media["h264_bframes"]
     return out
 
 
@@ -83,11 +87,19 @@ def _read(path, **options):
     return reader, list(reader)
 
 
+def _hidden(path):
+    """Pictures the container marks for the decoder to drop (before an MP4 edit list's start)."""
+    with av.open(str(path)) as container:
+        return sum(p.is_discard for p in container.demux(video=0) if p.size > 0)
+
+
 def _assert_agrees_with_ffmpeg(path):
     """Frame count, order, luma, types and timestamps as FFmpeg decodes the stream; returns (reader, frames)."""
     types, lumas, _ = _pyav(path)
     reader, frames = _read(path)
-    assert len(frames) == len(lumas) == len(reader) == reader.stats.frames_decoded
+    assert len(frames) == len(lumas) == len(reader)
+    # The hidden pictures are decoded too (the next ones predict from them), and not returned.
+    assert reader.stats.frames_decoded == len(frames) + _hidden(path)
     assert "B" in types
     assert "".join(f.pict_type for f in frames) == types == reader.pict_types
     for frame, luma in zip(frames, lumas):
@@ -124,8 +136,9 @@ def test_raw_stream_remuxed_into_mp4(clips, name):
 
     reader, frames = _assert_agrees_with_ffmpeg(path)
     assert reader.stats.frames_retimed == 0
-    if name == "h264_mp4":  # the edit list drops the I- and P-picture decoded first; FFmpeg outputs the rest
-        assert len(frames) == len(packets) - 2 and reader.pict_types.startswith("BBB")
+    if name == "h264_mp4":  # the edit list hides the I- and P-picture decoded first; FFmpeg outputs the rest
+        assert len(frames) == len(packets) - 2 == len(packets) - _hidden(path)
+        assert reader.pict_types.startswith("BBB")
     # Display order gets the container's times, sorted: here the frame rate's grid from 0.
     times = [f.pts_seconds for f in frames]
     np.testing.assert_allclose(times, [t * reader.info.time_base for t in sorted(ffmpeg_pts)], atol=1e-12)
@@ -167,11 +180,15 @@ def test_mp4_cut_inside_a_gop(clips):
     with av.open(str(path)) as container:
         packets = sum(1 for p in container.demux(video=0) if p.size > 0)
     reader, frames = _assert_agrees_with_ffmpeg(path)
-    assert len(frames) < packets and not reader.gops[0].starts_with_iframe
+    assert len(frames) == packets - _hidden(path) < packets and not reader.gops[0].starts_with_iframe
     _, _, ffmpeg_pts = _pyav(path)
     np.testing.assert_allclose([f.pts_seconds for f in frames], [p * reader.info.time_base for p in ffmpeg_pts])
     assert reader.stats.frames_pts_synthesized == 0 and reader.stats.frames_retimed == 0
     _assert_random_access_is_sequential(path, frames)
+    # The hidden pictures still serve as references: every frame, residual included, is the uncut clip's frame.
+    _, uncut = _read(clips["h264_trimmed_source"])
+    start = len(uncut) - len(frames)
+    _assert_same_pictures(frames, uncut[start:])
 
 
 def test_raw_h264_that_declares_too_small_a_reorder_depth(clips):
@@ -197,8 +214,50 @@ def test_h264_avi_that_declares_too_small_a_reorder_depth(clips):
     reader, got = _read(clips["h264_lying_avi"])
     assert len(got) == len(reader) == 50 and [f.index for f in got] == list(range(50))
     assert np.all(np.diff([f.pts_seconds for f in got]) > 0)
+    _assert_same_pictures(got, expected)
+    _assert_random_access_is_sequential(clips["h264_lying_avi"], got)
+
+
+def test_raw_h264_from_a_fifo_that_declares_too_small_a_reorder_depth(clips, tmp_path):
+    # A FIFO is read once, so there is no index to measure the depth: the decoder holds H.264's largest depth.
+    fifo = tmp_path / "lying.h264"
+    os.mkfifo(fifo)
+    data = clips["h264_lying"].read_bytes()
+
+    def writer():
+        with open(fifo, "wb") as pipe:
+            pipe.write(data)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        with codecprim.open(fifo) as reader:
+            got = [frame for frame in reader]
+            with pytest.raises(UnsupportedVideoError, match="read once"):  # not a wait for a second writer
+                len(reader)
+    finally:
+        thread.join(timeout=10)
+    _, expected = _read(clips["h264_pyramid"])
+    assert len(got) == 50 and [f.index for f in got] == list(range(50))
+    for a, b in zip(got, expected):
+        assert_same_frame(a, b)
+
+
+def test_pictures_the_edit_list_hides_still_serve_as_references(clips):
+    # The remuxed MP4 shows the raw stream's pictures minus the two it hides (display 0, the I-picture, and
+    # display 4, the first P-picture): every other frame, residual included, is the raw stream's frame.
+    _, remuxed = _read(clips["h264_mp4"])
+    _, raw = _read(clips["h264"])
+    _assert_same_pictures(remuxed, [raw[i] for i in range(len(raw)) if i not in (0, 4)])
+
+
+def _assert_same_pictures(got, expected):
+    """Type, luma, vectors and residual equal frame by frame (positions and times may differ)."""
+    assert len(got) == len(expected)
     for a, b in zip(got, expected):
         assert a.pict_type == b.pict_type
-        np.testing.assert_array_equal(a.luma, b.luma)
-        np.testing.assert_array_equal(a.motion_vectors, b.motion_vectors)
-    _assert_random_access_is_sequential(clips["h264_lying_avi"], got)
+        np.testing.assert_array_equal(a.luma, b.luma, err_msg=f"frame {a.index}")
+        np.testing.assert_array_equal(a.motion_vectors, b.motion_vectors, err_msg=f"frame {a.index}")
+        assert (a.residual is None) == (b.residual is None)
+        if a.residual is not None:
+            np.testing.assert_array_equal(a.residual, b.residual, err_msg=f"frame {a.index}")

@@ -146,9 +146,8 @@ def test_cluster_training_moves_the_embedding_off_the_plateau(clips_dir) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 14 part 3 goal not reached at CPU scale: the codec ViT (3-D RoPE on "
-                   "queries and keys only) carries no position in its values and does not learn the direction even "
-                   "from cross-entropy on the teacher's clusters (bench/probe_capacity.py, README 'Evidence')")
+@pytest.mark.xfail(strict=True, reason="issue 14 part 3 goal not reached at CPU scale (README 'Evidence'; "
+                   "bench/probe_capacity.py: why the codec ViT learns the direction so slowly)")
 def test_training_lifts_the_direction_probe_far_above_the_untrained_one(clips_dir) -> None:
     direction_items = direction_clips(clips_dir, 24, size=84, frames=8, speed=(14, 14), side=28, seed=0)
     report = probe_task(direction_items, ProbeTaskConfig(**{**CPU_SCALE, "methods": ("codec",)}))

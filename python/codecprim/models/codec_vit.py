@@ -72,7 +72,7 @@ class CodecViTConfig:
     # RoPE on the values too (MultiHeadAttention(rope_values=True)); off = OneVision-Encoder. Plain RoPE lets
     # positions reach a token only through attention weights over contents, so classes told apart by where and
     # when the patches are (the direction of motion) must be read by matching textures across frames, which a
-    # small CPU-trained ViT does not learn (bench/probe_capacity.py).
+    # small ViT learns several times more slowly (bench/probe_capacity.py, README "Evidence").
     rope_values: bool = False
 
     def __post_init__(self) -> None:

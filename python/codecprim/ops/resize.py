@@ -144,19 +144,27 @@ def resize_patches(planes: torch.Tensor | Sequence[torch.Tensor], size: int | tu
     dtype = torch.float32 if reduced < (1 << 15) else torch.float64  # exact sums, as in resize_plane
     if not cells.shape[0]:
         return torch.empty((0, *lead, patch, patch), dtype=torch.uint8)
-    # each cell's input window, sliced (a Python loop over a few thousand views beats any gather torch has here)
+    # each cell's input window, sliced (a Python loop over a few thousand views beats any gather torch has here),
+    # a bounded number of cells at a time so the float windows stay in cache (all of a clip's: ~30 MB)
     arrays = [frame.numpy() for frame in frames]
-    top, left = rows.start[r].tolist(), cols.start[c].tolist()
-    x = torch.from_numpy(np.stack([arrays[i][..., y:y + rows.length, z:z + cols.length]
-                                   for i, y, z in zip(t.tolist(), top, left)])).to(dtype)  # (K, ..., Lh, Lw)
-    # blocks that share their overlaps (most do: the pattern repeats) share one matrix product
-    y = _per_kind(x, cols.kind[c], [m.to(dtype).T for m in cols.matrices], lambda v, m: v @ m)   # (K, ..., Lh, p)
-    sums = _per_kind(y, rows.kind[r], [m.to(dtype) for m in rows.matrices], lambda v, m: m @ v)  # (K, ..., p, p)
-    if dtype == torch.float32:
-        out = sums.mul_(2).add_(reduced).div_(2 * reduced).floor_()
-    else:
-        out = torch.floor(sums * (rows.g * cols.g) / (height * width) + 0.5)
-    return out.to(torch.uint8)
+    top, left, frame_of = rows.start[r].tolist(), cols.start[c].tolist(), t.tolist()
+    cols_t = [m.to(dtype).T for m in cols.matrices]
+    rows_m = [m.to(dtype) for m in rows.matrices]
+    result = torch.empty((cells.shape[0], *lead, patch, patch), dtype=torch.uint8)
+    step = max(1, _CHUNK_ELEMENTS // 8 // (rows.length * cols.length * max(1, math.prod(lead))))
+    for i in range(0, cells.shape[0], step):
+        part = slice(i, i + step)
+        x = torch.from_numpy(np.stack([arrays[f][..., y:y + rows.length, z:z + cols.length]
+                                       for f, y, z in zip(frame_of[part], top[part], left[part])])).to(dtype)
+        # blocks that share their overlaps (most do: the pattern repeats) share one matrix product
+        y = _per_kind(x, cols.kind[c[part]], cols_t, lambda v, m: v @ m)                  # (n, ..., Lh, p)
+        sums = _per_kind(y, rows.kind[r[part]], rows_m, lambda v, m: m @ v)               # (n, ..., p, p)
+        if dtype == torch.float32:
+            out = sums.mul_(2).add_(reduced).div_(2 * reduced).floor_()
+        else:
+            out = torch.floor(sums * (rows.g * cols.g) / (height * width) + 0.5)
+        result[part] = out
+    return result
 
 
 def _per_kind(x: torch.Tensor, kind: torch.Tensor, matrices: list[torch.Tensor], apply) -> torch.Tensor:

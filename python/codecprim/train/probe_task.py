@@ -65,6 +65,10 @@ class ProbeTaskConfig:
     depth: int = 2
     num_heads: int = 3
     embed_dim: int = 64
+    # RoPE on the values too (CodecViTConfig.rope_values): with RoPE on queries and keys only the tokens carry no
+    # position, and even cross-entropy on the teacher's clusters learns the direction several times more slowly
+    # (bench/probe_capacity.py)
+    rope_values: bool = True
     clusters: int = 16              # spherical k-means of the 2-D teacher velocities: direction sectors
     topk: int = 3
     steps: int = 400
@@ -232,7 +236,7 @@ def _probe_task(items: Sequence[tuple[str, int]], cfg: ProbeTaskConfig) -> dict:
 
     torch.manual_seed(cfg.seed)
     vit = CodecViTConfig.preset("tiny", width=cfg.width, depth=cfg.depth, num_heads=cfg.num_heads,
-                                embed_dim=cfg.embed_dim, varlen="loop")
+                                embed_dim=cfg.embed_dim, varlen="loop", rope_values=cfg.rope_values)
     model, initial = CodecViT(vit), CodecViT(vit)
     initial.load_state_dict(model.state_dict())
     run = RunConfig(classes=(), skvideo=False, clusters=cfg.clusters, topk=cfg.topk, steps=cfg.steps,
