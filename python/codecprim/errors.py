@@ -21,6 +21,7 @@ __all__ = [
     "VideoNotFoundError",
     "InvalidVideoError",
     "UnsupportedVideoError",
+    "UnknownLengthError",
     "VideoIOError",
     "VideoStallError",
 ]
@@ -89,6 +90,12 @@ class InvalidVideoError(CodecprimError, ValueError):
 
 class UnsupportedVideoError(CodecprimError, ValueError):
     """A video this FFmpeg build cannot decode (no decoder, unsupported pixel format)."""
+
+
+class UnknownLengthError(UnsupportedVideoError, TypeError):
+    """A read-once input (a FIFO or device) has no frame table: ``len(reader)``, ``pict_types`` and ``gops`` would
+    need a second pass over it. Also a TypeError, as ``len()`` of an unsized object raises, so ``list(reader)`` and
+    other length hints fall back to iterating."""
 
 
 class VideoIOError(CodecprimError, OSError):

@@ -186,6 +186,10 @@ def test_errors_pickle_with_path_and_cause(tmp_path):
     again = pickle.loads(pickle.dumps(info.value))
     assert type(again) is VideoNotFoundError and isinstance(again, FileNotFoundError)
     assert (again.path, again.cause, str(again)) == (info.value.path, info.value.cause, str(info.value))
+    length = codecprim.UnknownLengthError(str(path), "is read once")
+    again = pickle.loads(pickle.dumps(length))
+    assert type(again) is codecprim.UnknownLengthError and isinstance(again, TypeError)
+    assert (again.path, again.cause) == (str(path), "is read once")
 
 
 # -- truncated videos -------------------------------------------------------------------------------------------
