@@ -257,6 +257,11 @@ void VideoReader::open_decoder() {
     default:
       invents_missing_reference_ = false;
   }
+  if (AVCodecParserContext* parser = av_parser_init(par->codec_id)) {
+    av_parser_close(parser);
+  } else {
+    types_from_keys_ = true;
+  }
   if (!options_.pixels) {
     // Motion-vector-only path: steps that cannot change the vectors are skipped.
     codec_->skip_loop_filter = AVDISCARD_ALL;
@@ -552,7 +557,7 @@ void VideoReader::process(AVFrame* frame) {
   }
 
   pending.key = compat::frame_is_key(frame);
-  pending.pict_type = picture_type_char(frame->pict_type, pending.key);
+  pending.pict_type = types_from_keys_ ? (pending.key ? 'I' : 'P') : picture_type_char(frame->pict_type, pending.key);
   pending.rank = output_rank_++;
   if (pending.packet.discard) {
     // Hidden by the container: no display index (the index leaves it out too), only a reference.

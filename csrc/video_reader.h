@@ -200,6 +200,9 @@ class VideoReader {
   // picture, and with one frame of output delay they return it as the first frame: a picture the stream
   // does not contain. It is recognisable as a frame returned before a second packet was sent.
   bool invents_missing_reference_ = false;
+  // No bitstream parser (FFV1, ...): the index can only tell key packets from the others, so frame types follow
+  // the same rule here. FFV1's decoder calls every frame I, yet a non-key one needs the previous frames' state.
+  bool types_from_keys_ = false;
   int64_t frames_received_ = 0;  // since the decoder last started
   int64_t output_rank_ = 0;      // frames processed since the decoder last started (Reference::rank)
   // An H.264 decoder trusts the reorder depth the SPS declares; when it is too small the decoder outputs

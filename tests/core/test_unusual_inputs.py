@@ -19,6 +19,8 @@ CASES = {
     "h264_interlaced.mkv": ["-vf", "interlace", "-c:v", "libx264", "-flags", "+ildct+ilme", "-x264-params", "tff=1"],
     "vp8.webm": ["-c:v", "libvpx", "-deadline", "realtime"],
     "mjpeg.avi": ["-c:v", "mjpeg"],
+    # Lossless, no bitstream parser; a key frame every 10, and frames between depend on the previous ones' state.
+    "ffv1.mkv": ["-c:v", "ffv1", "-g", "10"],
 }
 
 
@@ -76,3 +78,21 @@ def test_elementary_streams_without_timestamps_still_order_frames(unusual):
         types = reader.pict_types
         decoded = [f.pict_type for f in reader]
     assert "B" in types and types == "".join(decoded)
+
+
+@pytest.mark.parametrize("name", ["ffv1.mkv", "mjpeg.avi", "vp8.webm"])
+def test_frame_types_agree_between_the_index_and_the_decoder(unusual, name):
+    # Without a parser the index tells key packets from the others; FFV1's decoder calls every frame I, so the
+    # reader applies the index's rule, and a recipe that checks one against the other (cope_sample) reads it.
+    with codecprim.open(unusual[name], chroma=True) as reader:
+        types = reader.pict_types
+        frames = list(reader)
+        assert types == "".join(f.pict_type for f in frames)
+        assert all((t == "I") == f.key_frame for t, f in zip(types, frames))
+        sparse = reader.frames_at([23, 5, 29])  # mid-GOP frames: decoded from their GOP's key frame
+        for f in sparse:
+            np.testing.assert_array_equal(f.luma, frames[f.index].luma)
+    if name == "ffv1.mkv":
+        assert types == ("I" + "P" * 9) * 3
+    sample = codecprim.data.cope_sample(unusual[name], image_size=32, delta_size=32)
+    assert sample.keyframe_indices.tolist() == [i for i, t in enumerate(types) if t == "I"][:len(sample.keyframes)]
