@@ -88,9 +88,15 @@ class CodecPatchesConfig:
     threads: int = 1                   # decoder threads
     motion: str = "auto"               # "auto": codec vectors where exported; "estimated": always block matching
     estimation: MotionEstimationConfig = SELECTION_ESTIMATION  # block matching where vectors are estimated
+    # Selection on codec vectors needs no pixels, so the decoded planes can wait at their coded size and only the
+    # chosen patches be resized; above this many bytes of planes for the clip (64 frames of 1080p: 199 MB; of 4K:
+    # 796 MB, per loader worker) every frame is resized as it is decoded instead. The result is the same.
+    max_held_bytes: int = 256 << 20
 
     def __post_init__(self) -> None:
         check_choice("motion", self.motion, MOTIONS)
+        if isinstance(self.max_held_bytes, bool) or not isinstance(self.max_held_bytes, int) or self.max_held_bytes < 0:
+            raise ValueError(f"max_held_bytes must be a non-negative int, got {self.max_held_bytes!r}")
 
 
 @dataclass(repr=False)
@@ -249,7 +255,9 @@ def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 1
         # Selection needs no pixels when the codec exports vectors: the frames stay at their coded size and only
         # the chosen patches are resized (resize_patches, equal to cutting them from whole resized frames). The
         # price is memory: the clip's decoded planes are held until selection (64 x 1.4 MB at 720p).
-        cut_late = mode == "codec" and not estimated and device.type == "cpu" and patch % 2 == 0
+        held = len(wanted) * info.width * info.height * 3 // 2
+        cut_late = (mode == "codec" and not estimated and device.type == "cpu" and patch % 2 == 0
+                    and held <= config.max_held_bytes)
         frames = _decode(reader, wanted, (height, width), grid, estimated, mode == "codec", device,
                          resize=not cut_late)
         truncated = reader.stats.truncated

@@ -216,3 +216,8 @@ def test_pixels_at_a_non_square_model_size_are_the_whole_resized_frames():
     luma, chroma = resize_yuv(torch.stack([f.luma for f in decoded]), torch.stack([f.chroma for f in decoded]),
                               (height, width))
     assert torch.equal(clip.pixels, gather_rgb_patches(luma, chroma, clip.positions, 14))
+    # Over the memory cap every frame is resized as it is decoded: the same clip.
+    capped = codec_patches(path, num_frames=12, max_pixels=160 * 128, budget=400,
+                           config=CodecPatchesConfig(max_held_bytes=0))
+    assert torch.equal(capped.pixels, clip.pixels) and torch.equal(capped.positions, clip.positions)
+    assert torch.equal(capped.saliency, clip.saliency)
