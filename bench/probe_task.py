@@ -4,7 +4,7 @@ Each seed draws its own clips (bench/evidence_clips.py: direction_clips), trains
 (codecprim.train.probe_task) and probes every method on the trained and on the untrained ViT at the same token
 budget. Prints one row per seed and method, then the table of means and spreads, and the command that made it.
 
-    PYTHONPATH=python:bench python3 bench/probe_task.py --per-class 24 --test-per-class 8 --seeds 0 1 2
+    PYTHONPATH=python:bench python3 bench/probe_task.py --per-class 64 --test-per-class 8 --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ LABELS = {"codec": "codec-patch selection", "uniform": "uniform frame sampling",
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--per-class", type=int, default=24, help="clips of each direction (train + held out)")
+    parser.add_argument("--per-class", type=int, default=64, help="clips of each direction (train + held out)")
     parser.add_argument("--test-per-class", type=int, default=8)
     parser.add_argument("--size", type=int, default=84)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--speed", type=int, nargs=2, default=[14, 14], help="pixels a frame, lowest and highest")
     parser.add_argument("--side", type=int, default=28, help="object side, pixels")
     parser.add_argument("--budget", type=int, default=108)
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=ProbeTaskConfig.steps)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=ProbeTaskConfig.lr)
     parser.add_argument("--clusters", type=int, default=ProbeTaskConfig.clusters)

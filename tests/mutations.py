@@ -120,6 +120,21 @@ def _delta_primitives(change):
     return apply
 
 
+def _codec_vit_weights_reset(patch):
+    import codecprim.train.codec_vit as recipe
+    import codecprim.train.probe_task as probe_task
+
+    original = recipe.train_codec_vit
+
+    def mutated(model, *args, **kwargs):
+        initial = {k: v.clone() for k, v in model.state_dict().items()}
+        losses = original(model, *args, **kwargs)
+        model.load_state_dict(initial)  # trained, then put back as it was drawn
+        return losses
+    patch.setattr(recipe, "train_codec_vit", mutated)
+    patch.setattr(probe_task, "train_codec_vit", mutated)
+
+
 MUTATIONS = {
     "h264_zero_residual": _h264_zero_residual,
     "residual_plus_one": _residual_plus_one,
@@ -131,6 +146,7 @@ MUTATIONS = {
     "pyav_other_libavcodec": _pyav_other_libavcodec,
     "delta_zero_primitives": _delta_primitives(lambda m, r: (torch.zeros_like(m), torch.zeros_like(r))),
     "delta_other_primitives": _delta_primitives(lambda m, r: (m.roll(1, 0), r.roll(1, 0))),
+    "codec_vit_weights_reset": _codec_vit_weights_reset,
     "kernel_residual_square": _kernel_edit("saliency.cu", "static_cast<unsigned long long>(p * p)",
                                            "static_cast<unsigned long long>(p * p + (p != 0))"),
     "kernel_sort_without_barrier": _kernel_edit(

@@ -112,9 +112,10 @@ def test_every_method_is_probed_at_the_same_budget(clips_dir) -> None:
         assert 0.0 <= row["trained"] <= 1.0 and 0.0 <= row["untrained"] <= 1.0
 
 
-# The CPU-scale configuration (the README table's): a 2-block, 96-wide ViT, 84-pixel frames of 8, a 28-pixel
-# object moving one 14-pixel patch a frame.
-CPU_SCALE = dict(size=84, num_frames=8, budget=108, test_per_class=8, steps=400, batch=32, probe_steps=150, threads=1)
+# The CPU-scale configuration (the README table's): a 2-block, 96-wide ViT with RoPE on the values, 84-pixel frames
+# of 8, a 28-pixel object moving one 14-pixel patch a frame, 4 teacher clusters / top-1 at 3e-4. The table runs
+# 2000 steps; seed 0's loss leaves its plateau within 1200, which the slow test runs.
+CPU_SCALE = dict(size=84, num_frames=8, budget=108, test_per_class=8, probe_steps=150, threads=1, steps=1200)
 
 
 def test_the_untrained_codec_vit_probe_is_near_chance(clips_dir) -> None:
@@ -136,7 +137,7 @@ def test_cluster_training_moves_the_embedding_off_the_plateau(clips_dir) -> None
     # loss sits there when only the centres learn (embedding detached: 22.5 at 150 steps) or when the step is
     # too large for the embedding's scale (lr 1e-3: 19.5, embedding norm x15, mean cosine 0.28 -> 0.55).
     items = direction_clips(clips_dir, 14, size=56, frames=6, speed=(14, 14), side=14, seed=0)
-    cfg = ProbeTaskConfig(size=56, num_frames=6, budget=32, test_per_class=6, clusters=4, topk=1, steps=150,
+    cfg = ProbeTaskConfig(size=56, num_frames=6, budget=32, test_per_class=6, clusters=4, topk=1, steps=150, lr=1e-4,
                           train_views=("codec",), methods=("codec",), probe_steps=1, threads=1)
     report = probe_task(items, cfg)
     plateau = float(np.log(1 + 3) + np.log1p(np.exp(64 * 0.3)))
@@ -146,11 +147,11 @@ def test_cluster_training_moves_the_embedding_off_the_plateau(clips_dir) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 14 part 3 goal not reached at CPU scale (README 'Evidence'; "
-                   "bench/probe_capacity.py: why the codec ViT learns the direction so slowly)")
 def test_training_lifts_the_direction_probe_far_above_the_untrained_one(clips_dir) -> None:
-    direction_items = direction_clips(clips_dir, 24, size=84, frames=8, speed=(14, 14), side=28, seed=0)
-    report = probe_task(direction_items, ProbeTaskConfig(**{**CPU_SCALE, "methods": ("codec",)}))
+    # 224 training clips, 32 held out (one clip = 0.031); about 8 minutes on one shared core. Catches the codec
+    # ViT's weights reset after training (tests/MUTATIONS.md): the trained probe then equals the untrained one.
+    items = direction_clips(clips_dir, 64, size=84, frames=8, speed=(14, 14), side=28, seed=0)
+    report = probe_task(items, ProbeTaskConfig(**{**CPU_SCALE, "methods": ("codec",)}))
     codec = report["methods"]["codec"]
     assert codec["untrained"] <= 0.45
     assert codec["trained"] >= 0.7
