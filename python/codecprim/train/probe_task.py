@@ -173,6 +173,23 @@ def _embedding_spread(model: CodecViT, clips: Sequence[CodecClip]) -> dict[str, 
 
 
 @torch.no_grad()
+def _cluster_separation(model: CodecViT, clips: Sequence[CodecClip], labels: torch.Tensor) -> float:
+    """Mean cosine of the clip embeddings within a teacher cluster minus across clusters, on views the model
+    was trained on: what cluster discrimination pulls apart, measured on the model returned (not the loss log)."""
+    model.eval()
+    emb = torch.cat([model.encode(c.pixels, c.positions, cu_seqlens=torch.tensor([0, c.pixels.shape[0]]))
+                     for c in clips])
+    unit = torch.nn.functional.normalize(emb, dim=1)
+    cos = unit @ unit.T
+    same = labels[:, None] == labels[None, :]
+    off_diagonal = ~torch.eye(len(clips), dtype=torch.bool)
+    within, across = cos[same & off_diagonal], cos[~same]
+    if not len(within) or not len(across):
+        return 0.0
+    return round(float(within.mean() - across.mean()), 3)
+
+
+@torch.no_grad()
 def _tokens(model: CodecViT, clip) -> torch.Tensor:
     """``(K, width)`` frozen tokens of one clip's patches."""
     return model(clip.pixels, clip.positions, cu_seqlens=torch.tensor([0, clip.pixels.shape[0]]))
@@ -256,7 +273,12 @@ def _probe_task(items: Sequence[tuple[str, int]], cfg: ProbeTaskConfig) -> dict:
               "loss_first": round(sum(losses[:10]) / max(1, len(losses[:10])), 3),
               "loss_last": round(sum(losses[-10:]) / max(1, len(losses[-10:])), 3),
               "embedding": {name: _embedding_spread(net, [views["codec"][i] for i in test_idx])
-                            for name, net in (("trained", model), ("untrained", initial))}, "methods": {}}
+                            for name, net in (("trained", model), ("untrained", initial))},
+              # the untransformed training clips' codec views and their teacher clusters (top label)
+              "cluster_separation": {name: _cluster_separation(net, codec[: len(train_idx)],
+                                                               multi[: len(train_idx), 0])
+                                     for name, net in (("trained", model), ("untrained", initial))},
+              "methods": {}}
     for name, net in (("trained", model), ("untrained", initial)):
         tokens = _method_tokens(net, views, cfg)
         for method in cfg.methods:
