@@ -384,6 +384,7 @@ PYBIND11_MODULE(_core, m) {
         case ErrorKind::kUnsupported: name = "UnsupportedVideoError"; break;
         case ErrorKind::kIo: name = "VideoIOError"; break;
         case ErrorKind::kStalled: name = "VideoStallError"; break;
+        case ErrorKind::kUnknownLength: name = "UnknownLengthError"; break;
       }
       py::object exc = errors.attr(name)(e.path(), e.cause());
       PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());

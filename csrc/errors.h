@@ -13,6 +13,7 @@ enum class ErrorKind {
   kUnsupported,  // a video the core cannot decode (no decoder in this FFmpeg build) -> ValueError
   kIo,           // the OS or FFmpeg failed to read -> OSError
   kStalled,      // reading made no progress for the reader's stall_seconds -> TimeoutError
+  kUnknownLength,  // a read-once input (FIFO, device) has no frame table -> UnknownLengthError (ValueError, TypeError)
 };
 
 class Error : public std::runtime_error {

@@ -318,7 +318,7 @@ void VideoReader::rewind() {
 const StreamIndex& VideoReader::index() {
   if (!index_ && !rereadable_) {
     // Opening a FIFO a second time waits for a writer that never comes.
-    fail(ErrorKind::kUnsupported, "is read once (a FIFO or device): the frame table behind len(), pict_types, gops "
+    fail(ErrorKind::kUnknownLength, "is read once (a FIFO or device): the frame table behind len(), pict_types, gops "
                                   "and random access needs a second pass; iterate over the frames, or pass a file, "
                                   "bytes or a seekable file object");
   }
@@ -557,7 +557,8 @@ void VideoReader::process(AVFrame* frame) {
   }
 
   pending.key = compat::frame_is_key(frame);
-  pending.pict_type = types_from_keys_ ? (pending.key ? 'I' : 'P') : picture_type_char(frame->pict_type, pending.key);
+  // Without a parser the index only tells key packets from the others; the same rule applies here.
+  pending.pict_type = picture_type_char(types_from_keys_ ? AV_PICTURE_TYPE_NONE : frame->pict_type, pending.key);
   pending.rank = output_rank_++;
   if (pending.packet.discard) {
     // Hidden by the container: no display index (the index leaves it out too), only a reference.

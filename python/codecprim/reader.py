@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional
 
 import numpy as np
 import torch
 
-from .errors import InvalidVideoError, UnknownLengthError, UnsupportedVideoError
+from .errors import InvalidVideoError
 
 __all__ = ["open", "Reader", "Frame", "Gop", "VideoInfo", "ReaderStats", "MOTION_VECTOR_COLUMNS", "MV"]
 
@@ -241,15 +240,6 @@ def _frame_from(raw: dict) -> Frame:
     )
 
 
-def _read_once(path: str) -> bool:
-    """The path names a FIFO or a device: the demuxer can read it once, and no second pass can index it."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return False
-    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
-
-
 def _source_of(source, name: Optional[str]):
     """(what the core reads, the name errors use, whether it is a path) for a path, bytes or a file object."""
     if name is not None and not isinstance(name, str):
@@ -349,13 +339,7 @@ class Reader:
 
     def _frame_index(self) -> dict:
         if self._index is None:
-            core = self._live()
-            try:
-                self._index = core.index()
-            except UnsupportedVideoError as error:
-                if _read_once(self._path):
-                    raise UnknownLengthError(self._path, error.cause) from None
-                raise
+            self._index = self._live().index()
         return self._index
 
     @property
