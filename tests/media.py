@@ -25,6 +25,8 @@ _SCENES = (
     "[a][b]concat=n=2:v=1"
 )
 
+_NOISE_PAN = "color=gray:s=480x360:r=25:d={d},noise=alls=90:allf=u,gblur=sigma=1.2,crop={w}:{h}:x='4*n':y='2*n'"
+
 # name: (filter graph, encoder arguments, container extension, width, height, seconds)
 SPECS: Dict[str, tuple] = {
     "h264_no_bframes": (_OVERLAY, ["-c:v", "libx264", "-bf", "0", "-g", "12"], "mp4", 320, 240, 2),
@@ -67,6 +69,13 @@ SPECS: Dict[str, tuple] = {
     # AV1 (SVT-AV1's fastest preset; libavcodec decodes it with libdav1d and exports no vectors).
     "av1": (_OVERLAY, ["-c:v", "libsvtav1", "-preset", "12", "-g", "12"], "mp4", 320, 240, 1),
     "vp9": (_OVERLAY, ["-c:v", "libvpx-vp9", "-g", "12", "-deadline", "realtime", "-cpu-used", "8"], "webm", 320, 240, 1),
+    # A known translation: a static blurred-noise picture through a crop window moving 4 px right and 2 px down a
+    # frame (every frame's content moves by (-4, -2) px), in a codec with exported vectors and three without.
+    "pan_noise_h264": (_NOISE_PAN, ["-c:v", "libx264", "-bf", "0", "-g", "20"], "mp4", 320, 240, 1.6),
+    "pan_noise_hevc": (_NOISE_PAN, ["-c:v", "libx265", "-x265-params", "log-level=error:keyint=20"], "mp4", 320, 240, 1.6),
+    "pan_noise_vp9": (_NOISE_PAN, ["-c:v", "libvpx-vp9", "-g", "20", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "2M"],
+                      "webm", 320, 240, 1.6),
+    "pan_noise_av1": (_NOISE_PAN, ["-c:v", "libsvtav1", "-preset", "12", "-g", "20"], "mp4", 320, 240, 1.6),
 }
 
 

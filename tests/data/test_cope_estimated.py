@@ -8,8 +8,6 @@ oracle, and the unwarped reference (a zero field) says how much the residual owe
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 import torch
 
@@ -18,29 +16,14 @@ from codecprim.data import CopeDataset, cope_sample
 from codecprim.ops.fusion import fused_residual
 from codecprim.ops.resize import resize_plane
 
-PAN = "color=gray:s=480x360:r=25:d=1.6,noise=alls=90:allf=u,gblur=sigma=1.2,crop=320:240:x='4*n':y='2*n'"
-ENCODERS = {
-    "h264": (["-c:v", "libx264", "-bf", "0", "-g", "20"], "mp4"),
-    "hevc": (["-c:v", "libx265", "-x265-params", "log-level=error:keyint=20"], "mp4"),
-    "vp9": (["-c:v", "libvpx-vp9", "-g", "20", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "2M"], "webm"),
-    "av1": (["-c:v", "libsvtav1", "-preset", "12", "-g", "20"], "mp4"),
-}
 SIZE = 160  # delta_size: 320 x 240 -> 160 x 160, so a frame's (4, 2) px step is (2, 4/3) at delta size
 STEP = torch.tensor([2.0, 2.0 * 160 / 240])
 
 
 @pytest.fixture(scope="module")
-def pans(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cope_pans")
-    out = {}
-    for codec, (args, ext) in ENCODERS.items():
-        path = folder / f"pan_{codec}.{ext}"
-        run = subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", PAN, *args, str(path)],
-                             capture_output=True, text=True)
-        if run.returncode:
-            pytest.skip(f"ffmpeg cannot encode {codec}: {run.stderr[-200:]}")
-        out[codec] = str(path)
-    return out
+def pans(media):
+    """The known-translation clips of tests/media.py (pan_noise_*), by codec."""
+    return {codec: str(media[f"pan_noise_{codec}"]) for codec in ("h264", "hevc", "vp9", "av1")}
 
 
 def per_frame_step(sample) -> torch.Tensor:
