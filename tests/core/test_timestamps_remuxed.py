@@ -20,7 +20,7 @@ import pytest
 import codecprim
 from codecprim.errors import UnsupportedVideoError
 from h264_sps import declare_reorder_depth
-from pyav_oracle import require_same_libavcodec
+from pyav_oracle import luma, require_same_libavcodec
 from hypothesis import HealthCheck, given, settings
 from test_frames_at import assert_same_frame, check_indices, index_sets
 
@@ -76,8 +76,7 @@ def _pyav(path):
     with av.open(str(path)) as container:
         for f in container.decode(video=0):
             types.append(" IPB"[int(f.pict_type)] if int(f.pict_type) in (1, 2, 3) else "?")
-            plane = f.planes[0]
-            lumas.append(np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, :plane.width])
+            lumas.append(luma(f))
             pts.append(f.pts)
     return "".join(types), lumas, pts
 

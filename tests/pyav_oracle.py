@@ -75,6 +75,12 @@ def decode(path) -> List[OracleFrame]:
     return frames
 
 
+def luma(frame) -> np.ndarray:
+    """A PyAV frame's 8-bit Y plane (H, W), its row padding cut off."""
+    plane = frame.planes[0]
+    return np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+
+
 def packet_sizes(path) -> List[int]:
     """Packet sizes in display (pts) order."""
     with av.open(str(path)) as container:
