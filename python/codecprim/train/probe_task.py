@@ -163,9 +163,7 @@ def _views(paths: Sequence[str], cfg: ProbeTaskConfig, modes: str, budget: int) 
 def _embedding_spread(model: CodecViT, clips: Sequence[CodecClip]) -> dict[str, float]:
     """Mean norm of the clip embeddings the loss trains, and their mean pairwise cosine: near 1 when training
     collapsed them onto one direction (the cluster loss then cannot tell the clips apart)."""
-    model.eval()
-    emb = torch.cat([model.encode(c.pixels, c.positions, cu_seqlens=torch.tensor([0, c.pixels.shape[0]]))
-                     for c in clips])  # (N, embed_dim)
+    emb = _embeddings(model, clips)
     unit = torch.nn.functional.normalize(emb, dim=1)
     n = len(clips)
     cos = (unit @ unit.T).sum() - n
@@ -173,13 +171,18 @@ def _embedding_spread(model: CodecViT, clips: Sequence[CodecClip]) -> dict[str, 
 
 
 @torch.no_grad()
+def _embeddings(model: CodecViT, clips: Sequence[CodecClip]) -> torch.Tensor:
+    """``(N, embed_dim)`` pooled embeddings of the clips, the vectors the cluster loss scores, in eval mode."""
+    model.eval()
+    return torch.cat([model.encode(c.pixels, c.positions, cu_seqlens=torch.tensor([0, c.pixels.shape[0]]))
+                      for c in clips])
+
+
+@torch.no_grad()
 def _cluster_separation(model: CodecViT, clips: Sequence[CodecClip], labels: torch.Tensor) -> float:
     """Mean cosine of the clip embeddings within a teacher cluster minus across clusters, on views the model
     was trained on: what cluster discrimination pulls apart, measured on the model returned (not the loss log)."""
-    model.eval()
-    emb = torch.cat([model.encode(c.pixels, c.positions, cu_seqlens=torch.tensor([0, c.pixels.shape[0]]))
-                     for c in clips])
-    unit = torch.nn.functional.normalize(emb, dim=1)
+    unit = torch.nn.functional.normalize(_embeddings(model, clips), dim=1)
     cos = unit @ unit.T
     same = labels[:, None] == labels[None, :]
     off_diagonal = ~torch.eye(len(clips), dtype=torch.bool)
