@@ -184,11 +184,12 @@ class PyReader {
       idx = &reader().index();
     }
     const size_t n = idx->frames.size();
-    py::array_t<int64_t> pts(n), decode_index(n), packet_size(n);
+    py::array_t<int64_t> pts(n), presentation_pts(n), decode_index(n), packet_size(n);
     py::array_t<bool> key(n);
     std::string types(n, '?');
     for (size_t i = 0; i < n; ++i) {
       pts.mutable_at(i) = idx->frames[i].pts;
+      presentation_pts.mutable_at(i) = idx->frames[i].presentation_pts;
       decode_index.mutable_at(i) = idx->frames[i].decode_index;
       packet_size.mutable_at(i) = idx->frames[i].packet_size;
       key.mutable_at(i) = idx->frames[i].key_packet;
@@ -200,6 +201,7 @@ class PyReader {
     }
     py::dict d;
     d["pts"] = pts;
+    d["presentation_pts"] = presentation_pts;
     d["decode_index"] = decode_index;
     d["packet_size"] = packet_size;
     d["key_packet"] = key;

@@ -137,6 +137,30 @@ bool pts_are_decode_times(AVCodecID id, std::vector<IndexedFrame>& frames) {
 
 }  // namespace
 
+void fill_presentation_times(StreamIndex& index, int64_t frame_duration) {
+  std::vector<IndexedFrame>& frames = index.frames;
+  const int64_t n = static_cast<int64_t>(frames.size());
+  int64_t first_known = -1;
+  for (int64_t i = 0; i < n && first_known < 0; ++i) {
+    if (frames[static_cast<size_t>(i)].pts != AV_NOPTS_VALUE) first_known = i;
+  }
+  index.untimed = first_known < 0;
+  int64_t last_known = -1;
+  for (int64_t i = 0; i < n; ++i) {
+    IndexedFrame& f = frames[static_cast<size_t>(i)];
+    if (f.pts != AV_NOPTS_VALUE) {
+      f.presentation_pts = f.pts;
+      last_known = i;
+    } else if (last_known >= 0) {
+      f.presentation_pts = frames[static_cast<size_t>(last_known)].pts + (i - last_known) * frame_duration;
+    } else if (first_known >= 0) {
+      f.presentation_pts = frames[static_cast<size_t>(first_known)].pts - (first_known - i) * frame_duration;
+    } else {
+      f.presentation_pts = i * frame_duration;
+    }
+  }
+}
+
 StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard* guard) {
   const std::string& path = input.name;
   OpenedInput opened;

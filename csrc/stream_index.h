@@ -23,6 +23,9 @@ struct IndexedFrame {
   bool key_packet = false;   // the demuxer marks it seekable
   int64_t poc = 0;           // H.264/HEVC picture order count (display order within an IDR period), from the parser
   bool idr = false;          // H.264/HEVC: the access unit holds an IDR (or BLA) picture: POC restarts
+  // The time the frame is shown at: pts, or where the container stores none, one filled in by
+  // fill_presentation_times (AV_NOPTS_VALUE until then).
+  int64_t presentation_pts = 0;
 };
 
 struct GopRecord {
@@ -43,6 +46,8 @@ struct StreamIndex {
   // bitstream (H.264 POC, the anchor rule of MPEG-1/2/4 and H.263), and frame i of it gets the i-th smallest
   // container pts: the same times, given to the pictures in the order they are shown.
   bool pts_synthesized = false;
+  // No frame has a pts (raw elementary streams, H.264 in AVI): every time is filled in (fill_presentation_times).
+  bool untimed = false;
   // Frames a decoder must hold back to output in display order: the most frames decoded before one frame
   // that are displayed after it (looking at most 32 frames ahead, capped at 16, H.264's largest DPB).
   int reorder_depth = 0;
@@ -72,6 +77,12 @@ std::vector<IndexedFrame> display_order_from_anchors(std::vector<IndexedFrame> d
 
 // 'I', 'P' or 'B' for an AVPictureType (S/SP count as P, SI as I, BI as B); unknown types by the key flag.
 char picture_type_char(int av_picture_type, bool key);
+
+// Gives every frame a presentation time: its pts where it has one; otherwise the nearest earlier frame's with
+// one frame duration per frame between them (the nearest later frame's, counted back, before the first), and
+// display index x frame duration on a stream that stores no pts at all (raw elementary streams, H.264 in AVI),
+// where the decoded frames take these times too.
+void fill_presentation_times(StreamIndex& index, int64_t frame_duration);
 
 // GOP table from per-frame types in display order (the rule stated above).
 std::vector<GopRecord> gops_from_types(const std::vector<IndexedFrame>& frames);

@@ -325,6 +325,7 @@ const StreamIndex& VideoReader::index() {
   if (!index_) {
     guard_->progress();
     index_ = build_stream_index(input_, stream_index_, guard_.get());
+    fill_presentation_times(*index_, pts_step_);
   }
   return *index_;
 }
@@ -404,6 +405,8 @@ void VideoReader::feed_packet() {
       output_delay_checked_ = true;
       if (packet_->pts == AV_NOPTS_VALUE) use_measured_output_delay();
     }
+    // Frames without a container pts take their time from the index (see emit), which is built once here.
+    if (packet_->pts == AV_NOPTS_VALUE && rereadable_ && !index_) index();
     PacketInfo info;
     info.decode_index = next_decode_index_++;
     info.size = packet_->size;
@@ -566,7 +569,8 @@ void VideoReader::process(AVFrame* frame) {
     if (options_.residuals && residual_supported_) keep_reference(frame, pending.rank, pending.packet, pending.pict_type);
     return;
   }
-  pending.pts = frame->pts != AV_NOPTS_VALUE ? frame->pts : frame->best_effort_timestamp;
+  pending.untimed = frame->pts == AV_NOPTS_VALUE;
+  pending.pts = pending.untimed ? frame->best_effort_timestamp : frame->pts;
   if (last_pts_ != AV_NOPTS_VALUE && (pending.pts == AV_NOPTS_VALUE || pending.pts <= last_pts_)) {
     // Display order is the decoder's (after reordering); a pts that does not follow it is a container or
     // packing artefact (packed MPEG-4 B-frames give the last frame its predecessor's pts): one frame on.
@@ -661,10 +665,18 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
                       display_index < static_cast<int64_t>(index_->frames.size());
   out.decode_index = listed ? index_->frames[static_cast<size_t>(display_index)].decode_index
                             : pending.packet.decode_index;
+  // On a stream the container stores no pts for, frames take the index's times (the frame rate's grid):
+  // FFmpeg's best-effort guesses run backwards on H.264 in AVI. Where only some packets are untimed (MPEG-2
+  // anchors, packed MPEG-4 B-frames) the decoder's own guesses increase and are kept.
+  const bool time_filled = pending.untimed && index_ && index_->untimed && display_index >= 0 &&
+                           display_index < static_cast<int64_t>(index_->frames.size());
+  if (time_filled) pending.pts = index_->frames[static_cast<size_t>(display_index)].presentation_pts;
   out.pts = pending.pts;
   out.pts_seconds = pending.pts != AV_NOPTS_VALUE ? pending.pts * av_q2d(stream_->time_base)
                                                   : (info_.fps > 0 ? display_index / info_.fps : 0.0);
-  if (pending.pts == AV_NOPTS_VALUE || (index_ && index_->pts_synthesized)) ++stats_.frames_pts_synthesized;
+  if (pending.untimed || (index_ && index_->pts_synthesized)) {
+    ++stats_.frames_pts_synthesized;
+  }
   out.pict_type = pending.pict_type;
   out.key_frame = pending.key;
   out.gop_index = pending.gop_index;

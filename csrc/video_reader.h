@@ -144,6 +144,7 @@ class VideoReader {
     int64_t rank = 0;  // see Reference::rank
     int64_t gop_index = 0;
     int64_t pts = 0;
+    bool untimed = false;  // the decoder gave no pts: the container stores none for its packet
     char pict_type = '?';
     bool key = false;
     bool corrupt = false;

@@ -26,7 +26,6 @@ MOTION_VECTOR_COLUMNS = (
 )
 
 
-_NO_PTS = -(2**63)  # FFmpeg's AV_NOPTS_VALUE
 _NO_PTS_SECONDS = float("nan")
 
 
@@ -347,11 +346,11 @@ class Reader:
         """The GOP table, from a parser-only pass over the file (no decoding)."""
         if self._gops is None:
             idx = self._frame_index()
-            tb = self._info.time_base
+            seconds = self.pts_seconds
             self._gops = [
-                Gop(index=g, first_frame=first, num_frames=n, pts_seconds=_NO_PTS_SECONDS if pts == _NO_PTS else pts * tb,
+                Gop(index=g, first_frame=first, num_frames=n, pts_seconds=float(seconds[first]) if n else _NO_PTS_SECONDS,
                     starts_with_iframe=starts)
-                for g, first, n, pts, starts in idx["gops"]
+                for g, first, n, _pts, starts in idx["gops"]
             ]
         return self._gops
 
@@ -365,12 +364,15 @@ class Reader:
 
     @property
     def pts_seconds(self) -> torch.Tensor:
-        """Presentation times of all frames in display order (float64), from the container; NaN where it stores
-        none (AVI and raw streams with B-frames: frames then carry FFmpeg's best-effort times, or display index /
-        frame rate). Where it stores decode times as pts (see ``ReaderStats.frames_pts_synthesized``), its times
-        sorted, as the frames carry them."""
-        pts = self._frame_index()["pts"]
-        return torch.from_numpy(np.where(pts == _NO_PTS, np.nan, pts.astype(np.float64) * self._info.time_base))
+        """Presentation times of all frames in display order (float64, seconds), read without decoding.
+        From the container's pts; where it stores decode times as pts, its times sorted. A frame it stores no pts
+        for gets the nearest earlier timed frame's time plus one frame duration per frame between them (MPEG-2
+        anchors, AVI with MPEG-4 B-frames), or display index x frame duration where no frame has one (raw H.264 /
+        HEVC, H.264 in AVI). Decoded frames carry the same times, except on packed MPEG-4 B-frames in AVI, where
+        the decoder's own times are one frame later. Decoded frames the container did not time count in
+        ``ReaderStats.frames_pts_synthesized``."""
+        pts = self._frame_index()["presentation_pts"]
+        return torch.from_numpy(pts.astype(np.float64) * self._info.time_base)
 
     @property
     def packet_sizes(self) -> torch.Tensor:

@@ -51,6 +51,11 @@ def test_packed_bframes_last_frame_gets_its_own_time(clips):
     np.testing.assert_allclose([f.pts_seconds for f in frames], ffmpeg, atol=1e-9)
     assert frames[-1].pts_seconds == pytest.approx(ffmpeg[-1])
     assert stats.frames_retimed >= 1 and stats.frames_reordered == 0
+    # The index times the VOPs the container leaves untimed from their neighbours: increasing, on the same grid,
+    # one frame earlier than the decoder's (packing delays each anchor by one packet).
+    index_times = codecprim.open(clips["packed"]).pts_seconds.numpy()
+    assert np.all(np.diff(index_times) > 0)
+    np.testing.assert_allclose(index_times + 1 / 25, [f.pts_seconds for f in frames], atol=1e-9)
 
 
 def test_unpacked_twin_gives_the_same_pictures_in_order(clips):

@@ -61,6 +61,8 @@ def clips(media, tmp_path_factory):
     assert declared == 2
     out["h264_lying"] = folder / "h264_too_small_reorder_depth.h264"
     out["h264_lying"].write_bytes(data)
+    out["h264_avi"] = folder / "h264_bframes.avi"
+    _ffmpeg("-i", out["h264"], "-c", "copy", out["h264_avi"])
     out["h264_lying_avi"] = folder / "h264_too_small_reorder_depth.avi"
     _ffmpeg("-i", out["h264_lying"], "-c", "copy", out["h264_lying_avi"])
     # Cut without re-encoding, as `-ss` before `-i` with `-c copy` does: the edit list starts mid-GOP.
@@ -86,6 +88,18 @@ def _read(path, **options):
     return reader, list(reader)
 
 
+def _untimed_packets(path):
+    """Packets without a pts as the ffprobe CLI demuxes them (without libavformat's generated pts)."""
+    out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts",
+                          "-of", "csv=p=0", str(path)], check=True, capture_output=True, text=True).stdout
+    return sum(line.strip() == "N/A" for line in out.splitlines() if line.strip())
+
+
+def _packets(path):
+    with av.open(str(path)) as container:
+        return [p for p in container.demux(video=0) if p.size > 0]
+
+
 def _hidden(path):
     """Pictures the container marks for the decoder to drop (before an MP4 edit list's start)."""
     with av.open(str(path)) as container:
@@ -106,11 +120,14 @@ def _assert_agrees_with_ffmpeg(path):
     assert [f.index for f in frames] == list(range(len(frames)))
     times = np.array([f.pts_seconds for f in frames])
     assert np.all(np.diff(times) > 0)
+    # The index, read without decoding, gives the times the frames carry, also where the container has none.
+    np.testing.assert_array_equal(codecprim.open(path).pts_seconds.numpy(), times)
     assert reader.stats.frames_reordered == 0
     # GOPs as the types spell them: one starts at every I-frame, GOP 0 also at a leading non-I frame.
     starts = [g.first_frame for g in reader.gops]
     assert starts == sorted({0} | {i for i, t in enumerate(types) if t == "I"})
     assert reader.gops[0].starts_with_iframe == (types[0] == "I")
+    assert [g.pts_seconds for g in reader.gops] == [times[g.first_frame] for g in reader.gops]
     assert [f.gop_index for f in frames] == [g.index for g in reader.gops for _ in g.frame_range]
     return reader, frames
 
@@ -169,6 +186,11 @@ def test_raw_elementary_stream(clips, name):
         assert reader.stats.frames_pts_synthesized == len(frames)
     else:  # the MPEG parsers time pictures (from the frame rate, or the VOP times): the same times, sorted
         np.testing.assert_allclose(times, sorted(float(p * reader.info.time_base) for p in ffmpeg_pts), atol=1e-9)
+        # Packets the demuxer leaves untimed (the MPEG-2 parser times B-pictures only; PyAV hides this by asking
+        # libavformat to generate pts) are counted; Xvid's packets carry decode times, so all its frames are.
+        untimed = _untimed_packets(clips[name])
+        assert reader.stats.frames_pts_synthesized == (len(frames) if name == "m4v_xvid" else untimed)
+        assert name != "m2v" or untimed == reader.pict_types.count("I") + reader.pict_types.count("P")
     _assert_random_access_is_sequential(clips[name], frames)
 
 
@@ -203,6 +225,18 @@ def test_raw_h264_that_declares_too_small_a_reorder_depth(clips):
     for a, b in zip(got, expected):
         assert_same_frame(a, b)
     _assert_random_access_is_sequential(clips["h264_lying"], got)
+
+
+def test_h264_in_avi_is_timed_on_the_frame_rate_grid(clips):
+    # AVI stores decode order and no presentation times; FFmpeg's best-effort times run backwards there.
+    path = clips["h264_avi"]
+    assert _untimed_packets(path) == len(_packets(path))
+    _, _, ffmpeg_pts = _pyav(path)
+    assert ffmpeg_pts != sorted(ffmpeg_pts)
+    reader, frames = _assert_agrees_with_ffmpeg(path)
+    np.testing.assert_allclose([f.pts_seconds for f in frames], np.arange(len(frames)) / 25, atol=1e-12)
+    assert reader.stats.frames_pts_synthesized == len(frames)
+    _assert_random_access_is_sequential(path, frames)
 
 
 def test_h264_avi_that_declares_too_small_a_reorder_depth(clips):

@@ -298,13 +298,16 @@ def test_truncated_file_sample_says_so(media, tmp_path):
 
 
 def test_times_the_container_does_not_store_come_from_the_decoder(tmp_path):
-    # MPEG-4 with B-frames in AVI stores no pts for its I/P frames (NaN in reader.pts_seconds): the sample's
-    # times must be the decoded frames' own, not NaN.
+    # MPEG-4 with B-frames in AVI stores no pts for its I/P frames (the index fills them from their neighbours):
+    # the sample's times must be the decoded frames' own, not NaN.
     path = tmp_path / "packed_b.avi"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=s=160x120:r=25", "-t", "1",
                     "-c:v", "mpeg4", "-bf", "2", "-g", "12", str(path)], check=True)
+    untimed = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts",
+                              "-of", "csv=p=0", str(path)], check=True, capture_output=True, text=True).stdout
+    assert "N/A" in untimed
     with codecprim.open(path) as reader:
-        assert reader.pts_seconds.isnan().any()
+        assert not reader.pts_seconds.isnan().any()
     sample = cope_sample(path, fuse=2, image_size=32, delta_size=32)
     with codecprim.open(path) as reader:
         decoded = {f.index: f.pts_seconds for f in reader}

@@ -42,7 +42,6 @@ import torch
 from .._intra_op import intra_op_threads
 from ..errors import InvalidVideoError
 from ..ops._checks import check_choice, check_positive_int
-from .sampling import presentation_seconds
 from ..ops.fusion import field_at_size, fuse_fields, fused_residual
 from ..ops.gather import frames_to_rgb
 from ..ops.motion_estimation import MotionEstimationConfig, estimate_motion_frames
@@ -200,7 +199,7 @@ def cope_sample(path: str | os.PathLike, *, max_gops: int = 64, keyframes_per_go
                     if frame.index in wanted:
                         out.add(frame)
         truncated = reader.stats.truncated
-        pts = presentation_seconds(reader)
+        pts = reader.pts_seconds
     return out.sample(pts, truncated)
 
 

@@ -53,31 +53,6 @@ def _seconds(name: str, value: float | None) -> float | None:
     return float(value)
 
 
-def _fill_missing_times(times: torch.Tensor, fps: float) -> torch.Tensor:
-    """Times where the container stores none (NaN: AVI and raw streams with B-frames) interpolated from their
-    neighbours in display order, one frame period per step beyond the first and last known time -- the same
-    best-effort times the decoded frames carry. Without this a leading NaN made every relative time NaN."""
-    missing = torch.isnan(times)
-    if not bool(missing.any()):
-        return times
-    n = times.numel()
-    known = torch.nonzero(~missing).flatten()
-    positions = torch.arange(n, dtype=torch.float64)
-    if known.numel() == 0:
-        return positions / fps
-    first, last = int(known[0]), int(known[-1])
-    filled = times.clone()
-    filled[:first] = times[first] - (first - positions[:first]) / fps
-    filled[last + 1:] = times[last] + (positions[last + 1:] - last) / fps
-    inner = torch.nonzero(missing[first:last + 1]).flatten() + first
-    if inner.numel():
-        right = torch.searchsorted(known, inner)  # the known frames on either side of each gap
-        a, b = known[right - 1], known[right]
-        weight = (inner - a).to(torch.float64) / (b - a).to(torch.float64)
-        filled[inner] = times[a] + weight * (times[b] - times[a])
-    return filled
-
-
 def plan_frames(pts_seconds: torch.Tensor, native_fps: float, *, num_frames: int = 64,
                 sampling: str = "consecutive", start_seconds: float | None = None,
                 video_start: float | None = None, video_end: float | None = None, fps: float | None = None,
@@ -100,7 +75,9 @@ def plan_frames(pts_seconds: torch.Tensor, native_fps: float, *, num_frames: int
         raise ValueError(f'start_seconds places a "consecutive" window; use video_start with {sampling!r}')
     native_fps = float(native_fps) if native_fps and native_fps > 0 else 25.0
 
-    times = _fill_missing_times(pts_seconds.to(torch.float64), native_fps)
+    times = pts_seconds.to(torch.float64)
+    if bool(torch.isnan(times).any()):
+        raise ValueError("pts_seconds has NaN entries; reader.pts_seconds fills the times a container leaves out")
     if times.numel() == 0:
         return FrameSample((), (), native_fps)
     rel = times - times[0]
@@ -143,16 +120,9 @@ def plan_frames(pts_seconds: torch.Tensor, native_fps: float, *, num_frames: int
     return FrameSample(tuple(chosen), tuple(float(times[i]) for i in chosen), float(used))
 
 
-def presentation_seconds(reader) -> torch.Tensor:
-    """An open reader's presentation times (float64, display order), with the times the container does not
-    store filled as the decoder's frames carry them (see :func:`_fill_missing_times`)."""
-    fps = reader.info.fps if reader.info.fps and reader.info.fps > 0 else 25.0
-    return _fill_missing_times(reader.pts_seconds.to(torch.float64), fps)
-
-
 def sample_frames(reader, **options) -> FrameSample:
     """:func:`plan_frames` over an open reader's presentation times (a parser pass; nothing is decoded)."""
-    return plan_frames(presentation_seconds(reader), reader.info.fps, **options)
+    return plan_frames(reader.pts_seconds, reader.info.fps, **options)
 
 
 # What handing one frame out costs (residual, pixel copies), in decodes of a frame: measured 9.7 ms against
