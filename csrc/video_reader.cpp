@@ -403,10 +403,13 @@ void VideoReader::feed_packet() {
     if (packet_->pts == AV_NOPTS_VALUE || packet_->pts != packet_->dts) pts_may_be_decode_times_ = false;
     if (!output_delay_checked_) {
       output_delay_checked_ = true;
-      if (packet_->pts == AV_NOPTS_VALUE) use_measured_output_delay();
+      // A stream whose first packet is untimed may store no pts at all; its frames then take the index's
+      // times (see emit). Streams timed at the start (MPEG-PS with pts on some packets only) are not indexed.
+      if (packet_->pts == AV_NOPTS_VALUE) {
+        if (rereadable_) index();
+        use_measured_output_delay();
+      }
     }
-    // Frames without a container pts take their time from the index (see emit), which is built once here.
-    if (packet_->pts == AV_NOPTS_VALUE && rereadable_ && !index_) index();
     PacketInfo info;
     info.decode_index = next_decode_index_++;
     info.size = packet_->size;
