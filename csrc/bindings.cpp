@@ -409,26 +409,24 @@ py::tuple fit_camera_cpu(const F64Array& centres, const F64Array& motion, const 
   return py::make_tuple(matrix, fallback, inliers);
 }
 
-py::tuple block_motion_cpu(const IntArray& rows, const I64Array& counts, std::array<int, 4> sizes,
-                           const std::optional<F32Array>& confidence, int model, int iterations,
-                           double trim_fraction, double cutoff, double min_threshold, int min_vectors) {
+py::tuple block_motion_cpu(const IntArray& rows, const I64Array& counts, std::array<int, 4> sizes, int model,
+                           int iterations, double trim_fraction, double cutoff, double min_threshold, int min_vectors) {
   const py::ssize_t frames = counts.size();
   int64_t total = 0;
   for (py::ssize_t t = 0; t < frames; ++t) total += counts.data()[t];
   check_size(rows, total * kMotionVectorColumns, "rows");
-  if (confidence) check_size(*confidence, total, "confidence");
   const MotionGeometry geometry{sizes[0], sizes[1], sizes[2], sizes[3]};
   if (geometry.height < 1 || geometry.width < 1) throw std::invalid_argument("frame size must be positive");
   const CameraFitOptions options = camera_options(model, iterations, trim_fraction, cutoff, min_threshold, min_vectors);
   py::array_t<int32_t> rects({static_cast<py::ssize_t>(total), py::ssize_t{4}});
-  py::array_t<float> length(total);
+  py::array_t<float> length2(total);
   py::array_t<uint8_t> fallback(frames);
   {
     py::gil_scoped_release release;
-    block_motion(rows.data(), counts.data(), frames, geometry, options, confidence ? confidence->data() : nullptr,
-                 rects.mutable_data(), length.mutable_data(), fallback.mutable_data());
+    block_motion(rows.data(), counts.data(), frames, geometry, options, rects.mutable_data(), length2.mutable_data(),
+                 fallback.mutable_data());
   }
-  return py::make_tuple(rects, length, fallback);
+  return py::make_tuple(rects, length2, fallback);
 }
 
 py::tuple pool_motion_cpu(const IntArray& rects, const F32Array& length, const I64Array& counts,
@@ -503,8 +501,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("fit_camera", &fit_camera_cpu, py::arg("centres"), py::arg("motion"), py::arg("valid"), py::arg("weights"),
         py::arg("model"), py::arg("iterations"), py::arg("trim_fraction"), py::arg("cutoff"), py::arg("min_threshold"),
         py::arg("min_vectors"));
-  m.def("block_motion", &block_motion_cpu, py::arg("rows"), py::arg("counts"), py::arg("sizes"), py::arg("confidence"),
-        py::arg("model"), py::arg("iterations"), py::arg("trim_fraction"), py::arg("cutoff"), py::arg("min_threshold"),
+  m.def("block_motion", &block_motion_cpu, py::arg("rows"), py::arg("counts"), py::arg("sizes"), py::arg("model"), py::arg("iterations"), py::arg("trim_fraction"), py::arg("cutoff"), py::arg("min_threshold"),
         py::arg("min_vectors"));
   m.def("pool_motion", &pool_motion_cpu, py::arg("rects"), py::arg("length"), py::arg("counts"), py::arg("frame_size"),
         py::arg("grid"));

@@ -21,8 +21,8 @@ void weighted_sums(CameraModel model, const double* u, const double* v, const do
   const int count = sum_count(model);
   double s[kMaxSums] = {};
   for (int64_t i = 0; i < n; ++i) {
-    if (keep && !keep[i]) continue;
-    const double w = weight ? weight[i] : 1.0;
+    // a dropped point adds exact zeros (no branch: the loop vectorises)
+    const double w = (weight ? weight[i] : 1.0) * (keep ? static_cast<double>(keep[i]) : 1.0);
     const double a = u[i], b = v[i], c = up[i], d = vp[i];
     if (model == CameraModel::kSimilarity) {
       s[0] += w;
@@ -152,6 +152,39 @@ FrameFit median_fit(const FramePoints& p, CameraFitScratch& scratch, uint8_t* in
   return to_fit(translation(tx, ty), fallback);
 }
 
+// The trimming bound min(kth_max, max(threshold, kth_min)) of the n > 0 squared residuals, threshold =
+// max(cutoff^2 median, min_threshold2), kth_max / kth_min the keep_max-th / keep_min-th smallest (lower median,
+// ranks clamped at 0). Selection in `work`: the median first, then only what the bound still depends on.
+double trim_bound(const double* resid, int64_t n, int64_t keep_max, int64_t keep_min, double min_threshold2,
+                  double cutoff, std::vector<double>& work) {
+  work.assign(resid, resid + n);
+  const int64_t r_med = (n - 1) / 2;
+  const int64_t r_max = std::max<int64_t>(keep_max - 1, 0), r_min = std::max<int64_t>(keep_min - 1, 0);
+  std::nth_element(work.begin(), work.begin() + r_med, work.end());
+  const double med = work[r_med];
+  // after a selection at rank r, ranks below r lie in work[0, r) and ranks above in work(r, n)
+  auto select = [&](int64_t rank) {
+    if (rank == r_med) return med;
+    auto begin = rank < r_med ? work.begin() : work.begin() + r_med + 1;
+    auto end = rank < r_med ? work.begin() + r_med : work.end();
+    std::nth_element(begin, work.begin() + rank, end);
+    return work[rank];
+  };
+  const double threshold = std::max(cutoff * cutoff * med, min_threshold2);
+  // with cutoff >= 1 the threshold is at least the median, so a keep_min-th smallest at or below it cannot
+  // raise the bound
+  const double kth_min = (cutoff >= 1.0 && r_min <= r_med) ? med : select(r_min);
+  const double wanted = std::max(threshold, kth_min);
+  if (wanted >= med) {
+    // Fewer than keep_max + 1 values at or below `wanted`: it lies below the keep_max-th smallest, or the two
+    // bounds keep the same values; either way the bound is `wanted` and that selection is not needed.
+    int64_t at_or_below = r_med + 1;
+    for (int64_t i = r_med + 1; i < n; ++i) at_or_below += work[i] <= wanted;
+    if (at_or_below <= keep_max) return wanted;
+  }
+  return std::min(select(r_max), wanted);
+}
+
 }  // namespace
 
 FrameFit fit_camera_frame(const FramePoints& p, const CameraFitOptions& o, CameraFitScratch& scratch,
@@ -210,32 +243,16 @@ FrameFit fit_camera_frame(const FramePoints& p, const CameraFitOptions& o, Camer
       const double ry = m[3] * u[i] + m[4] * v[i] + m[5] - vp[i];
       resid[i] = rx * rx + ry * ry;  // squared: their order statistics are the squares of the residuals'
     }
-    double bound = -inf;  // no vector: no inlier
-    if (n > 0) {
-      // the keep_max-th smallest, then the median and the keep_min-th smallest among the values below it
-      std::vector<double>& work = scratch.select;
-      work.assign(resid, resid + n);
-      const int64_t r_max = std::max<int64_t>(keep_max - 1, 0);
-      const int64_t r_med = (n - 1) / 2;
-      const int64_t r_min = std::max<int64_t>(keep_min - 1, 0);
-      std::nth_element(work.begin(), work.begin() + r_max, work.end());
-      const double kth_max = work[r_max];
-      auto at = [&](int64_t rank) {
-        if (rank == r_max) return kth_max;
-        // ranks below r_max lie in work[0, r_max) after the first selection
-        auto end = rank < r_max ? work.begin() + r_max : work.end();
-        auto begin = rank < r_max ? work.begin() : work.begin() + r_max + 1;
-        std::nth_element(begin, work.begin() + rank, end);
-        return work[rank];
-      };
-      const double med = at(r_med);
-      // with cutoff >= 1 the threshold is at least the median, so a keep_min-th smallest below it cannot raise
-      // the bound: skip that selection
-      const double threshold = std::max(o.cutoff * o.cutoff * med, min_threshold2);
-      const double kth_min = (o.cutoff >= 1.0 && r_min <= r_med) ? med : at(r_min);
-      bound = std::min(kth_max, std::max(threshold, kth_min));
+    const double bound = n > 0 ? trim_bound(resid, n, keep_max, keep_min, min_threshold2, o.cutoff, scratch.select)
+                               : -inf;  // no vector: no inlier
+    bool changed = false;
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t k = resid[i] <= bound;
+      changed |= k != keep[i];
+      keep[i] = k;
     }
-    for (int64_t i = 0; i < n; ++i) keep[i] = resid[i] <= bound;
+    // the same inliers give the same sums, hence the same fit: every further refit would repeat this one
+    if (!changed) break;
     weighted_sums(o.model, u, v, up, vp, p.weight, keep, n, sums);
     m = weighted_fit(o.model, sums);
   }

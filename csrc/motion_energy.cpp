@@ -22,8 +22,7 @@ int bound(int c, int length, int cells) { return static_cast<int>(static_cast<in
 }  // namespace
 
 void block_motion(const int32_t* rows, const int64_t* counts, int64_t frames, const MotionGeometry& g,
-                  const CameraFitOptions& camera, const float* confidence, int32_t* rects, float* length,
-                  uint8_t* fallback) {
+                  const CameraFitOptions& camera, int32_t* rects, float* length2, uint8_t* fallback) {
   using namespace mv;
   // float32 arithmetic as ops/camera.py's block_centres_and_motion does it, then held in float64
   std::vector<double> x, y, mx, my, area;
@@ -62,10 +61,8 @@ void block_motion(const int32_t* rows, const int64_t* counts, int64_t frames, co
       const float cam_y = static_cast<float>(d10 * x[i] + d11 * y[i] + d12);
       const float dx = (static_cast<float>(mx[i]) - cam_x) * scale_x;
       const float dy = (static_cast<float>(my[i]) - cam_y) * scale_y;
-      // dy^2 fused into the sum, as torch's addcmul_ computed these lengths on CPUs with FMA
-      float len = std::sqrt(std::fma(dy, dy, dx * dx));
-      if (confidence) len *= confidence[base + i];
-      length[base + i] = len;
+      // dy^2 fused into the sum, as torch's addcmul_ computes it on CPUs with FMA
+      length2[base + i] = std::fma(dy, dy, dx * dx);
       const int32_t* row = r + i * kMotionVectorColumns;
       const int left = row[kDstX] - floor_half(row[kW]), top = row[kDstY] - floor_half(row[kH]);
       int32_t* rect = rects + 4 * (base + i);

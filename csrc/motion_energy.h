@@ -17,12 +17,12 @@ struct MotionGeometry {
 };
 
 // rows (M, 10) int32, the core's vector rows of `frames` frames, counts[t] consecutive rows each. Per block:
-// rects (M, 4) int32 x0, y0, x1, y1 clipped to the frame; length (M,) the camera-compensated motion length in
-// model pixels, times confidence[i] when confidence is not null; per frame: fallback (the fit fell back to the
+// rects (M, 4) int32 x0, y0, x1, y1 clipped to the frame, and length2 (M,) the squared length of its
+// camera-compensated motion in model pixels (the square root is left to the caller: torch's float32 sqrt, which
+// is not correctly rounded on every CPU, gave the lengths so far); per frame: fallback (the fit fell back to the
 // median translation). Every vector votes for the camera, weighted by its block area.
 void block_motion(const int32_t* rows, const int64_t* counts, int64_t frames, const MotionGeometry& geometry,
-                  const CameraFitOptions& camera, const float* confidence, int32_t* rects, float* length,
-                  uint8_t* fallback);
+                  const CameraFitOptions& camera, int32_t* rects, float* length2, uint8_t* fallback);
 
 // sum(length * overlap) (float32) and sum(overlap) per cell of the (frames, hg, wg) grid, whose cell (r, c)
 // covers rows [r H / hg, (r + 1) H / hg) and columns [c W / wg, (c + 1) W / wg). A cell adds its blocks in the

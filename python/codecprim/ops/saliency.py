@@ -225,10 +225,13 @@ def block_motion(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], m
     device = rows.device
     frame = torch.repeat_interleave(torch.arange(t, device=device), counts)              # (M,)
     if device.type == "cpu":
-        conf = None if confidence is None else _pack_confidence(confidence, vectors, device).contiguous().numpy()
-        rects, length, fallback = _load_core().block_motion(rows.contiguous().numpy(), counts.numpy(),
-                                                            (h, w, mh, mw), conf, *camera_options(config))
-        return torch.from_numpy(rects), frame, torch.from_numpy(length), torch.from_numpy(fallback).bool()
+        rects, length2, fallback = _load_core().block_motion(rows.contiguous().numpy(), counts.numpy(),
+                                                             (h, w, mh, mw), *camera_options(config))
+        # torch's float32 sqrt (not correctly rounded on every CPU) as on the padded path below: same lengths
+        length = torch.from_numpy(length2).sqrt_()
+        if confidence is not None:
+            length = length * _pack_confidence(confidence, vectors, device)
+        return torch.from_numpy(rects), frame, length, torch.from_numpy(fallback).bool()
     # padded (T, Nmax) views for the batched camera fit; a boolean mask keeps frame-major, slot order
     nmax = max(1, int(counts.max()))
     valid = torch.arange(nmax, device=device) < counts[:, None]                          # (T, Nmax)
