@@ -20,6 +20,7 @@
 #include "input_source.h"
 #include "interpolation.h"
 #include "motion_energy.h"
+#include "patch_resize.h"
 #include "residual_energy.h"
 #include "simd_dispatch.h"
 #include "transcoder.h"
@@ -463,6 +464,41 @@ py::array_t<int64_t> residual_sums_cpu(const I16Array& residual, std::array<int,
   return sums;
 }
 
+py::array_t<uint8_t> resize_patches_cpu(const std::vector<LumaArray>& frames, std::array<int, 2> size,
+                                        const I64Array& cells, int patch) {
+  if (frames.empty() || frames[0].ndim() < 2) throw std::invalid_argument("frames must be (..., H, W) planes");
+  const py::ssize_t nd = frames[0].ndim();
+  PatchResizeShape shape;
+  shape.height = static_cast<int>(frames[0].shape(nd - 2));
+  shape.width = static_cast<int>(frames[0].shape(nd - 1));
+  shape.planes = static_cast<int>(frames[0].size() / (static_cast<py::ssize_t>(shape.height) * shape.width));
+  shape.out_height = size[0];
+  shape.out_width = size[1];
+  shape.patch = patch;
+  std::vector<const uint8_t*> planes;
+  for (const LumaArray& f : frames) {
+    if (f.size() != frames[0].size()) throw std::invalid_argument("frames must have one shape");
+    planes.push_back(f.data());
+  }
+  if (cells.ndim() != 2 || cells.shape(1) != 3) throw std::invalid_argument("cells must be (K, 3)");
+  if (patch < 1 || size[0] % patch || size[1] % patch) throw std::invalid_argument("patch must divide the size");
+  const py::ssize_t count = cells.shape(0);
+  const int64_t* c = cells.data();
+  for (py::ssize_t k = 0; k < count; ++k) {
+    if (c[3 * k] < 0 || c[3 * k] >= static_cast<int64_t>(frames.size()) || c[3 * k + 1] < 0 ||
+        c[3 * k + 1] >= size[0] / patch || c[3 * k + 2] < 0 || c[3 * k + 2] >= size[1] / patch) {
+      throw std::invalid_argument("cells must lie inside the frames and the patch grid");
+    }
+  }
+  py::array_t<uint8_t> out({count, static_cast<py::ssize_t>(shape.planes), static_cast<py::ssize_t>(patch),
+                            static_cast<py::ssize_t>(patch)});
+  {
+    py::gil_scoped_release release;
+    resize_patches_u8(planes, shape, c, count, out.mutable_data());
+  }
+  return out;
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "codecprim C++ core: motion vectors, residuals and GOP structure from libavcodec";
 
@@ -506,6 +542,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("pool_motion", &pool_motion_cpu, py::arg("rects"), py::arg("length"), py::arg("counts"), py::arg("frame_size"),
         py::arg("grid"));
   m.def("residual_sums", &residual_sums_cpu, py::arg("residual"), py::arg("grid"));
+  m.def("resize_patches", &resize_patches_cpu, py::arg("frames"), py::arg("size"), py::arg("cells"), py::arg("patch"));
   m.def("simd_level", [] { return std::string(simd_level_name(pixel_kernels().level)); });
   m.def("set_ffmpeg_log_level", &set_ffmpeg_log_level, py::arg("level"));
   m.def("ffmpeg_log_level", &ffmpeg_log_level);
