@@ -29,6 +29,7 @@ Integer sums (residual) are bit-identical across devices; float results agree to
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -122,15 +123,24 @@ def residual_energy_grid(residual: torch.Tensor, grid: tuple[int, int]) -> torch
     res = residual[None] if squeeze else residual
     hg, wg = grid
     t, h, w = res.shape
-    rows, cols = cell_bounds(h, hg, res.device), cell_bounds(w, wg, res.device)
     if _cuda.is_cuda(res):
+        rows, cols = cell_bounds(h, hg, res.device), cell_bounds(w, wg, res.device)
         sums = _residual_sums_cuda(res.contiguous(), rows, hg, wg)
+        area = ((rows[1:] - rows[:-1])[:, None] * (cols[1:] - cols[:-1])[None, :]).double()  # (Hg, Wg)
     else:
+        # called once per decoded frame: the grid's bounds and areas are made once per geometry
+        rows, cols, area = _cpu_cells(h, w, hg, wg)
         sums = _residual_sums_cpu(res, rows, cols)
-    area = ((rows[1:] - rows[:-1])[:, None] * (cols[1:] - cols[:-1])[None, :]).double()  # (Hg, Wg)
-    # float64 division and sqrt are correctly rounded on both devices: bitwise-identical twins
-    out = (sums.double() / area).sqrt().float()
+    # the same torch division and sqrt on both devices (the core returns only the exact sums)
+    out = torch.div(sums, area).sqrt_().float()
     return out[0] if squeeze else out
+
+
+@functools.lru_cache(maxsize=32)
+def _cpu_cells(h: int, w: int, hg: int, wg: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`cell_bounds` of both axes and the (Hg, Wg) float64 cell areas, on the CPU (read-only: cached)."""
+    rows, cols = cell_bounds(h, hg), cell_bounds(w, wg)
+    return rows, cols, ((rows[1:] - rows[:-1])[:, None] * (cols[1:] - cols[:-1])[None, :]).double()
 
 
 def _residual_sums_cpu(res: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
