@@ -340,8 +340,7 @@ def check_agreement(path: str) -> None:
 STAGES = {  # (module, function) wrapped while a call runs -> its row
     ("codecprim.patches", "resize_yuv"): "resize to the model size (luma + chroma)",
     ("codecprim.patches", "resize_patches"): "resize to the model size (luma + chroma)",
-    ("codecprim.ops.saliency", "fit_camera"): "camera fit",
-    ("codecprim.patches", "motion_energy_grid"): "motion energy (without the camera fit)",
+    ("codecprim.patches", "motion_energy_grid"): "motion energy (camera fit included: one core call)",
     ("codecprim.patches", "residual_energy_grid"): "residual energy",
     ("codecprim.patches", "combine_saliency"): "combine saliency",
     ("codecprim.patches", "select_patches"): "select",

@@ -8,15 +8,20 @@
 #include <array>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "block_matching.h"
+#include "camera_fit.h"
 #include "errors.h"
 #include "ffmpeg.h"
 #include "ffmpeg_log.h"
 #include "input_source.h"
 #include "interpolation.h"
+#include "motion_energy.h"
+#include "patch_resize.h"
+#include "residual_energy.h"
 #include "simd_dispatch.h"
 #include "transcoder.h"
 #include "video_reader.h"
@@ -370,6 +375,132 @@ py::array_t<int64_t> me_structure(const LumaArray& cur, std::array<int, 3> grid_
   return out;
 }
 
+// The saliency ops' CPU implementations (camera_fit.h, motion_energy.h, residual_energy.h): numpy arrays in
+// (Python has checked their shapes), new arrays out; the GIL is released while they run.
+using F64Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using F32Array = py::array_t<float, py::array::c_style | py::array::forcecast>;
+using I64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+using I16Array = py::array_t<int16_t, py::array::c_style | py::array::forcecast>;
+
+CameraFitOptions camera_options(int model, int iterations, double trim_fraction, double cutoff,
+                                double min_threshold, int min_vectors) {
+  if (model < 0 || model > 3) throw std::invalid_argument("camera model code must be 0..3");
+  return {static_cast<CameraModel>(model), iterations, trim_fraction, cutoff, min_threshold, min_vectors};
+}
+
+void check_size(const py::array& a, py::ssize_t size, const char* name) {
+  if (a.size() != size) throw std::invalid_argument(std::string(name) + " has " + std::to_string(a.size()) +
+                                                    " values, expected " + std::to_string(size));
+}
+
+py::tuple fit_camera_cpu(const F64Array& centres, const F64Array& motion, const LumaArray& valid,
+                         const std::optional<F64Array>& weights, int model, int iterations, double trim_fraction,
+                         double cutoff, double min_threshold, int min_vectors) {
+  if (centres.ndim() != 3 || centres.shape(2) != 2) throw std::invalid_argument("centres must be (B, N, 2)");
+  const py::ssize_t batch = centres.shape(0), n = centres.shape(1);
+  check_size(motion, batch * n * 2, "motion");
+  check_size(valid, batch * n, "valid");
+  if (weights) check_size(*weights, batch * n, "weights");
+  const CameraFitOptions options = camera_options(model, iterations, trim_fraction, cutoff, min_threshold, min_vectors);
+  py::array_t<float> matrix({batch, py::ssize_t{2}, py::ssize_t{3}});
+  py::array_t<uint8_t> fallback(batch), inliers({batch, n});
+  {
+    py::gil_scoped_release release;
+    fit_camera_batch(centres.data(), motion.data(), valid.data(), weights ? weights->data() : nullptr, batch, n,
+                     options, matrix.mutable_data(), fallback.mutable_data(), inliers.mutable_data());
+  }
+  return py::make_tuple(matrix, fallback, inliers);
+}
+
+py::tuple block_motion_cpu(const IntArray& rows, const I64Array& counts, std::array<int, 4> sizes, int model,
+                           int iterations, double trim_fraction, double cutoff, double min_threshold, int min_vectors) {
+  const py::ssize_t frames = counts.size();
+  int64_t total = 0;
+  for (py::ssize_t t = 0; t < frames; ++t) total += counts.data()[t];
+  check_size(rows, total * kMotionVectorColumns, "rows");
+  const MotionGeometry geometry{sizes[0], sizes[1], sizes[2], sizes[3]};
+  if (geometry.height < 1 || geometry.width < 1) throw std::invalid_argument("frame size must be positive");
+  const CameraFitOptions options = camera_options(model, iterations, trim_fraction, cutoff, min_threshold, min_vectors);
+  py::array_t<int32_t> rects({static_cast<py::ssize_t>(total), py::ssize_t{4}});
+  py::array_t<float> length2(total);
+  py::array_t<uint8_t> fallback(frames);
+  {
+    py::gil_scoped_release release;
+    block_motion(rows.data(), counts.data(), frames, geometry, options, rects.mutable_data(), length2.mutable_data(),
+                 fallback.mutable_data());
+  }
+  return py::make_tuple(rects, length2, fallback);
+}
+
+py::tuple pool_motion_cpu(const IntArray& rects, const F32Array& length, const I64Array& counts,
+                          std::array<int, 2> frame_size, std::array<int, 2> grid) {
+  const py::ssize_t frames = counts.size();
+  int64_t total = 0;
+  for (py::ssize_t t = 0; t < frames; ++t) total += counts.data()[t];
+  check_size(rects, total * 4, "rects");
+  check_size(length, total, "length");
+  if (grid[0] < 1 || grid[1] < 1 || frame_size[0] < grid[0] || frame_size[1] < grid[1]) {
+    throw std::invalid_argument("the grid must have between 1 cell and one cell per pixel along each axis");
+  }
+  py::array_t<float> sum_v({frames, static_cast<py::ssize_t>(grid[0]), static_cast<py::ssize_t>(grid[1])});
+  py::array_t<int64_t> sum_a({frames, static_cast<py::ssize_t>(grid[0]), static_cast<py::ssize_t>(grid[1])});
+  {
+    py::gil_scoped_release release;
+    pool_motion(rects.data(), length.data(), counts.data(), frames, frame_size[0], frame_size[1], grid[0], grid[1],
+                sum_v.mutable_data(), sum_a.mutable_data());
+  }
+  return py::make_tuple(sum_v, sum_a);
+}
+
+py::array_t<int64_t> residual_sums_cpu(const I16Array& residual, std::array<int, 2> grid) {
+  if (residual.ndim() != 3) throw std::invalid_argument("residual must be (T, H, W)");
+  const int height = static_cast<int>(residual.shape(1)), width = static_cast<int>(residual.shape(2));
+  if (grid[0] < 1 || grid[1] < 1 || height < grid[0] || width < grid[1]) {
+    throw std::invalid_argument("the grid must have between 1 cell and one cell per pixel along each axis");
+  }
+  py::array_t<int64_t> sums({residual.shape(0), static_cast<py::ssize_t>(grid[0]), static_cast<py::ssize_t>(grid[1])});
+  {
+    py::gil_scoped_release release;
+    residual_cell_sums(residual.data(), residual.shape(0), height, width, grid[0], grid[1], sums.mutable_data());
+  }
+  return sums;
+}
+
+py::array_t<uint8_t> resize_patches_cpu(const std::vector<LumaArray>& frames, std::array<int, 2> size,
+                                        const I64Array& cells, int patch) {
+  if (frames.empty() || frames[0].ndim() < 2) throw std::invalid_argument("frames must be (..., H, W) planes");
+  const py::ssize_t nd = frames[0].ndim();
+  PatchResizeShape shape;
+  shape.height = static_cast<int>(frames[0].shape(nd - 2));
+  shape.width = static_cast<int>(frames[0].shape(nd - 1));
+  shape.planes = static_cast<int>(frames[0].size() / (static_cast<py::ssize_t>(shape.height) * shape.width));
+  shape.out_height = size[0];
+  shape.out_width = size[1];
+  shape.patch = patch;
+  std::vector<const uint8_t*> planes;
+  for (const LumaArray& f : frames) {
+    if (f.size() != frames[0].size()) throw std::invalid_argument("frames must have one shape");
+    planes.push_back(f.data());
+  }
+  if (cells.ndim() != 2 || cells.shape(1) != 3) throw std::invalid_argument("cells must be (K, 3)");
+  if (patch < 1 || size[0] % patch || size[1] % patch) throw std::invalid_argument("patch must divide the size");
+  const py::ssize_t count = cells.shape(0);
+  const int64_t* c = cells.data();
+  for (py::ssize_t k = 0; k < count; ++k) {
+    if (c[3 * k] < 0 || c[3 * k] >= static_cast<int64_t>(frames.size()) || c[3 * k + 1] < 0 ||
+        c[3 * k + 1] >= size[0] / patch || c[3 * k + 2] < 0 || c[3 * k + 2] >= size[1] / patch) {
+      throw std::invalid_argument("cells must lie inside the frames and the patch grid");
+    }
+  }
+  py::array_t<uint8_t> out({count, static_cast<py::ssize_t>(shape.planes), static_cast<py::ssize_t>(patch),
+                            static_cast<py::ssize_t>(patch)});
+  {
+    py::gil_scoped_release release;
+    resize_patches_u8(planes, shape, c, count, out.mutable_data());
+  }
+  return out;
+}
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "codecprim C++ core: motion vectors, residuals and GOP structure from libavcodec";
 
@@ -405,6 +536,15 @@ PYBIND11_MODULE(_core, m) {
         py::arg("zero"));
   m.def("me_downsample", &me_downsample, py::arg("src"));
   m.def("me_structure", &me_structure, py::arg("cur"), py::arg("grid"));
+  m.def("fit_camera", &fit_camera_cpu, py::arg("centres"), py::arg("motion"), py::arg("valid"), py::arg("weights"),
+        py::arg("model"), py::arg("iterations"), py::arg("trim_fraction"), py::arg("cutoff"), py::arg("min_threshold"),
+        py::arg("min_vectors"));
+  m.def("block_motion", &block_motion_cpu, py::arg("rows"), py::arg("counts"), py::arg("sizes"), py::arg("model"), py::arg("iterations"), py::arg("trim_fraction"), py::arg("cutoff"), py::arg("min_threshold"),
+        py::arg("min_vectors"));
+  m.def("pool_motion", &pool_motion_cpu, py::arg("rects"), py::arg("length"), py::arg("counts"), py::arg("frame_size"),
+        py::arg("grid"));
+  m.def("residual_sums", &residual_sums_cpu, py::arg("residual"), py::arg("grid"));
+  m.def("resize_patches", &resize_patches_cpu, py::arg("frames"), py::arg("size"), py::arg("cells"), py::arg("patch"));
   m.def("simd_level", [] { return std::string(simd_level_name(pixel_kernels().level)); });
   m.def("set_ffmpeg_log_level", &set_ffmpeg_log_level, py::arg("level"));
   m.def("ffmpeg_log_level", &ffmpeg_log_level);

@@ -214,3 +214,15 @@ def test_resized_patches_reject_bad_arguments():
         resize_patches([frames[0], frames[1, :10]], (14, 14), cells, 7)
     with pytest.raises(ValueError, match="at least one frame"):
         resize_patches([], (14, 14), cells, 7)
+
+
+@pytest.mark.parametrize("h,w,size,patch", [(601, 37, (28, 14), 14),   # 255 * 601 overflows 16-bit row sums
+                                            (50, 70, (40, 20), 20),    # a patch wider than 16 lanes
+                                            (9, 11, (34, 34), 17)])    # upscaling, 17 x 17 patches
+def test_resized_patches_at_wide_sums_and_large_patches(h, w, size, patch):
+    g = torch.Generator().manual_seed(h)
+    frames = torch.randint(0, 256, (2, h, w), generator=g, dtype=torch.uint8)
+    whole = resize_plane(frames, size)
+    cells = torch.tensor([[t, r, c] for t in range(2) for r in range(size[0] // patch) for c in range(size[1] // patch)])
+    expected = torch.stack([whole[t, r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] for t, r, c in cells.tolist()])
+    assert torch.equal(resize_patches(frames, size, cells, patch), expected)

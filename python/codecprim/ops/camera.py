@@ -18,18 +18,18 @@ the ``1 - trim_fraction`` best; repeat ``iterations`` times. A frame with fewer 
 ``min_vectors`` vectors, or whose vectors are too concentrated in space to pin the model down,
 falls back to the median translation (reported in :attr:`CameraFit.fallback`).
 
-Everything is batched over frames with padding (``valid`` masks), written with torch ops only, so
-it runs on whichever device the inputs live on.
+On the CPU each frame is fitted by the C++ core (``csrc/camera_fit.cpp``, order statistics by selection); on
+other devices the frames are batched with padding (``valid`` masks) in torch ops, sorting for the order
+statistics. Both follow this contract; they differ only in float64 rounding.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from ..reader import MV
+from ..reader import MV, _load_core
 
 __all__ = [
     "CAMERA_MODELS",
@@ -41,8 +41,7 @@ __all__ = [
     "fit_camera",
 ]
 
-CAMERA_MODELS = ("none", "median", "similarity", "affine")
-_CPU_CHUNK_VECTORS = 1 << 17  # vector slots (frames x padded length) fitted at once on the CPU
+CAMERA_MODELS = ("none", "median", "similarity", "affine")  # the core's CameraModel codes, in order
 
 
 @dataclass(frozen=True)
@@ -169,8 +168,6 @@ def _fit_features(model: str, u: torch.Tensor, v: torch.Tensor, up: torch.Tensor
 
 def _weighted_sums(features: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """(B, F) sums of :func:`_fit_features` rows weighted by ``w`` (B, N)."""
-    if features.device.type == "cpu":  # numpy's batched matrix-vector product is 3x faster than torch's here
-        return torch.from_numpy(np.matmul(features.numpy(), w.numpy()[:, :, None])[:, :, 0])
     return (features @ w[:, :, None])[:, :, 0]
 
 
@@ -243,30 +240,11 @@ def _degenerate(model: str, sums: torch.Tensor, scale: torch.Tensor, scale_floor
     return spread * scale * scale < scale_floor ** 2
 
 
-def _order_statistics(values: torch.Tensor, *ranks: torch.Tensor, finite: torch.Tensor | None = None
-                      ) -> list[torch.Tensor]:
+def _order_statistics(values: torch.Tensor, *ranks: torch.Tensor) -> list[torch.Tensor]:
     """For each ``rank`` (B,) int64: (B, 1) the ``rank[b]``-th smallest (0-based, clamped at 0) of row b of
-    ``values`` (B, N), exactly the value a sort would give.
-
-    On the CPU one ``np.partition`` per row finds all ranks at once, in linear time: 3x faster than sorting the
-    rows, whose cost dominated the camera fit; on other devices the rows are sorted. ``finite`` (B,) int64, when
-    given, says that row b holds +inf past its first ``finite[b]`` entries: only those are partitioned (ranks
-    beyond them are +inf).
-    """
-    ranks = [r.clamp_min(0) for r in ranks]
-    if values.device.type != "cpu":
-        ordered = values.sort(dim=1).values
-        return [ordered.gather(1, r[:, None]) for r in ranks]
-    rows = values.numpy()
-    wanted = torch.stack(ranks, dim=1).tolist()  # (B, R)
-    lengths = [rows.shape[1]] * rows.shape[0] if finite is None else finite.tolist()
-    out = np.full((len(ranks), rows.shape[0]), np.inf, dtype=rows.dtype)
-    for b, (kth, length) in enumerate(zip(wanted, lengths)):
-        inside = [k for k in kth if k < length]
-        if inside:
-            picked = np.partition(rows[b, :length], sorted(set(inside)))
-            out[:, b] = [picked[k] if k < length else np.inf for k in kth]
-    return [torch.from_numpy(o)[:, None] for o in out]
+    ``values`` (B, N)."""
+    ordered = values.sort(dim=1).values
+    return [ordered.gather(1, r.clamp_min(0)[:, None]) for r in ranks]
 
 
 def fit_camera(centres: torch.Tensor, motion: torch.Tensor, valid: torch.Tensor | None = None, *,
@@ -297,22 +275,27 @@ def fit_camera(centres: torch.Tensor, motion: torch.Tensor, valid: torch.Tensor 
     batch, n = centres.shape[:2]
     device = centres.device
     valid = torch.ones(batch, n, dtype=torch.bool, device=device) if valid is None else valid.to(torch.bool)
-    chunk = max(1, _CPU_CHUNK_VECTORS // max(1, n))
-    if device.type == "cpu" and batch > chunk:
-        # Frames are fitted independently: a few at a time, their arrays stay in the CPU's caches (a 720p clip's
-        # 64 frames at once streamed ~20 MB per refit: 25 % slower), each chunk cut to its own longest frame.
-        starts = range(0, batch, chunk)
-        fits = []
-        for i in starts:
-            part = valid[i:i + chunk]
-            used = int(part.any(0).nonzero().max()) + 1 if bool(part.any()) else 1
-            fits.append(fit_camera(centres[i:i + chunk, :used], motion[i:i + chunk, :used], part[:, :used],
-                                   weights=None if weights is None else weights[i:i + chunk, :used],
-                                   config=config, model=model))
-        inliers = torch.zeros(batch, n, dtype=torch.bool)
-        for i, fit in zip(starts, fits):
-            inliers[i:i + chunk, :fit.inliers.shape[1]] = fit.inliers
-        return CameraFit(torch.cat([f.matrix for f in fits]), torch.cat([f.fallback for f in fits]), inliers)
+    if device.type == "cpu":
+        matrix, fallback, inliers = _load_core().fit_camera(
+            centres.to(torch.float64).contiguous().numpy(), motion.to(torch.float64).contiguous().numpy(),
+            valid.contiguous().view(torch.uint8).numpy(),
+            None if weights is None else weights.to(torch.float64).contiguous().numpy(), *camera_options(config, model))
+        return CameraFit(torch.from_numpy(matrix), torch.from_numpy(fallback).bool(), torch.from_numpy(inliers).bool())
+    return _fit_camera_torch(centres, motion, valid, weights, config, model)
+
+
+def camera_options(config: CameraConfig, model: str | None = None) -> tuple:
+    """The core's camera-fit arguments (model code, iterations, trim_fraction, cutoff, min_threshold,
+    min_vectors) of ``config``, with ``model`` instead of ``config.model`` when given."""
+    return (CAMERA_MODELS.index(config.model if model is None else model), config.iterations, config.trim_fraction,
+            config.cutoff, config.min_threshold, config.min_vectors)
+
+
+def _fit_camera_torch(centres: torch.Tensor, motion: torch.Tensor, valid: torch.Tensor,
+                      weights: torch.Tensor | None, config: CameraConfig, model: str) -> CameraFit:
+    """:func:`fit_camera` on (B, N, 2) inputs in batched torch ops (the GPU path; any device works)."""
+    batch, n = centres.shape[:2]
+    device = centres.device
     f64 = torch.float64
     px, py = centres[..., 0].to(f64), centres[..., 1].to(f64)             # (B, N) each, contiguous
     mx, my = motion[..., 0].to(f64), motion[..., 1].to(f64)
@@ -341,9 +324,6 @@ def fit_camera(centres: torch.Tensor, motion: torch.Tensor, valid: torch.Tensor 
     upn, vpn = upn.masked_fill(~valid, torch.inf), vpn.masked_fill(~valid, torch.inf)
     keep = valid
     median_rank = (n_valid - 1) // 2
-    # where the valid vectors come first in every row (block_motion's padding), the selection reads only them
-    prefix = valid.device.type == "cpu" and bool((valid == (torch.arange(n, device=device) < n_valid[:, None])).all())
-    finite = n_valid if prefix else None
     # With cutoff >= 1 the threshold is at least the median, so a keep_min-th smallest residual ranked below the
     # median never raises the bound: selecting the median again instead (ranks are deduplicated) spares a third
     # selection per frame, the fit's largest cost.
@@ -358,7 +338,7 @@ def fit_camera(centres: torch.Tensor, motion: torch.Tensor, valid: torch.Tensor 
         ry = torch.sub(ty, vpn).addcmul_(c, un).addcmul_(d, vn)
         resid = rx.mul_(rx).addcmul_(ry, ry)                              # (B, N)
         # (B, 1) each: the keep_max-th and keep_min-th smallest residuals and the lower median
-        kth_max, kth_min, med = _order_statistics(resid, keep_max - 1, min_rank, median_rank, finite=finite)
+        kth_max, kth_min, med = _order_statistics(resid, keep_max - 1, min_rank, median_rank)
         threshold = torch.maximum(config.cutoff ** 2 * med, min_threshold2[:, None])
         # keep the best (1 - trim) share, of which those under the threshold, but at least min_vectors:
         # resid <= kth_max and (resid <= threshold or resid <= kth_min), as one bound

@@ -24,7 +24,8 @@ rounding and vector scaling after it are the same torch code on both devices):
 * Resizing to the same size is the identity in every mode.
 * :func:`resize_patches` gives some ``patch x patch`` cells of :func:`resize_plane`'s output, equal to cutting
   them from the whole resized planes, reading only the input pixels under them (where a clip keeps a few
-  patches of each frame, resizing whole frames was most of its cost).
+  patches of each frame, resizing whole frames was most of its cost); on the CPU, in the C++ core
+  (``csrc/patch_resize.cpp``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import numpy as np
 import torch
 
 from .. import _cuda
+from ..reader import _load_core
 from ._checks import check_choice, check_size, check_tensor
 
 __all__ = ["resize_field", "resize_mask", "resize_patches", "resize_plane", "resize_residual", "resize_yuv"]
@@ -116,9 +118,8 @@ def resize_patches(planes: torch.Tensor | Sequence[torch.Tensor], size: int | tu
     Returns:
         ``(K, ..., patch, patch)`` uint8, equal to ``resize_plane(planes[t], size)`` cut at each cell.
 
-    Each cell reads its input footprint (a window of the blocks' :class:`_AxisBlocks` length, shifted inside the
-    frame at the edges) and applies the same integer overlaps as the whole-plane filter, so every sum, and hence
-    every rounded pixel, is the same.
+    Each cell reads only the input pixels under it and applies the same integer overlaps as the whole-plane
+    filter, so every sum, and hence every rounded pixel, is the same.
     """
     out_h, out_w = check_size(size)
     check_tensor("cells", cells, dtypes=(torch.int64,), ndims=(2,))
@@ -134,80 +135,16 @@ def resize_patches(planes: torch.Tensor | Sequence[torch.Tensor], size: int | tu
         if plane.dim() < 2 or plane.shape != frames[0].shape or _cuda.is_cuda(plane):
             raise ValueError(f"planes must be CPU (..., H, W) frames of one shape; planes[{i}] is "
                              f"{tuple(plane.shape)} on {plane.device}")
-    lead, (height, width) = frames[0].shape[:-2], frames[0].shape[-2:]
+    lead = frames[0].shape[:-2]
     t, r, c = cells.unbind(1)
     if cells.shape[0] and bool(((cells < 0).any(1) | (t >= len(frames)) | (r >= out_h // patch)
                                 | (c >= out_w // patch)).any()):
         raise ValueError(f"cells must lie in t < {len(frames)}, row < {out_h // patch}, col < {out_w // patch}")
-    rows, cols = _patch_windows(height, out_h, patch), _patch_windows(width, out_w, patch)
-    reduced = rows.reduced * cols.reduced
-    dtype = torch.float32 if reduced < (1 << 15) else torch.float64  # exact sums, as in resize_plane
     if not cells.shape[0]:
         return torch.empty((0, *lead, patch, patch), dtype=torch.uint8)
-    # each cell's input window, sliced (a Python loop over a few thousand views beats any gather torch has here),
-    # a bounded number of cells at a time so the float windows stay in cache (all of a clip's: ~30 MB)
-    arrays = [frame.numpy() for frame in frames]
-    top, left, frame_of = rows.start[r].tolist(), cols.start[c].tolist(), t.tolist()
-    cols_t = [m.to(dtype).T for m in cols.matrices]
-    rows_m = [m.to(dtype) for m in rows.matrices]
-    result = torch.empty((cells.shape[0], *lead, patch, patch), dtype=torch.uint8)
-    step = max(1, _CHUNK_ELEMENTS // 8 // (rows.length * cols.length * max(1, math.prod(lead))))
-    for i in range(0, cells.shape[0], step):
-        part = slice(i, i + step)
-        x = torch.from_numpy(np.stack([arrays[f][..., y:y + rows.length, z:z + cols.length]
-                                       for f, y, z in zip(frame_of[part], top[part], left[part])])).to(dtype)
-        # blocks that share their overlaps (most do: the pattern repeats) share one matrix product
-        y = _per_kind(x, cols.kind[c[part]], cols_t, lambda v, m: v @ m)                  # (n, ..., Lh, p)
-        sums = _per_kind(y, rows.kind[r[part]], rows_m, lambda v, m: m @ v)               # (n, ..., p, p)
-        if dtype == torch.float32:
-            out = sums.mul_(2).add_(reduced).div_(2 * reduced).floor_()
-        else:
-            out = torch.floor(sums * (rows.g * cols.g) / (height * width) + 0.5)
-        result[part] = out
-    return result
-
-
-def _per_kind(x: torch.Tensor, kind: torch.Tensor, matrices: list[torch.Tensor], apply) -> torch.Tensor:
-    """``apply(x[i], matrices[kind[i]])`` for every cell i, one call per kind."""
-    if len(matrices) == 1:
-        return apply(x, matrices[0])
-    out = None
-    for k, matrix in enumerate(matrices):
-        chosen = (kind == k).nonzero()[:, 0]
-        if chosen.numel():
-            part = apply(x[chosen], matrix)
-            if out is None:
-                out = part.new_empty((x.shape[0], *part.shape[1:]))
-            out[chosen] = part
-    return out
-
-
-class _Windows(NamedTuple):
-    """One axis cut into the ``patch``-output blocks of :func:`_blocks`: block b reads the ``length`` inputs from
-    ``start[b]`` (moved inside the axis at the far edge) with the integer overlaps ``matrices[kind[b]]``
-    (patch, length)."""
-
-    start: torch.Tensor
-    kind: torch.Tensor
-    matrices: list[torch.Tensor]
-    length: int
-    g: int
-    reduced: int
-
-
-@functools.lru_cache(maxsize=128)
-def _patch_windows(size: int, out_size: int, patch: int) -> _Windows:
-    blocks = _blocks(size, out_size, patch)
-    length, count = blocks.length, blocks.count  # length <= size: taps past the axis carry no weight
-    first = (torch.arange(count, dtype=torch.int64) * patch * size) // out_size
-    start = first.clamp(max=size - length)
-    shift = first - start                                                      # taps moved right by this much
-    weight = torch.zeros(count, patch, length, dtype=blocks.weight.dtype)
-    for b in range(count):  # a few dozen blocks, once per size
-        s = int(shift[b])
-        weight[b, :, s:] = blocks.weight[b, :, :length - s]
-    matrices, kind = torch.unique(weight.reshape(count, -1), dim=0, return_inverse=True)
-    return _Windows(start, kind, list(matrices.view(-1, patch, length)), length, blocks.g, blocks.reduced)
+    out = _load_core().resize_patches([frame.contiguous().numpy() for frame in frames], (out_h, out_w),
+                                      cells.contiguous().numpy(), patch)                 # (K, planes, p, p)
+    return torch.from_numpy(out).view(cells.shape[0], *lead, patch, patch)
 
 
 def resize_mask(mask: torch.Tensor, size: int | tuple[int, int], *, rule: MaskRule = "any") -> torch.Tensor:

@@ -22,12 +22,14 @@ Two raw features per cell, then one fused score:
   units). I-frames carry no motion: their saliency is 0 and they are
   flagged in ``is_iframe``; selection keeps them whole.
 
-Each op runs on the device of its inputs: CPU twins in torch, CUDA twins in ``cuda/saliency.cu``.
+Each op runs on the device of its inputs: on the CPU the C++ core (``csrc/motion_energy.cpp``,
+``csrc/residual_energy.cpp``; the normalisation in torch), on GPUs torch and ``cuda/saliency.cu``.
 Integer sums (residual) are bit-identical across devices; float results agree to float rounding.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,9 +38,9 @@ import numpy as np
 import torch
 
 from .. import _cuda
-from ..reader import MV
+from ..reader import MV, _load_core
 from ._checks import check_choice, check_tensor
-from .camera import CAMERA_MODELS, CameraConfig, block_centres_and_motion, fit_camera
+from .camera import CAMERA_MODELS, CameraConfig, block_centres_and_motion, camera_options, fit_camera
 
 __all__ = [
     "FUSIONS",
@@ -121,47 +123,31 @@ def residual_energy_grid(residual: torch.Tensor, grid: tuple[int, int]) -> torch
     res = residual[None] if squeeze else residual
     hg, wg = grid
     t, h, w = res.shape
-    rows, cols = cell_bounds(h, hg, res.device), cell_bounds(w, wg, res.device)
     if _cuda.is_cuda(res):
+        rows, cols = cell_bounds(h, hg, res.device), cell_bounds(w, wg, res.device)
         sums = _residual_sums_cuda(res.contiguous(), rows, hg, wg)
+        area = ((rows[1:] - rows[:-1])[:, None] * (cols[1:] - cols[:-1])[None, :]).double()  # (Hg, Wg)
     else:
-        # a few frames at a time: the int32/int64 intermediates then stay in cache (10x faster)
-        step = max(1, (1 << 18) // (h * w))
-        sums = torch.cat([_residual_sums_cpu(res[i:i + step], rows, cols) for i in range(0, t, step)])
-    area = ((rows[1:] - rows[:-1])[:, None] * (cols[1:] - cols[:-1])[None, :]).double()  # (Hg, Wg)
-    # float64 division and sqrt are correctly rounded on both devices: bitwise-identical twins
-    out = (sums.double() / area).sqrt().float()
+        # called once per decoded frame: the grid's bounds and areas are made once per geometry
+        rows, cols, area = _cpu_cells(h, w, hg, wg)
+        sums = _residual_sums_cpu(res, rows, cols)
+    # the same torch division and sqrt on both devices (the core returns only the exact sums)
+    out = torch.div(sums, area).sqrt_().float()
     return out[0] if squeeze else out
 
 
-def _residual_sums_cpu(res: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
-    """Exact int64 sums of squares per cell (plain sums when cells tile evenly, else cumulative
-    sums read at the cell borders).
+@functools.lru_cache(maxsize=32)
+def _cpu_cells(h: int, w: int, hg: int, wg: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`cell_bounds` of both axes and the (Hg, Wg) float64 cell areas, on the CPU (read-only: cached)."""
+    rows, cols = cell_bounds(h, hg), cell_bounds(w, wg)
+    return rows, cols, ((rows[1:] - rows[:-1])[:, None] * (cols[1:] - cols[:-1])[None, :]).double()
 
-    The first stage sums along each pixel row, in int32 when ``peak^2 *`` the pixels summed cannot reach
-    2^31 (8-bit residuals, |r| <= 255, always qualify: twice as fast as int64), else in int64.
-    """
-    t, h, w = res.shape
-    hg, wg = rows.numel() - 1, cols.numel() - 1
-    lo, hi = torch.aminmax(res)
-    peak = max(-int(lo), int(hi))
-    wide = res.to(torch.int32)
-    if w % wg == 0 and peak * peak * (w // wg) < (1 << 31):
-        # numpy's einsum multiplies and adds in one pass, without the squares' temporary
-        x = wide.numpy().reshape(t, h, wg, w // wg)
-        per_col = torch.from_numpy(np.einsum("thgk,thgk->thg", x, x))     # (T, H, Wg) int32
-    elif w % wg == 0:
-        sq = wide * wide                                                 # (T, H, W), <= 2**30 each
-        per_col = sq.view(t, h, wg, w // wg).sum(dim=3, dtype=torch.int64)  # (T, H, Wg)
-    else:
-        sq = wide * wide
-        acc = torch.int32 if peak * peak * w < (1 << 31) else torch.int64
-        at_ends = sq.cumsum(dim=2, dtype=acc)[:, :, cols[1:] - 1]           # (T, H, Wg)
-        per_col = torch.diff(at_ends, dim=2, prepend=torch.zeros_like(at_ends[:, :, :1]))
-    if h % hg == 0:
-        return per_col.view(t, hg, h // hg, wg).sum(dim=2, dtype=torch.int64)  # (T, Hg, Wg)
-    at_ends = per_col.cumsum(dim=1, dtype=torch.int64)[:, rows[1:] - 1, :]    # (T, Hg, Wg)
-    return torch.diff(at_ends, dim=1, prepend=torch.zeros_like(at_ends[:, :1, :]))
+
+def _residual_sums_cpu(res: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """Exact int64 sums of squares per cell (T, Hg, Wg) of the :func:`cell_bounds` ``rows`` and ``cols``, by the
+    core (which derives the same bounds from their counts)."""
+    grid = (rows.numel() - 1, cols.numel() - 1)
+    return torch.from_numpy(_load_core().residual_sums(res.contiguous().numpy(), grid))
 
 
 def residual_kernel_name(width: int, data_ptr: int) -> str:
@@ -248,6 +234,14 @@ def block_motion(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], m
     t = len(vectors)
     device = rows.device
     frame = torch.repeat_interleave(torch.arange(t, device=device), counts)              # (M,)
+    if device.type == "cpu":
+        rects, length2, fallback = _load_core().block_motion(rows.contiguous().numpy(), counts.numpy(),
+                                                             (h, w, mh, mw), *camera_options(config))
+        # torch's float32 sqrt (not correctly rounded on every CPU) as on the padded path below: same lengths
+        length = torch.from_numpy(length2).sqrt_()
+        if confidence is not None:
+            length = length * _pack_confidence(confidence, vectors, device)
+        return torch.from_numpy(rects), frame, length, torch.from_numpy(fallback).bool()
     # padded (T, Nmax) views for the batched camera fit; a boolean mask keeps frame-major, slot order
     nmax = max(1, int(counts.max()))
     valid = torch.arange(nmax, device=device) < counts[:, None]                          # (T, Nmax)
@@ -306,53 +300,12 @@ def _clipped_rects(rows: torch.Tensor, h: int, w: int) -> torch.Tensor:
 
 
 def _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg):
-    """sum(length * overlap) (float32) and sum(overlap) (int64) per cell, adding a cell's blocks in the CUDA
-    twin's order: by the cell holding the block's top-left pixel (raster order), then by block order.
-
-    In numpy with int32 pixels: every block adds ``Sy x Sx`` products (the most cells any block of the clip
-    spans), those outside the block add exact zeros (x + 0.0 == x), so no entry is filtered out and the sums equal
-    the kernel's to the bit.
-    """
-    n = t * hg * wg
-    x0, y0, x1, y1 = rects.numpy().T.copy()                                             # (M,) int32 each
-    rb, cb = rows_b.numpy().astype(np.int32), cols_b.numpy().astype(np.int32)
-    cy, cx = np.searchsorted(rb[1:-1], y0, side="right"), np.searchsorted(cb[1:-1], x0, side="right")
-    bucket = (frame.numpy() * hg + cy) * wg + cx                                         # (M,)
-    # a stable sort; on 16-bit keys numpy's is a radix sort
-    order = np.argsort(bucket.astype(np.uint16) if n <= (1 << 16) else bucket, kind="stable")
-    x0, y0, x1, y1, cy, cx, bucket = (a[order] for a in (x0, y0, x1, y1, cy, cx, bucket))
-    length = length.numpy()[order]
-    # the most cells a block spans along each axis (often 1 across: 16-pixel blocks inside 80-pixel cells)
-    span_x = 1 + int((np.searchsorted(cb[1:-1], np.maximum(x1 - 1, x0), side="right") - cx).max(initial=0))
-    span_y = 1 + int((np.searchsorted(rb[1:-1], np.maximum(y1 - 1, y0), side="right") - cy).max(initial=0))
-
-    def overlaps(lo, hi, first, bounds, span):
-        """(span, M) float32 overlaps of each block with the span cells from ``first``, the one holding ``lo``
-        (small integers: exact)."""
-        bounds = np.concatenate([bounds, np.full(span + 1, bounds[-1], dtype=np.int32)])  # past the edge: empty
-        out = np.empty((span, lo.shape[0]), dtype=np.int32)
-        for d in range(span):
-            np.minimum(hi, bounds[first + d + 1], out=out[d])
-            out[d] -= np.maximum(lo, bounds[first + d])
-        return np.maximum(out, 0, out=out).astype(np.float32)
-
-    oy, ox = overlaps(y0, y1, cy, rb, span_y), overlaps(x0, x1, cx, cb, span_x)
-    # each block's span_y x span_x entries side by side (a cell's adds stay in block order), written a column
-    # at a time: numpy's broadcasting over such short rows costs more than the arithmetic
-    entries = span_y * span_x
-    overlap = np.empty((x0.shape[0], entries), dtype=np.float32)
-    val = np.empty_like(overlap)
-    cell = np.empty(overlap.shape, dtype=np.int64)
-    for k in range(entries):
-        dy, dx = divmod(k, span_x)
-        np.multiply(oy[dy], ox[dx], out=overlap[:, k])
-        np.multiply(length, overlap[:, k], out=val[:, k])
-        np.add(bucket, dy * wg + dx, out=cell[:, k])
-    size = n + (span_y - 1) * wg + span_x  # entries past the last cell only ever add zeros
-    cell, val, overlap = cell.reshape(-1), val.reshape(-1), overlap.reshape(-1)
-    sum_v = torch.zeros(size, dtype=torch.float32).index_add_(0, torch.from_numpy(cell), torch.from_numpy(val))
-    sum_a = np.bincount(cell, weights=overlap, minlength=size)  # float64: exact for these integers
-    return sum_v[:n].view(t, hg, wg), torch.from_numpy(sum_a[:n].astype(np.int64)).view(t, hg, wg)
+    """sum(length * overlap) (float32) and sum(overlap) (int64) per cell, by the core, adding a cell's blocks in
+    the CUDA twin's order: by the cell holding the block's top-left pixel (raster order), then by block order."""
+    counts = torch.bincount(frame, minlength=t)
+    sum_v, sum_a = _load_core().pool_motion(rects.contiguous().numpy(), length.contiguous().numpy(), counts.numpy(),
+                                            (int(rows_b[-1]), int(cols_b[-1])), (hg, wg))
+    return torch.from_numpy(sum_v), torch.from_numpy(sum_a)
 
 
 def _motion_sums_cuda(rects, frame, length, t, rows_b, cols_b, hg, wg, frame_size):
