@@ -181,6 +181,8 @@ class RadixSelect {
   void load(const double* values, int64_t n) {
     keys_.resize(n);
     std::memcpy(keys_.data(), values, sizeof(double) * n);
+    // NaN (from non-finite input) may carry the sign bit: without it, NaN ranks above +inf, as a sort puts it
+    for (uint64_t& k : keys_) k &= ~(uint64_t{1} << 63);
     top_.fill(0);
     for (const uint64_t k : keys_) ++top_[k >> kTopShift];
   }
