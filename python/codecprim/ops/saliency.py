@@ -55,8 +55,10 @@ __all__ = [
     "fusion_weights",
     "motion_energy_grid",
     "patch_saliency",
+    "residual_cell_sums",
     "residual_energy_grid",
     "residual_kernel_name",
+    "residual_rms",
 ]
 
 FUSIONS = ("mean", "max", "weighted")
@@ -118,22 +120,36 @@ def cell_bounds(length: int, cells: int, device: torch.device | str = "cpu") -> 
 
 def residual_energy_grid(residual: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """RMS of ``residual`` (T, H, W) or (H, W) int16 over each grid cell -> (T, Hg, Wg) / (Hg, Wg)."""
+    return residual_rms(residual_cell_sums(residual, grid), tuple(residual.shape[-2:]), grid)
+
+
+def residual_cell_sums(residual: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Exact sums of squares of ``residual`` (T, H, W) or (H, W) int16 over each grid cell -> int64 (T, Hg, Wg) /
+    (Hg, Wg): the part of :func:`residual_energy_grid` that reads the pixels (a decoding loop keeps these per
+    frame and takes :func:`residual_rms` of them all at once)."""
     check_tensor("residual", residual, dtypes=(torch.int16,), ndims=(2, 3))
     squeeze = residual.ndim == 2
     res = residual[None] if squeeze else residual
     hg, wg = grid
     t, h, w = res.shape
     if _cuda.is_cuda(res):
-        rows, cols = cell_bounds(h, hg, res.device), cell_bounds(w, wg, res.device)
-        sums = _residual_sums_cuda(res.contiguous(), rows, hg, wg)
-        area = ((rows[1:] - rows[:-1])[:, None] * (cols[1:] - cols[:-1])[None, :]).double()  # (Hg, Wg)
+        sums = _residual_sums_cuda(res.contiguous(), cell_bounds(h, hg, res.device), hg, wg)
     else:
-        # called once per decoded frame: the grid's bounds and areas are made once per geometry
-        rows, cols, area = _cpu_cells(h, w, hg, wg)
+        rows, cols, _ = _cpu_cells(h, w, hg, wg)  # once per geometry: called once per decoded frame
         sums = _residual_sums_cpu(res, rows, cols)
-    # the same torch division and sqrt on both devices (the core returns only the exact sums)
-    out = torch.div(sums, area).sqrt_().float()
-    return out[0] if squeeze else out
+    return sums[0] if squeeze else sums
+
+
+def residual_rms(sums: torch.Tensor, frame_size: tuple[int, int], grid: tuple[int, int]) -> torch.Tensor:
+    """float32 RMS per cell from :func:`residual_cell_sums` of frames of ``frame_size`` (H, W): the same torch
+    division and sqrt on every device (the core and the kernel return only the exact sums)."""
+    (h, w), (hg, wg) = frame_size, grid
+    if sums.device.type == "cpu":
+        area = _cpu_cells(h, w, hg, wg)[2]
+    else:
+        rows, cols = cell_bounds(h, hg, sums.device), cell_bounds(w, wg, sums.device)
+        area = ((rows[1:] - rows[:-1])[:, None] * (cols[1:] - cols[:-1])[None, :]).double()  # (Hg, Wg)
+    return torch.div(sums, area).sqrt_().float()
 
 
 @functools.lru_cache(maxsize=32)
