@@ -412,31 +412,36 @@ py::tuple fit_camera_cpu(const F64Array& centres, const F64Array& motion, const 
   return py::make_tuple(matrix, fallback, inliers);
 }
 
-py::tuple block_motion_cpu(const IntArray& rows, const I64Array& counts, std::array<int, 4> sizes, int model,
-                           int iterations, double trim_fraction, double cutoff, double min_threshold, int min_vectors) {
-  const py::ssize_t frames = counts.size();
+py::tuple block_motion_cpu(const std::vector<IntArray>& frames, const std::vector<int64_t>& counts,
+                           std::array<int, 4> sizes, int model, int iterations, double trim_fraction, double cutoff,
+                           double min_threshold, int min_vectors) {
+  if (frames.size() != counts.size()) throw std::invalid_argument("one count per frame of vectors");
+  std::vector<const int32_t*> rows;
   int64_t total = 0;
-  for (py::ssize_t t = 0; t < frames; ++t) total += counts.data()[t];
-  check_size(rows, total * kMotionVectorColumns, "rows");
+  for (size_t t = 0; t < frames.size(); ++t) {
+    check_size(frames[t], counts[t] * kMotionVectorColumns, "a frame's vector rows");
+    rows.push_back(frames[t].data());
+    total += counts[t];
+  }
   const MotionGeometry geometry{sizes[0], sizes[1], sizes[2], sizes[3]};
   if (geometry.height < 1 || geometry.width < 1) throw std::invalid_argument("frame size must be positive");
   const CameraFitOptions options = camera_options(model, iterations, trim_fraction, cutoff, min_threshold, min_vectors);
   py::array_t<int32_t> rects({static_cast<py::ssize_t>(total), py::ssize_t{4}});
   py::array_t<float> length2(total);
-  py::array_t<uint8_t> fallback(frames);
+  py::array_t<uint8_t> fallback(static_cast<py::ssize_t>(frames.size()));
   {
     py::gil_scoped_release release;
-    block_motion(rows.data(), counts.data(), frames, geometry, options, rects.mutable_data(), length2.mutable_data(),
+    block_motion(rows, counts, geometry, options, rects.mutable_data(), length2.mutable_data(),
                  fallback.mutable_data());
   }
   return py::make_tuple(rects, length2, fallback);
 }
 
-py::tuple pool_motion_cpu(const IntArray& rects, const F32Array& length, const I64Array& counts,
+py::tuple pool_motion_cpu(const IntArray& rects, const F32Array& length, const std::vector<int64_t>& counts,
                           std::array<int, 2> frame_size, std::array<int, 2> grid) {
-  const py::ssize_t frames = counts.size();
+  const py::ssize_t frames = static_cast<py::ssize_t>(counts.size());
   int64_t total = 0;
-  for (py::ssize_t t = 0; t < frames; ++t) total += counts.data()[t];
+  for (const int64_t c : counts) total += c;
   check_size(rects, total * 4, "rects");
   check_size(length, total, "length");
   if (grid[0] < 1 || grid[1] < 1 || frame_size[0] < grid[0] || frame_size[1] < grid[1]) {
@@ -446,7 +451,7 @@ py::tuple pool_motion_cpu(const IntArray& rects, const F32Array& length, const I
   py::array_t<int64_t> sum_a({frames, static_cast<py::ssize_t>(grid[0]), static_cast<py::ssize_t>(grid[1])});
   {
     py::gil_scoped_release release;
-    pool_motion(rects.data(), length.data(), counts.data(), frames, frame_size[0], frame_size[1], grid[0], grid[1],
+    pool_motion(rects.data(), length.data(), counts, frame_size[0], frame_size[1], grid[0], grid[1],
                 sum_v.mutable_data(), sum_a.mutable_data());
   }
   return py::make_tuple(sum_v, sum_a);
@@ -539,7 +544,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("fit_camera", &fit_camera_cpu, py::arg("centres"), py::arg("motion"), py::arg("valid"), py::arg("weights"),
         py::arg("model"), py::arg("iterations"), py::arg("trim_fraction"), py::arg("cutoff"), py::arg("min_threshold"),
         py::arg("min_vectors"));
-  m.def("block_motion", &block_motion_cpu, py::arg("rows"), py::arg("counts"), py::arg("sizes"), py::arg("model"), py::arg("iterations"), py::arg("trim_fraction"), py::arg("cutoff"), py::arg("min_threshold"),
+  m.def("block_motion", &block_motion_cpu, py::arg("frames"), py::arg("counts"), py::arg("sizes"), py::arg("model"), py::arg("iterations"), py::arg("trim_fraction"), py::arg("cutoff"), py::arg("min_threshold"),
         py::arg("min_vectors"));
   m.def("pool_motion", &pool_motion_cpu, py::arg("rects"), py::arg("length"), py::arg("counts"), py::arg("frame_size"),
         py::arg("grid"));

@@ -12,44 +12,61 @@ namespace {
 constexpr int kMaxUnknowns = 4;
 constexpr int kMaxSums = 12;
 
-int sum_count(CameraModel model) { return model == CameraModel::kSimilarity ? 8 : 12; }
+// sums[k] = sum over i of terms(i)[k], in four interleaved partial sums (independent chains the compiler can
+// put in vector lanes; one chain per sum waited on each addition's latency).
+template <int S, typename Terms>
+void lane_sums(int64_t n, double* sums, Terms terms) {
+  double acc[S][4] = {};
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    for (int l = 0; l < 4; ++l) {
+      double t[S];
+      terms(i + l, t);
+      for (int k = 0; k < S; ++k) acc[k][l] += t[k];
+    }
+  }
+  for (; i < n; ++i) {
+    double t[S];
+    terms(i, t);
+    for (int k = 0; k < S; ++k) acc[k][0] += t[k];
+  }
+  for (int k = 0; k < S; ++k) sums[k] = (acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3]);
+}
 
 // Weighted sums whose entries are the normal equations of the model (the rows of ops/camera.py's
 // _fit_features): similarity 1, u, v, u^2 + v^2 | u u' + v v', u v' - v u', u', v'; affine 1, u, v, u^2, u v,
-// v^2, u u', v u', u', u v', v v', v'. weight null: 1; keep null: every point.
+// v^2, u u', v u', u', u v', v v', v'. A dropped point has weight 0.
 void weighted_sums(CameraModel model, const double* u, const double* v, const double* up, const double* vp,
-                   const double* weight, const uint8_t* keep, int64_t n, double* sums) {
-  const int count = sum_count(model);
-  double s[kMaxSums] = {};
-  for (int64_t i = 0; i < n; ++i) {
-    // a dropped point adds exact zeros (no branch: the loop vectorises)
-    const double w = (weight ? weight[i] : 1.0) * (keep ? static_cast<double>(keep[i]) : 1.0);
-    const double a = u[i], b = v[i], c = up[i], d = vp[i];
-    if (model == CameraModel::kSimilarity) {
-      s[0] += w;
-      s[1] += w * a;
-      s[2] += w * b;
-      s[3] += w * (a * a + b * b);
-      s[4] += w * (a * c + b * d);
-      s[5] += w * (a * d - b * c);
-      s[6] += w * c;
-      s[7] += w * d;
-    } else {
-      s[0] += w;
-      s[1] += w * a;
-      s[2] += w * b;
-      s[3] += w * a * a;
-      s[4] += w * a * b;
-      s[5] += w * b * b;
-      s[6] += w * a * c;
-      s[7] += w * b * c;
-      s[8] += w * c;
-      s[9] += w * a * d;
-      s[10] += w * b * d;
-      s[11] += w * d;
-    }
+                   const double* w, int64_t n, double* sums) {
+  if (model == CameraModel::kSimilarity) {
+    lane_sums<8>(n, sums, [&](int64_t i, double* t) {
+      const double a = u[i], b = v[i], c = up[i], d = vp[i], wi = w[i];
+      t[0] = wi;
+      t[1] = wi * a;
+      t[2] = wi * b;
+      t[3] = wi * (a * a + b * b);
+      t[4] = wi * (a * c + b * d);
+      t[5] = wi * (a * d - b * c);
+      t[6] = wi * c;
+      t[7] = wi * d;
+    });
+    return;
   }
-  std::copy(s, s + count, sums);
+  lane_sums<12>(n, sums, [&](int64_t i, double* t) {
+    const double a = u[i], b = v[i], c = up[i], d = vp[i], wi = w[i];
+    t[0] = wi;
+    t[1] = wi * a;
+    t[2] = wi * b;
+    t[3] = wi * a * a;
+    t[4] = wi * a * b;
+    t[5] = wi * b * b;
+    t[6] = wi * a * c;
+    t[7] = wi * b * c;
+    t[8] = wi * c;
+    t[9] = wi * a * d;
+    t[10] = wi * b * d;
+    t[11] = wi * d;
+  });
 }
 
 // Solves the k x k system `a` x = `b` (nrhs right-hand sides, column-major in b: b[r * nrhs + j]) by Gaussian
@@ -164,6 +181,8 @@ class RadixSelect {
   void load(const double* values, int64_t n) {
     keys_.resize(n);
     std::memcpy(keys_.data(), values, sizeof(double) * n);
+    // NaN (from non-finite input) may carry the sign bit: without it, NaN ranks above +inf, as a sort puts it
+    for (uint64_t& k : keys_) k &= ~(uint64_t{1} << 63);
     top_.fill(0);
     for (const uint64_t k : keys_) ++top_[k >> kTopShift];
   }
@@ -265,18 +284,25 @@ FrameFit fit_camera_frame(const FramePoints& p, const CameraFitOptions& o, Camer
   scratch.vp.resize(n);
   scratch.resid.resize(n);
   scratch.keep.assign(n, uint8_t{1});
+  // the least-squares weight of each point (w0), and the one it has now: 0 once it is trimmed (w)
+  scratch.weight0.resize(n);
+  scratch.weight.resize(n);
+  double* w0 = scratch.weight0.data();
+  double* w = scratch.weight.data();
+  for (int64_t i = 0; i < n; ++i) w0[i] = w[i] = p.weight ? p.weight[i] : 1.0;
   double* u = scratch.u.data();
   double* v = scratch.v.data();
   double* up = scratch.up.data();
   double* vp = scratch.vp.data();
+  const double inv_scale = 1.0 / scale;
   for (int64_t i = 0; i < n; ++i) {
-    u[i] = (p.x[i] - cx) / scale;
-    v[i] = (p.y[i] - cy) / scale;
-    up[i] = (p.x[i] + p.mx[i] - cx) / scale;
-    vp[i] = (p.y[i] + p.my[i] - cy) / scale;
+    u[i] = (p.x[i] - cx) * inv_scale;
+    v[i] = (p.y[i] - cy) * inv_scale;
+    up[i] = (p.x[i] + p.mx[i] - cx) * inv_scale;
+    vp[i] = (p.y[i] + p.my[i] - cy) * inv_scale;
   }
   double sums[kMaxSums];
-  weighted_sums(o.model, u, v, up, vp, p.weight, nullptr, n, sums);
+  weighted_sums(o.model, u, v, up, vp, w, n, sums);
   std::array<double, 6> m = weighted_fit(o.model, sums);
 
   const int64_t keep_max = static_cast<int64_t>(std::ceil((1.0 - o.trim_fraction) * static_cast<double>(n)));
@@ -298,10 +324,11 @@ FrameFit fit_camera_frame(const FramePoints& p, const CameraFitOptions& o, Camer
       const uint8_t k = resid[i] <= bound;
       changed |= k != keep[i];
       keep[i] = k;
+      w[i] = k ? w0[i] : 0.0;
     }
     // the same inliers give the same sums, hence the same fit: every further refit would repeat this one
     if (!changed) break;
-    weighted_sums(o.model, u, v, up, vp, p.weight, keep, n, sums);
+    weighted_sums(o.model, u, v, up, vp, w, n, sums);
     m = weighted_fit(o.model, sums);
   }
   // back to pixels: T(p) = s Tn((p - c) / s) + c
@@ -310,8 +337,9 @@ FrameFit fit_camera_frame(const FramePoints& p, const CameraFitOptions& o, Camer
   out[5] = m[5] * scale + cy - (m[3] * cx + m[4] * cy);
 
   // half a pixel of spread is far below one 8x8 block: the points nearly coincide
+  for (int64_t i = 0; i < n; ++i) w[i] = keep[i];
   double inlier_sums[kMaxSums];
-  weighted_sums(o.model, u, v, up, vp, nullptr, keep, n, inlier_sums);
+  weighted_sums(o.model, u, v, up, vp, w, n, inlier_sums);
   if (n < o.min_vectors || degenerate(o.model, inlier_sums, scale, 0.5)) {
     return median_fit(p, scratch, inliers, true);
   }

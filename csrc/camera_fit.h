@@ -43,7 +43,7 @@ struct FramePoints {
 
 // Reused buffers, so fitting many frames allocates once.
 struct CameraFitScratch {
-  std::vector<double> u, v, up, vp, resid, select;
+  std::vector<double> u, v, up, vp, weight0, weight, resid, select;
   std::vector<uint64_t> keys, cand, next;  // the residuals' bit patterns, for their order statistics
   std::vector<uint8_t> keep;
 };

@@ -21,8 +21,9 @@ int bound(int c, int length, int cells) { return static_cast<int>(static_cast<in
 
 }  // namespace
 
-void block_motion(const int32_t* rows, const int64_t* counts, int64_t frames, const MotionGeometry& g,
-                  const CameraFitOptions& camera, int32_t* rects, float* length2, uint8_t* fallback) {
+void block_motion(const std::vector<const int32_t*>& frames, const std::vector<int64_t>& counts,
+                  const MotionGeometry& g, const CameraFitOptions& camera, int32_t* rects, float* length2,
+                  uint8_t* fallback) {
   using namespace mv;
   // float32 arithmetic as ops/camera.py's block_centres_and_motion does it, then held in float64
   std::vector<double> x, y, mx, my, area;
@@ -31,9 +32,9 @@ void block_motion(const int32_t* rows, const int64_t* counts, int64_t frames, co
   const float scale_x = static_cast<float>(static_cast<double>(g.model_width) / g.width);
   const float scale_y = static_cast<float>(static_cast<double>(g.model_height) / g.height);
   int64_t base = 0;
-  for (int64_t t = 0; t < frames; ++t) {
+  for (size_t t = 0; t < frames.size(); ++t) {
     const int64_t n = counts[t];
-    const int32_t* r = rows + base * kMotionVectorColumns;
+    const int32_t* r = frames[t];
     x.resize(n);
     y.resize(n);
     mx.resize(n);
@@ -75,7 +76,7 @@ void block_motion(const int32_t* rows, const int64_t* counts, int64_t frames, co
   }
 }
 
-void pool_motion(const int32_t* rects, const float* length, const int64_t* counts, int64_t frames, int height,
+void pool_motion(const int32_t* rects, const float* length, const std::vector<int64_t>& counts, int height,
                  int width, int hg, int wg, float* sum_v, int64_t* sum_a) {
   const int cells = hg * wg;
   std::vector<int> rows(hg + 1), cols(wg + 1);
@@ -85,7 +86,7 @@ void pool_motion(const int32_t* rects, const float* length, const int64_t* count
   std::vector<int> bucket;
   std::vector<int64_t> order;
   int64_t base = 0;
-  for (int64_t t = 0; t < frames; ++t) {
+  for (size_t t = 0; t < counts.size(); ++t) {
     const int64_t n = counts[t];
     const int32_t* frame_rects = rects + 4 * base;
     float* sv = sum_v + t * cells;

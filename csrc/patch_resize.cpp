@@ -89,23 +89,7 @@ void resize_cells(const std::vector<const uint8_t*>& frames, const PatchResizeSh
   std::vector<Acc> line(max_span), down(static_cast<size_t>(max_span) * lanes, Acc{0});
   std::vector<Sum> acc(lanes);
   std::vector<uint8_t> rounded(lanes);
-  // A cell reads a few dozen short runs of pixels scattered over frames far larger than the caches: the next
-  // cell's runs are asked for while this one is filtered.
-  auto prefetch = [&](int64_t k) {
-    const int64_t t = cells[3 * k];
-    const int o0 = static_cast<int>(cells[3 * k + 1] * p), q0 = static_cast<int>(cells[3 * k + 2] * p);
-    const int y_end = std::min(s.height, rows.first[o0 + p - 1] + rows.taps);
-    const int x_first = cols.first[q0], x_end = std::min(s.width, cols.first[q0 + p - 1] + cols.taps);
-    for (int c = 0; c < s.planes; ++c) {
-      for (int y = rows.first[o0]; y < y_end; ++y) {
-        const uint8_t* run = frames[t] + c * plane_size + static_cast<int64_t>(y) * s.width;
-        for (int x = x_first; x < x_end + 63; x += 64) __builtin_prefetch(run + std::min(x, x_end - 1));
-      }
-    }
-  };
-  if (count > 0) prefetch(0);
   for (int64_t k = 0; k < count; ++k) {
-    if (k + 1 < count) prefetch(k + 1);
     const int64_t t = cells[3 * k], row = cells[3 * k + 1], col = cells[3 * k + 2];
     const int o0 = static_cast<int>(row * p), q0 = static_cast<int>(col * p);
     const int x_first = cols.first[q0];

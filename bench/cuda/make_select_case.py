@@ -36,7 +36,8 @@ def build_case() -> dict[str, np.ndarray]:
     rows, cols = cell_bounds(HEIGHT, hg), cell_bounds(WIDTH, wg)
 
     rects, frame, length, _ = block_motion(vectors, (HEIGHT, WIDTH), MODEL_SIZE, config.camera)
-    sum_v, sum_a = _motion_sums_cpu(rects, frame, length, FRAMES, rows, cols, hg, wg)
+    sum_v, sum_a = _motion_sums_cpu(rects, torch.bincount(frame, minlength=FRAMES).tolist(), length, (HEIGHT, WIDTH),
+                                    GRID)
     motion, _ = motion_energy_grid(vectors, (HEIGHT, WIDTH), GRID, MODEL_SIZE, camera=config.camera)
     residual_grid = residual_energy_grid(residual, GRID)
 

@@ -62,7 +62,8 @@ from .ops.camera import CAMERA_MODELS
 from .ops.motion_estimation import MotionEstimationConfig, estimate_motion_frames
 from .ops.gather import gather_rgb_patches
 from .ops.resize import resize_patches, resize_yuv
-from .ops.saliency import SaliencyConfig, combine_saliency, motion_energy_grid, residual_energy_grid
+from .ops.saliency import (SaliencyConfig, combine_saliency, motion_energy_grid, residual_cell_sums,
+                           residual_energy_grid, residual_rms)
 from .ops.select import select_patches
 
 __all__ = ["MODES", "MOTIONS", "SELECTION_ESTIMATION", "CodecClip", "CodecPatchesConfig", "codec_patches"]
@@ -281,7 +282,7 @@ def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 1
         frame_size = (height, width)
     else:
         vectors = [v.to(device) for v in frames["vectors"]]
-        residual = torch.stack(frames["residual"])  # (T, Hg, Wg)
+        residual = frames["residual"][0]  # (T, Hg, Wg)
         frame_size = (info.height, info.width)
     motion, fallback = motion_energy_grid(vectors, frame_size, grid, (height, width), camera=sal_config.camera,
                                           confidence=confidence)
@@ -331,12 +332,14 @@ def _patch_pixels(luma: list[torch.Tensor], chroma: list[torch.Tensor], position
 def _decode(reader, wanted: list[int], size: tuple[int, int], grid: tuple[int, int], estimated: bool,
             primitives: bool, device: torch.device, *, resize: bool = True) -> dict[str, list]:
     """Read the wanted frames (and, for estimated motion, each one's predecessor) GOP by GOP, keeping per
-    frame only what the clip needs: planes at model size, or with ``resize=False`` at their coded size."""
+    frame only what the clip needs: planes at model size, or with ``resize=False`` at their coded size. With
+    ``primitives``, ``"residual"`` holds one (T, Hg, Wg) tensor, the residual energy of the whole clip."""
     keep = set(wanted)
     needed = sorted(keep | ({i - 1 for i in wanted if i > 0} if estimated else set()))
     out: dict[str, list] = {k: [] for k in ("index", "iframe", "type", "pts", "vectors", "residual", "luma",
                                             "chroma", "ref")}
     previous, previous_index = None, -2  # resized luma of the last frame read (reference for estimated motion)
+    residual_size = None
     for frame in read_frames(reader, needed):
         planes = frame.chroma
         if planes is None:  # a grey-only stream: neutral chroma
@@ -356,10 +359,15 @@ def _decode(reader, wanted: list[int], size: tuple[int, int], grid: tuple[int, i
                 out["ref"].append(previous if previous_index == frame.index - 1 else luma[0])
             elif primitives:
                 out["vectors"].append(frame.motion_vectors)
+                # exact per-cell sums now (the frame's residual is not kept), their RMS for the clip at once
                 res = frame.residual
-                out["residual"].append(residual_energy_grid(res.to(device), grid) if res is not None
-                                       else torch.zeros(grid, dtype=torch.float32, device=device))
+                if res is not None:
+                    residual_size = tuple(res.shape)
+                out["residual"].append(residual_cell_sums(res.to(device), grid) if res is not None
+                                       else torch.zeros(grid, dtype=torch.int64, device=device))
         previous, previous_index = luma[0], frame.index
+    if out["residual"]:  # frames without a residual summed to 0: any cell area gives them RMS 0
+        out["residual"] = [residual_rms(torch.stack(out["residual"]), residual_size or grid, grid)]
     return out
 
 

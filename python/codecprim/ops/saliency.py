@@ -55,8 +55,10 @@ __all__ = [
     "fusion_weights",
     "motion_energy_grid",
     "patch_saliency",
+    "residual_cell_sums",
     "residual_energy_grid",
     "residual_kernel_name",
+    "residual_rms",
 ]
 
 FUSIONS = ("mean", "max", "weighted")
@@ -118,22 +120,36 @@ def cell_bounds(length: int, cells: int, device: torch.device | str = "cpu") -> 
 
 def residual_energy_grid(residual: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """RMS of ``residual`` (T, H, W) or (H, W) int16 over each grid cell -> (T, Hg, Wg) / (Hg, Wg)."""
+    return residual_rms(residual_cell_sums(residual, grid), tuple(residual.shape[-2:]), grid)
+
+
+def residual_cell_sums(residual: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Exact sums of squares of ``residual`` (T, H, W) or (H, W) int16 over each grid cell -> int64 (T, Hg, Wg) /
+    (Hg, Wg): the part of :func:`residual_energy_grid` that reads the pixels (a decoding loop keeps these per
+    frame and takes :func:`residual_rms` of them all at once)."""
     check_tensor("residual", residual, dtypes=(torch.int16,), ndims=(2, 3))
     squeeze = residual.ndim == 2
     res = residual[None] if squeeze else residual
     hg, wg = grid
     t, h, w = res.shape
     if _cuda.is_cuda(res):
-        rows, cols = cell_bounds(h, hg, res.device), cell_bounds(w, wg, res.device)
-        sums = _residual_sums_cuda(res.contiguous(), rows, hg, wg)
-        area = ((rows[1:] - rows[:-1])[:, None] * (cols[1:] - cols[:-1])[None, :]).double()  # (Hg, Wg)
+        sums = _residual_sums_cuda(res.contiguous(), cell_bounds(h, hg, res.device), hg, wg)
     else:
-        # called once per decoded frame: the grid's bounds and areas are made once per geometry
-        rows, cols, area = _cpu_cells(h, w, hg, wg)
+        rows, cols, _ = _cpu_cells(h, w, hg, wg)  # once per geometry: called once per decoded frame
         sums = _residual_sums_cpu(res, rows, cols)
-    # the same torch division and sqrt on both devices (the core returns only the exact sums)
-    out = torch.div(sums, area).sqrt_().float()
-    return out[0] if squeeze else out
+    return sums[0] if squeeze else sums
+
+
+def residual_rms(sums: torch.Tensor, frame_size: tuple[int, int], grid: tuple[int, int]) -> torch.Tensor:
+    """float32 RMS per cell from :func:`residual_cell_sums` of frames of ``frame_size`` (H, W): the same torch
+    division and sqrt on every device (the core and the kernel return only the exact sums)."""
+    (h, w), (hg, wg) = frame_size, grid
+    if sums.device.type == "cpu":
+        area = _cpu_cells(h, w, hg, wg)[2]
+    else:
+        rows, cols = cell_bounds(h, hg, sums.device), cell_bounds(w, wg, sums.device)
+        area = ((rows[1:] - rows[:-1])[:, None] * (cols[1:] - cols[:-1])[None, :]).double()  # (Hg, Wg)
+    return torch.div(sums, area).sqrt_().float()
 
 
 @functools.lru_cache(maxsize=32)
@@ -171,17 +187,21 @@ def _residual_sums_cuda(res: torch.Tensor, rows: torch.Tensor, hg: int, wg: int)
 # motion energy
 
 
-def _pack(vectors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Concatenate per-frame (N_t, 10) rows -> rows (M, 10) and each frame's count (T,) int64."""
+def _check_vectors(vectors: Sequence[torch.Tensor]) -> list[int]:
+    """Each frame's row count, after checking every frame holds the core's (N_t, 10) int32 rows."""
     if len(vectors) == 0:
         raise ValueError("need at least one frame of motion vectors")
-    device = vectors[0].device
     for i, v in enumerate(vectors):
         check_tensor(f"vectors[{i}]", v, dtypes=(torch.int32,), ndims=(2,))
         if v.shape[1] != MV.ncols:
             raise ValueError(f"vectors[{i}] must have {MV.ncols} columns (the core's layout), got {tuple(v.shape)}")
-    counts = torch.tensor([v.shape[0] for v in vectors], dtype=torch.int64, device=device)
-    return torch.cat(list(vectors), dim=0), counts
+    return [v.shape[0] for v in vectors]
+
+
+def _pack(vectors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate per-frame (N_t, 10) rows -> rows (M, 10) and each frame's count (T,) int64."""
+    counts = _check_vectors(vectors)
+    return torch.cat(list(vectors), dim=0), torch.tensor(counts, dtype=torch.int64, device=vectors[0].device)
 
 
 def motion_energy_grid(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], grid: tuple[int, int],
@@ -210,12 +230,15 @@ def motion_energy_grid(vectors: Sequence[torch.Tensor], frame_size: tuple[int, i
     h, w = frame_size
     hg, wg = grid
     t = len(vectors)
-    rects, frame, length, fallback = block_motion(vectors, frame_size, model_size, config, confidence)
-    rows_b, cols_b = cell_bounds(h, hg, rects.device), cell_bounds(w, wg, rects.device)
-    if _cuda.is_cuda(rects):
-        sum_v, sum_a = _motion_sums_cuda(rects, frame, length, t, rows_b, cols_b, hg, wg, frame_size)
+    if len(vectors) and not _cuda.is_cuda(vectors[0]) and vectors[0].device.type == "cpu":
+        counts = _check_vectors(vectors)
+        rects, length, fallback = _block_motion_cpu(vectors, counts, frame_size, model_size, config, confidence)
+        sum_v, sum_a = _motion_sums_cpu(rects, counts, length, frame_size, grid)
+        rows_b, cols_b, _ = _cpu_cells(h, w, hg, wg)
     else:
-        sum_v, sum_a = _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg)
+        rects, frame, length, fallback = block_motion(vectors, frame_size, model_size, config, confidence)
+        rows_b, cols_b = cell_bounds(h, hg, rects.device), cell_bounds(w, wg, rects.device)
+        sum_v, sum_a = _motion_sums_cuda(rects, frame, length, t, rows_b, cols_b, hg, wg, frame_size)
     cell_area = ((rows_b[1:] - rows_b[:-1])[:, None] * (cols_b[1:] - cols_b[:-1])[None, :])  # (Hg, Wg)
     denom = torch.maximum(sum_a, cell_area[None]).to(torch.float32)
     return sum_v / denom, fallback
@@ -230,18 +253,14 @@ def block_motion(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], m
     camera fit fell back to the median."""
     h, w = frame_size
     mh, mw = model_size if model_size is not None else frame_size
-    rows, counts = _pack(vectors)
     t = len(vectors)
+    if t and vectors[0].device.type == "cpu":
+        counts = _check_vectors(vectors)
+        rects, length, fallback = _block_motion_cpu(vectors, counts, frame_size, model_size, config, confidence)
+        return rects, torch.from_numpy(np.repeat(np.arange(t), counts)), length, fallback
+    rows, counts = _pack(vectors)
     device = rows.device
     frame = torch.repeat_interleave(torch.arange(t, device=device), counts)              # (M,)
-    if device.type == "cpu":
-        rects, length2, fallback = _load_core().block_motion(rows.contiguous().numpy(), counts.numpy(),
-                                                             (h, w, mh, mw), *camera_options(config))
-        # torch's float32 sqrt (not correctly rounded on every CPU) as on the padded path below: same lengths
-        length = torch.from_numpy(length2).sqrt_()
-        if confidence is not None:
-            length = length * _pack_confidence(confidence, vectors, device)
-        return torch.from_numpy(rects), frame, length, torch.from_numpy(fallback).bool()
     # padded (T, Nmax) views for the batched camera fit; a boolean mask keeps frame-major, slot order
     nmax = max(1, int(counts.max()))
     valid = torch.arange(nmax, device=device) < counts[:, None]                          # (T, Nmax)
@@ -266,6 +285,21 @@ def block_motion(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], m
     if confidence is not None:
         length = length * _pack_confidence(confidence, vectors, device)
     return _clipped_rects(rows, h, w), frame, length, fit.fallback
+
+
+def _block_motion_cpu(vectors: Sequence[torch.Tensor], counts: list[int], frame_size: tuple[int, int],
+                      model_size: tuple[int, int] | None, config: CameraConfig,
+                      confidence: Sequence[torch.Tensor] | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`block_motion` on CPU tensors by the core, without the frame index: ``(rects, length, fallback)``."""
+    h, w = frame_size
+    mh, mw = model_size if model_size is not None else frame_size
+    rects, length2, fallback = _load_core().block_motion([v.contiguous().numpy() for v in vectors], counts,
+                                                         (h, w, mh, mw), *camera_options(config))
+    # torch's float32 sqrt (not correctly rounded on every CPU), as the padded path below takes it: the same lengths
+    length = torch.from_numpy(length2).sqrt_()
+    if confidence is not None:
+        length = length * _pack_confidence(confidence, vectors, torch.device("cpu"))
+    return torch.from_numpy(rects), length, torch.from_numpy(fallback).bool()
 
 
 def _pack_confidence(confidence: Sequence[torch.Tensor], vectors: Sequence[torch.Tensor],
@@ -299,12 +333,13 @@ def _clipped_rects(rows: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return rects
 
 
-def _motion_sums_cpu(rects, frame, length, t, rows_b, cols_b, hg, wg):
-    """sum(length * overlap) (float32) and sum(overlap) (int64) per cell, by the core, adding a cell's blocks in
-    the CUDA twin's order: by the cell holding the block's top-left pixel (raster order), then by block order."""
-    counts = torch.bincount(frame, minlength=t)
-    sum_v, sum_a = _load_core().pool_motion(rects.contiguous().numpy(), length.contiguous().numpy(), counts.numpy(),
-                                            (int(rows_b[-1]), int(cols_b[-1])), (hg, wg))
+def _motion_sums_cpu(rects: torch.Tensor, counts: list[int], length: torch.Tensor, frame_size: tuple[int, int],
+                     grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """sum(length * overlap) (float32) and sum(overlap) (int64) per cell (T, Hg, Wg), by the core, adding a cell's
+    blocks in the CUDA twin's order: by the cell holding the block's top-left pixel (raster order), then by block
+    order. Frame t owns the next ``counts[t]`` blocks."""
+    sum_v, sum_a = _load_core().pool_motion(rects.contiguous().numpy(), length.contiguous().numpy(), counts,
+                                            frame_size, grid)
     return torch.from_numpy(sum_v), torch.from_numpy(sum_a)
 
 
