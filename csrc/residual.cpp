@@ -133,7 +133,7 @@ void ResidualBuilder::predict_into(const PredictionInputs& in, const Block& b, u
 }
 
 int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int crop_y, int out_width, int out_height,
-                                 int16_t* out) {
+                                 int16_t* out, uint8_t* luma) {
   const int aw = (in.current.width + kTile - 1) / kTile * kTile, ah = (in.current.height + kTile - 1) / kTile * kTile;
   const int tiles_w = aw / kTile, tiles_h = ah / kTile;
 
@@ -192,6 +192,7 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
   for (int cx = 0; cx < cells_w; ++cx) {
     column_weight_[cx] = static_cast<uint8_t>(inside(cx * kCell, kCell, crop_x, crop_x + out_width));
   }
+  strip_.resize(static_cast<size_t>(kTile) * out_width);
   search_.sad_per_pixel = 1;
   const bool searching = in.qp != nullptr && (in.num_past > 1 || in.num_future > 1);
   // Intra cells: zero-motion prediction from the past reference (else the future one, else mid-grey).
@@ -206,6 +207,8 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
   for (int ty = crop_y / kTile; ty <= last_ty; ++ty) {
     const int y0 = ty * kTile;
     const bool rows_inside = y0 >= crop_y && y0 + kTile <= crop_y + out_height;
+    // The strip's first row is display row r0 - crop_y.
+    const int r0 = std::max(y0, crop_y), r1 = std::min(y0 + kTile, crop_y + out_height);
     int row_weight[kTileCells];
     for (int cy = 0; cy < kTileCells; ++cy) row_weight[cy] = inside(y0 + cy * kCell, kCell, crop_y, crop_y + out_height);
     for (int tx = crop_x / kTile; tx <= last_tx; ++tx) {
@@ -339,12 +342,17 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
       }
 
       // The tile's residual, clipped to the display rectangle.
-      const int r0 = std::max(y0, crop_y), r1 = std::min(y0 + kTile, crop_y + out_height);
       const int c0 = std::max(x0, crop_x), c1 = std::min(x0 + kTile, crop_x + out_width);
       kernels_->subtract(in.current.data + static_cast<std::ptrdiff_t>(r0) * in.current.stride + c0, in.current.stride,
                          pred.data + static_cast<std::ptrdiff_t>(r0 - y0) * pred.stride + (c0 - x0), pred.stride,
-                         out + static_cast<std::ptrdiff_t>(r0 - crop_y) * out_width + (c0 - crop_x), out_width,
-                         c1 - c0, r1 - r0);
+                         strip_.data() + (c0 - crop_x), out_width, c1 - c0, r1 - r0);
+    }
+    const std::ptrdiff_t first_row = static_cast<std::ptrdiff_t>(r0 - crop_y) * out_width;
+    kernels_->stream_rows(reinterpret_cast<const uint8_t*>(strip_.data()), 0, reinterpret_cast<uint8_t*>(out + first_row),
+                          0, static_cast<size_t>(r1 - r0) * out_width * sizeof(int16_t), 1);
+    if (luma != nullptr) {
+      kernels_->stream_rows(in.current.data + static_cast<std::ptrdiff_t>(r0) * in.current.stride + crop_x,
+                            in.current.stride, luma + first_row, out_width, static_cast<size_t>(out_width), r1 - r0);
     }
   }
   return covered;
