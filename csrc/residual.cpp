@@ -58,6 +58,26 @@ constexpr QpTable kQpTable;
 
 int sad_explained_by_qp(int qp) { return kQpTable.per_pixel[std::clamp(qp, 0, 51)]; }
 
+// Tile rows a row of tiles reads ahead of its use (see pull_rows).
+constexpr int kPullAhead = 2;
+
+// Loads one byte of every cache line of rows [from, to) of a plane, in address order. The decoded picture and
+// its nearest references were decoded frames ago and have mostly left the caches; the tiles' own accesses
+// (16 short rows at a time, several pictures) leave the hardware prefetchers little to follow, while one
+// sequential read per row of tiles, two rows of tiles ahead, streams them in with many misses in flight: a
+// 720p frame's compute took 0.78-0.82 ms without it, 0.58-0.71 ms with it (thread CPU, 7 runs each,
+// interleaved, loaded machine). Software prefetch instructions over the same lines gained about half of that.
+void pull_rows(const Plane& p, int from, int to) {
+  from = std::max(from, 0);
+  to = std::min(to, p.height);
+  if (from >= to) return;
+  const uint8_t* q = p.data + static_cast<std::ptrdiff_t>(from) * p.stride;
+  const uint8_t* const end = p.data + static_cast<std::ptrdiff_t>(to - 1) * p.stride + p.width;
+  unsigned sum = 0;
+  for (; q < end; q += 64) sum += *q;
+  asm volatile("" : : "r"(sum));  // the loads are the point: keep them
+}
+
 }  // namespace
 
 ResidualBuilder::View ResidualBuilder::predict_block(const PredictionInputs& in, const Plane& ref, const Block& b,
@@ -204,8 +224,15 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
   alignas(8) uint8_t cover[kTileCells * kTileCells];  // valid once `cells` is set
   int64_t covered = 0;
   const int last_ty = (crop_y + out_height - 1) / kTile, last_tx = (crop_x + out_width - 1) / kTile;
+  auto pull = [&](int from, int to) {
+    pull_rows(in.current, from, to);
+    if (in.num_past > 0) pull_rows(in.past[0], from, to);
+    if (in.num_future > 0) pull_rows(in.future[0], from, to);
+  };
+  pull(crop_y / kTile * kTile, (crop_y / kTile + kPullAhead) * kTile);
   for (int ty = crop_y / kTile; ty <= last_ty; ++ty) {
     const int y0 = ty * kTile;
+    if (ty + kPullAhead <= last_ty) pull(y0 + kPullAhead * kTile, y0 + (kPullAhead + 1) * kTile);
     const bool rows_inside = y0 >= crop_y && y0 + kTile <= crop_y + out_height;
     // The strip's first row is display row r0 - crop_y.
     const int r0 = std::max(y0, crop_y), r1 = std::min(y0 + kTile, crop_y + out_height);
