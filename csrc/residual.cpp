@@ -81,8 +81,10 @@ void pull_rows(const Plane& p, int from, int to) {
 
 }  // namespace
 
-ResidualBuilder::View ResidualBuilder::predict_block(const PredictionInputs& in, const Plane& ref, const Block& b,
-                                                     uint8_t* dst, int dst_stride) const {
+// predict_block and predict_best are inlined into their callers (always_inline): the call chain per block cost
+// 1.5 % of a full extraction's instructions on the 720p clip and 1.7 % on the MPEG-4 one (callgrind).
+[[gnu::always_inline]] inline ResidualBuilder::View ResidualBuilder::predict_block(
+    const PredictionInputs& in, const Plane& ref, const Block& b, uint8_t* dst, int dst_stride) const {
   const int32_t* row = b.row;
   const int w = b.w, h = b.h, x = b.x, y = b.y;
   int mv_x = row[mv::kMotionX], mv_y = row[mv::kMotionY];
@@ -113,8 +115,8 @@ ResidualBuilder::View ResidualBuilder::predict_block(const PredictionInputs& in,
   return View{dst, dst_stride};
 }
 
-ResidualBuilder::View ResidualBuilder::predict_best(const PredictionInputs& in, const Block& b, uint8_t* dst,
-                                                    int dst_stride) {
+[[gnu::always_inline]] inline ResidualBuilder::View ResidualBuilder::predict_best(
+    const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride) {
   const bool past = b.row[mv::kSource] < 0;
   const Plane* refs = past ? in.past : in.future;
   const int count = past ? in.num_past : in.num_future;
