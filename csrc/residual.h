@@ -51,8 +51,9 @@ class ResidualBuilder {
   // buffer; there is no prediction picture) and its residual written at once, while the decoded tile is still
   // in cache. Vectors keep their export order within a tile, so bi-prediction averages as before. A row of
   // tiles collects its residual in a strip that then streams out (stream_rows) with the decoded rows it read:
-  // the outputs are fresh buffers each frame, and storing into them tile by tile first read every line of
-  // them from memory (a 720p frame's compute took 0.9-1.2 ms so, 0.7-0.78 ms into pre-touched buffers).
+  // the output buffers are cold when a frame starts, and storing into them tile by tile first read every line
+  // of them from memory (a 720p frame's compute took 0.9-1.2 ms so, 0.7-0.78 ms into pre-touched buffers).
+  // The decoded picture and its nearest references are read ahead row by row (pull_rows in residual.cpp).
   int64_t compute(const PredictionInputs& in, int crop_x, int crop_y, int out_width, int out_height, int16_t* out,
                   uint8_t* luma = nullptr);
 
