@@ -35,7 +35,7 @@ template <typename T>
 py::object to_array(OwnedBuffer<T>& buffer, std::vector<py::ssize_t> shape) {
   if (buffer.empty()) return py::none();
   T* data = buffer.release();
-  py::capsule owner(data, [](void* p) { std::free(p); });
+  py::capsule owner(data, [](void* p) { buffer_pool::release(p); });
   return py::array_t<T>(shape, data, owner);
 }
 

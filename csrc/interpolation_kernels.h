@@ -7,6 +7,7 @@
 // samples (the sizes the exporters emit), with a run-time width for anything else.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -268,11 +269,42 @@ void subtract(const uint8_t* cur, int cur_stride, const uint8_t* pred, int pred_
   by_width(w, [&](auto W) { rows_of(W, h); });
 }
 
+void stream_rows(const uint8_t* src, std::ptrdiff_t src_stride, uint8_t* dst, std::ptrdiff_t dst_stride, size_t bytes,
+                 int rows) {
+#if CODECPRIM_SIMD_LEVEL >= 1
+  constexpr size_t kLine = 64;
+  for (int r = 0; r < rows; ++r) {
+    const uint8_t* s = src + r * src_stride;
+    uint8_t* d = dst + r * dst_stride;
+    // Only whole cache lines are streamed: a partial line would leave the write-combining buffer half filled.
+    const size_t head = std::min(bytes, (kLine - reinterpret_cast<uintptr_t>(d) % kLine) % kLine);
+    const size_t body = (bytes - head) / kLine * kLine;
+    std::memcpy(d, s, head);
+    for (size_t c = head; c < head + body; c += kLine) {
+#if CODECPRIM_SIMD_LEVEL >= 2
+      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + c));
+      const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + c + 32));
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(d + c), lo);
+      _mm256_stream_si256(reinterpret_cast<__m256i*>(d + c + 32), hi);
+#else
+      for (size_t q = 0; q < kLine; q += 16) {
+        _mm_stream_si128(reinterpret_cast<__m128i*>(d + c + q), rows::load16(s + c + q));
+      }
+#endif
+    }
+    std::memcpy(d + head + body, s + head + body, bytes - head - body);
+  }
+  _mm_sfence();  // the streamed lines are visible to other threads before the buffer is handed over
+#else
+  for (int r = 0; r < rows; ++r) std::memcpy(dst + r * dst_stride, src + r * src_stride, bytes);
+#endif
+}
+
 }  // namespace
 
 const PixelKernels& kernels() {
   static const PixelKernels table{static_cast<SimdLevel>(CODECPRIM_SIMD_LEVEL), halfpel, h264_qpel, bilinear_qpel,
-                                  copy, sad, average, subtract};
+                                  copy, sad, average, subtract, stream_rows};
   return table;
 }
 

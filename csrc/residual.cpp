@@ -58,10 +58,33 @@ constexpr QpTable kQpTable;
 
 int sad_explained_by_qp(int qp) { return kQpTable.per_pixel[std::clamp(qp, 0, 51)]; }
 
+// Tile rows a row of tiles reads ahead of its use (see pull_rows).
+constexpr int kPullAhead = 2;
+
+// Loads one byte of every cache line of rows [from, to) of a plane, in address order. The decoded picture and
+// its nearest references were decoded frames ago and have mostly left the caches; the tiles' own accesses
+// (16 short rows at a time, several pictures) leave the hardware prefetchers little to follow, while one
+// sequential read per row of tiles, two rows of tiles ahead, streams them in with many misses in flight: a
+// 720p frame's compute took 0.78-0.82 ms without it, 0.58-0.71 ms with it (thread CPU, 7 runs each,
+// interleaved, loaded machine). Software prefetch instructions over the same lines gained about half of that.
+void pull_rows(const Plane& p, int from, int to) {
+  from = std::max(from, 0);
+  to = std::min(to, p.height);
+  if (from >= to) return;
+  const uint8_t* q = p.data + static_cast<std::ptrdiff_t>(from) * p.stride;
+  const uint8_t* const end = p.data + static_cast<std::ptrdiff_t>(to - 1) * p.stride + p.width;
+  unsigned sum = 0;
+  for (; q + 192 < end; q += 256) sum += q[0] + q[64] + q[128] + q[192];
+  for (; q < end; q += 64) sum += *q;
+  asm volatile("" : : "r"(sum));  // the loads are the point: keep them
+}
+
 }  // namespace
 
-ResidualBuilder::View ResidualBuilder::predict_block(const PredictionInputs& in, const Plane& ref, const Block& b,
-                                                     uint8_t* dst, int dst_stride) const {
+// predict_block and predict_best are inlined into their callers (always_inline): the call chain per block cost
+// 1.5 % of a full extraction's instructions on the 720p clip and 1.7 % on the MPEG-4 one (callgrind).
+[[gnu::always_inline]] inline ResidualBuilder::View ResidualBuilder::predict_block(
+    const PredictionInputs& in, const Plane& ref, const Block& b, uint8_t* dst, int dst_stride) const {
   const int32_t* row = b.row;
   const int w = b.w, h = b.h, x = b.x, y = b.y;
   int mv_x = row[mv::kMotionX], mv_y = row[mv::kMotionY];
@@ -92,8 +115,8 @@ ResidualBuilder::View ResidualBuilder::predict_block(const PredictionInputs& in,
   return View{dst, dst_stride};
 }
 
-ResidualBuilder::View ResidualBuilder::predict_best(const PredictionInputs& in, const Block& b, uint8_t* dst,
-                                                    int dst_stride) {
+[[gnu::always_inline]] inline ResidualBuilder::View ResidualBuilder::predict_best(
+    const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride) {
   const bool past = b.row[mv::kSource] < 0;
   const Plane* refs = past ? in.past : in.future;
   const int count = past ? in.num_past : in.num_future;
@@ -133,7 +156,7 @@ void ResidualBuilder::predict_into(const PredictionInputs& in, const Block& b, u
 }
 
 int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int crop_y, int out_width, int out_height,
-                                 int16_t* out) {
+                                 int16_t* out, uint8_t* luma) {
   const int aw = (in.current.width + kTile - 1) / kTile * kTile, ah = (in.current.height + kTile - 1) / kTile * kTile;
   const int tiles_w = aw / kTile, tiles_h = ah / kTile;
 
@@ -192,6 +215,7 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
   for (int cx = 0; cx < cells_w; ++cx) {
     column_weight_[cx] = static_cast<uint8_t>(inside(cx * kCell, kCell, crop_x, crop_x + out_width));
   }
+  strip_.resize(static_cast<size_t>(kTile) * out_width);
   search_.sad_per_pixel = 1;
   const bool searching = in.qp != nullptr && (in.num_past > 1 || in.num_future > 1);
   // Intra cells: zero-motion prediction from the past reference (else the future one, else mid-grey).
@@ -203,9 +227,18 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
   alignas(8) uint8_t cover[kTileCells * kTileCells];  // valid once `cells` is set
   int64_t covered = 0;
   const int last_ty = (crop_y + out_height - 1) / kTile, last_tx = (crop_x + out_width - 1) / kTile;
+  auto pull = [&](int from, int to) {
+    pull_rows(in.current, from, to);
+    if (in.num_past > 0) pull_rows(in.past[0], from, to);
+    if (in.num_future > 0) pull_rows(in.future[0], from, to);
+  };
+  pull(crop_y / kTile * kTile, (crop_y / kTile + kPullAhead) * kTile);
   for (int ty = crop_y / kTile; ty <= last_ty; ++ty) {
     const int y0 = ty * kTile;
+    if (ty + kPullAhead <= last_ty) pull(y0 + kPullAhead * kTile, y0 + (kPullAhead + 1) * kTile);
     const bool rows_inside = y0 >= crop_y && y0 + kTile <= crop_y + out_height;
+    // The strip's first row is display row r0 - crop_y.
+    const int r0 = std::max(y0, crop_y), r1 = std::min(y0 + kTile, crop_y + out_height);
     int row_weight[kTileCells];
     for (int cy = 0; cy < kTileCells; ++cy) row_weight[cy] = inside(y0 + cy * kCell, kCell, crop_y, crop_y + out_height);
     for (int tx = crop_x / kTile; tx <= last_tx; ++tx) {
@@ -339,12 +372,17 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
       }
 
       // The tile's residual, clipped to the display rectangle.
-      const int r0 = std::max(y0, crop_y), r1 = std::min(y0 + kTile, crop_y + out_height);
       const int c0 = std::max(x0, crop_x), c1 = std::min(x0 + kTile, crop_x + out_width);
       kernels_->subtract(in.current.data + static_cast<std::ptrdiff_t>(r0) * in.current.stride + c0, in.current.stride,
                          pred.data + static_cast<std::ptrdiff_t>(r0 - y0) * pred.stride + (c0 - x0), pred.stride,
-                         out + static_cast<std::ptrdiff_t>(r0 - crop_y) * out_width + (c0 - crop_x), out_width,
-                         c1 - c0, r1 - r0);
+                         strip_.data() + (c0 - crop_x), out_width, c1 - c0, r1 - r0);
+    }
+    const std::ptrdiff_t first_row = static_cast<std::ptrdiff_t>(r0 - crop_y) * out_width;
+    kernels_->stream_rows(reinterpret_cast<const uint8_t*>(strip_.data()), 0, reinterpret_cast<uint8_t*>(out + first_row),
+                          0, static_cast<size_t>(r1 - r0) * out_width * sizeof(int16_t), 1);
+    if (luma != nullptr) {
+      kernels_->stream_rows(in.current.data + static_cast<std::ptrdiff_t>(r0) * in.current.stride + crop_x,
+                            in.current.stride, luma + first_row, out_width, static_cast<size_t>(out_width), r1 - r0);
     }
   }
   return covered;

@@ -6,6 +6,7 @@
 // identical results; a level the CPU lacks, or an unknown value, falls back to the best supported one).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace codecprim {
@@ -32,6 +33,11 @@ struct PixelKernels {
   // out = cur - pred as int16.
   void (*subtract)(const uint8_t* cur, int cur_stride, const uint8_t* pred, int pred_stride, int16_t* out,
                    int out_stride, int w, int h);
+  // Copies `rows` rows of `bytes` bytes into an output buffer that is written once and read later, by another
+  // pass or thread: whole cache lines go out with non-temporal stores, so the destination's old contents are
+  // never read into the cache (a cold output otherwise costs a memory read per line written).
+  void (*stream_rows)(const uint8_t* src, std::ptrdiff_t src_stride, uint8_t* dst, std::ptrdiff_t dst_stride,
+                      size_t bytes, int rows);
 };
 
 // The kernels of the level in use.

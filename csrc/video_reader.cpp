@@ -691,9 +691,10 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   const int64_t t0 = thread_cpu_ns();
   out.motion_vectors = copy_motion_vectors(frame);
   fill_qp(frame, out);
-  if (options_.pixels) fill_pixels(frame, out);
+  const bool residual = options_.residuals && out.pict_type != 'I' && residual_supported_;
+  if (options_.pixels) fill_pixels(frame, out, !residual);
   const int64_t t1 = thread_cpu_ns();
-  if (options_.residuals && out.pict_type != 'I' && residual_supported_) fill_residual(frame, pending.packet, pending.rank, out);
+  if (residual) fill_residual(frame, pending.packet, pending.rank, out);
   stats_.copy_ns += t1 - t0;
   stats_.residual_ns += thread_cpu_ns() - t1;
 }
@@ -761,12 +762,13 @@ void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, 
   if (!out.qp.empty()) in.qp = out.qp.data(), in.qp_stride = out.qp_width, in.qp_rows = out.qp_height;
   out.residual = OwnedBuffer<int16_t>(static_cast<size_t>(out.width) * out.height);
   out.inter_pixels = residual_builder_.compute(in, static_cast<int>(frame->crop_left), static_cast<int>(frame->crop_top),
-                                               out.width, out.height, out.residual.data());
+                                               out.width, out.height, out.residual.data(),
+                                               out.luma.empty() ? nullptr : out.luma.data());
   stats_.reference_searches = residual_builder_.reference_searches();
   stats_.reference_search_exhausted = residual_builder_.reference_search_exhausted();
 }
 
-void VideoReader::fill_pixels(const AVFrame* frame, FrameData& out) const {
+void VideoReader::fill_pixels(const AVFrame* frame, FrameData& out, bool copy_luma) const {
   const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(static_cast<AVPixelFormat>(frame->format));
   if (desc == nullptr || (desc->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_HWACCEL)) ||
       (!(desc->flags & AV_PIX_FMT_FLAG_PLANAR) && desc->nb_components != 1)) {
@@ -778,14 +780,14 @@ void VideoReader::fill_pixels(const AVFrame* frame, FrameData& out) const {
   const int x0 = static_cast<int>(frame->crop_left), y0 = static_cast<int>(frame->crop_top);
   const int w = out.width, h = out.height;
   out.luma = OwnedBuffer<uint8_t>(static_cast<size_t>(w) * h);
-  for (int r = 0; r < h; ++r) {
+  if (shift == 0 && copy_luma) {
+    pixel_kernels().stream_rows(frame->data[0] + static_cast<ptrdiff_t>(y0) * frame->linesize[0] + x0,
+                                frame->linesize[0], out.luma.data(), w, static_cast<size_t>(w), h);
+  }
+  for (int r = 0; r < h && shift > 0; ++r) {
     uint8_t* dst = out.luma.data() + static_cast<size_t>(r) * w;
-    if (shift == 0) {
-      std::memcpy(dst, frame->data[0] + static_cast<ptrdiff_t>(y0 + r) * frame->linesize[0] + x0, w);
-    } else {
-      const auto* src = reinterpret_cast<const uint16_t*>(frame->data[0] + static_cast<ptrdiff_t>(y0 + r) * frame->linesize[0]) + x0;
-      for (int c = 0; c < w; ++c) dst[c] = static_cast<uint8_t>(src[c] >> shift);
-    }
+    const auto* src = reinterpret_cast<const uint16_t*>(frame->data[0] + static_cast<ptrdiff_t>(y0 + r) * frame->linesize[0]) + x0;
+    for (int c = 0; c < w; ++c) dst[c] = static_cast<uint8_t>(src[c] >> shift);
   }
   if (!options_.chroma) return;
   out.chroma_width = (w + 1) / 2;

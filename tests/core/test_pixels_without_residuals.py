@@ -18,7 +18,8 @@ def pyav_luma(path) -> list[np.ndarray]:
     return [luma(frame) for frame, _ in decoded_frames(path)]
 
 
-@pytest.mark.parametrize("name", ["h264_bframes", "mpeg4_native_bframes", "mpeg2", "hevc"])
+# h264_odd_size is cropped to odd sizes: the residual pass writes the full path's luma, unaligned rows included.
+@pytest.mark.parametrize("name", ["h264_bframes", "h264_odd_size", "mpeg4_native_bframes", "mpeg2", "hevc"])
 def test_pictures_equal_the_full_path_and_pyav(media, name):
     path = media[name]
     with codecprim.open(path, residuals=False, pixels=True, chroma=True) as reader:

@@ -1,5 +1,6 @@
 """The pixel kernels' instruction-set builds (AVX2, SSE2 and plain loops) give identical results on every codec
-path: residuals of whole clips, and single blocks of every interpolation method at every width, edges included.
+path: residuals (and the luma their pass writes) of whole clips, and single blocks of every interpolation method
+at every width, edges included.
 
 Each level runs in its own process (CODECPRIM_SIMD chooses it once, at first use) and reports what it computed;
 the plain-loop build is the reference the vector builds must equal bit for bit."""
@@ -29,8 +30,9 @@ for path in sys.argv[1:]:
     digest, inter, searches = hashlib.sha256(), 0, 0
     with codecprim.open(path) as reader:
         for frame in reader:
-            if frame.residual is not None:
+            if frame.residual is not None:  # its pass also writes the luma (stream_rows)
                 digest.update(frame.residual.numpy().tobytes())
+                digest.update(frame.luma.numpy().tobytes())
             inter += frame.inter_pixels
         searches = reader.stats.reference_searches
     report["clips"][path] = [digest.hexdigest(), inter, searches]
