@@ -35,6 +35,7 @@ import numpy as np
 import pytest
 import torch
 
+import twin_outputs
 from gpu import cuda_ready
 
 from codecprim import _cuda
@@ -259,12 +260,15 @@ def _to(value, device):
 
 
 def twin(op, device):
-    """Run ``op`` with the CPU twin, then through the kernels on ``device``; return both."""
+    """Run ``op`` with the CPU twin, then through the kernels on ``device``; return both. The CPU twin's result
+    comes from the saved outputs (:mod:`twin_outputs`) where the compiled core cannot load: a GPU box without
+    FFmpeg, for the twins that live in the core (camera fit, motion pooling, residual sums, patch resize)."""
     def run(*args, **kwargs):
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(_cuda, "is_cuda", lambda *tensors: tensors[0].device.type == "cuda")
-            expected = op(*args, **kwargs)
+            expected = twin_outputs.cpu_twin(op, args, kwargs)
         target = "cuda" if device == "cuda" else "cpu"
         got = op(*_to(list(args), target), **{k: _to(v, target) for k, v in kwargs.items()})
         return expected, got
     return run
+

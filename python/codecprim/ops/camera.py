@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import _cuda
 from ..reader import MV, _load_core
 
 __all__ = [
@@ -275,7 +276,7 @@ def fit_camera(centres: torch.Tensor, motion: torch.Tensor, valid: torch.Tensor 
     batch, n = centres.shape[:2]
     device = centres.device
     valid = torch.ones(batch, n, dtype=torch.bool, device=device) if valid is None else valid.to(torch.bool)
-    if device.type == "cpu":
+    if device.type == "cpu" and not _cuda.is_cuda(centres):  # host emulation of the kernels takes the GPU path
         matrix, fallback, inliers = _load_core().fit_camera(
             centres.to(torch.float64).contiguous().numpy(), motion.to(torch.float64).contiguous().numpy(),
             valid.contiguous().view(torch.uint8).numpy(),

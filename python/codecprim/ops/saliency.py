@@ -254,7 +254,7 @@ def block_motion(vectors: Sequence[torch.Tensor], frame_size: tuple[int, int], m
     h, w = frame_size
     mh, mw = model_size if model_size is not None else frame_size
     t = len(vectors)
-    if t and vectors[0].device.type == "cpu":
+    if t and vectors[0].device.type == "cpu" and not _cuda.is_cuda(vectors[0]):  # host emulation: the GPU path
         counts = _check_vectors(vectors)
         rects, length, fallback = _block_motion_cpu(vectors, counts, frame_size, model_size, config, confidence)
         return rects, torch.from_numpy(np.repeat(np.arange(t), counts)), length, fallback
