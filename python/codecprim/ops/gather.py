@@ -131,16 +131,21 @@ def _convert(luma: torch.Tensor, chroma: torch.Tensor, origins: torch.Tensor, ou
 
 def _convert_frames(luma: torch.Tensor, chroma: torch.Tensor, k: dict[str, int]) -> torch.Tensor:
     """Whole frames (K, H, W) + (K, 2, ceil(H/2), ceil(W/2)) -> (K, 3, H, W): the chroma terms are formed at chroma
-    resolution and repeated 2 x 2 (nearest neighbour), no per-pixel gather; the same integers as the general path."""
+    resolution and repeated 2 x 2 (nearest neighbour), no per-pixel gather; the same integers as the general path.
+    Repeating by stacking a tensor with itself and viewing the pair as one axis is one contiguous copy per axis
+    (``repeat_interleave`` took 3x as long on 14 x 14 patches, and 40 % of the conversion)."""
     frames, height, width = luma.shape
     cb = chroma[:, 0].int() - 128
     cr = chroma[:, 1].int() - 128
     # (K, 3, Hc, Wc): what each chroma sample adds to R, G and B, plus the rounding offset
     terms = torch.stack((k["crv"] * cr, -(k["cgu"] * cb) - k["cgv"] * cr, k["cbu"] * cb), dim=1).add_(1 << 15)
-    up = terms.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)[:, :, :height, :width]  # (K, 3, H, W)
-    luma_term = (luma.int() - k["y_offset"]).mul_(k["cy"])  # (K, H, W)
+    _, channels, chroma_h, chroma_w = terms.shape
+    wide = torch.stack((terms, terms), dim=-1).view(frames, channels, chroma_h, 2 * chroma_w)
+    up = torch.stack((wide, wide), dim=3).view(frames, channels, 2 * chroma_h, 2 * chroma_w)[:, :, :height, :width]
+    luma_term = luma.int().mul_(k["cy"]).sub_(k["cy"] * k["y_offset"])  # cy * (Y - y_offset), (K, H, W)
     rgb = up.add_(luma_term[:, None])
-    return (rgb >> 16).clamp_(0, 255).to(torch.uint8)
+    rgb >>= 16
+    return rgb.clamp_(0, 255).to(torch.uint8)
 
 
 def _convert_cuda(luma: torch.Tensor, chroma: torch.Tensor, origins: torch.Tensor, out_h: int, out_w: int,
