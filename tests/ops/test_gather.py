@@ -94,3 +94,17 @@ def test_invalid_inputs():
         frames_to_rgb(luma, chroma[..., :-1], [0])
     with pytest.raises(ValueError, match="frame indices"):
         frames_to_rgb(luma, chroma, [5])
+
+
+@pytest.mark.parametrize("height, width, p", [(56, 70, 14), (62, 74, 14), (34, 30, 8), (17, 17, 4), (9, 9, 3)])
+def test_every_cell_in_any_order_is_the_frames_patch(height, width, p):
+    # even grid origins and patches take the cut-cells route, odd ones the per-pixel gather: both are frames_to_rgb's
+    luma, chroma = random_yuv(7, frames=3, height=height, width=width)
+    grid = patch_grid(height, width, p)
+    cells = torch.stack(torch.meshgrid(torch.arange(3), torch.arange(grid.rows), torch.arange(grid.cols),
+                                       indexing="ij"), dim=-1).reshape(-1, 3)
+    cells = cells[torch.randperm(len(cells), generator=torch.Generator().manual_seed(height))]
+    for matrix, color_range in [("bt601", "limited"), ("bt709", "full")]:
+        got = gather_rgb_patches(luma, chroma, cells, p, matrix=matrix, color_range=color_range)
+        frames = patchify(frames_to_rgb(luma, chroma, range(3), matrix=matrix, color_range=color_range), p)
+        assert torch.equal(got, frames[cells[:, 0], cells[:, 1], cells[:, 2]])
