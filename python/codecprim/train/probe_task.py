@@ -27,7 +27,8 @@ the patches move over time does.
    * ``dense``: every token (the ceiling, at ``T * P`` tokens).
 
 :func:`probe_task` takes ``(path, class)`` pairs (any H.264 clips with exported vectors and a square model size);
-bench/probe_task.py generates the footage, runs seeds and prints the README table.
+bench/probe_task.py generates the footage, runs seeds and prints the README table. The defaults are that table's run;
+``bench/probe_task.py --scale ci`` (``CI_SCALE``) is the smaller run whose lift the default test suite asserts.
 """
 
 from __future__ import annotations
