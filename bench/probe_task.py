@@ -6,10 +6,10 @@ budget. Prints one row per seed and method, then the table of means and spreads,
 
     PYTHONPATH=python:bench python3 bench/probe_task.py --per-class 64 --test-per-class 8 --seeds 0 1 2
 
-``--scale ci`` is the run tests/models/test_probe_task.py makes in the default suite (:data:`CI_SCALE`, about a
-minute a seed on one core), here over seeds and with the methods chosen:
+``--scale ci`` is the run tests/models/test_probe_task.py makes in the default suite (:data:`CI_SCALE`, about 70 s
+a seed on one idle core; the codec method only unless ``--methods`` says otherwise), here over seeds:
 
-    PYTHONPATH=python:bench python3 bench/probe_task.py --scale ci --methods codec --seeds 0 1 2
+    PYTHONPATH=python:bench python3 bench/probe_task.py --scale ci --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from codecprim.train.probe_task import METHODS, ProbeTaskConfig, probe_task
 #: The CI-scale run (``--scale ci``; tests/models/test_probe_task.py): 56-pixel frames (4 x 4 patches), a 14-pixel
 #: object moving one patch a frame, windows of 6 frames that start one frame past the I-frame (16 tokens, all salient
 #: P-frame patches), a 2-block 64-wide ViT whose embedding is the attentive pool's own output, class centres drawn
-#: at std 1.0, lr 1e-3 for 900 steps (the loss leaves its plateau between steps 300 and 500 on seeds 0-2).
+#: at std 1.0, lr 1e-3 for 1200 steps (seed 2's loss leaves its plateau only after step 500; at 900 steps it stays).
 CI_SCALE = dict(per_class=64, test_per_class=8, size=56, frames=6, start_frame=1, speed=[14, 14], side=14, budget=16,
                 width=64, depth=2, heads=2, embed_dim=0, centre_std=1.0, lr=1e-3, steps=1200, batch=32, probe_steps=150,
                 weight_decay=0.05, clusters=4, topk=1, methods=["codec"], threads=1)
@@ -46,8 +46,8 @@ def run(args: argparse.Namespace, seed: int) -> dict:
     cfg = ProbeTaskConfig(size=args.size, num_frames=args.frames, start_seconds=args.start_frame / FPS or None,
                           budget=args.budget, test_per_class=args.test_per_class, width=args.width, depth=args.depth,
                           num_heads=args.heads, embed_dim=args.embed_dim or None, centre_std=args.centre_std,
-                          weight_decay=args.weight_decay,
-                          steps=args.steps, batch=args.batch, probe_steps=args.probe_steps, lr=args.lr,
+                          weight_decay=args.weight_decay, steps=args.steps, batch=args.batch,
+                          probe_steps=args.probe_steps, lr=args.lr,
                           clusters=args.clusters, topk=args.topk, methods=tuple(args.methods), seed=seed,
                           threads=args.threads)
     return probe_task(items, cfg)
