@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from codecprim import codec_patches
+from codecprim.train.codec_vit import RunConfig
 from codecprim.train.probe_task import METHODS, ProbeTaskConfig, dihedral, probe_task, saliency_velocity
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -99,6 +100,10 @@ def test_bad_configuration() -> None:
         ProbeTaskConfig(clusters=2, topk=3)
     with pytest.raises(ValueError, match="budget must be a positive int"):
         ProbeTaskConfig(budget=0)
+    with pytest.raises(ValueError, match="embed_dim must be a positive int"):
+        ProbeTaskConfig(embed_dim=0)
+    with pytest.raises(ValueError, match="centre_std must be > 0"):
+        RunConfig(centre_std=0.0)
     assert METHODS == ("codec", "uniform", "longvu", "vqtoken", "dense")
 
 
