@@ -99,6 +99,9 @@ class RunConfig:
     weight_decay: float = 0.05
     keep_min: float = 0.6           # per step each clip keeps a random 60-100 % of its patches
     sample_ratio: float = 0.1
+    # Std of the class centres' initial entries. The loss sees them only by direction, so with AdamW this scale sets
+    # how fast they turn: 0.01 (partial FC's) rewrites them within tens of steps at lr 1e-3.
+    centre_std: float = 0.01
     probe_steps: int = 150
     seed: int = 0
     threads: int | None = None
@@ -119,6 +122,8 @@ class RunConfig:
             raise ValueError("need 0 < test_per_class < clips_per_class")
         if self.size % 14 or self.size % 2:
             raise ValueError(f"size must be an even multiple of the 14-pixel patch, got {self.size}")
+        if not self.centre_std > 0:
+            raise ValueError(f"centre_std must be > 0, got {self.centre_std}")
         if not 0.0 < self.keep_min <= 1.0:
             raise ValueError(f"keep_min must be in (0, 1], got {self.keep_min}")
         if self.topk > self.clusters:
@@ -317,7 +322,7 @@ def train_codec_vit(model: CodecViT, clips: Sequence[Clip], labels: torch.Tensor
     # The full centre matrix is drawn here, with the global RNG exactly as the unsharded loss
     # draws its own weight, and each rank keeps its rows: sharded centres then start from the
     # single-process values (a shard's own init would draw different numbers).
-    centres = nn.init.normal_(torch.empty(cfg.clusters, model.embed_dim), std=0.01)
+    centres = nn.init.normal_(torch.empty(cfg.clusters, model.embed_dim), std=cfg.centre_std)
     with torch.random.fork_rng(devices=[]):  # the loss's own (overwritten) init must not advance the RNG
         loss_fn = ClusterDiscriminationLoss(
             ClusterDiscConfig(cfg.clusters, model.embed_dim, sample_ratio=cfg.sample_ratio, seed=cfg.seed),
