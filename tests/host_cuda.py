@@ -10,8 +10,9 @@ timing or device-only behaviour. How a .cu file becomes host C++ (HOST_SHIM, plu
 * ``__shared__`` variables are function statics (blocks run one after another); the dynamic
   ``extern __shared__ T name[]`` becomes a pointer into a buffer of the launch's ``shared_mem`` bytes, filled
   with 0xFF so a kernel that reads shared memory it never wrote gives wrong results.
-* ``__ballot_sync`` is two barriers around a shared predicate array: valid for the block-uniform calls the
-  kernels make. Atomics are plain read-modify-writes (fibers only switch at barriers).
+* ``__ballot_sync`` and the ``__shfl*_sync`` shuffles are two warp barriers around a shared array: a warp barrier
+  waits for the live lanes of that warp only, so warps may shuffle different numbers of times between
+  ``__syncthreads``. Threads left waiting at different barriers (a divergent sync) raise RuntimeError. Atomics are plain read-modify-writes (fibers only switch at barriers).
 * Each ``extern "C" __global__`` kernel gets a ``host_<name>(const long long* slots)`` trampoline that casts
   its 8-byte slots to the declared parameter types (pointers, integers, float bit patterns).
 
@@ -73,28 +74,90 @@ static ucontext_t runner;
 static std::vector<ucontext_t> fibers;
 static std::vector<char> finished;
 static std::vector<unsigned char> predicates;
+static std::vector<long long> lanes;     // what each thread offers to a shuffle
+enum Wait : unsigned char { kRunnable = 0, kBlock = 1, kWarp = 2 };
+static std::vector<unsigned char> waiting;
 static int current = 0;
 static void (*entry)(const long long*) = nullptr;
 static const long long* entry_slots = nullptr;
-static void sync() { swapcontext(&fibers[current], &runner); }
+static void wait_at(Wait kind) {
+  waiting[current] = kind;
+  swapcontext(&fibers[current], &runner);
+}
+static void sync() { wait_at(kBlock); }
+// Warp-level calls wait for their warp only: a warp may shuffle more often than the others (a loop over
+// candidates split between warps), which a block barrier would misalign.
 static unsigned ballot(bool p) {
   predicates[threadIdx.x] = p;
-  sync();
+  wait_at(kWarp);
   const unsigned first = threadIdx.x & ~31u;
   unsigned bits = 0;
   for (unsigned i = 0; i < 32 && first + i < blockDim.x; ++i) bits |= predicates[first + i] ? 1u << i : 0u;
-  sync();
+  wait_at(kWarp);
   return bits;
+}
+template <class T> static T shuffle(T v, unsigned source) {
+  static_assert(sizeof(T) <= sizeof(long long), "shuffles move at most 8 bytes");
+  std::memcpy(&lanes[threadIdx.x], &v, sizeof v);
+  wait_at(kWarp);
+  T out;
+  std::memcpy(&out, &lanes[source < blockDim.x ? source : threadIdx.x], sizeof out);
+  wait_at(kWarp);
+  return out;
 }
 static void fiber_main() {
   entry(entry_slots);
   finished[current] = 1;
 }
+// After a round every live fiber waits somewhere: free a warp whose live lanes all wait at a warp call, and the
+// block when every live fiber waits at __syncthreads. False when nothing could be freed (divergent barriers).
+static bool release(unsigned threads) {
+  bool freed = false;
+  for (unsigned first = 0; first < threads; first += 32) {
+    bool all = true, any = false;
+    for (unsigned t = first; t < first + 32 && t < threads; ++t) {
+      if (finished[t]) continue;
+      any = true;
+      all = all && waiting[t] == kWarp;
+    }
+    if (all && any) {
+      for (unsigned t = first; t < first + 32 && t < threads; ++t) waiting[t] = kRunnable;
+      freed = true;
+    }
+  }
+  bool all = true, any = false;
+  for (unsigned t = 0; t < threads; ++t) {
+    if (finished[t]) continue;
+    any = true;
+    all = all && waiting[t] == kBlock;
+  }
+  if (all && any) {
+    for (unsigned t = 0; t < threads; ++t) waiting[t] = kRunnable;
+    freed = true;
+  }
+  return freed;
+}
 }  // namespace host
 #define __syncthreads() host::sync()
 static inline unsigned __ballot_sync(unsigned, bool p) { return host::ballot(p); }
-extern "C" void run_grid(void (*kernel)(const long long*), unsigned gx, unsigned gy, unsigned threads,
-                         long long shared_bytes, const long long* slots) {
+template <class T> static inline T __shfl_sync(unsigned, T v, int lane, int width = 32) {
+  return host::shuffle(v, (threadIdx.x & ~static_cast<unsigned>(width - 1)) + (static_cast<unsigned>(lane) & (width - 1)));
+}
+template <class T> static inline T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
+  const bool inside = (threadIdx.x & (width - 1)) + delta < static_cast<unsigned>(width);
+  return host::shuffle(v, inside ? threadIdx.x + delta : threadIdx.x);
+}
+template <class T> static inline T __shfl_up_sync(unsigned, T v, unsigned delta, int width = 32) {
+  const bool inside = (threadIdx.x & (width - 1)) >= delta;
+  return host::shuffle(v, inside ? threadIdx.x - delta : threadIdx.x);
+}
+template <class T> static inline T __shfl_xor_sync(unsigned, T v, int mask, int width = 32) {
+  const unsigned source = threadIdx.x ^ static_cast<unsigned>(mask);
+  const unsigned base = threadIdx.x & ~static_cast<unsigned>(width - 1);
+  return host::shuffle(v, source >= base && source < base + width ? source : threadIdx.x);
+}
+extern "C" int run_grid(void (*kernel)(const long long*), unsigned gx, unsigned gy, unsigned threads,
+                        long long shared_bytes, const long long* slots) {
   const size_t stack_bytes = 64 * 1024;
   std::vector<unsigned char> shared(static_cast<size_t>(shared_bytes) + 16, 0xFF);
   std::vector<char> stacks(stack_bytes * threads);
@@ -102,6 +165,8 @@ extern "C" void run_grid(void (*kernel)(const long long*), unsigned gx, unsigned
   host::fibers.assign(threads, ucontext_t{});
   host::finished.assign(threads, 0);
   host::predicates.assign(threads, 0);
+  host::lanes.assign(threads, 0);
+  host::waiting.assign(threads, host::kRunnable);
   host::entry = kernel;
   host::entry_slots = slots;
   std::vector<unsigned> order(threads);
@@ -119,23 +184,27 @@ extern "C" void run_grid(void (*kernel)(const long long*), unsigned gx, unsigned
         host::fibers[t].uc_link = &host::runner;
         makecontext(&host::fibers[t], host::fiber_main, 0);
         host::finished[t] = 0;
+        host::waiting[t] = host::kRunnable;
       }
-      for (bool running = true; running;) {
-        running = false;
+      for (;;) {
         for (unsigned i = threads; i > 1; --i) {  // a fresh thread order per round (LCG Fisher-Yates)
           lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
           std::swap(order[i - 1], order[(lcg >> 33) % i]);
         }
+        bool live = false;
         for (const unsigned t : order) {
-          if (host::finished[t]) continue;
+          if (host::finished[t] || host::waiting[t] != host::kRunnable) continue;
           threadIdx = {t, 0, 0};
           host::current = static_cast<int>(t);
           swapcontext(&host::runner, &host::fibers[t]);
-          running = running || !host::finished[t];
         }
+        for (unsigned t = 0; t < threads; ++t) live = live || !host::finished[t];
+        if (!live) break;
+        if (!host::release(threads)) return 1;  // threads wait at different barriers: a divergent sync
       }
     }
   }
+  return 0;
 }
 """
 
@@ -181,6 +250,7 @@ class HostKernel:
 
     def __init__(self, module: HostModule, name: str):
         self.library = module.library
+        self.name = name
         self.pointer = ctypes.cast(getattr(self.library, "host_" + name), ctypes.c_void_p).value
 
     def __call__(self, grid, block, args, shared_mem: int = 0, **_):
@@ -189,8 +259,10 @@ class HostKernel:
             raise ValueError(f"host emulation runs 1-D blocks only, got {block}")
         slots = [_slot(arg) for arg in args]
         packed = (ctypes.c_longlong * max(len(slots), 1))(*slots)
-        self.library.run_grid(ctypes.c_void_p(self.pointer), ctypes.c_uint(gx), ctypes.c_uint(gy),
-                              ctypes.c_uint(block[0]), ctypes.c_longlong(shared_mem), packed)
+        status = self.library.run_grid(ctypes.c_void_p(self.pointer), ctypes.c_uint(gx), ctypes.c_uint(gy),
+                                       ctypes.c_uint(block[0]), ctypes.c_longlong(shared_mem), packed)
+        if status:
+            raise RuntimeError(f"host-emulated kernel {self.name}: its threads wait at different barriers")
 
 
 def _slot(arg) -> int:

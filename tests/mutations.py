@@ -155,6 +155,11 @@ MUTATIONS = {
         "topk_select.cu", "mask |= 0xffull << shift;\n      __syncthreads();", "mask |= 0xffull << shift;"),
     "kernel_topk_ballot_count": _kernel_edit(
         "topk_select.cu", "warp_counts[warp] = __popc(ballot);", "warp_counts[warp] = __popc(ballot) + (warp > 0);"),
+    "kernel_me_without_barrier": _kernel_edit(
+        "motion_estimation.cu", "left + cx - radius, side, tile);\n  __syncthreads();",
+        "left + cx - radius, side, tile);"),
+    "kernel_me_half_warp_sum": _kernel_edit(
+        "motion_estimation.cu", "for (int offset = 16; offset > 0", "for (int offset = 8; offset > 0"),
 }
 
 _patch = None

@@ -33,6 +33,8 @@ CATCHERS = {
     "kernel_sort_without_barrier": ["tests/ops/test_cuda_twins_select.py", "-k", "host and combine"],
     "kernel_topk_without_barrier": ["tests/ops/test_cuda_twins_select.py", "-k", "host and topk"],
     "kernel_topk_ballot_count": ["tests/ops/test_cuda_twins_select.py", "-k", "host and topk"],
+    "kernel_me_without_barrier": ["tests/ops/test_cuda_twins_me.py", "-k", "host and kernel_equals"],
+    "kernel_me_half_warp_sum": ["tests/ops/test_cuda_twins_me.py", "-k", "host and kernel_equals"],
 }
 
 

@@ -3,11 +3,9 @@ fixtures.
 
 The fixtures (tests/fixtures/motion_estimation_cases.npz, written by make_me_fixtures.py) hold
 inputs and the CPU twin's rows; the CPU test below keeps them in step with the code, the GPU
-tests replay them through the kernels of cuda/motion_estimation.cu.
-
-No host emulation here (unlike test_cuda_twins_geometry.py): these kernels cooperate across a
-thread block (warp shuffles, __syncthreads between stages), which a one-thread-at-a-time loop
-cannot run. The saved fixtures are what ties the GPU run to the CPU twin.
+tests replay them through the kernels of cuda/motion_estimation.cu, on a GPU and host-emulated
+(tests/host_cuda.py: warp shuffles and __syncthreads emulated with fibers), so CPU-only CI runs
+the kernels' code paths and the ops' CUDA glue too.
 """
 
 from __future__ import annotations
@@ -19,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
+from host_cuda import kernel_devices
 
 from codecprim import _cuda
 from codecprim.ops.motion_estimation import (
@@ -73,26 +73,36 @@ def test_kernels_without_cupy_raise_runtime_error():
         _cuda.get_kernel("motion_estimation.cu", "me_level_search_u8")
 
 
-@pytest.mark.cuda
-@needs_gpu
-@pytest.mark.parametrize("case", range(NUM_CASES))
-def test_cuda_kernel_equals_torch_twin_on_fixtures(case):
+device = kernel_devices(["motion_estimation.cu"])
+# Host emulation runs a block's 256 threads as fibers, 1-16 s per case: the GPU run takes every case, the host run
+# two that between them take both kernels, the tiled and the untiled window, and the candidate extras (full search
+# with sub-pel; the pyramid with refinement radius 2).
+HOST_CASES = (3, 5)
+
+
+def _case_on(device, case):
+    if device == "host" and case not in HOST_CASES:
+        pytest.skip("host emulation runs HOST_CASES only")
     i, cur, ref, opts, rows = list(load_cases())[case]
-    dev = torch.device("cuda")
-    out = estimate_motion_batch(cur.to(dev), ref.to(dev), config=MotionEstimationConfig(**opts))
+    target = torch.device("cuda" if device == "cuda" else "cpu")
+    return i, cur.to(target), ref.to(target), opts, rows
+
+
+@pytest.mark.parametrize("case", range(NUM_CASES))
+def test_cuda_kernel_equals_torch_twin_on_fixtures(device, case):
+    i, cur, ref, opts, rows = _case_on(device, case)
+    out = estimate_motion_batch(cur, ref, config=MotionEstimationConfig(**opts))
     assert len(out) == len(rows)
     for t, (a, b) in enumerate(zip(out, rows)):
-        assert a.device.type == "cuda"
+        assert a.device.type == cur.device.type
         assert torch.equal(a.cpu(), b), f"case {i} frame {t} ({opts})"
 
 
-@pytest.mark.cuda
-@needs_gpu
 @pytest.mark.parametrize("case", range(NUM_CASES))
-def test_confidence_intra_and_residual_on_the_gpu_equal_the_fixtures(case):
+def test_confidence_intra_and_residual_on_the_gpu_equal_the_fixtures(device, case):
     """Plain torch ops on the kernels' vectors: intra and residual exactly, confidence to float rounding."""
-    i, cur, ref, opts, _ = list(load_cases())[case]
-    check_frames(estimate_motion_frames(cur.cuda(), ref.cuda(), config=MotionEstimationConfig(**opts)), i)
+    i, cur, ref, opts, _ = _case_on(device, case)
+    check_frames(estimate_motion_frames(cur, ref, config=MotionEstimationConfig(**opts)), i)
 
 
 @pytest.mark.cuda
