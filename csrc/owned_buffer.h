@@ -7,6 +7,12 @@
 // second reader of one process, ~12 % of a full extraction's time in perf. The pool keeps the most recently
 // freed blocks (at most kMaxPooledBlocks and kMaxPooledBytes) and hands one back for a request of about its
 // size.
+//
+// The bound is a sampled clip's working set, not a few frames': codec_patches holds its 64 frames' residual, luma
+// and chroma until selection (205 MB at 720p), then frees them all, and glibc gave the heap top back each time, so
+// the next clip faulted 12k-60k pages in again (bigbuckbunny: 30-60 ms of kernel time in a ~300 ms call, the
+// median call 350-390 ms against 300 ms with nothing faulted). What the pool keeps, the process held at its peak
+// anyway; a DataLoader worker asks for it again with its next clip.
 #pragma once
 
 #include <cstddef>
@@ -22,8 +28,8 @@ namespace buffer_pool {
 
 constexpr size_t kHeader = 64;                // before the data: the block's capacity; keeps the alignment
 constexpr size_t kPooledFrom = 128 * 1024;    // smaller blocks are cheap to malloc (glibc's mmap threshold)
-constexpr size_t kMaxPooledBlocks = 16;
-constexpr size_t kMaxPooledBytes = 64u << 20;
+constexpr size_t kMaxPooledBlocks = 256;
+constexpr size_t kMaxPooledBytes = 256u << 20;
 
 struct Pool {
   std::mutex mutex;
@@ -44,10 +50,12 @@ inline void* acquire(size_t bytes) {
     Pool& p = pool();
     std::lock_guard<std::mutex> lock(p.mutex);
     size_t best = p.blocks.size();
-    for (size_t i = 0; i < p.blocks.size(); ++i) {  // the smallest block that fits without wasting a quarter
+    // The smallest block that fits without wasting a quarter; of equal ones the most recently freed (still in
+    // cache, and a streaming reader keeps cycling through the same few).
+    for (size_t i = 0; i < p.blocks.size(); ++i) {
       const size_t capacity = p.blocks[i].first;
       if (capacity >= bytes && capacity <= bytes + bytes / 4 &&
-          (best == p.blocks.size() || capacity < p.blocks[best].first)) {
+          (best == p.blocks.size() || capacity <= p.blocks[best].first)) {
         best = i;
       }
     }

@@ -803,6 +803,14 @@ void VideoReader::fill_pixels(const AVFrame* frame, FrameData& out, bool copy_lu
     }
     const uint8_t* base = frame->data[1 + p];
     const int stride = frame->linesize[1 + p];
+    if (shift == 0 && sx == 1 && sy == 1 && x0 % 2 == 0 && y0 % 2 == 0) {
+      // 8-bit 4:2:0 cropped at even offsets: output row r is source row y0/2 + r from x0/2 on, never clamped
+      // (2c <= w - 1 for every c < ceil(w/2)), so the rows are copied whole; the per-sample path below ran at
+      // ~1 GB/s, 0.45 ms of a 720p frame.
+      pixel_kernels().stream_rows(base + static_cast<ptrdiff_t>(y0 / 2) * stride + x0 / 2, stride, dst_plane,
+                                  out.chroma_width, static_cast<size_t>(out.chroma_width), out.chroma_height);
+      continue;
+    }
     auto sample = [&](int y, int x) -> int {
       // Source chroma at luma position (x, y), clamped to the picture.
       const int cy = std::min(y0 + y, y0 + h - 1) >> sy, cx = std::min(x0 + x, x0 + w - 1) >> sx;
