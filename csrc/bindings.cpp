@@ -230,6 +230,7 @@ class PyReader {
     d["frames_pts_synthesized"] = s.frames_pts_synthesized;
     d["truncated"] = s.truncated;
     d["truncation"] = s.truncation;
+    d["stream_info_probed"] = s.stream_info_probed;
     d["residual_seconds"] = s.residual_ns * 1e-9;
     d["copy_seconds"] = s.copy_ns * 1e-9;
     d["reference_searches"] = s.reference_searches;
