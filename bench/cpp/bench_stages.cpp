@@ -88,6 +88,7 @@ struct ReaderRun {
 ReaderRun run_reader(const std::string& path, bool residuals) {
   ReaderOptions options;
   options.residuals = residuals;
+  options.pixels = residuals;  // without residuals: the MV-only path (pixels stay on by default since they became an option)
   VideoReader reader(path, options);
   FrameData frame;
   ReaderRun run;
