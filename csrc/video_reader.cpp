@@ -74,13 +74,15 @@ AVPixelFormat h264_decoded_format(const H264SequenceFormat& sps, const AVCodecPa
   }
 }
 
-// MP4/MOV declare their streams, picture sizes and frame rates in the header. What avformat_find_stream_info adds
-// for the reader is the pixel format and H.264's reorder depth, for which it decodes one to seven pictures in a
+// MP4/MOV and Matroska declare their streams, picture sizes and frame rates in the header. What
+// avformat_find_stream_info adds for the reader is the pixel format, H.264's reorder depth (and Matroska's bit rate), for which it decodes one to seven pictures in a
 // decoder of its own (13 ms of opening a 720p clip; the reader then decodes them again). For one H.264 stream with
 // an SPS that states both (the depth through its VUI bitstream restriction, or Baseline, which has no B-slices),
 // they are read from the SPS instead; anything else is probed as before. Returns whether probing is unneeded.
 bool describe_from_header(AVFormatContext* format) {
-  if (std::string(format->iformat->name).rfind("mov,", 0) != 0) return false;
+  const std::string name = format->iformat->name;
+  const bool matroska = name.rfind("matroska", 0) == 0;
+  if (name.rfind("mov,", 0) != 0 && !matroska) return false;
   AVStream* video = nullptr;
   for (unsigned i = 0; i < format->nb_streams; ++i) {
     AVStream* s = format->streams[i];
@@ -102,6 +104,11 @@ bool describe_from_header(AVFormatContext* format) {
   if (reorder < 0 || pixel_format == AV_PIX_FMT_NONE) return false;
   par->format = pixel_format;
   par->video_delay = std::max(par->video_delay, reorder);
+  if (matroska && format->bit_rate <= 0 && format->duration > 0 && format->pb != nullptr) {
+    // Matroska stores no bit rate; probing estimates the container's from its size and duration, as here.
+    const int64_t size = avio_size(format->pb);
+    if (size > 0) format->bit_rate = static_cast<int64_t>(static_cast<double>(size) * 8.0 * AV_TIME_BASE / static_cast<double>(format->duration));
+  }
   return true;
 }
 

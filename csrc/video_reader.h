@@ -63,7 +63,7 @@ struct ReaderStats {
   bool truncated = false;        // the file holds less than its container promises (or reading broke off early)
   std::string truncation;        // how that was seen, empty when not truncated
   // Whether opening ran avformat_find_stream_info, which decodes pictures in a decoder of its own; false where the
-  // MP4 header and the H.264 SPS said all it would have (describe_from_header).
+  // MP4/Matroska header and the H.264 SPS said all it would have (describe_from_header).
   bool stream_info_probed = true;
   // Where the time goes (nanoseconds of the reading thread's CPU time), for the per-stage benchmark.
   int64_t residual_ns = 0;       // motion compensation and subtraction

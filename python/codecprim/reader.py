@@ -135,7 +135,7 @@ class ReaderStats:
     frames_pts_synthesized: int = 0
     truncated: bool = False
     truncation: str = ""
-    stream_info_probed: bool = True  # False: an MP4's header and H.264 SPS gave what probing decodes pictures for
+    stream_info_probed: bool = True  # False: an MP4/MKV header and H.264 SPS gave what probing decodes pictures for
     residual_seconds: float = 0.0  # CPU time of the reading thread spent on residuals (prediction + subtraction)
     copy_seconds: float = 0.0  # and on copying vectors, QP and planes into the returned buffers
     reference_searches: int = 0  # H.264 blocks with several candidate references (see residual_method)

@@ -1,6 +1,6 @@
-"""Opening an MP4 without probing: for one H.264 stream the reader takes the pixel format and the reorder depth
-from the SPS in the avcC record (csrc/h264_sps.cpp) instead of letting avformat_find_stream_info decode
-pictures. The oracle is FFmpeg's own probe (ffprobe) and PyAV's decode: the info, the frames and their times must
+"""Opening an MP4 or Matroska file without probing: for one H.264 stream the reader takes the pixel format and the
+reorder depth from the SPS in the avcC record (csrc/h264_sps.cpp) instead of letting avformat_find_stream_info
+decode pictures. The oracle is FFmpeg's own probe (ffprobe) and PyAV's decode: the info, the frames and their times must
 be what probing gives, and streams the SPS cannot describe must still be probed."""
 
 from __future__ import annotations
@@ -38,7 +38,10 @@ CASES = {
     "vfr.mp4": (["-c:v", "libx264", "-vf", "setpts=(N+N*N/20)/25/TB", "-fps_mode", "vfr"], True),
     "fragmented.mp4": (["-c:v", "libx264", "-movflags", "frag_keyframe+empty_moov"], False),
     "hevc.mp4": (["-c:v", "libx265", "-x265-params", "log-level=error"], False),
-    "h264.mkv": (["-c:v", "libx264"], False),
+    "h264.mkv": (["-c:v", "libx264", "-bf", "3"], True),
+    "full_range.mkv": (["-c:v", "libx264", "-color_range", "pc"], True),
+    "10bit.mkv": (["-pix_fmt", "yuv420p10le", "-c:v", "libx264"], True),
+    "hevc.mkv": (["-c:v", "libx265", "-x265-params", "log-level=error"], False),
 }
 
 
@@ -55,9 +58,11 @@ def clips(tmp_path_factory):
 
 def ffprobe_stream(path) -> dict:
     out = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                          "stream=pix_fmt,r_frame_rate,width,height", "-of", "json", str(path)],
+                          "stream=pix_fmt,r_frame_rate,width,height,bit_rate:format=bit_rate", "-of", "json", str(path)],
                          check=True, capture_output=True, text=True).stdout
-    return json.loads(out)["streams"][0]
+    probe = json.loads(out)
+    # VideoInfo.bit_rate: the stream's own, else the container's (Matroska stores none; probing estimates it)
+    return dict(probe["streams"][0], bit_rate=int(probe["streams"][0].get("bit_rate") or probe["format"]["bit_rate"]))
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -68,13 +73,14 @@ def test_info_is_what_ffmpeg_probes(clips, name):
         assert reader.info.pix_fmt == probe["pix_fmt"]
         assert (reader.info.width, reader.info.height) == (probe["width"], probe["height"])
         assert reader.info.fps == pytest.approx(float(Fraction(probe["r_frame_rate"])))
+        assert reader.info.bit_rate == probe["bit_rate"]
 
 
 @pytest.mark.parametrize("name", [n for n, (_, described) in CASES.items() if described and n != "rgb.mp4"])
 def test_frames_and_times_are_pyav_s(clips, name):  # (RGB pictures are refused, probed or not)
     pyav_oracle.require_same_libavcodec()
     expected = list(pyav_oracle.decoded_frames(clips[name]))
-    eight_bit_yuv = name not in ("10bit.mp4", "10bit_444.mp4")
+    eight_bit_yuv = "10bit" not in name
     with codecprim.open(clips[name], residuals=False, pixels=True) as reader:
         frames = list(reader)
         assert len(frames) == len(reader) == len(expected)
