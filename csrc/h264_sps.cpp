@@ -31,12 +31,10 @@ void skip_scaling_list(BitReader& br, int size) {
   }
 }
 
-void skip_hrd_parameters(BitReader& br) {
+// False when the parameters are out of range (cpb_cnt_minus1 <= 31).
+bool skip_hrd_parameters(BitReader& br) {
   const uint32_t count = br.read_ue() + 1;
-  if (count > 32) {  // cpb_cnt_minus1 <= 31
-    br.skip(1 << 30);
-    return;
-  }
+  if (count > 32) return false;
   br.skip(8);  // bit_rate_scale, cpb_size_scale
   for (uint32_t i = 0; i < count; ++i) {
     br.read_ue();  // bit_rate_value_minus1
@@ -44,6 +42,7 @@ void skip_hrd_parameters(BitReader& br) {
     br.skip(1);    // cbr_flag
   }
   br.skip(20);  // four 5-bit delay and offset lengths
+  return true;
 }
 
 bool high_profile(int profile_idc) {
@@ -124,9 +123,9 @@ H264SequenceFormat h264_sequence_format(const uint8_t* avcc, size_t size) {
     }
     if (br.read_bit()) br.skip(65);  // timing info: num_units_in_tick, time_scale, fixed_frame_rate_flag
     const bool nal_hrd = br.read_bit() != 0;
-    if (nal_hrd) skip_hrd_parameters(br);
+    if (nal_hrd && !skip_hrd_parameters(br)) return out;
     const bool vcl_hrd = br.read_bit() != 0;
-    if (vcl_hrd) skip_hrd_parameters(br);
+    if (vcl_hrd && !skip_hrd_parameters(br)) return out;
     if (nal_hrd || vcl_hrd) br.skip(1);  // low_delay_hrd_flag
     br.skip(1);                          // pic_struct_present_flag
     if (br.read_bit()) {                 // bitstream_restriction_flag

@@ -45,6 +45,11 @@ bool StallGuard::stalled() {
   return tripped_.load();
 }
 
+bool declares_streams_in_header(const AVFormatContext* format) {
+  const std::string name = format->iformat->name;
+  return name.rfind("mov,", 0) == 0 || name.rfind("matroska", 0) == 0;
+}
+
 int OpenedInput::read(void* opaque, uint8_t* buf, int size) {
   auto* cursor = static_cast<Cursor*>(opaque);
   // FFmpeg checks the interrupt callback only around its own protocols' reads, not a custom context's.

@@ -83,6 +83,11 @@ struct Input {
   std::shared_ptr<ByteSource> source;
 };
 
+// Whether the demuxer's header declares every stream with its parameter sets and frame rate (MP4/MOV, Matroska),
+// so that reading packets needs no avformat_find_stream_info; containers such as MPEG-PS create streams only while
+// probing.
+bool declares_streams_in_header(const AVFormatContext* format);
+
 // A demuxer opened over an Input. The AVIO context of a ByteSource outlives the demuxer that reads through it.
 class OpenedInput {
  public:

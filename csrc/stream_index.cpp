@@ -175,12 +175,9 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
   check_stall();
   if (ret < 0) throw_av_error(ret, path, "cannot reopen the input to index it");
   AVFormatContext* fmt = opened.format();
-  // Containers such as MPEG-PS only create their streams while probing. MP4/MOV and Matroska declare every stream
-  // and its parameter sets in their header, which is all the index reads; probing them decodes frames (seven of
+  // Where the header declares the streams, it holds all the index reads; probing would decode frames (seven of
   // H.264 to guess its reorder delay: 12 ms of a 720p clip's 14 ms index pass) that the index never uses.
-  const std::string format_name = fmt->iformat->name;
-  const bool declared_in_header = format_name.rfind("mov,", 0) == 0 || format_name.rfind("matroska", 0) == 0;
-  if (!declared_in_header || stream_index < 0 || stream_index >= static_cast<int>(fmt->nb_streams) ||
+  if (!declares_streams_in_header(fmt) || stream_index < 0 || stream_index >= static_cast<int>(fmt->nb_streams) ||
       fmt->streams[stream_index]->codecpar->codec_type != AVMEDIA_TYPE_VIDEO) {
     ret = avformat_find_stream_info(fmt, nullptr);
     check_stall();

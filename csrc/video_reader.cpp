@@ -80,9 +80,8 @@ AVPixelFormat h264_decoded_format(const H264SequenceFormat& sps, const AVCodecPa
 // an SPS that states both (the depth through its VUI bitstream restriction, or Baseline, which has no B-slices),
 // they are read from the SPS instead; anything else is probed as before. Returns whether probing is unneeded.
 bool describe_from_header(AVFormatContext* format) {
-  const std::string name = format->iformat->name;
-  const bool matroska = name.rfind("matroska", 0) == 0;
-  if (name.rfind("mov,", 0) != 0 && !matroska) return false;
+  if (!declares_streams_in_header(format)) return false;
+  const bool matroska = std::string(format->iformat->name).rfind("matroska", 0) == 0;
   AVStream* video = nullptr;
   for (unsigned i = 0; i < format->nb_streams; ++i) {
     AVStream* s = format->streams[i];

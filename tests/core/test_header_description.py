@@ -32,6 +32,7 @@ CASES = {
     "rgb.mp4": (["-pix_fmt", "bgr0", "-c:v", "libx264rgb"], True),
     "baseline.mp4": (["-c:v", "libx264", "-profile:v", "baseline"], True),
     "scaling_matrix.mp4": (["-c:v", "libx264", "-x264-params", "cqm=jvt"], True),
+    "hrd.mp4": (["-c:v", "libx264", "-x264-params", "nal-hrd=vbr:vbv-maxrate=400:vbv-bufsize=800"], True),
     "bt709.mp4": (["-c:v", "libx264", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709"], True),
     "gray.mp4": (["-pix_fmt", "gray", "-c:v", "libx264"], False),  # 4:0:0: left to the probe
     # variable frame durations: the MP4 header still states r_frame_rate (FFmpeg's probe agrees)
