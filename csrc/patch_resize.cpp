@@ -7,6 +7,9 @@ namespace codecprim {
 
 namespace {
 
+// Built for AVX2 too, picked at load time where the CPU has it.
+#define CODECPRIM_CLONED __attribute__((target_clones("avx2", "default")))
+
 // One axis of the box filter: output o reads `taps` inputs from first[o] with integer weights (the overlaps of
 // its footprint with each input pixel, in units gcd(size, out) so they stay small); one output's weights add up
 // to `reduced` = size / gcd. Outputs with fewer inputs than `taps` carry zero weights at the end.
@@ -41,10 +44,10 @@ AxisFilter axis_filter(int size, int out) {
 
 // One output row of a cell filtered vertically over `span` input columns: line[x] = sum over the n taps of
 // w[tap] * plane[(y0 + tap) * width + x]. Acc = uint16_t where 255 * rows.reduced fits (8 or 16 lanes per
-// instruction; SSE2 has no 32-bit multiply), else int32_t. Built for AVX2 too, picked at load time.
+// instruction; SSE2 has no 32-bit multiply), else int32_t.
 template <typename Acc>
-__attribute__((target_clones("avx2", "default"))) void filter_rows(const uint8_t* plane, int width, const int32_t* w,
-                                                                   int y0, int n, int span, Acc* line) {
+[[gnu::always_inline]] inline void filter_rows_body(const uint8_t* plane, int width, const int32_t* w, int y0, int n,
+                                                    int span, Acc* line) {
   std::fill(line, line + span, Acc{0});
   for (int tap = 0; tap < n; ++tap) {
     const uint8_t* src = plane + static_cast<int64_t>(y0 + tap) * width;
@@ -53,15 +56,24 @@ __attribute__((target_clones("avx2", "default"))) void filter_rows(const uint8_t
   }
 }
 
+// The cloned entry points are plain overloads around the inlined template: clang cannot multiversion templates.
+CODECPRIM_CLONED void filter_rows(const uint8_t* plane, int width, const int32_t* w, int y0, int n, int span,
+                                  uint16_t* line) {
+  filter_rows_body(plane, width, w, y0, n, span, line);
+}
+CODECPRIM_CLONED void filter_rows(const uint8_t* plane, int width, const int32_t* w, int y0, int n, int span,
+                                  int32_t* line) {
+  filter_rows_body(plane, width, w, y0, n, span, line);
+}
+
 // Output column j of a cell: the rows filtered above, `down` (span, lanes) column-major (the cell's p rows padded
 // to `lanes`, a multiple of 16, so the loops vectorise whole), filtered horizontally over its taps, then rounded: floor((2 sum + reduced) / (2 reduced)), by a float64 division
 // (integer division cost more than the filter): both operands are integers below 2^53, an integer quotient is
 // exact, and a fraction lies at least 1 / (2 reduced) below the next integer, far above the rounding error.
 // Sum = int32_t where 255 * reduced fits, else int64_t.
 template <typename Acc, typename Sum>
-__attribute__((target_clones("avx2", "default"))) void filter_column(const Acc* down, int lanes, const int32_t* w,
-                                                                     int taps, int64_t reduced, Sum* acc,
-                                                                     uint8_t* rounded) {
+[[gnu::always_inline]] inline void filter_column_body(const Acc* down, int lanes, const int32_t* w, int taps,
+                                                      int64_t reduced, Sum* acc, uint8_t* rounded) {
   std::fill(acc, acc + lanes, Sum{0});
   for (int tap = 0; tap < taps; ++tap) {
     const Acc* src = down + static_cast<size_t>(tap) * lanes;
@@ -72,6 +84,15 @@ __attribute__((target_clones("avx2", "default"))) void filter_column(const Acc* 
   for (int i = 0; i < lanes; ++i) {
     rounded[i] = static_cast<uint8_t>(static_cast<double>(2 * static_cast<int64_t>(acc[i]) + reduced) / denominator);
   }
+}
+
+CODECPRIM_CLONED void filter_column(const uint16_t* down, int lanes, const int32_t* w, int taps, int64_t reduced,
+                                    int32_t* acc, uint8_t* rounded) {
+  filter_column_body(down, lanes, w, taps, reduced, acc, rounded);
+}
+CODECPRIM_CLONED void filter_column(const int32_t* down, int lanes, const int32_t* w, int taps, int64_t reduced,
+                                    int64_t* acc, uint8_t* rounded) {
+  filter_column_body(down, lanes, w, taps, reduced, acc, rounded);
 }
 
 template <typename Acc, typename Sum>
@@ -106,7 +127,7 @@ void resize_cells(const std::vector<const uint8_t*>& frames, const PatchResizeSh
       for (int j = 0; j < p; ++j) {
         const int q = q0 + j;
         // columns past the frame's edge (zero weights) read the zeros `down` keeps beyond `span`
-        filter_column<Acc, Sum>(down.data() + static_cast<size_t>(cols.first[q] - x_first) * lanes, lanes,
+        filter_column(down.data() + static_cast<size_t>(cols.first[q] - x_first) * lanes, lanes,
                                 cols.weight.data() + static_cast<size_t>(q) * cols.taps, cols.taps, reduced,
                                 acc.data(), rounded.data());
         for (int i = 0; i < p; ++i) dst[static_cast<size_t>(i) * p + j] = rounded[i];
