@@ -55,6 +55,7 @@ py::dict info_dict(const VideoInfoData& info) {
   d["time_base"] = info.time_base;
   d["motion_vectors"] = info.motion_vectors_exported ? "exported" : "none";
   d["residual_method"] = info.residual_method;
+  d["b_frame_vectors_stale"] = info.b_frame_vectors_stale;
   return d;
 }
 
@@ -235,6 +236,7 @@ class PyReader {
     d["copy_seconds"] = s.copy_ns * 1e-9;
     d["reference_searches"] = s.reference_searches;
     d["reference_search_exhausted"] = s.reference_search_exhausted;
+    d["frames_predicted_by_decoder"] = s.frames_predicted_by_decoder;
     return d;
   }
 

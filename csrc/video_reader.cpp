@@ -124,7 +124,9 @@ std::string residual_method_of(AVCodecID id) {
              "index is not exported); weighted prediction is not modelled (approximate)";
     case AV_CODEC_ID_MPEG4:
       return "mpeg4-halfpel: bilinear half-pel with the VOP rounding type (exact); "
-             "quarter_sample streams use bilinear quarter-pel (approximate)";
+             "quarter_sample streams use bilinear quarter-pel (approximate); B-VOPs subtract the decoder's own "
+             "prediction (a second decoder skips their inverse transform; exact), as libavcodec exports no "
+             "B-VOP vectors (info.b_frame_vectors_stale)";
     case AV_CODEC_ID_MPEG1VIDEO:
     case AV_CODEC_ID_MPEG2VIDEO: return "mpeg12-halfpel: bilinear half-pel, rounding on";
     case AV_CODEC_ID_H263:
@@ -340,10 +342,15 @@ void VideoReader::open_decoder() {
                                                           : static_cast<AVPixelFormat>(par->format));
   residual_supported_ = info_.motion_vectors_exported && pix != nullptr && pix->comp[0].depth == 8;
   if (!residual_supported_ && info_.motion_vectors_exported) info_.residual_method = "none (not 8-bit luma)";
+  info_.b_frame_vectors_stale = info_.motion_vectors_exported && par->codec_id == AV_CODEC_ID_MPEG4 &&
+                                codec_->has_b_frames > 0;
+  bframe_prediction_.close();
+  if (info_.b_frame_vectors_stale && options_.residuals && residual_supported_) bframe_prediction_.open(par, codec_.get());
 }
 
 void VideoReader::reset_decoding_state() {
   avcodec_flush_buffers(codec_.get());
+  bframe_prediction_.flush();
   references_.clear();
   pending_.clear();
   reorder_.clear();
@@ -450,6 +457,7 @@ void VideoReader::feed_packet() {
         mark_truncated("reading stopped at packet " + std::to_string(stats_.packets) + " (" + av_error_text(ret) + ")");
       }
       avcodec_send_packet(codec_.get(), nullptr);  // drain the decoder
+      bframe_prediction_.send(nullptr, -1, AVDISCARD_DEFAULT);
       flushing_ = true;
       return;
     }
@@ -487,6 +495,7 @@ void VideoReader::feed_packet() {
     codec_->skip_frame = skip_nonref_ && indexed_positions_ ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
     const int sent = avcodec_send_packet(codec_.get(), packet_.get());
     if (sent >= 0) {
+      bframe_prediction_.send(packet_.get(), info.decode_index, codec_->skip_frame);
       packets_in_flight_[info.decode_index] = info;
       return;
     }
@@ -774,6 +783,15 @@ void VideoReader::keep_reference(AVFrame* frame, int64_t rank, const PacketInfo&
 }
 
 void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, int64_t rank, FrameData& out) {
+  if (out.pict_type == 'B' && bframe_prediction_.active()) {
+    const FramePtr prediction = bframe_prediction_.take(packet.decode_index);
+    if (prediction && prediction->width == frame->width && prediction->height == frame->height &&
+        prediction->format == frame->format) {
+      subtract_prediction(frame, prediction.get(), out);
+      ++stats_.frames_predicted_by_decoder;
+      return;
+    }
+  }
   // Candidates: the references the decoder could hold when it decoded this picture, i.e. the last
   // `dpb` reference pictures decoded before it (H.264: the stream's declared reference count; MPEG: one
   // anchor each way). Split by direction, nearest in display order first.
@@ -823,6 +841,21 @@ void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, 
                                                out.luma.empty() ? nullptr : out.luma.data());
   stats_.reference_searches = residual_builder_.reference_searches();
   stats_.reference_search_exhausted = residual_builder_.reference_search_exhausted();
+}
+
+void VideoReader::subtract_prediction(const AVFrame* frame, const AVFrame* prediction, FrameData& out) {
+  const int x0 = static_cast<int>(frame->crop_left), y0 = static_cast<int>(frame->crop_top);
+  const uint8_t* current = frame->data[0] + static_cast<ptrdiff_t>(y0) * frame->linesize[0] + x0;
+  const uint8_t* predicted = prediction->data[0] + static_cast<ptrdiff_t>(y0) * prediction->linesize[0] + x0;
+  out.residual = OwnedBuffer<int16_t>(static_cast<size_t>(out.width) * out.height);
+  const PixelKernels& kernels = pixel_kernels();
+  kernels.subtract(current, frame->linesize[0], predicted, prediction->linesize[0], out.residual.data(), out.width,
+                   out.width, out.height);
+  if (!out.luma.empty()) {
+    kernels.stream_rows(current, frame->linesize[0], out.luma.data(), out.width, static_cast<size_t>(out.width),
+                        out.height);
+  }
+  out.inter_pixels = static_cast<int64_t>(out.width) * out.height;  // a B-VOP has no intra macroblocks
 }
 
 void VideoReader::fill_pixels(const AVFrame* frame, FrameData& out, bool copy_luma) const {

@@ -17,6 +17,7 @@
 #include "input_source.h"
 #include "motion_vectors.h"
 #include "owned_buffer.h"
+#include "bframe_prediction.h"
 #include "residual.h"
 #include "stream_index.h"
 
@@ -46,6 +47,9 @@ struct VideoInfoData {
   double time_base = 0.0;      // seconds per pts tick
   bool motion_vectors_exported = false;
   std::string residual_method;  // how residuals are predicted for this codec, or "none"
+  // libavcodec exports B-frame vectors it never decoded (MPEG-4 Part 2 streams that declare B-frames: the
+  // H.263-family decoder does not store B-VOP vectors, so the table holds an earlier picture's).
+  bool b_frame_vectors_stale = false;
 };
 
 struct ReaderStats {
@@ -70,6 +74,9 @@ struct ReaderStats {
   int64_t copy_ns = 0;           // luma/chroma/vector/QP copies into the output buffers
   int64_t reference_searches = 0;          // blocks predicted from one of several candidate references
   int64_t reference_search_exhausted = 0;  // of those, blocks where the search tried every candidate
+  // MPEG-4 B-pictures whose residual subtracts the decoder's own prediction (bframe_prediction.h), not one
+  // rebuilt from exported vectors.
+  int64_t frames_predicted_by_decoder = 0;
 };
 
 struct FrameData {
@@ -172,6 +179,8 @@ class VideoReader {
   void fill_pixels(const AVFrame* frame, FrameData& out, bool copy_luma) const;
   void fill_qp(const AVFrame* frame, FrameData& out) const;
   void fill_residual(const AVFrame* frame, const PacketInfo& packet, int64_t rank, FrameData& out);
+  // The residual as the decoded frame minus a prediction picture of the same geometry, and the luma with it.
+  static void subtract_prediction(const AVFrame* frame, const AVFrame* prediction, FrameData& out);
   bool has_future_reference(int64_t rank) const;
   [[noreturn]] void fail(ErrorKind kind, const std::string& cause) const;
   // Throws the stall error when the guard ended the last read, and the source's own error when it failed.
@@ -186,6 +195,7 @@ class VideoReader {
   OpenedInput opened_;
   bool rereadable_ = false;  // a second pass (the index) can read the input again: not a FIFO or device
   CodecContextPtr codec_;
+  BPicturePredictor bframe_prediction_;  // MPEG-4 streams with B-frames only (see bframe_prediction.h)
   FramePtr frame_;
   PacketPtr packet_;
   const AVStream* stream_ = nullptr;

@@ -30,7 +30,8 @@ Decisions (documented contract):
   :class:`CodecClip`; in the whole-frame modes ``saliency`` is 0, every patch is an anchor (tier 2), and
   ``motion_source`` is ``"none"`` (no motion was used); one whole frame is kept even when it exceeds
   ``budget``.
-* Codecs without exported vectors (``reader.info.motion_vectors == "none"``: HEVC, VP9, AV1):
+* Codecs without exported vectors (``reader.info.motion_vectors == "none"``: HEVC, VP9, AV1), and MPEG-4
+  Part 2 streams with B-frames (``reader.info.b_frame_vectors_stale``: libavcodec exports no B-VOP vectors):
   vectors are estimated by block matching (:func:`codecprim.ops.motion_estimation.estimate_motion_frames`
   with ``config.estimation``) on the luma already resized to the model size, against the previous
   decoded frame. Each vector's motion counts by its confidence (untrusted vectors as no motion), and
@@ -238,7 +239,12 @@ def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 1
     # Only codec-mode selection on the codec's own vectors reads the residual; whole frames and block matching
     # need the pictures alone.
     residuals = mode == "codec" and config.motion != "estimated"
-    with open_video(path, residuals=residuals, pixels=True, chroma=True, threads=config.threads) as reader:
+    reader = open_video(path, residuals=residuals, pixels=True, chroma=True, threads=config.threads)
+    if residuals and reader.info.b_frame_vectors_stale:
+        # Motion will be estimated (B-frame vectors are stale): skip the residual pass and its second decoder.
+        reader.close()
+        reader = open_video(path, residuals=False, pixels=True, chroma=True, threads=config.threads)
+    with reader:
         info = reader.info
         height, width = model_size(info.height, info.width, size, patch, min_pixels, max_pixels)
         grid = (height // patch, width // patch)
@@ -252,7 +258,8 @@ def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 1
             wanted = _one_per_chunk(sample.indices, int(per_clip), generator)
         else:
             wanted = [sample.indices[0]]
-        estimated = mode == "codec" and (info.motion_vectors == "none" or config.motion == "estimated")
+        estimated = mode == "codec" and (info.motion_vectors == "none" or info.b_frame_vectors_stale
+                                         or config.motion == "estimated")
         # Selection needs no pixels when the codec exports vectors: the frames stay at their coded size and only
         # the chosen patches are resized (resize_patches, equal to cutting them from whole resized frames). The
         # price is memory: the clip's decoded planes are held until selection (64 x 1.4 MB at 720p).

@@ -57,6 +57,10 @@ class VideoInfo:
     ``motion_vectors`` is ``"exported"`` when libavcodec exports block vectors for this codec and ``"none"``
     otherwise (HEVC, VP9, AV1, ...: frames then carry an empty (0, MV.ncols) tensor and no residual).
     ``residual_method`` says how residuals are predicted for this codec.
+    ``b_frame_vectors_stale`` is True for MPEG-4 Part 2 streams that declare B-frames: libavcodec's decoder never
+    stores B-VOP vectors, so the ones it exports (and ``Frame.motion_vectors`` of those B-frames, kept equal to
+    FFmpeg's export) repeat an earlier picture's. Their residuals are exact all the same (the decoder's own
+    prediction), and :func:`codecprim.codec_patches` estimates motion for such videos.
     ``rotation`` is the container's display rotation (phone videos): degrees clockwise, 0/90/180/270, to turn the
     decoded pictures by to show them upright. Frames, vectors and every recipe's output stay in the coded
     orientation (as PyAV and decord return them); ``width`` and ``height`` are the coded picture's.
@@ -76,6 +80,7 @@ class VideoInfo:
     motion_vectors: str
     residual_method: str
     rotation: int = 0
+    b_frame_vectors_stale: bool = False
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,7 @@ class ReaderStats:
     copy_seconds: float = 0.0  # and on copying vectors, QP and planes into the returned buffers
     reference_searches: int = 0  # H.264 blocks with several candidate references (see residual_method)
     reference_search_exhausted: int = 0  # of those, blocks where the search tried every candidate
+    frames_predicted_by_decoder: int = 0  # MPEG-4 B-frames whose residual is the decoder's own (see residual_method)
 
     @property
     def skipped(self) -> int:
@@ -158,6 +164,7 @@ class Frame:
         motion_vectors: int32 (N, 10), columns :data:`MOTION_VECTOR_COLUMNS`, one row per block and direction.
             ``(dst_x, dst_y)`` is the block centre; its content comes from the reference at
             ``(motion_x / motion_scale, motion_y / motion_scale)`` pixels away; ``source`` -1 past, +1 future.
+            As FFmpeg exports them: on B-frames of a video with ``info.b_frame_vectors_stale`` they are stale.
         luma: uint8 (H, W) decoded Y plane (no colour conversion). None on the motion-vector-only path
             (``residuals=False`` without ``pixels=True``), whose skipped decoding steps leave pixels inexact.
         residual: int16 (H, W), luma minus its motion-compensated prediction. None for I-frames, for codecs

@@ -69,6 +69,8 @@ def videos(tmp_path_factory):
         "corner": _object_video(root / "corner.mp4", small, None, CORNER_OBJECT, frames=16),
         "still": still,
         "hevc": _object_video(root / "object_hevc.mp4", small, None, STATIC_OBJECT, encoder=x265, frames=12),
+        "mpeg4_b": _object_video(root / "object_mpeg4_b.avi", small, None, STATIC_OBJECT, frames=12,
+                                 encoder=["-c:v", "mpeg4", "-bf", "2", "-g", "32", "-q:v", "3"]),
     }
 
 
@@ -167,6 +169,17 @@ def test_hevc_falls_back_to_estimated_vectors(videos):
     coverage = object_coverage(STATIC_OBJECT, 12)
     is_iframe = torch.arange(12) == 0
     clip = codec_patches(videos["hevc"], num_frames=12, budget=object_budget(coverage, is_iframe))
+    assert clip.motion_source == "estimated"
+    assert share_on_object(clip, coverage) >= 0.9
+
+
+def test_mpeg4_with_bframes_estimates_motion(videos):
+    """libavcodec exports stale MPEG-4 B-VOP vectors: selection must not rank patches by them."""
+    coverage = object_coverage(STATIC_OBJECT, 12)
+    is_iframe = torch.arange(12) == 0
+    with codecprim.open(videos["mpeg4_b"]) as reader:
+        assert reader.info.b_frame_vectors_stale and "B" in reader.pict_types
+    clip = codec_patches(videos["mpeg4_b"], num_frames=12, budget=object_budget(coverage, is_iframe))
     assert clip.motion_source == "estimated"
     assert share_on_object(clip, coverage) >= 0.9
 
