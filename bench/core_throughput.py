@@ -51,7 +51,10 @@ _PAN = (
 CLIPS = {
     "h264_720p": (_PAN, ["-c:v", "libx264"], "mp4", 1280, 720),
     "h264_480p": (_PAN, ["-c:v", "libx264"], "mp4", 640, 480),
+    # With B-frames the reader runs a second decoder for their prediction (libavcodec exports no B-VOP vectors);
+    # P-frames only is what codecprim's own MPEG-4 transcode recipes write.
     "mpeg4_480p": (_PAN, ["-c:v", "mpeg4", "-q:v", "4", "-bf", "2", "-g", "50"], "mp4", 640, 480),
+    "mpeg4_480p_p": (_PAN, ["-c:v", "mpeg4", "-q:v", "4", "-bf", "0", "-g", "50"], "mp4", 640, 480),
 }
 GOALS = {"codecprim full": 0.75, "codecprim mv-only": 1.2}
 
