@@ -85,6 +85,7 @@ py::dict frame_dict(FrameData& f) {
   d["residual"] = to_array(f.residual, {f.height, f.width});
   d["chroma"] = to_array(f.chroma, {2, f.chroma_height, f.chroma_width});
   d["qp"] = to_array(f.qp, {f.qp_height, f.qp_width});
+  d["residual_cell_sums"] = to_array(f.residual_cells, {f.cells_height, f.cells_width});
   return d;
 }
 
@@ -621,5 +622,6 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release release;
         r.reader().request(std::move(indices));
       })
+      .def("sum_residual_cells", [](PyReader& r, int hg, int wg) { r.reader().sum_residual_cells(hg, wg); })
       .def("close", &PyReader::close);
 }

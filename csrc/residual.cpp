@@ -156,7 +156,7 @@ void ResidualBuilder::predict_into(const PredictionInputs& in, const Block& b, u
 }
 
 int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int crop_y, int out_width, int out_height,
-                                 int16_t* out, uint8_t* luma) {
+                                 int16_t* out, uint8_t* luma, CellSquareSums* cells) {
   const int aw = (in.current.width + kTile - 1) / kTile * kTile, ah = (in.current.height + kTile - 1) / kTile * kTile;
   const int tiles_w = aw / kTile, tiles_h = ah / kTile;
 
@@ -378,8 +378,12 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
                          strip_.data() + (c0 - crop_x), out_width, c1 - c0, r1 - r0);
     }
     const std::ptrdiff_t first_row = static_cast<std::ptrdiff_t>(r0 - crop_y) * out_width;
-    kernels_->stream_rows(reinterpret_cast<const uint8_t*>(strip_.data()), 0, reinterpret_cast<uint8_t*>(out + first_row),
-                          0, static_cast<size_t>(r1 - r0) * out_width * sizeof(int16_t), 1);
+    if (cells != nullptr) cells->add_rows(strip_.data(), r0 - crop_y, r1 - r0);
+    if (out != nullptr) {
+      kernels_->stream_rows(reinterpret_cast<const uint8_t*>(strip_.data()), 0,
+                            reinterpret_cast<uint8_t*>(out + first_row), 0,
+                            static_cast<size_t>(r1 - r0) * out_width * sizeof(int16_t), 1);
+    }
     if (luma != nullptr) {
       kernels_->stream_rows(in.current.data + static_cast<std::ptrdiff_t>(r0) * in.current.stride + crop_x,
                             in.current.stride, luma + first_row, out_width, static_cast<size_t>(out_width), r1 - r0);

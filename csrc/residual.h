@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "interpolation.h"
+#include "residual_energy.h"
 #include "simd_dispatch.h"
 
 namespace codecprim {
@@ -54,8 +55,11 @@ class ResidualBuilder {
   // the output buffers are cold when a frame starts, and storing into them tile by tile first read every line
   // of them from memory (a 720p frame's compute took 0.9-1.2 ms so, 0.7-0.78 ms into pre-touched buffers).
   // The decoded picture and its nearest references are read ahead row by row (pull_rows in residual.cpp).
+  //
+  // With `cells`, each row of tiles' residual is also added to its per-cell sums of squares while the strip is in
+  // cache; `out` may then be null (the residual itself is not kept).
   int64_t compute(const PredictionInputs& in, int crop_x, int crop_y, int out_width, int out_height, int16_t* out,
-                  uint8_t* luma = nullptr);
+                  uint8_t* luma = nullptr, CellSquareSums* cells = nullptr);
 
   // Blocks with several candidate references so far, and how many of them tried every candidate.
   int64_t reference_searches() const { return search_.searches; }

@@ -32,36 +32,64 @@ int64_t squares64(const int16_t* p, int len) {
   return s;
 }
 
+// Adds the band's r^2, rows [y0, y1) of `frame`, to one row of cells.
+void add_band(const int16_t* frame, int width, int y0, int y1, const std::vector<int>& cols, int32_t* acc,
+              int64_t* cell) {
+  const int wg = static_cast<int>(cols.size()) - 1;
+  const int64_t peak = column_squares(frame, width, y0, y1, acc);
+  if (peak * peak * (y1 - y0) < (int64_t{1} << 31)) {
+    for (int c = 0; c < wg; ++c) {
+      int64_t s = 0;
+      for (int x = cols[c]; x < cols[c + 1]; ++x) s += acc[x];
+      cell[c] += s;
+    }
+    return;
+  }
+  // int32 may have wrapped: this band again in int64
+  for (int y = y0; y < y1; ++y) {
+    const int16_t* row = frame + static_cast<int64_t>(y) * width;
+    for (int c = 0; c < wg; ++c) cell[c] += squares64(row + cols[c], cols[c + 1] - cols[c]);
+  }
+}
+
+std::vector<int> edges(int size, int cells) {
+  std::vector<int> out(cells + 1);
+  for (int i = 0; i <= cells; ++i) out[i] = static_cast<int>(static_cast<int64_t>(i) * size / cells);
+  return out;
+}
+
 }  // namespace
+
+void CellSquareSums::start(int height, int width, int hg, int wg, int64_t* sums) {
+  width_ = width;
+  wg_ = wg;
+  sums_ = sums;
+  std::fill(sums, sums + static_cast<int64_t>(hg) * wg, int64_t{0});
+  cols_ = edges(width, wg);
+  const std::vector<int> rows = edges(height, hg);
+  row_cell_.resize(height);
+  for (int r = 0; r < hg; ++r) std::fill(row_cell_.begin() + rows[r], row_cell_.begin() + rows[r + 1], r);
+  acc_.resize(width);
+}
+
+void CellSquareSums::add_rows(const int16_t* rows, int first_row, int count) {
+  // Split at cell-row boundaries; each band's rows are summed down its columns at once.
+  for (int y = 0; y < count;) {
+    const int cell_row = row_cell_[first_row + y];
+    int end = y + 1;
+    while (end < count && row_cell_[first_row + end] == cell_row) ++end;
+    add_band(rows, width_, y, end, cols_, acc_.data(), sums_ + static_cast<int64_t>(cell_row) * wg_);
+    y = end;
+  }
+}
 
 void residual_cell_sums(const int16_t* residual, int64_t frames, int height, int width, int hg, int wg,
                         int64_t* sums) {
-  std::vector<int> cols(wg + 1), rows(hg + 1);
-  for (int c = 0; c <= wg; ++c) cols[c] = static_cast<int>(static_cast<int64_t>(c) * width / wg);
-  for (int r = 0; r <= hg; ++r) rows[r] = static_cast<int>(static_cast<int64_t>(r) * height / hg);
-  std::vector<int32_t> acc(width);
+  CellSquareSums frame_sums;
   const int64_t plane = static_cast<int64_t>(height) * width;
   for (int64_t t = 0; t < frames; ++t) {
-    const int16_t* frame = residual + t * plane;
-    int64_t* out = sums + t * hg * wg;
-    for (int r = 0; r < hg; ++r) {
-      int64_t* cell = out + r * wg;
-      const int64_t peak = column_squares(frame, width, rows[r], rows[r + 1], acc.data());
-      if (peak * peak * (rows[r + 1] - rows[r]) < (int64_t{1} << 31)) {
-        for (int c = 0; c < wg; ++c) {
-          int64_t s = 0;
-          for (int x = cols[c]; x < cols[c + 1]; ++x) s += acc[x];
-          cell[c] = s;
-        }
-        continue;
-      }
-      // int32 may have wrapped: this band again in int64
-      std::fill(cell, cell + wg, int64_t{0});
-      for (int y = rows[r]; y < rows[r + 1]; ++y) {
-        const int16_t* row = frame + static_cast<int64_t>(y) * width;
-        for (int c = 0; c < wg; ++c) cell[c] += squares64(row + cols[c], cols[c + 1] - cols[c]);
-      }
-    }
+    frame_sums.start(height, width, hg, wg, sums + t * hg * wg);
+    frame_sums.add_rows(residual + t * plane, 0, height);
   }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace codecprim {
 
@@ -10,5 +11,22 @@ namespace codecprim {
 // covering rows [r H / hg, (r + 1) H / hg) and columns [c W / wg, (c + 1) W / wg).
 void residual_cell_sums(const int16_t* residual, int64_t frames, int height, int width, int hg, int wg,
                         int64_t* sums);
+
+// The same sums for one frame, taken from its rows as they are produced (the reader's residual pass hands over
+// each row of macroblocks while it is in cache), so a caller that wants only the sums never stores the residual.
+// Equal to residual_cell_sums of the whole frame.
+class CellSquareSums {
+ public:
+  // Starts a frame: sums (hg, wg) are zeroed and then filled by add_rows.
+  void start(int height, int width, int hg, int wg, int64_t* sums);
+  // Rows [first_row, first_row + count) of the frame, `width` wide and contiguous.
+  void add_rows(const int16_t* rows, int first_row, int count);
+
+ private:
+  int width_ = 0, wg_ = 0;
+  int64_t* sums_ = nullptr;
+  std::vector<int> cols_, row_cell_;  // column edges; the cell row of each frame row
+  std::vector<int32_t> acc_;
+};
 
 }  // namespace codecprim

@@ -835,10 +835,11 @@ void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, 
   // Rounding control applies to P-pictures only; MPEG-1/2 and all B-pictures always round.
   in.no_rounding = out.pict_type == 'P' && packet.rounding == 1;
   if (!out.qp.empty()) in.qp = out.qp.data(), in.qp_stride = out.qp_width, in.qp_rows = out.qp_height;
-  out.residual = OwnedBuffer<int16_t>(static_cast<size_t>(out.width) * out.height);
+  CellSquareSums* cells = start_cell_sums(out);
+  if (cells == nullptr) out.residual = OwnedBuffer<int16_t>(static_cast<size_t>(out.width) * out.height);
   out.inter_pixels = residual_builder_.compute(in, static_cast<int>(frame->crop_left), static_cast<int>(frame->crop_top),
-                                               out.width, out.height, out.residual.data(),
-                                               out.luma.empty() ? nullptr : out.luma.data());
+                                               out.width, out.height, out.residual.empty() ? nullptr : out.residual.data(),
+                                               out.luma.empty() ? nullptr : out.luma.data(), cells);
   stats_.reference_searches = residual_builder_.reference_searches();
   stats_.reference_search_exhausted = residual_builder_.reference_search_exhausted();
 }
@@ -847,15 +848,44 @@ void VideoReader::subtract_prediction(const AVFrame* frame, const AVFrame* predi
   const int x0 = static_cast<int>(frame->crop_left), y0 = static_cast<int>(frame->crop_top);
   const uint8_t* current = frame->data[0] + static_cast<ptrdiff_t>(y0) * frame->linesize[0] + x0;
   const uint8_t* predicted = prediction->data[0] + static_cast<ptrdiff_t>(y0) * prediction->linesize[0] + x0;
-  out.residual = OwnedBuffer<int16_t>(static_cast<size_t>(out.width) * out.height);
+  CellSquareSums* cells = start_cell_sums(out);
+  const size_t pixels = static_cast<size_t>(out.width) * out.height;
+  int16_t* residual = nullptr;
+  if (cells == nullptr) {
+    out.residual = OwnedBuffer<int16_t>(pixels);
+    residual = out.residual.data();
+  } else {
+    residual_scratch_.resize(pixels);
+    residual = residual_scratch_.data();
+  }
   const PixelKernels& kernels = pixel_kernels();
-  kernels.subtract(current, frame->linesize[0], predicted, prediction->linesize[0], out.residual.data(), out.width,
+  kernels.subtract(current, frame->linesize[0], predicted, prediction->linesize[0], residual, out.width,
                    out.width, out.height);
+  if (cells != nullptr) cells->add_rows(residual, 0, out.height);
   if (!out.luma.empty()) {
     kernels.stream_rows(current, frame->linesize[0], out.luma.data(), out.width, static_cast<size_t>(out.width),
                         out.height);
   }
   out.inter_pixels = static_cast<int64_t>(out.width) * out.height;  // a B-VOP has no intra macroblocks
+}
+
+void VideoReader::sum_residual_cells(int hg, int wg) {
+  if (hg < 0 || wg < 0 || (hg == 0) != (wg == 0)) {
+    throw std::invalid_argument("the residual cell grid must be two positive sizes, or (0, 0) for whole residuals");
+  }
+  cells_height_ = hg;
+  cells_width_ = wg;
+}
+
+CellSquareSums* VideoReader::start_cell_sums(FrameData& out) {
+  if (cells_height_ == 0) return nullptr;
+  // A grid finer than the picture has empty cells; the caller checks the grid against the video's size.
+  const int hg = std::min(cells_height_, out.height), wg = std::min(cells_width_, out.width);
+  out.cells_height = hg;
+  out.cells_width = wg;
+  out.residual_cells = OwnedBuffer<int64_t>(static_cast<size_t>(hg) * wg);
+  cell_sums_.start(out.height, out.width, hg, wg, out.residual_cells.data());
+  return &cell_sums_;
 }
 
 void VideoReader::fill_pixels(const AVFrame* frame, FrameData& out, bool copy_luma) const {

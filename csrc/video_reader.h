@@ -19,6 +19,7 @@
 #include "owned_buffer.h"
 #include "bframe_prediction.h"
 #include "residual.h"
+#include "residual_energy.h"
 #include "stream_index.h"
 
 namespace codecprim {
@@ -99,6 +100,10 @@ struct FrameData {
   OwnedBuffer<int16_t> residual;    // (height, width), empty for I-frames / MV-only / codecs without vectors
   OwnedBuffer<uint8_t> chroma;      // (2, chroma_height, chroma_width) when requested
   OwnedBuffer<int8_t> qp;           // (qp_height, qp_width) per 16x16 macroblock, when the decoder exports it
+  // (cells_height, cells_width) sums of squared residual per cell, in place of `residual` once
+  // VideoReader::sum_residual_cells was called
+  OwnedBuffer<int64_t> residual_cells;
+  int cells_height = 0, cells_width = 0;
 };
 
 class VideoReader {
@@ -129,6 +134,11 @@ class VideoReader {
   // are decoded only as far as references need them (no pixel copy, no residual), and when no requested frame
   // is a B-frame, non-reference pictures are not decoded at all where positions come from the index.
   void request(std::vector<int64_t> display_indices);
+
+  // From the next frame on, inter frames carry the sums of their squared residual over an hg x wg grid of the
+  // display picture (residual_energy.h's cells) instead of the residual: computed inside the residual pass, so
+  // the residual is never written out. (0, 0) returns to whole residuals.
+  void sum_residual_cells(int hg, int wg);
 
  private:
   struct PacketInfo {
@@ -180,7 +190,9 @@ class VideoReader {
   void fill_qp(const AVFrame* frame, FrameData& out) const;
   void fill_residual(const AVFrame* frame, const PacketInfo& packet, int64_t rank, FrameData& out);
   // The residual as the decoded frame minus a prediction picture of the same geometry, and the luma with it.
-  static void subtract_prediction(const AVFrame* frame, const AVFrame* prediction, FrameData& out);
+  void subtract_prediction(const AVFrame* frame, const AVFrame* prediction, FrameData& out);
+  // The cell sums a frame gets instead of its residual (sum_residual_cells), or null when it keeps the residual.
+  CellSquareSums* start_cell_sums(FrameData& out);
   bool has_future_reference(int64_t rank) const;
   [[noreturn]] void fail(ErrorKind kind, const std::string& cause) const;
   // Throws the stall error when the guard ended the last read, and the source's own error when it failed.
@@ -196,6 +208,9 @@ class VideoReader {
   bool rereadable_ = false;  // a second pass (the index) can read the input again: not a FIFO or device
   CodecContextPtr codec_;
   BPicturePredictor bframe_prediction_;  // MPEG-4 streams with B-frames only (see bframe_prediction.h)
+  int cells_height_ = 0, cells_width_ = 0;  // sum_residual_cells
+  CellSquareSums cell_sums_;
+  std::vector<int16_t> residual_scratch_;   // a decoder-predicted residual, when only its cell sums are kept
   FramePtr frame_;
   PacketPtr packet_;
   const AVStream* stream_ = nullptr;

@@ -266,6 +266,10 @@ def codec_patches(path, *, num_frames: int = 64, size: int = 224, patch: int = 1
         held = len(wanted) * info.width * info.height * 3 // 2
         cut_late = (mode == "codec" and not estimated and device.type == "cpu" and patch % 2 == 0
                     and held <= config.max_held_bytes)
+        if mode == "codec" and not estimated and grid[0] <= info.height and grid[1] <= info.width:
+            # Selection reads only the residual's energy per cell: summed inside the core's residual pass, the
+            # residual itself is never written out (1.8 MB a frame at 720p).
+            reader.sum_residual_cells(grid)
         frames = _decode(reader, wanted, (height, width), grid, estimated, mode == "codec", device,
                          resize=not cut_late)
         truncated = reader.stats.truncated
@@ -367,11 +371,15 @@ def _decode(reader, wanted: list[int], size: tuple[int, int], grid: tuple[int, i
             elif primitives:
                 out["vectors"].append(frame.motion_vectors)
                 # exact per-cell sums now (the frame's residual is not kept), their RMS for the clip at once
-                res = frame.residual
-                if res is not None:
+                res, sums = frame.residual, frame.residual_cell_sums
+                if sums is not None:
+                    residual_size = tuple(frame.luma.shape)
+                    out["residual"].append(sums.to(device))
+                elif res is not None:
                     residual_size = tuple(res.shape)
-                out["residual"].append(residual_cell_sums(res.to(device), grid) if res is not None
-                                       else torch.zeros(grid, dtype=torch.int64, device=device))
+                    out["residual"].append(residual_cell_sums(res.to(device), grid))
+                else:
+                    out["residual"].append(torch.zeros(grid, dtype=torch.int64, device=device))
         previous, previous_index = luma[0], frame.index
     if out["residual"]:  # frames without a residual summed to 0: any cell area gives them RMS 0
         out["residual"] = [residual_rms(torch.stack(out["residual"]), residual_size or grid, grid)]

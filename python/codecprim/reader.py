@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -179,6 +179,8 @@ class Frame:
         inter_pixels: how many pixels a motion vector predicts (the rest are intra-coded).
         buffer_addresses: addresses of the buffers the C++ core filled ("luma", "residual", "motion_vectors"), so
             callers and tests can check that the tensors alias them (no copy on the way to Python).
+        residual_cell_sums: int64 (Hg, Wg) sums of the squared residual per cell, in place of ``residual``, after
+            :meth:`Reader.sum_residual_cells`; equal to :func:`codecprim.ops.saliency.residual_cell_sums` of it.
     """
 
     index: int
@@ -197,6 +199,7 @@ class Frame:
     rounding: int = -1
     inter_pixels: int = 0
     buffer_addresses: dict = field(default_factory=dict, repr=False)
+    residual_cell_sums: Optional[torch.Tensor] = None
 
     def __repr__(self) -> str:
         def shape(t):
@@ -244,6 +247,7 @@ def _frame_from(raw: dict) -> Frame:
         rounding=raw["rounding"],
         inter_pixels=raw["inter_pixels"],
         buffer_addresses=raw["buffer_addresses"],
+        residual_cell_sums=_tensor(raw["residual_cell_sums"]),
     )
 
 
@@ -329,6 +333,21 @@ class Reader:
         if self._core is None:
             raise InvalidVideoError(self._path, "the reader is closed")
         return self._core
+
+    def sum_residual_cells(self, grid: Optional[Tuple[int, int]]) -> None:
+        """From the next frame read on, inter frames carry ``residual_cell_sums`` (int64 ``grid``: the squared
+        residual summed over each cell of an Hg x Wg grid of the picture, cell (r, c) covering rows
+        [r H / Hg, (r + 1) H / Hg) and columns [c W / Wg, (c + 1) W / Wg)) and ``residual`` None. The sums are taken
+        inside the residual pass, so the residual is never stored: what patch scoring reads, at a fraction of the
+        memory traffic. ``None`` returns to whole residuals."""
+        if grid is None:
+            self._live().sum_residual_cells(0, 0)
+            return
+        hg, wg = grid
+        for v, side, name in ((hg, self._info.height, "rows"), (wg, self._info.width, "columns")):
+            if not isinstance(v, int) or isinstance(v, bool) or not 1 <= v <= side:
+                raise ValueError(f"{self._path}: the grid's {name} must be an int from 1 to {side}, got {v!r}")
+        self._live().sum_residual_cells(hg, wg)
 
     # -- metadata --------------------------------------------------------------------------------------
     @property

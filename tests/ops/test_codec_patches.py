@@ -184,6 +184,21 @@ def test_mpeg4_with_bframes_estimates_motion(videos):
     assert share_on_object(clip, coverage) >= 0.9
 
 
+def test_residual_summed_in_the_core_gives_the_same_clip(videos, monkeypatch):
+    """codec_patches has the reader sum residual energy per cell inside its residual pass; with the residual
+    returned whole and summed in Python instead, every output is the same."""
+    grids = []
+    original = codecprim.reader.Reader.sum_residual_cells
+    monkeypatch.setattr(codecprim.reader.Reader, "sum_residual_cells",
+                        lambda self, grid: grids.append(grid) or original(self, grid))
+    pooled = codec_patches(videos["pan"], num_frames=12, budget=700)
+    assert grids == [(16, 16)]
+    monkeypatch.setattr(codecprim.reader.Reader, "sum_residual_cells", lambda self, grid: None)
+    whole = codec_patches(videos["pan"], num_frames=12, budget=700)
+    for name in ("pixels", "positions", "saliency", "tier", "camera_fallback"):
+        assert torch.equal(getattr(pooled, name), getattr(whole, name)), name
+
+
 def test_ratio_mode(videos):
     clip = codec_patches(videos["object"], num_frames=8, budget=None, ratio=0.125)
     per_frame = torch.bincount(clip.positions[:, 0], minlength=8)
