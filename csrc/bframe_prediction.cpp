@@ -37,9 +37,14 @@ void BPicturePredictor::send(AVPacket* packet, int64_t tag, AVDiscard skip_frame
   if (packet != nullptr) compat::tag_packet(codec_.get(), packet, tag);
   codec_->skip_frame = skip_frame;
   // Both decoders return a frame for the same packets, so one waiting here is collected first.
-  if (avcodec_send_packet(codec_.get(), packet) == AVERROR(EAGAIN)) {
+  int sent = avcodec_send_packet(codec_.get(), packet);
+  if (sent == AVERROR(EAGAIN)) {
     pump();
-    avcodec_send_packet(codec_.get(), packet);
+    sent = avcodec_send_packet(codec_.get(), packet);
+  }
+  if (sent < 0 && sent != AVERROR_EOF) {
+    close();
+    return;
   }
   pump();
 }
@@ -57,6 +62,7 @@ void BPicturePredictor::pump() {
 }
 
 FramePtr BPicturePredictor::take(int64_t tag) {
+  if (!codec_) return nullptr;
   auto found = predictions_.find(tag);
   FramePtr out;
   if (found != predictions_.end()) out = std::move(found->second);

@@ -20,15 +20,16 @@ namespace codecprim {
 class BPicturePredictor {
  public:
   // Opens a decoder like `like` (same codec, parameters, threads and output delay) with B-pictures' inverse
-  // transform skipped. Returns false when the decoder cannot be opened (the reader then keeps its own prediction).
+  // transform skipped. Returns false when the decoder cannot be opened.
   bool open(const AVCodecParameters* par, const AVCodecContext* like);
-  bool active() const { return codec_ != nullptr; }
 
-  // Sends the packet the main decoder was just given (same tag, same skip_frame), or nullptr to drain.
+  // Sends the packet the main decoder was just given (same tag, same skip_frame), or nullptr to drain. A packet
+  // this decoder refuses would leave its references behind the main decoder's: it then closes, and gives no
+  // prediction until reopened.
   void send(AVPacket* packet, int64_t tag, AVDiscard skip_frame);
 
-  // The prediction of the B-picture decoded from the packet with this tag, or null when the decoder gave none
-  // (damaged input): the caller falls back to its own prediction. Earlier predictions are dropped.
+  // The prediction of the B-picture decoded from the packet with this tag, or null when there is none (the
+  // decoder gave none, or is closed). Earlier predictions are dropped.
   FramePtr take(int64_t tag);
 
   // After a seek or restart: nothing decoded before stays.

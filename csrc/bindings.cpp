@@ -238,6 +238,7 @@ class PyReader {
     d["reference_searches"] = s.reference_searches;
     d["reference_search_exhausted"] = s.reference_search_exhausted;
     d["frames_predicted_by_decoder"] = s.frames_predicted_by_decoder;
+    d["bframes_without_prediction"] = s.bframes_without_prediction;
     return d;
   }
 

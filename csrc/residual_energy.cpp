@@ -61,10 +61,13 @@ std::vector<int> edges(int size, int cells) {
 }  // namespace
 
 void CellSquareSums::start(int height, int width, int hg, int wg, int64_t* sums) {
-  width_ = width;
-  wg_ = wg;
   sums_ = sums;
   std::fill(sums, sums + static_cast<int64_t>(hg) * wg, int64_t{0});
+  if (height == height_ && width == width_ && hg == hg_ && wg == wg_) return;  // a stream's frames share it
+  height_ = height;
+  width_ = width;
+  hg_ = hg;
+  wg_ = wg;
   cols_ = edges(width, wg);
   const std::vector<int> rows = edges(height, hg);
   row_cell_.resize(height);

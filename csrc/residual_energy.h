@@ -23,7 +23,7 @@ class CellSquareSums {
   void add_rows(const int16_t* rows, int first_row, int count);
 
  private:
-  int width_ = 0, wg_ = 0;
+  int height_ = 0, width_ = 0, hg_ = 0, wg_ = 0;  // the geometry cols_ and row_cell_ were built for
   int64_t* sums_ = nullptr;
   std::vector<int> cols_, row_cell_;  // column edges; the cell row of each frame row
   std::vector<int32_t> acc_;

@@ -783,14 +783,18 @@ void VideoReader::keep_reference(AVFrame* frame, int64_t rank, const PacketInfo&
 }
 
 void VideoReader::fill_residual(const AVFrame* frame, const PacketInfo& packet, int64_t rank, FrameData& out) {
-  if (out.pict_type == 'B' && bframe_prediction_.active()) {
+  if (out.pict_type == 'B' && info_.b_frame_vectors_stale) {
+    // The exported vectors are stale: the decoder's own prediction or no residual at all.
     const FramePtr prediction = bframe_prediction_.take(packet.decode_index);
     if (prediction && prediction->width == frame->width && prediction->height == frame->height &&
         prediction->format == frame->format) {
       subtract_prediction(frame, prediction.get(), out);
       ++stats_.frames_predicted_by_decoder;
-      return;
+    } else {
+      copy_luma(frame, out);
+      ++stats_.bframes_without_prediction;
     }
+    return;
   }
   // Candidates: the references the decoder could hold when it decoded this picture, i.e. the last
   // `dpb` reference pictures decoded before it (H.264: the stream's declared reference count; MPEG: one
@@ -862,11 +866,16 @@ void VideoReader::subtract_prediction(const AVFrame* frame, const AVFrame* predi
   kernels.subtract(current, frame->linesize[0], predicted, prediction->linesize[0], residual, out.width,
                    out.width, out.height);
   if (cells != nullptr) cells->add_rows(residual, 0, out.height);
-  if (!out.luma.empty()) {
-    kernels.stream_rows(current, frame->linesize[0], out.luma.data(), out.width, static_cast<size_t>(out.width),
-                        out.height);
-  }
+  copy_luma(frame, out);
   out.inter_pixels = static_cast<int64_t>(out.width) * out.height;  // a B-VOP has no intra macroblocks
+}
+
+void VideoReader::copy_luma(const AVFrame* frame, FrameData& out) {
+  if (out.luma.empty()) return;
+  const uint8_t* current = frame->data[0] + static_cast<ptrdiff_t>(frame->crop_top) * frame->linesize[0] +
+                           static_cast<ptrdiff_t>(frame->crop_left);
+  pixel_kernels().stream_rows(current, frame->linesize[0], out.luma.data(), out.width, static_cast<size_t>(out.width),
+                              out.height);
 }
 
 void VideoReader::sum_residual_cells(int hg, int wg) {
@@ -879,7 +888,8 @@ void VideoReader::sum_residual_cells(int hg, int wg) {
 
 CellSquareSums* VideoReader::start_cell_sums(FrameData& out) {
   if (cells_height_ == 0) return nullptr;
-  // A grid finer than the picture has empty cells; the caller checks the grid against the video's size.
+  // The caller checks the grid against the video's size; a picture smaller than that (a stream that changes size)
+  // gets the grid clamped to one cell per pixel.
   const int hg = std::min(cells_height_, out.height), wg = std::min(cells_width_, out.width);
   out.cells_height = hg;
   out.cells_width = wg;

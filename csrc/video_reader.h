@@ -78,6 +78,9 @@ struct ReaderStats {
   // MPEG-4 B-pictures whose residual subtracts the decoder's own prediction (bframe_prediction.h), not one
   // rebuilt from exported vectors.
   int64_t frames_predicted_by_decoder = 0;
+  // MPEG-4 B-pictures the second decoder gave no prediction for (it refused a packet the main decoder took):
+  // returned without a residual rather than with one rebuilt from the stale vectors.
+  int64_t bframes_without_prediction = 0;
 };
 
 struct FrameData {
@@ -191,6 +194,8 @@ class VideoReader {
   void fill_residual(const AVFrame* frame, const PacketInfo& packet, int64_t rank, FrameData& out);
   // The residual as the decoded frame minus a prediction picture of the same geometry, and the luma with it.
   void subtract_prediction(const AVFrame* frame, const AVFrame* prediction, FrameData& out);
+  // The display rectangle of the decoded luma into out.luma (when pixels are returned).
+  static void copy_luma(const AVFrame* frame, FrameData& out);
   // The cell sums a frame gets instead of its residual (sum_residual_cells), or null when it keeps the residual.
   CellSquareSums* start_cell_sums(FrameData& out);
   bool has_future_reference(int64_t rank) const;

@@ -146,6 +146,7 @@ class ReaderStats:
     reference_searches: int = 0  # H.264 blocks with several candidate references (see residual_method)
     reference_search_exhausted: int = 0  # of those, blocks where the search tried every candidate
     frames_predicted_by_decoder: int = 0  # MPEG-4 B-frames whose residual is the decoder's own (see residual_method)
+    bframes_without_prediction: int = 0  # MPEG-4 B-frames returned without residual: no prediction (never stale vectors)
 
     @property
     def skipped(self) -> int:
@@ -168,7 +169,8 @@ class Frame:
         luma: uint8 (H, W) decoded Y plane (no colour conversion). None on the motion-vector-only path
             (``residuals=False`` without ``pixels=True``), whose skipped decoding steps leave pixels inexact.
         residual: int16 (H, W), luma minus its motion-compensated prediction. None for I-frames, for codecs
-            without exported vectors, and when ``residuals=False``.
+            without exported vectors, when ``residuals=False``, and for an MPEG-4 B-frame the second decoder gave no
+            prediction for (``stats.bframes_without_prediction``).
         chroma: uint8 (2, ceil(H/2), ceil(W/2)) Cb and Cr (4:2:0), only when opened with ``chroma=True``.
         qp: int8 (ceil(H/16), ceil(W/16)) quantiser per macroblock where the decoder exports it, else None.
         key_frame: the decoder marked it as a key frame.

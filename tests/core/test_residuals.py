@@ -72,6 +72,7 @@ def _bframe_residuals_are_the_decoders(path):
     with codecprim.open(path) as reader:
         list(reader)
         assert reader.stats.frames_predicted_by_decoder == len(bframes)
+        assert reader.stats.bframes_without_prediction == 0
         # Seeking flushes the second decoder with the first: a sparse read gives the same residuals.
         wanted = [f.index for f in bframes[-4:]]
         for frame, index in zip(reader.frames_at(wanted), wanted):
@@ -96,10 +97,15 @@ def test_mpeg4_bframe_residual_is_exact_on_real_footage(real_clips, tmp_path):
     _bframe_residuals_are_the_decoders(out)
 
 
-def test_mpeg4_without_bframes_opens_no_second_decoder(media):
-    with codecprim.open(media["mpeg4_native_gop2"]) as reader:
-        list(reader)
-        assert reader.stats.frames_predicted_by_decoder == 0
+def test_only_mpeg4_with_bframes_is_flagged_stale(media):
+    # The flag decides the second decoder and codec_patches' motion source: MPEG-4 without B-frames, and H.264
+    # with them (its decoder stores B vectors), keep their exported vectors.
+    flags = {}
+    for name in ("mpeg4_native_bframes", "mpeg4_native_gop2", "h264_bframes", "mpeg2"):
+        with codecprim.open(media[name]) as reader:
+            flags[name] = reader.info.b_frame_vectors_stale
+    assert flags == {"mpeg4_native_bframes": True, "mpeg4_native_gop2": False, "h264_bframes": False,
+                     "mpeg2": False}
 
 
 @pytest.mark.parametrize("name", ["mpeg4_xvid", "mpeg4_native_bframes"])
