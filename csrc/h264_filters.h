@@ -83,6 +83,66 @@ inline void half_samples(const uint8_t* s, std::ptrdiff_t step, uint8_t* out, in
   for (; c < n; ++c) out[c] = clip_pixel((tap_at(s + c, step) + 16) >> 5);
 }
 
+// Vertical half samples (h) of a block: out row r from source rows r-2 .. r+3 below s, for r in [0, h). Each
+// column of vectors slides down the block, so every source row is loaded and widened once instead of six times.
+template <int W = 0>
+inline void vertical_half_samples(const uint8_t* s, std::ptrdiff_t st, uint8_t* out, std::ptrdiff_t out_stride, int h,
+                                  int w = W) {
+  const int n = rows::width<W>(w);
+  int c = 0;
+#if CODECPRIM_SIMD_LEVEL >= 2
+  for (; c + 16 <= n; c += 16) {
+    const uint8_t* p = s + c;
+    __m256i r0 = load16_epi16(p - 2 * st), r1 = load16_epi16(p - st), r2 = load16_epi16(p);
+    __m256i r3 = load16_epi16(p + st), r4 = load16_epi16(p + 2 * st);
+    for (int r = 0; r < h; ++r) {
+      const __m256i r5 = load16_epi16(p + (r + 3) * st);
+      const __m256i v = _mm256_srai_epi16(_mm256_add_epi16(tap6_epi16(r0, r1, r2, r3, r4, r5), _mm256_set1_epi16(16)), 5);
+      rows::store16(out + r * out_stride + c, pack16(v));
+      r0 = r1, r1 = r2, r2 = r3, r3 = r4, r4 = r5;
+    }
+  }
+#endif
+#if CODECPRIM_SIMD_LEVEL >= 1
+  for (; c + 8 <= n; c += 8) {
+    const uint8_t* p = s + c;
+    __m128i r0 = load8_epi16(p - 2 * st), r1 = load8_epi16(p - st), r2 = load8_epi16(p);
+    __m128i r3 = load8_epi16(p + st), r4 = load8_epi16(p + 2 * st);
+    for (int r = 0; r < h; ++r) {
+      const __m128i r5 = load8_epi16(p + (r + 3) * st);
+      const __m128i v = _mm_srai_epi16(_mm_add_epi16(tap6_epi16(r0, r1, r2, r3, r4, r5), _mm_set1_epi16(16)), 5);
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + r * out_stride + c), _mm_packus_epi16(v, v));
+      r0 = r1, r1 = r2, r2 = r3, r3 = r4, r4 = r5;
+    }
+  }
+#endif
+  for (int r = 0; r < h; ++r) {
+    for (int cc = c; cc < n; ++cc) out[r * out_stride + cc] = clip_pixel((tap_at(s + r * st + cc, st) + 16) >> 5);
+  }
+}
+
+// Rounded half samples from unrounded horizontal intermediates: clip((b1 + 16) >> 5), the b samples of a row
+// whose intermediates the centre samples needed anyway.
+template <int W = 0>
+inline void rounded_half_samples(const int16_t* b1, uint8_t* out, int w = W) {
+  const int n = rows::width<W>(w);
+  int c = 0;
+#if CODECPRIM_SIMD_LEVEL >= 2
+  for (; c + 16 <= n; c += 16) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b1 + c));
+    rows::store16(out + c, pack16(_mm256_srai_epi16(_mm256_add_epi16(v, _mm256_set1_epi16(16)), 5)));
+  }
+#endif
+#if CODECPRIM_SIMD_LEVEL >= 1
+  for (; c + 8 <= n; c += 8) {
+    const __m128i v = _mm_srai_epi16(
+        _mm_add_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b1 + c)), _mm_set1_epi16(16)), 5);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + c), _mm_packus_epi16(v, v));
+  }
+#endif
+  for (; c < n; ++c) out[c] = clip_pixel((b1[c] + 16) >> 5);
+}
+
 // Centre samples (j) from six rows of unrounded horizontal intermediates: clip((tap + 512) >> 10), in int32.
 template <int W = 0>
 inline void centre(const int16_t* r0, const int16_t* r1, const int16_t* r2, const int16_t* r3, const int16_t* r4,

@@ -125,59 +125,55 @@ void h264_qpel_w(const Plane& ref, int x, int y, int mv_x, int mv_y, int w, int 
     for (int r = 0; r < h; ++r) rows::copy<W>(G + r * st, dst + r * dst_stride, w);
     return;
   }
-  // Rows of the standard's sample planes, computed only when the position needs them:
-  //   b[r]: horizontal half samples of row r, rows 0..h (row h is "s" of the last row)
+  // The standard's sample planes, as rows padded to whole 8-sample vectors:
+  //   b[r]: horizontal half samples of row r + b_row (b_row 1 for fy == 3: the row below, "s")
   //   v[r]: vertical half samples below row r ("h"); for fx == 3 the column to the right ("m"), the only
   //         one those positions use
   //   j[r]: centre samples, from the unrounded horizontal intermediates b1 of rows r-2..r+3
-  // Arrays are padded to whole 8-sample vectors.
+  // Each position averages two of them (or copies one); only those two are computed.
   constexpr int kPad = kMaxBlock + 8;
-  alignas(32) uint8_t b[kMaxBlock + 1][kPad];
+  alignas(32) uint8_t b[kMaxBlock][kPad];
   alignas(32) uint8_t v[kMaxBlock][kPad];
   alignas(32) uint8_t j[kMaxBlock][kPad];
-  const bool need_j = (fx == 2 && fy != 0) || (fy == 2 && fx != 0);
-  const bool need_b = fx != 0 && !(fx == 2 && fy == 2);
-  const bool need_v = fy != 0 && !(fx == 2 && fy == 2);
-  if (need_b) {
-    for (int r = 0; r < (fy != 0 ? h + 1 : h); ++r) h264::half_samples<W>(G + r * st, 1, b[r], w);
+  struct Rows {
+    const uint8_t* data;
+    int step;
+  };
+  const Rows g0{G, st}, g1{G + 1, st}, gd{G + st, st}, hb{b[0], kPad}, hv{v[0], kPad}, hj{j[0], kPad},
+      none{nullptr, 0};
+  Rows first = none, second = none;
+  switch (fy * 4 + fx) {
+    case 1: first = g0, second = hb; break;   // a
+    case 2: first = hb; break;                // b
+    case 3: first = g1, second = hb; break;   // c
+    case 4: first = g0, second = hv; break;   // d
+    case 5: first = hb, second = hv; break;   // e
+    case 6: first = hb, second = hj; break;   // f
+    case 7: first = hb, second = hv; break;   // g (v holds "m")
+    case 8: first = hv; break;                // h
+    case 9: first = hv, second = hj; break;   // i
+    case 10: first = hj; break;               // j
+    case 11: first = hj, second = hv; break;  // k (v holds "m")
+    case 12: first = gd, second = hv; break;  // n
+    case 13: first = hv, second = hb; break;  // p (b holds "s")
+    case 14: first = hj, second = hb; break;  // q (b holds "s")
+    default: first = hv, second = hb; break;  // r (v holds "m", b holds "s")
   }
-  if (need_v) {
-    const uint8_t* column = G + (fx == 3 ? 1 : 0);
-    for (int r = 0; r < h; ++r) h264::half_samples<W>(column + r * st, st, v[r], w);
-  }
-  if (need_j) {
+  auto uses = [&](const Rows& plane) { return first.data == plane.data || second.data == plane.data; };
+  const int b_row = fy == 3 ? 1 : 0;
+  if (uses(hj)) {
     alignas(32) int16_t b1[kMaxBlock + 5][kPad];  // rows -2 .. h+2; fits int16 (|b1| <= 42 * 255)
     for (int r = 0; r < h + 5; ++r) h264::horizontal_unrounded<W>(G + (r - 2) * st, b1[r], w);
     for (int r = 0; r < h; ++r) {
       h264::centre<W>(b1[r], b1[r + 1], b1[r + 2], b1[r + 3], b1[r + 4], b1[r + 5], j[r], w);
     }
+    if (uses(hb)) {
+      for (int r = 0; r < h; ++r) h264::rounded_half_samples<W>(b1[r + 2 + b_row], b[r], w);
+    }
+  } else if (uses(hb)) {
+    for (int r = 0; r < h; ++r) h264::half_samples<W>(G + (r + b_row) * st, 1, b[r], w);
   }
-  // The two sample rows each position averages (or the one it copies), as (first row, row step); decided
-  // once per block.
-  struct Rows {
-    const uint8_t* data;
-    int step;
-  };
-  const Rows g0{G, st}, g1{G + 1, st}, gd{G + st, st}, hb{b[0], kPad}, hb1{b[1], kPad}, hv{v[0], kPad},
-      hj{j[0], kPad}, none{nullptr, 0};
-  Rows first = none, second = none;
-  switch (fy * 4 + fx) {
-    case 1: first = g0, second = hb; break;    // a
-    case 2: first = hb; break;                 // b
-    case 3: first = g1, second = hb; break;    // c
-    case 4: first = g0, second = hv; break;    // d
-    case 5: first = hb, second = hv; break;    // e
-    case 6: first = hb, second = hj; break;    // f
-    case 7: first = hb, second = hv; break;    // g (v holds "m")
-    case 8: first = hv; break;                 // h
-    case 9: first = hv, second = hj; break;    // i
-    case 10: first = hj; break;                // j
-    case 11: first = hj, second = hv; break;   // k (v holds "m")
-    case 12: first = gd, second = hv; break;   // n
-    case 13: first = hv, second = hb1; break;  // p
-    case 14: first = hj, second = hb1; break;  // q
-    default: first = hv, second = hb1; break;  // r (v holds "m")
-  }
+  if (uses(hv)) h264::vertical_half_samples<W>(G + (fx == 3 ? 1 : 0), st, v[0], kPad, h, w);
   if (second.data == nullptr) {
     for (int r = 0; r < h; ++r) rows::copy<W>(first.data + r * first.step, dst + r * dst_stride, w);
     return;
