@@ -12,6 +12,8 @@
 * :func:`write_shards` / :func:`shard_index`: a corpus prepared once as resumable WebDataset shards.
 * :class:`ShardDataset`: those shards as an IterableDataset (workers, ranks, epochs, mid-epoch resume).
 * :func:`motion_stats`: the per-video motion statistic of the shard index.
+* :mod:`~codecprim.data.transport`: samples and batches leave DataLoader workers with their small tensors inline
+  (registered on import).
 * :func:`~codecprim.data.fork_safety.collect_before_fork`: forked workers do not inherit decoders left in
   reference cycles (registered on import).
 """
@@ -30,7 +32,7 @@ from .delta_pairs import DeltaPair, DeltaPairBatch, DeltaPairs, collate_delta_pa
 from .motion_stats import MotionStats, motion_stats
 from .shards import IndexRow, WriteSummary, shard_index, write_shards
 from .shard_dataset import ShardDataset
-from . import sources
+from . import sources, transport
 
 collect_before_fork()
 
