@@ -50,9 +50,10 @@ struct Window {
     for (int r = 0; r < rows; ++r) {
       const uint8_t* src_row = ref.data + static_cast<std::ptrdiff_t>(clamp_int(top + r, 0, ref.height - 1)) * ref.stride;
       uint8_t* dst_row = buffer + r * kWindow;
-      std::memset(dst_row, src_row[0], static_cast<size_t>(inner_begin));
+      // Most edge windows cross one side only, or only the top or bottom: the empty runs cost no call.
+      if (inner_begin > 0) std::memset(dst_row, src_row[0], static_cast<size_t>(inner_begin));
       std::memcpy(dst_row + inner_begin, src_row + left + inner_begin, static_cast<size_t>(inner_end - inner_begin));
-      std::memset(dst_row + inner_end, src_row[ref.width - 1], static_cast<size_t>(cols - inner_end));
+      if (inner_end < cols) std::memset(dst_row + inner_end, src_row[ref.width - 1], static_cast<size_t>(cols - inner_end));
     }
     origin = buffer + margin_before * kWindow + margin_before;
   }
