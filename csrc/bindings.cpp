@@ -239,6 +239,7 @@ class PyReader {
     d["reference_search_exhausted"] = s.reference_search_exhausted;
     d["frames_predicted_by_decoder"] = s.frames_predicted_by_decoder;
     d["bframes_without_prediction"] = s.bframes_without_prediction;
+    d["frames_without_export"] = s.frames_without_export;
     return d;
   }
 

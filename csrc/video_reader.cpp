@@ -757,7 +757,15 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   const int64_t t0 = thread_cpu_ns();
   out.motion_vectors = copy_motion_vectors(frame);
   fill_qp(frame, out);
-  const bool residual = options_.residuals && out.pict_type != 'I' && residual_supported_;
+  bool residual = options_.residuals && out.pict_type != 'I' && residual_supported_;
+  if (!out.qp.empty()) {
+    quantisers_exported_ = true;
+  } else if (invents_missing_reference_ && quantisers_exported_ && out.pict_type != 'I') {
+    // An MPEG-family decoder exports vectors and quantisers together for every picture it returns while
+    // decoding; one without them is the last reference picture, returned by the drain (see the stats field).
+    ++stats_.frames_without_export;
+    residual = false;
+  }
   if (options_.pixels) fill_pixels(frame, out, !residual);
   const int64_t t1 = thread_cpu_ns();
   if (residual) fill_residual(frame, pending.packet, pending.rank, out);
@@ -972,8 +980,10 @@ void VideoReader::fill_qp(const AVFrame* frame, FrameData& out) const {
   const size_t cells = static_cast<size_t>(out.qp_width) * out.qp_height;
   out.qp = OwnedBuffer<int8_t>(cells);
   std::memset(out.qp.data(), static_cast<int8_t>(params->qp), cells);
-  for (unsigned i = 0; i < params->nb_blocks; ++i) {
-    const AVVideoBlockParams* b = av_video_enc_params_block(const_cast<AVVideoEncParams*>(params), i);
+  // The blocks lie block_size apart from blocks_offset (what av_video_enc_params_block computes per call).
+  const uint8_t* block = reinterpret_cast<const uint8_t*>(params) + params->blocks_offset;
+  for (unsigned i = 0; i < params->nb_blocks; ++i, block += params->block_size) {
+    const auto* b = reinterpret_cast<const AVVideoBlockParams*>(block);
     const int value = std::clamp(params->qp + b->delta_qp, -128, 127);
     if (b->w == 16 && b->h == 16 && ((b->src_x | b->src_y) & 15) == 0) {  // one macroblock (H.264): one cell
       const unsigned x = static_cast<unsigned>(b->src_x) / 16, y = static_cast<unsigned>(b->src_y) / 16;

@@ -81,6 +81,10 @@ struct ReaderStats {
   // MPEG-4 B-pictures the second decoder gave no prediction for (it refused a packet the main decoder took):
   // returned without a residual rather than with one rebuilt from the stale vectors.
   int64_t bframes_without_prediction = 0;
+  // Inter pictures an MPEG-family decoder exported neither vectors nor quantisers for: it returns a stream's last
+  // reference picture, held back for B-frame reordering, at the end without them. Returned without a residual
+  // (nothing to rebuild it from; with no vectors it would be a plain frame difference passed off as one).
+  int64_t frames_without_export = 0;
 };
 
 struct FrameData {
@@ -235,6 +239,7 @@ class VideoReader {
   // picture, and with one frame of output delay they return it as the first frame: a picture the stream
   // does not contain. It is recognisable as a frame returned before a second packet was sent.
   bool invents_missing_reference_ = false;
+  bool quantisers_exported_ = false;  // the decoder has exported a quantiser table (see frames_without_export)
   // No bitstream parser (FFV1, ...): the index can only tell key packets from the others, so frame types follow
   // the same rule here. FFV1's decoder calls every frame I, yet a non-key one needs the previous frames' state.
   bool types_from_keys_ = false;
