@@ -17,6 +17,7 @@
 #include "errors.h"
 #include "ffmpeg.h"
 #include "ffmpeg_log.h"
+#include "field_at_size.h"
 #include "input_source.h"
 #include "interpolation.h"
 #include "motion_energy.h"
@@ -463,6 +464,28 @@ py::tuple pool_motion_cpu(const IntArray& rects, const F32Array& length, const s
   return py::make_tuple(sum_v, sum_a);
 }
 
+py::tuple field_at_size_cpu(const IntArray& rows, int height, int width, std::array<int, 2> size, bool with_mask) {
+  if (rows.ndim() != 2 || rows.shape(1) != kMotionVectorColumns) {
+    throw std::invalid_argument("rows must be (N, " + std::to_string(kMotionVectorColumns) + ") int32");
+  }
+  if (height < 1 || width < 1 || size[0] < 1 || size[1] < 1) {
+    throw std::invalid_argument("the coded size and the output size must be positive");
+  }
+  py::array_t<float> field({static_cast<py::ssize_t>(size[0]), static_cast<py::ssize_t>(size[1]), py::ssize_t{2}});
+  py::object mask = py::none();
+  uint8_t* mask_data = nullptr;
+  if (with_mask) {
+    py::array_t<bool> m({static_cast<py::ssize_t>(size[0]), static_cast<py::ssize_t>(size[1])});
+    mask_data = reinterpret_cast<uint8_t*>(m.mutable_data());
+    mask = std::move(m);
+  }
+  {
+    py::gil_scoped_release release;
+    field_at_size(rows.data(), rows.shape(0), height, width, size[0], size[1], field.mutable_data(), mask_data);
+  }
+  return py::make_tuple(field, mask);
+}
+
 py::array_t<int64_t> residual_sums_cpu(const I16Array& residual, std::array<int, 2> grid) {
   if (residual.ndim() != 3) throw std::invalid_argument("residual must be (T, H, W)");
   const int height = static_cast<int>(residual.shape(1)), width = static_cast<int>(residual.shape(2));
@@ -554,6 +577,8 @@ PYBIND11_MODULE(_core, m) {
         py::arg("min_vectors"));
   m.def("pool_motion", &pool_motion_cpu, py::arg("rects"), py::arg("length"), py::arg("counts"), py::arg("frame_size"),
         py::arg("grid"));
+  m.def("field_at_size", &field_at_size_cpu, py::arg("rows"), py::arg("height"), py::arg("width"), py::arg("size"),
+        py::arg("with_mask") = false);
   m.def("residual_sums", &residual_sums_cpu, py::arg("residual"), py::arg("grid"));
   m.def("resize_patches", &resize_patches_cpu, py::arg("frames"), py::arg("size"), py::arg("cells"), py::arg("patch"));
   m.def("simd_level", [] { return std::string(simd_level_name(pixel_kernels().level)); });

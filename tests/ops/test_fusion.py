@@ -344,3 +344,49 @@ def test_field_at_size_on_unaligned_blocks_of_an_odd_frame(size):
     field, mask = field_at_size(blocks, 45, 62, size, with_mask=True)
     assert torch.equal(field, resize_field(dense.field_px, size, mode="area", mask=dense.mask))
     assert torch.equal(mask, resize_mask(dense.mask, size, rule="majority"))
+
+
+def _rows(scales):
+    return st.lists(st.tuples(st.sampled_from([-1, -1, -1, 1]), st.integers(-3, 40), st.integers(-3, 40), st.just(0),
+                              st.just(0), st.integers(-20, 120), st.integers(-20, 90), st.integers(-2000, 2000),
+                              st.integers(-2000, 2000), st.sampled_from(scales)), max_size=40)
+
+
+def _both_paths(rows, height, width, out):
+    from codecprim.ops.fusion import _field_at_size_tensors, field_at_size
+
+    blocks = torch.tensor(rows, dtype=torch.int32).reshape(-1, 10)
+    field, mask = field_at_size(blocks, height, width, out, with_mask=True)
+    assert field.shape == (*out, 2) and field.dtype == torch.float32 and mask.dtype == torch.bool
+    assert field_at_size(blocks, height, width, out)[1] is None
+    return (field, mask), _field_at_size_tensors(blocks, height, width, *out, with_mask=True)
+
+
+_SIZES = dict(height=st.integers(1, 70), width=st.integers(1, 100), out=st.tuples(st.integers(1, 60), st.integers(1, 90)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(rows=_rows([1, 2, 4, 8]), **_SIZES)
+def test_field_at_size_cpu_twin_equals_the_tensor_path(rows, height, width, out):
+    """csrc/field_at_size.cpp against the tensor operations it replaces on CPU, bit for bit wherever the exporters
+    go (power-of-two motion scales): malformed rows (negative or oversized blocks, blocks outside the picture,
+    future rows), odd frames, output sizes both ways."""
+    (field, mask), (want, want_mask) = _both_paths(rows, height, width, out)
+    assert torch.equal(field, want) and torch.equal(mask, want_mask)
+
+
+@settings(max_examples=50, deadline=None)
+@given(rows=_rows([3, 2, 4]), **_SIZES)
+def test_field_at_size_cpu_twin_with_non_dyadic_scales_is_within_rounding(rows, height, width, out):
+    """A scale no exporter writes (3) makes the quotients inexact: the tensor path then sums in float32 or float64
+    by the largest scale, the twin always in float64, so the two agree to rounding, the masks exactly."""
+    (field, mask), (want, want_mask) = _both_paths(rows, height, width, out)
+    torch.testing.assert_close(field, want, rtol=1e-6, atol=1e-4)
+    assert torch.equal(mask, want_mask)
+
+
+def test_field_at_size_rejects_rows_that_are_not_vector_rows():
+    from codecprim.ops.fusion import field_at_size
+
+    with pytest.raises(ValueError):
+        field_at_size(torch.zeros(3, 9, dtype=torch.int32), 16, 16, (4, 4))

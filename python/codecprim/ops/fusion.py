@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from .. import _cuda
-from ..reader import MV
+from ..reader import MV, _load_core
 from ._checks import check_size, check_tensor
 from .dense import dense_field
 from .resize import _axis_taps, _box_sums, resize_plane
@@ -178,6 +178,17 @@ def field_at_size(blocks: torch.Tensor, height: int, width: int, size: int | tup
     """
     check_tensor("blocks", blocks, dtypes=(torch.int32,), ndims=(2,))
     out_h, out_w = check_size(size)
+    if blocks.device.type == "cpu":
+        # The C++ twin (csrc/field_at_size.cpp), bit for bit: one pass instead of ~30 small tensor operations,
+        # 0.37 against 0.91 ms for a 720p frame at 224x224.
+        field, mask = _load_core().field_at_size(blocks.contiguous().numpy(), height, width, (out_h, out_w), with_mask)
+        return torch.from_numpy(field), (torch.from_numpy(mask) if with_mask else None)
+    return _field_at_size_tensors(blocks, height, width, out_h, out_w, with_mask)
+
+
+def _field_at_size_tensors(blocks: torch.Tensor, height: int, width: int, out_h: int, out_w: int,
+                           with_mask: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`field_at_size` in tensor operations, for any device (the C++ twin's reference in the tests)."""
     device = blocks.device
     rows = blocks[blocks[:, MV.source] < 0]
     w, h = rows[:, MV.w], rows[:, MV.h]
