@@ -70,5 +70,9 @@ def test_tensors_numpy_cannot_hold_keep_torchs_path(clips):
     a = clips[0]
     clip = type(a)(**{f.name: getattr(a, f.name) for f in fields(a)})
     clip.saliency = a.saliency.to(torch.bfloat16)
+    clip.anchor = a.saliency.to(torch.complex64).conj()  # a lazy conjugate: numpy cannot view it
+    clip.tier = a.tier.to_sparse()
     got = _through_queue(clip)
     assert got.saliency.dtype == torch.bfloat16 and torch.equal(got.saliency, clip.saliency)
+    assert torch.equal(got.anchor.resolve_conj(), clip.anchor.resolve_conj())
+    assert got.tier.is_sparse and torch.equal(got.tier.to_dense(), a.tier)

@@ -37,8 +37,9 @@ TRANSPORTED = (CodecClip, PackedBatch, PaddedBatch, CopeSample, CopeBatch, Delta
 
 
 def _inline(value) -> bool:
-    return (isinstance(value, torch.Tensor) and type(value) is torch.Tensor and value.device.type == "cpu"
-            and not value.requires_grad and value.dtype in _NUMPY_DTYPES and value.nbytes <= INLINE_BYTES)
+    return (type(value) is torch.Tensor and value.device.type == "cpu" and value.layout == torch.strided
+            and not value.requires_grad and not value.is_conj() and not value.is_neg()
+            and value.dtype in _NUMPY_DTYPES and value.nbytes <= INLINE_BYTES)
 
 
 def _reduce(obj):
