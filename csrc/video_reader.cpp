@@ -520,6 +520,8 @@ bool VideoReader::next(FrameData& out) {
     }
     const int ret = avcodec_receive_frame(codec_.get(), frame_.get());
     if (ret == 0) {
+      // Noted for every decoded picture, requested or not (see frames_without_export).
+      if (av_frame_get_side_data(frame_.get(), AV_FRAME_DATA_VIDEO_ENC_PARAMS) != nullptr) quantisers_exported_ = true;
       if (!is_invented_reference()) {
         use_presentation_time(frame_.get());
         admit(frame_.get());
@@ -758,9 +760,7 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   out.motion_vectors = copy_motion_vectors(frame);
   fill_qp(frame, out);
   bool residual = options_.residuals && out.pict_type != 'I' && residual_supported_;
-  if (!out.qp.empty()) {
-    quantisers_exported_ = true;
-  } else if (invents_missing_reference_ && quantisers_exported_ && out.pict_type != 'I') {
+  if (out.qp.empty() && invents_missing_reference_ && quantisers_exported_ && out.pict_type != 'I') {
     // An MPEG-family decoder exports vectors and quantisers together for every picture it returns while
     // decoding; one without them is the last reference picture, returned by the drain (see the stats field).
     ++stats_.frames_without_export;

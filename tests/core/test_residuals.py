@@ -288,7 +288,9 @@ def test_last_reference_returned_without_export_gets_no_residual(media, name):
     with codecprim.open(path) as reader:
         frames = list(reader)
         assert reader.stats.frames_without_export == 1
+    with codecprim.open(path) as reader:  # a sparse read alone: only the last GOP decoded, only the last frame kept
         again = reader.frames_at([len(frames) - 1])[0]
+        assert reader.stats.frames_without_export == 1
     last = frames[-1]
     assert last.pict_type == "P" and last.residual is None and last.qp is None and last.motion_vectors.shape[0] == 0
     assert again.residual is None and torch_equal(again.luma, last.luma)
