@@ -125,7 +125,7 @@ Timing best_of(int repeats, F&& body) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s VIDEO [repeats [decode|export|mv-only|full]]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s VIDEO [repeats [decode|export|export-no-deblock|mv-only|full]]\n", argv[0]);
     return 2;
   }
   const std::string path = argv[1];
@@ -138,10 +138,12 @@ int main(int argc, char** argv) {
         t = best_of(repeats, [&] { run_libav(path, Libav::kDecode); });
       } else if (stage == "export") {
         t = best_of(repeats, [&] { run_libav(path, Libav::kExport); });
+      } else if (stage == "export-no-deblock") {  // MV-only's bound
+        t = best_of(repeats, [&] { run_libav(path, Libav::kExportNoDeblock); });
       } else if (stage == "mv-only" || stage == "full") {
         t = best_of(repeats, [&] { run_reader(path, stage == "full"); });
       } else {
-        std::fprintf(stderr, "unknown stage %s (decode, export, mv-only, full)\n", stage.c_str());
+        std::fprintf(stderr, "unknown stage %s (decode, export, export-no-deblock, mv-only, full)\n", stage.c_str());
         return 2;
       }
       std::printf("%s: %.3f s wall, %.3f s CPU\n", stage.c_str(), t.wall, t.cpu);
