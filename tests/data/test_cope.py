@@ -314,3 +314,19 @@ def test_times_the_container_does_not_store_come_from_the_decoder(tmp_path):
     for indices, times in ((sample.keyframe_indices, sample.keyframe_pts_seconds),
                            (sample.delta_indices, sample.delta_pts_seconds)):
         assert times.tolist() == pytest.approx([decoded[i] for i in indices.tolist()], abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mpeg2", "mpeg4_native_bframes"])
+def test_the_last_picture_libavcodec_exports_no_vectors_for_is_matched(media, name):
+    # The stream's last frame is a P-frame the decoder returns at the end without vectors: its step is block
+    # matched against its anchor, as motion="estimated" does it; every other step keeps the codec's vectors.
+    from codecprim import open as open_video
+
+    with open_video(media[name]) as reader:
+        last = reader[len(reader) - 1]
+    assert last.pict_type == "P" and last.motion_vectors.shape[0] == 0
+    auto = cope_sample(media[name], fuse=1, image_size=56, delta_size=56)
+    matched = cope_sample(media[name], fuse=1, image_size=56, delta_size=56, motion="estimated")
+    assert int(auto.delta_last_indices[-1]) == last.index and auto.motion_source == "exported"
+    assert torch.equal(auto.motion[-1], matched.motion[-1]) and auto.motion[-1].abs().sum() > 0
+    assert not torch.equal(auto.motion[:-1], matched.motion[:-1])

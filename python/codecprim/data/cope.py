@@ -25,6 +25,10 @@ types (a parser pass), then only the chosen GOPs' frames are decoded, a few at a
   ``delta_size`` against its anchor's, so OneVision's HEVC corpora need no re-encoding for this recipe;
   ``motion="estimated"`` does so for every codec (to compare with the codec's own vectors).
   ``CopeSample.motion_source`` says which. Either way the fields are fused and the residual taken the same way.
+  One exception under "auto": libavcodec returns the last reference picture of an MPEG-1/2/4 stream with output
+  delay (MPEG-1, MPEG-2/4 with B-frames) at the end without its vectors (``reader.stats.frames_without_export``);
+  that P-frame alone is matched against its anchor, exactly as ``motion="estimated"`` would, instead of counting
+  as no motion.
 
 Each kept GOP is decoded once, streamed from its keyframe to its last anchor (``reader.iter_frames``), so memory
 stays one small sample plus a full-size frame or two, whatever the video's or the GOP's length.
@@ -212,6 +216,7 @@ class _Builder:
         self.image_size, self.delta_size, self.color_range = image_size, delta_size, color_range
         self.estimation = estimation  # None: the codec's vectors
         self.anchor_luma: torch.Tensor | None = None  # delta-size luma of the last anchor (estimation's reference)
+        self.anchor_full: torch.Tensor | None = None  # its full-size luma (see _step)
         self.keyframe_set = set(plan.keyframes)
         self.group_of = {i: g for g in plan.groups for i in g.frames}
         self.references = {g.reference for g in plan.groups}
@@ -248,14 +253,23 @@ class _Builder:
         elif index in self.references:
             self.small_luma[index] = luma
         self.anchor_luma = luma  # every planned frame is an anchor: the next P-frame's past reference
+        self.anchor_full = frame.luma
 
     def _step(self, frame, luma: torch.Tensor | None) -> torch.Tensor:
         """One P-frame's past field at delta size, from the codec's vectors or matched against its anchor."""
         if self.estimation is None:
+            if frame.qp is None and frame.motion_vectors.shape[0] == 0 and self.anchor_full is not None:
+                # The last reference picture of an MPEG-1/2/4 stream with output delay: libavcodec returns it at the
+                # end without vectors (reader.stats.frames_without_export), so it is matched against its anchor.
+                small = luma if luma is not None else resize_plane(frame.luma, self.delta_size)
+                return self._matched(small, resize_plane(self.anchor_full, self.delta_size), _DELTA_ESTIMATION)
             return field_at_size(frame.motion_vectors, *self.coded, self.delta_size)[0]
         if self.anchor_luma is None:  # a group always follows its reference in display order
             raise InvalidVideoError(self.path, f"frame {frame.index} has no anchor decoded before it")
-        est = estimate_motion_frames(luma[None], self.anchor_luma[None], config=self.estimation)
+        return self._matched(luma, self.anchor_luma, self.estimation)
+
+    def _matched(self, luma: torch.Tensor, anchor: torch.Tensor, config: MotionEstimationConfig) -> torch.Tensor:
+        est = estimate_motion_frames(luma[None], anchor[None], config=config)
         rows = est.vectors[0][~est.intra[0]]  # unmatched (intra) blocks carry no vector, as in a codec's export
         return field_at_size(rows, self.delta_size, self.delta_size, self.delta_size)[0]
 
