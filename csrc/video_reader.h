@@ -81,8 +81,9 @@ struct ReaderStats {
   // MPEG-4 B-pictures the second decoder gave no prediction for (it refused a packet the main decoder took):
   // returned without a residual rather than with one rebuilt from the stale vectors.
   int64_t bframes_without_prediction = 0;
-  // Inter pictures an MPEG-family decoder exported neither vectors nor quantisers for: it returns a stream's last
-  // reference picture, held back for B-frame reordering, at the end without them. Returned without a residual
+  // Inter pictures an MPEG-family decoder exported neither vectors nor quantisers for: decoding with output delay
+  // (MPEG-1/2 without the low-delay flag, MPEG-4 with B-frames) it returns a stream's last picture at the end
+  // without them. Returned without a residual
   // (nothing to rebuild it from; with no vectors it would be a plain frame difference passed off as one).
   int64_t frames_without_export = 0;
 };

@@ -147,8 +147,8 @@ class ReaderStats:
     reference_search_exhausted: int = 0  # of those, blocks where the search tried every candidate
     frames_predicted_by_decoder: int = 0  # MPEG-4 B-frames whose residual is the decoder's own (see residual_method)
     bframes_without_prediction: int = 0  # MPEG-4 B-frames returned without residual: no prediction (never stale vectors)
-    # inter frames an MPEG-family decoder exported no vectors or quantisers for (the last reference picture of a
-    # stream with B-frames, which libavcodec returns at the end without them): returned without residual
+    # inter frames an MPEG-family decoder exported no vectors or quantisers for (the last picture of a stream it
+    # decodes with output delay, which libavcodec returns at the end without them): returned without residual
     frames_without_export: int = 0
 
     @property
@@ -173,9 +173,10 @@ class Frame:
             (``residuals=False`` without ``pixels=True``), whose skipped decoding steps leave pixels inexact.
         residual: int16 (H, W), luma minus its motion-compensated prediction. None for I-frames, for codecs
             without exported vectors, when ``residuals=False``, for an MPEG-4 B-frame the second decoder gave no
-            prediction for (``stats.bframes_without_prediction``), and for the last reference picture of an MPEG-1/2/4
-            stream with B-frames: libavcodec returns it at the end of the stream without vectors or quantisers (its
-            export, like PyAV's, has none), so there is nothing to rebuild it from (``stats.frames_without_export``).
+            prediction for (``stats.bframes_without_prediction``), and for the last picture of an MPEG-1/2/4 stream
+            decoded with output delay (MPEG-1/2 whose sequence does not declare low delay, MPEG-4 with B-frames):
+            libavcodec returns it at the end of the stream without vectors or quantisers (its export, like PyAV's,
+            has none), so there is nothing to rebuild it from (``stats.frames_without_export``).
         chroma: uint8 (2, ceil(H/2), ceil(W/2)) Cb and Cr (4:2:0), only when opened with ``chroma=True``.
         qp: int8 (ceil(H/16), ceil(W/16)) quantiser per macroblock where the decoder exports it, else None; in
             FFmpeg's units: H.264's QP; for MPEG-1/2, MPEG-4 Part 2 and H.263 the quantiser_scale, twice the

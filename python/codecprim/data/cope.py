@@ -25,10 +25,10 @@ types (a parser pass), then only the chosen GOPs' frames are decoded, a few at a
   ``delta_size`` against its anchor's, so OneVision's HEVC corpora need no re-encoding for this recipe;
   ``motion="estimated"`` does so for every codec (to compare with the codec's own vectors).
   ``CopeSample.motion_source`` says which. Either way the fields are fused and the residual taken the same way.
-  One exception under "auto": libavcodec returns the last reference picture of an MPEG-1/2/4 stream with output
-  delay (MPEG-1, MPEG-2/4 with B-frames) at the end without its vectors (``reader.stats.frames_without_export``);
-  that P-frame alone is matched against its anchor, exactly as ``motion="estimated"`` would, instead of counting
-  as no motion.
+  One exception under "auto": libavcodec returns the last picture of an MPEG-1/2/4 stream decoded with output
+  delay (MPEG-1/2 without the low-delay flag, MPEG-4 with B-frames) at the end without its vectors
+  (``reader.stats.frames_without_export``); that P-frame alone is matched against its anchor, exactly as
+  ``motion="estimated"`` would, instead of counting as no motion.
 
 Each kept GOP is decoded once, streamed from its keyframe to its last anchor (``reader.iter_frames``), so memory
 stays one small sample plus a full-size frame or two, whatever the video's or the GOP's length.
@@ -259,7 +259,7 @@ class _Builder:
         """One P-frame's past field at delta size, from the codec's vectors or matched against its anchor."""
         if self.estimation is None:
             if frame.qp is None and frame.motion_vectors.shape[0] == 0 and self.anchor_full is not None:
-                # The last reference picture of an MPEG-1/2/4 stream with output delay: libavcodec returns it at the
+                # The last picture of an MPEG-1/2/4 stream decoded with output delay: libavcodec returns it at the
                 # end without vectors (reader.stats.frames_without_export), so it is matched against its anchor.
                 small = luma if luma is not None else resize_plane(frame.luma, self.delta_size)
                 return self._matched(small, resize_plane(self.anchor_full, self.delta_size), _DELTA_ESTIMATION)
