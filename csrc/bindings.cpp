@@ -71,6 +71,7 @@ py::dict frame_dict(FrameData& f) {
   d["gop_index"] = f.gop_index;
   d["packet_size"] = f.packet_size;
   d["corrupt"] = f.corrupt;
+  d["without_export"] = f.without_export;
   d["rounding"] = f.rounding;
   d["inter_pixels"] = f.inter_pixels;
   // Addresses the core wrote to, so tests can prove the tensors alias them.

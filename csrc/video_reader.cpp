@@ -763,6 +763,7 @@ void VideoReader::emit(Pending& pending, FrameData& out) {
   if (out.qp.empty() && invents_missing_reference_ && quantisers_exported_ && out.pict_type != 'I') {
     // An MPEG-family decoder exports vectors and quantisers together for every picture it returns while
     // decoding; one without them is the last reference picture, returned by the drain (see the stats field).
+    out.without_export = true;
     ++stats_.frames_without_export;
     residual = false;
   }
@@ -906,7 +907,7 @@ CellSquareSums* VideoReader::start_cell_sums(FrameData& out) {
   return &cell_sums_;
 }
 
-void VideoReader::fill_pixels(const AVFrame* frame, FrameData& out, bool copy_luma) const {
+void VideoReader::fill_pixels(const AVFrame* frame, FrameData& out, bool with_luma) const {
   const AVPixFmtDescriptor* desc = av_pix_fmt_desc_get(static_cast<AVPixelFormat>(frame->format));
   if (desc == nullptr || (desc->flags & (AV_PIX_FMT_FLAG_RGB | AV_PIX_FMT_FLAG_PAL | AV_PIX_FMT_FLAG_HWACCEL)) ||
       (!(desc->flags & AV_PIX_FMT_FLAG_PLANAR) && desc->nb_components != 1)) {
@@ -918,10 +919,7 @@ void VideoReader::fill_pixels(const AVFrame* frame, FrameData& out, bool copy_lu
   const int x0 = static_cast<int>(frame->crop_left), y0 = static_cast<int>(frame->crop_top);
   const int w = out.width, h = out.height;
   out.luma = OwnedBuffer<uint8_t>(static_cast<size_t>(w) * h);
-  if (shift == 0 && copy_luma) {
-    pixel_kernels().stream_rows(frame->data[0] + static_cast<ptrdiff_t>(y0) * frame->linesize[0] + x0,
-                                frame->linesize[0], out.luma.data(), w, static_cast<size_t>(w), h);
-  }
+  if (shift == 0 && with_luma) copy_luma(frame, out);
   for (int r = 0; r < h && shift > 0; ++r) {
     uint8_t* dst = out.luma.data() + static_cast<size_t>(r) * w;
     const auto* src = reinterpret_cast<const uint16_t*>(frame->data[0] + static_cast<ptrdiff_t>(y0 + r) * frame->linesize[0]) + x0;

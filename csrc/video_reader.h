@@ -83,8 +83,8 @@ struct ReaderStats {
   int64_t bframes_without_prediction = 0;
   // Inter pictures an MPEG-family decoder exported neither vectors nor quantisers for: decoding with output delay
   // (MPEG-1/2 without the low-delay flag, MPEG-4 with B-frames) it returns a stream's last picture at the end
-  // without them. Returned without a residual
-  // (nothing to rebuild it from; with no vectors it would be a plain frame difference passed off as one).
+  // without them. Returned without a residual (nothing to rebuild it from; with no vectors it would be a plain
+  // frame difference passed off as one) and marked FrameData::without_export.
   int64_t frames_without_export = 0;
 };
 
@@ -98,6 +98,7 @@ struct FrameData {
   int64_t gop_index = 0;
   int64_t packet_size = -1;
   bool corrupt = false;
+  bool without_export = false;  // an inter picture the decoder exported no vectors or quantisers for
   int rounding = -1;          // MPEG-4/H.263+ no_rounding flag read from the bitstream, -1 when not applicable
   int64_t inter_pixels = 0;   // pixels predicted by a motion vector
   int width = 0, height = 0;
@@ -194,7 +195,7 @@ class VideoReader {
   void emit(Pending& pending, FrameData& out);
   void keep_reference(AVFrame* frame, int64_t rank, const PacketInfo& packet, char pict_type);
   // copy_luma false: the luma buffer is allocated and left to fill_residual, which writes it in its own pass.
-  void fill_pixels(const AVFrame* frame, FrameData& out, bool copy_luma) const;
+  void fill_pixels(const AVFrame* frame, FrameData& out, bool with_luma) const;
   void fill_qp(const AVFrame* frame, FrameData& out) const;
   void fill_residual(const AVFrame* frame, const PacketInfo& packet, int64_t rank, FrameData& out);
   // The residual as the decoded frame minus a prediction picture of the same geometry, and the luma with it.

@@ -185,6 +185,8 @@ class Frame:
         decode_index: position of its packet in decode order.
         packet_size: size in bytes of the packet that carried it.
         corrupt: the decoder flagged this frame as damaged (concealed).
+        without_export: an inter frame the decoder exported no vectors or quantisers for (the last picture of an
+            MPEG-1/2/4 stream decoded with output delay; ``stats.frames_without_export`` counts them).
         rounding: MPEG-4 / H.263+ rounding-control bit of a P-frame read from the bitstream, else -1.
         inter_pixels: how many pixels a motion vector predicts (the rest are intra-coded).
         buffer_addresses: addresses of the buffers the C++ core filled ("luma", "residual", "motion_vectors"), so
@@ -210,6 +212,7 @@ class Frame:
     inter_pixels: int = 0
     buffer_addresses: dict = field(default_factory=dict, repr=False)
     residual_cell_sums: Optional[torch.Tensor] = None
+    without_export: bool = False
 
     def __repr__(self) -> str:
         def shape(t):
@@ -254,6 +257,7 @@ def _frame_from(raw: dict) -> Frame:
         decode_index=raw["decode_index"],
         packet_size=raw["packet_size"],
         corrupt=raw["corrupt"],
+        without_export=raw["without_export"],
         rounding=raw["rounding"],
         inter_pixels=raw["inter_pixels"],
         buffer_addresses=raw["buffer_addresses"],

@@ -258,7 +258,7 @@ class _Builder:
     def _step(self, frame, luma: torch.Tensor | None) -> torch.Tensor:
         """One P-frame's past field at delta size, from the codec's vectors or matched against its anchor."""
         if self.estimation is None:
-            if frame.qp is None and frame.motion_vectors.shape[0] == 0 and self.anchor_full is not None:
+            if frame.without_export and self.anchor_full is not None:
                 # The last picture of an MPEG-1/2/4 stream decoded with output delay: libavcodec returns it at the
                 # end without vectors (reader.stats.frames_without_export), so it is matched against its anchor.
                 small = luma if luma is not None else resize_plane(frame.luma, self.delta_size)
