@@ -6,11 +6,14 @@
 //                      offers, so the bound for an MV-only path (H.264 ignores skip_idct)
 //   reader mv-only     the reader's motion-vector-only path (loop filter / IDCT skipped)
 //   reader full        the reader with luma, residuals and vectors
+//   + outputs written  decode + export_mvs, and each frame's luma and a residual-sized int16 plane written into
+//                      fresh (pooled) buffers the way the reader writes them (streaming stores), nothing
+//                      computed: the floor of any full extraction that hands over those two planes
 // plus, inside the full run, the time spent copying vectors/planes and computing residuals. Each stage is timed
 // by wall clock and by this thread's CPU time (best of the repeats for each): on a shared machine the CPU-time
 // ratio is the steadier one.
 // Usage: bench_stages VIDEO [repeats [STAGE]]
-// With STAGE (decode, export, mv-only or full) only that stage runs, once per repeat, and prints its time: the
+// With STAGE (decode, export, export-no-deblock, outputs, mv-only or full) only that stage runs, once per repeat, and prints its time: the
 // form to profile under perf or callgrind.
 #include <chrono>
 #include <cstdio>
@@ -19,9 +22,12 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "errors.h"
 #include "ffmpeg.h"
+#include "owned_buffer.h"
+#include "simd_dispatch.h"
 #include "video_reader.h"
 
 using namespace codecprim;
@@ -33,7 +39,7 @@ double seconds_since(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-enum class Libav { kDemux, kDecode, kExport, kExportNoDeblock };
+enum class Libav { kDemux, kDecode, kExport, kExportNoDeblock, kExportOutputs };
 
 // Returns the packets demuxed (kDemux) or frames decoded.
 long run_libav(const std::string& path, Libav mode) {
@@ -49,7 +55,7 @@ long run_libav(const std::string& path, Libav mode) {
   avcodec_parameters_to_context(ctx.get(), fmt->streams[stream]->codecpar);
   ctx->thread_count = 1;
   AVDictionary* raw_opts = nullptr;
-  if (mode == Libav::kExport || mode == Libav::kExportNoDeblock) av_dict_set(&raw_opts, "flags2", "+export_mvs", 0);
+  if (mode == Libav::kExport || mode == Libav::kExportNoDeblock || mode == Libav::kExportOutputs) av_dict_set(&raw_opts, "flags2", "+export_mvs", 0);
   if (mode == Libav::kExportNoDeblock) av_dict_set(&raw_opts, "skip_loop_filter", "all", 0);
   const int opened = avcodec_open2(ctx.get(), codec, &raw_opts);
   std::unique_ptr<AVDictionary, DictionaryFreer> opts(raw_opts);
@@ -57,9 +63,30 @@ long run_libav(const std::string& path, Libav mode) {
   PacketPtr packet(av_packet_alloc());
   FramePtr frame(av_frame_alloc());
   long count = 0;
+  const PixelKernels& kernels = pixel_kernels();
+  std::vector<int16_t> strip;  // a row of tiles' residual, as the reader streams it out (here zeros)
+  // The planes the reader hands over for a frame, written as it writes them: luma rows and residual strips of
+  // 16 rows, each streamed out once.
+  auto write_outputs = [&](const AVFrame* f) {
+    const int w = f->width - static_cast<int>(f->crop_left + f->crop_right);
+    const int h = f->height - static_cast<int>(f->crop_top + f->crop_bottom);
+    OwnedBuffer<uint8_t> luma(static_cast<size_t>(w) * h);
+    OwnedBuffer<int16_t> residual(static_cast<size_t>(w) * h);
+    strip.resize(static_cast<size_t>(16) * w);
+    const uint8_t* top = f->data[0] + static_cast<std::ptrdiff_t>(f->crop_top) * f->linesize[0] + f->crop_left;
+    for (int y = 0; y < h; y += 16) {
+      const int rows = std::min(16, h - y);
+      kernels.stream_rows(reinterpret_cast<const uint8_t*>(strip.data()), 0,
+                          reinterpret_cast<uint8_t*>(residual.data() + static_cast<size_t>(y) * w), 0,
+                          static_cast<size_t>(rows) * w * sizeof(int16_t), 1);
+      kernels.stream_rows(top + static_cast<std::ptrdiff_t>(y) * f->linesize[0], f->linesize[0],
+                          luma.data() + static_cast<size_t>(y) * w, w, static_cast<size_t>(w), rows);
+    }
+  };
   auto drain = [&]() {
     while (avcodec_receive_frame(ctx.get(), frame.get()) == 0) {
       ++count;
+      if (mode == Libav::kExportOutputs) write_outputs(frame.get());
       av_frame_unref(frame.get());
     }
   };
@@ -125,7 +152,7 @@ Timing best_of(int repeats, F&& body) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s VIDEO [repeats [decode|export|export-no-deblock|mv-only|full]]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s VIDEO [repeats [decode|export|export-no-deblock|outputs|mv-only|full]]\n", argv[0]);
     return 2;
   }
   const std::string path = argv[1];
@@ -140,10 +167,12 @@ int main(int argc, char** argv) {
         t = best_of(repeats, [&] { run_libav(path, Libav::kExport); });
       } else if (stage == "export-no-deblock") {  // MV-only's bound
         t = best_of(repeats, [&] { run_libav(path, Libav::kExportNoDeblock); });
+      } else if (stage == "outputs") {  // full extraction's floor
+        t = best_of(repeats, [&] { run_libav(path, Libav::kExportOutputs); });
       } else if (stage == "mv-only" || stage == "full") {
         t = best_of(repeats, [&] { run_reader(path, stage == "full"); });
       } else {
-        std::fprintf(stderr, "unknown stage %s (decode, export, export-no-deblock, mv-only, full)\n", stage.c_str());
+        std::fprintf(stderr, "unknown stage %s (decode, export, export-no-deblock, outputs, mv-only, full)\n", stage.c_str());
         return 2;
       }
       std::printf("%s: %.3f s wall, %.3f s CPU\n", stage.c_str(), t.wall, t.cpu);
@@ -152,7 +181,7 @@ int main(int argc, char** argv) {
     // Stages interleaved, repeat by repeat, so that load on a shared machine hits them alike.
     long frames = 0;
     ReaderRun full_run;
-    Timing demux, decode, exported, no_deblock, mv_only, full;
+    Timing demux, decode, exported, no_deblock, outputs, mv_only, full;
     for (int r = 0; r < repeats; ++r) {
       auto keep_best = [](Timing& best, const Timing& t) {
         best.wall = std::min(best.wall, t.wall);
@@ -162,6 +191,7 @@ int main(int argc, char** argv) {
       keep_best(decode, best_of(1, [&] { run_libav(path, Libav::kDecode); }));
       keep_best(exported, best_of(1, [&] { run_libav(path, Libav::kExport); }));
       keep_best(no_deblock, best_of(1, [&] { run_libav(path, Libav::kExportNoDeblock); }));
+      keep_best(outputs, best_of(1, [&] { run_libav(path, Libav::kExportOutputs); }));
       keep_best(mv_only, best_of(1, [&] { run_reader(path, false); }));
       keep_best(full, best_of(1, [&] { full_run = run_reader(path, true); }));
     }
@@ -177,6 +207,7 @@ int main(int argc, char** argv) {
     row("decode (bare libavcodec)", decode);
     row("decode + export_mvs", exported);
     row("decode + export_mvs, no deblock", no_deblock);
+    row("decode + export_mvs + outputs", outputs);
     row("reader mv-only", mv_only);
     row("reader full", full);
     // The reader times these by thread CPU time: they belong to the CPU column.

@@ -25,14 +25,15 @@ def test_bench_stages_builds_and_reports_every_stage(media, tmp_path):
                          text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     for stage in ("demux", "decode (bare libavcodec)", "decode + export_mvs", "decode + export_mvs, no deblock",
-                  "reader mv-only", "reader full", "of which copies", "of which residuals"):
+                  "decode + export_mvs + outputs", "reader mv-only", "reader full", "of which copies", "of which residuals"):
         assert re.search(rf"^\s*{re.escape(stage)}\s+\d+\.\d+", run.stdout, re.M), (stage, run.stdout)
     # Wall and CPU ratios: bare decoding is the baseline of both.
     assert re.search(r"^decode \(bare libavcodec\)\s+\S+\s+\S+\s+1\.00\s+\S+\s+1\.00$", run.stdout, re.M), run.stdout
 
-    one = subprocess.run([str(build / "bench_stages"), str(media["h264_bframes"]), "1", "full"], capture_output=True,
-                         text=True, timeout=300)
-    assert one.returncode == 0 and re.fullmatch(r"full: \d+\.\d+ s wall, \d+\.\d+ s CPU\n", one.stdout), one.stdout
+    for stage in ("full", "outputs"):
+        one = subprocess.run([str(build / "bench_stages"), str(media["h264_bframes"]), "1", stage],
+                             capture_output=True, text=True, timeout=300)
+        assert one.returncode == 0 and re.fullmatch(rf"{stage}: \d+\.\d+ s wall, \d+\.\d+ s CPU\n", one.stdout), one.stdout
     unknown = subprocess.run([str(build / "bench_stages"), str(media["h264_bframes"]), "1", "nonsense"],
                              capture_output=True, text=True, timeout=60)
     assert unknown.returncode == 2 and "unknown stage" in unknown.stderr
