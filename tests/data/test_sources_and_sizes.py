@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from codecprim import codec_patches
@@ -15,14 +15,17 @@ from codecprim.data import fit_pixels, sources
 @settings(max_examples=200, deadline=None)
 @given(h=st.integers(16, 4000), w=st.integers(16, 4000), patch=st.sampled_from([14, 16, 28]),
        budget=st.integers(1, 400))
+@example(h=36, w=425, patch=16, budget=54)  # rounded sides fit the budget exactly: not scaled
 def test_fit_pixels_keeps_bounds_and_aspect(h, w, patch, budget):
     max_pixels = budget * patch * patch
     fh, fw = fit_pixels(h, w, patch, max_pixels=max_pixels)
     assert fh % patch == 0 and fw % patch == 0 and fh >= patch and fw >= patch
     if fh > patch and fw > patch:  # neither side clamped to one patch
         assert fh * fw <= max_pixels
-        # rounding moves each side by less than one patch from the exact aspect-preserving size
-        scale = min(1.0, math.sqrt(max_pixels / (h * w)))
+        # rounding moves each side by less than one patch from the exact aspect-preserving size; the sides are
+        # scaled only when their rounded size exceeds the budget (h=36, w=425, patch 16: 32 x 432 fits 54 patches)
+        rounded = max(patch, round(h / patch) * patch) * max(patch, round(w / patch) * patch)
+        scale = 1.0 if rounded <= max_pixels else math.sqrt(max_pixels / (h * w))
         assert abs(fh - h * scale) < patch * 1.5 and abs(fw - w * scale) < patch * 1.5
     lo_h, lo_w = fit_pixels(h, w, patch, min_pixels=max_pixels)
     assert lo_h * lo_w >= max_pixels
