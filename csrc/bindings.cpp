@@ -642,14 +642,21 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release release;
         r.reader().seek_to_frame(i);
       })
+      .def("seeks_by_keyframe", [](PyReader& r) {
+        py::gil_scoped_release release;  // builds the index on first use
+        return r.reader().seeks_by_keyframe();
+      })
       .def("rewind", [](PyReader& r) {
         py::gil_scoped_release release;
         r.reader().rewind();
       })
-      .def("request", [](PyReader& r, std::vector<int64_t> indices) {
-        py::gil_scoped_release release;
-        r.reader().request(std::move(indices));
-      })
+      .def(
+          "request",
+          [](PyReader& r, std::vector<int64_t> indices, bool skip_nonref) {
+            py::gil_scoped_release release;
+            r.reader().request(std::move(indices), skip_nonref);
+          },
+          py::arg("indices"), py::arg("skip_nonref") = true)
       .def("sum_residual_cells", [](PyReader& r, int hg, int wg) { r.reader().sum_residual_cells(hg, wg); })
       .def("close", &PyReader::close);
 }

@@ -401,6 +401,8 @@ void VideoReader::restart_at(int64_t display_index) {
   indexed_positions_ = index().pts_valid;
 }
 
+bool VideoReader::seeks_by_keyframe() { return index().pts_valid && seeks_exactly(); }
+
 void VideoReader::seek_to_frame(int64_t display_index) {
   const StreamIndex& idx = index();
   guard_->progress();
@@ -434,12 +436,12 @@ void VideoReader::seek_to_frame(int64_t display_index) {
   check_seek_landing_ = true;
 }
 
-void VideoReader::request(std::vector<int64_t> display_indices) {
+void VideoReader::request(std::vector<int64_t> display_indices, bool skip_nonref_pictures) {
   std::sort(display_indices.begin(), display_indices.end());
   display_indices.erase(std::unique(display_indices.begin(), display_indices.end()), display_indices.end());
   wanted_ = std::move(display_indices);
   skip_nonref_ = false;
-  if (wanted_.empty()) return;
+  if (wanted_.empty() || !skip_nonref_pictures) return;
   const StreamIndex& idx = index();
   skip_nonref_ = std::none_of(wanted_.begin(), wanted_.end(), [&idx](int64_t i) {
     return i < 0 || i >= static_cast<int64_t>(idx.frames.size()) || idx.frames[static_cast<size_t>(i)].pict_type == 'B';

@@ -135,14 +135,18 @@ class VideoReader {
   // Repositions so that next() returns the frame with this display index, reached by seeking to the
   // keyframe at or before its GOP (not by decoding everything before it).
   void seek_to_frame(int64_t display_index);
+  // Whether seek_to_frame jumps to a keyframe; otherwise (program/transport and raw streams, or no usable
+  // timestamps) it decodes forward from the start, and reading on from an earlier position costs less.
+  bool seeks_by_keyframe();
 
   // Back to the first frame, without building the index.
   void rewind();
 
   // Until called again with an empty list, next() returns only frames with these display indices: the others
   // are decoded only as far as references need them (no pixel copy, no residual), and when no requested frame
-  // is a B-frame, non-reference pictures are not decoded at all where positions come from the index.
-  void request(std::vector<int64_t> display_indices);
+  // is a B-frame, non-reference pictures are not decoded at all where positions come from the index (unless
+  // skip_nonref_pictures is false: on a damaged stream their decoding changes how later pictures are concealed).
+  void request(std::vector<int64_t> display_indices, bool skip_nonref_pictures = true);
 
   // From the next frame on, inter frames carry the sums of their squared residual over an hg x wg grid of the
   // display picture (residual_energy.h's cells) instead of the residual: computed inside the residual pass, so

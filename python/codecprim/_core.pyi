@@ -18,10 +18,13 @@ class Reader:
         """Counters (packets, frames, frames_decoded, skipped_packets, corrupt_frames, decode_errors,
         frames_reordered, frames_retimed, frames_pts_synthesized), truncated and its cause (truncation), residual/copy seconds."""
     def seek_to_frame(self, index: int) -> None: ...
+    def seeks_by_keyframe(self) -> bool:
+        """Whether seek_to_frame jumps to a keyframe (False: it decodes forward from the start)."""
     def rewind(self) -> None: ...
-    def request(self, indices: List[int]) -> None:
-        """next() returns only these display indices (others are not copied or predicted; non-reference pictures
-        are not decoded when none of them is a B-frame); an empty list returns every frame again."""
+    def request(self, indices: List[int], skip_nonref: bool = True) -> None:
+        """next() returns only these display indices (others are not copied or predicted; with skip_nonref,
+        non-reference pictures are not decoded when none of them is a B-frame); an empty list returns every frame
+        again."""
     def close(self) -> None: ...
 
 def predict(ref: np.ndarray, x: int, y: int, mv_x: int, mv_y: int, w: int, h: int, method: str) -> np.ndarray:

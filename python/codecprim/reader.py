@@ -461,7 +461,13 @@ class Reader:
         Each GOP that holds a requested frame is decoded once, from its keyframe; GOPs holding none are not.
         Frames between requested ones are decoded only as references (no pixel copy, no residual), and when no
         requested frame is a B-frame, non-reference pictures are skipped by the decoder (``stats.frames_decoded``
-        shows it).
+        shows it). Where seeking would decode from the start anyway (program/transport and raw streams), a later
+        GOP is read on to instead.
+
+        The frames equal those iteration returns. When the decoder conceals damage on the way (``frame.corrupt``,
+        ``stats.corrupt_frames``), that would not hold after a seek or a skipped picture: libavcodec conceals with
+        state carried over from the pictures decoded before. The call then reads as iteration does, from the
+        start with every picture decoded, which on a damaged file costs a decode up to the last frame asked for.
         """
         total = len(self)
         wanted: List[int] = []
@@ -481,9 +487,24 @@ class Reader:
         for j in sorted(set(wanted)):
             by_gop.setdefault(gop_of[j], []).append(j)
         got: Dict[int, Frame] = {}
-        core.request(sorted(set(wanted)))
+        requested = sorted(set(wanted))
+        pict_types = self._frame_index()["pict_types"]
+        skips_nonref = not any(pict_types[j] == "B" for j in requested)  # what the core's request does
+        core.request(requested)
         try:
-            self._read_requested(core, by_gop, gop_of, total, got)
+            concealed_before = core.stats()["corrupt_frames"]
+            exact = self._read_requested(core, by_gop, gop_of, total, got)
+            if not exact or (skips_nonref and core.stats()["corrupt_frames"] > concealed_before):
+                # The decoder concealed damage on the way. libavcodec conceals with state it carries over from
+                # the pictures decoded before: across keyframes (H.264's concealment of a damaged P-slice
+                # differs after a flush) and through the non-reference pictures a sparse read skips (a damaged
+                # MPEG-4 B-VOP changes what later pictures conceal). The concealed picture, and every picture
+                # predicted from it, could then differ from what iteration gives. Read as iteration does
+                # instead: from the start, every picture decoded. On a damaged file this costs a decode up to
+                # the last frame asked for.
+                core.request(requested, skip_nonref=False)
+                core.seek_to_frame(0)
+                self._read_through(core, set(requested), requested[-1], got)
         finally:
             core.request([])
         missing = sorted(set(wanted) - set(got))
@@ -495,25 +516,38 @@ class Reader:
         return [got[j] for j in wanted]
 
     @staticmethod
-    def _read_requested(core, by_gop: Dict[int, List[int]], gop_of: List[int], total: int, got: Dict[int, Frame]):
+    def _read_requested(core, by_gop: Dict[int, List[int]], gop_of: List[int], total: int,
+                        got: Dict[int, Frame]) -> bool:
+        """Reads the requested frames GOP by GOP; False (stopping there) when a GOP reached by jumping to a
+        keyframe past the first GOP decoded a picture the decoder flagged as concealed."""
+        jumps = core.seeks_by_keyframe()
         position = -1  # display index core.next() returns next, when known
         for gop in sorted(by_gop):
-            targets = set(by_gop[gop])
             first, last = by_gop[gop][0], by_gop[gop][-1]
-            # Reading on is free when the reader already stands inside this GOP (the last one ended at its edge).
-            if not (0 <= position <= first and position < total and gop_of[position] == gop):
+            # Reading on is free when the reader already stands inside this GOP (the last one ended at its edge),
+            # and cheaper than a seek that decodes forward from the start anyway.
+            reads_on = 0 <= position <= first and position < total and (gop_of[position] == gop or not jumps)
+            if not reads_on:
                 core.seek_to_frame(first)
-            position = -1
-            while True:
-                raw = core.next()
-                if raw is None:
-                    break
-                index = raw["index"]
-                if index in targets:
-                    got[index] = _frame_from(raw)
-                if index >= last:
-                    position = index + 1
-                    break
+            concealed_before = core.stats()["corrupt_frames"]
+            position = Reader._read_through(core, set(by_gop[gop]), last, got)
+            if jumps and not reads_on and gop > 0 and core.stats()["corrupt_frames"] > concealed_before:
+                return False
+        return True
+
+    @staticmethod
+    def _read_through(core, targets: set, last: int, got: Dict[int, Frame]) -> int:
+        """Reads on until display index ``last``, keeping the targets; returns the index read next (-1 when
+        unknown: the stream ended)."""
+        while True:
+            raw = core.next()
+            if raw is None:
+                return -1
+            index = raw["index"]
+            if index in targets:
+                got[index] = _frame_from(raw)
+            if index >= last:
+                return index + 1
 
     def _gop_of_frame(self) -> List[int]:
         """GOP number of every display index."""
