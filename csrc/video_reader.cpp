@@ -397,8 +397,11 @@ const StreamIndex& VideoReader::index() {
 void VideoReader::restart_at(int64_t display_index) {
   rewind();
   skip_until_ = display_index;
-  // With distinct timestamps positions come from the index; without, only counting from the start knows them.
-  indexed_positions_ = index().pts_valid;
+  // Positions are found as iteration finds them (counted until the decoder rejects data, then looked up by
+  // pts): on a damaged stream counting and looking up can disagree, and a read from the start is then exactly
+  // iteration. Skipping non-reference pictures leaves gaps counting cannot see: then they come from the index
+  // (when its timestamps are distinct).
+  if (skip_nonref_) indexed_positions_ = index().pts_valid;
 }
 
 bool VideoReader::seeks_by_keyframe() { return index().pts_valid && seeks_exactly(); }

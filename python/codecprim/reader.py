@@ -265,6 +265,12 @@ def _frame_from(raw: dict) -> Frame:
     )
 
 
+def _damage_seen(core) -> int:
+    """Pictures the decoder concealed plus packets it rejected, so far."""
+    stats = core.stats()
+    return stats["corrupt_frames"] + stats["skipped_packets"] + stats["decode_errors"]
+
+
 def _source_of(source, name: Optional[str]):
     """(what the core reads, the name errors use, whether it is a path) for a path, bytes or a file object."""
     if name is not None and not isinstance(name, str):
@@ -492,10 +498,10 @@ class Reader:
         skips_nonref = not any(pict_types[j] == "B" for j in requested)  # what the core's request does
         core.request(requested)
         try:
-            concealed_before = core.stats()["corrupt_frames"]
+            damage_before = _damage_seen(core)
             exact = self._read_requested(core, by_gop, gop_of, total, got)
-            if not exact or (skips_nonref and core.stats()["corrupt_frames"] > concealed_before):
-                # The decoder concealed damage on the way. libavcodec conceals with state it carries over from
+            if not exact or (skips_nonref and _damage_seen(core) > damage_before):
+                # The decoder met damage on the way. libavcodec conceals with state it carries over from
                 # the pictures decoded before: across keyframes (H.264's concealment of a damaged P-slice
                 # differs after a flush) and through the non-reference pictures a sparse read skips (a damaged
                 # MPEG-4 B-VOP changes what later pictures conceal). The concealed picture, and every picture
@@ -518,8 +524,8 @@ class Reader:
     @staticmethod
     def _read_requested(core, by_gop: Dict[int, List[int]], gop_of: List[int], total: int,
                         got: Dict[int, Frame]) -> bool:
-        """Reads the requested frames GOP by GOP; False (stopping there) when a GOP reached by jumping to a
-        keyframe past the first GOP decoded a picture the decoder flagged as concealed."""
+        """Reads the requested frames GOP by GOP; False (stopping there) when the decoder met damage in a GOP
+        reached by jumping to a keyframe past the first GOP."""
         jumps = core.seeks_by_keyframe()
         position = -1  # display index core.next() returns next, when known
         for gop in sorted(by_gop):
@@ -529,9 +535,9 @@ class Reader:
             reads_on = 0 <= position <= first and position < total and (gop_of[position] == gop or not jumps)
             if not reads_on:
                 core.seek_to_frame(first)
-            concealed_before = core.stats()["corrupt_frames"]
+            damage_before = _damage_seen(core)
             position = Reader._read_through(core, set(by_gop[gop]), last, got)
-            if jumps and not reads_on and gop > 0 and core.stats()["corrupt_frames"] > concealed_before:
+            if jumps and not reads_on and gop > 0 and _damage_seen(core) > damage_before:
                 return False
         return True
 
