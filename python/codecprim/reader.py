@@ -460,7 +460,7 @@ class Reader:
         """The frame with display index ``i`` (negative counts from the end); IndexError when out of range."""
         return self.frames_at([i])[0]
 
-    def frames_at(self, indices: Iterable[int]) -> List[Frame]:
+    def frames_at(self, indices: Iterable[int], *, match_iteration: bool = True) -> List[Frame]:
         """Frames at these display indices, returned in the order asked (duplicates and negative indices
         allowed; IndexError when one is out of range).
 
@@ -474,6 +474,8 @@ class Reader:
         ``stats.corrupt_frames``), that would not hold after a seek or a skipped picture: libavcodec conceals with
         state carried over from the pictures decoded before. The call then reads as iteration does, from the
         start with every picture decoded, which on a damaged file costs a decode up to the last frame asked for.
+        ``match_iteration=False`` keeps the sparse read's cost instead (what data loaders making many calls per
+        file want): frames the decoder concealed, and those predicted from them, may then differ from iteration.
         """
         total = len(self)
         wanted: List[int] = []
@@ -499,8 +501,8 @@ class Reader:
         core.request(requested)
         try:
             damage_before = _damage_seen(core)
-            exact = self._read_requested(core, by_gop, gop_of, total, got)
-            if not exact or (skips_nonref and _damage_seen(core) > damage_before):
+            exact = self._read_requested(core, by_gop, gop_of, total, got, stop_on_damage=match_iteration)
+            if match_iteration and (not exact or (skips_nonref and _damage_seen(core) > damage_before)):
                 # The decoder met damage on the way. libavcodec conceals with state it carries over from
                 # the pictures decoded before: across keyframes (H.264's concealment of a damaged P-slice
                 # differs after a flush) and through the non-reference pictures a sparse read skips (a damaged
@@ -522,10 +524,10 @@ class Reader:
         return [got[j] for j in wanted]
 
     @staticmethod
-    def _read_requested(core, by_gop: Dict[int, List[int]], gop_of: List[int], total: int,
-                        got: Dict[int, Frame]) -> bool:
-        """Reads the requested frames GOP by GOP; False (stopping there) when the decoder met damage in a GOP
-        reached by jumping to a keyframe past the first GOP."""
+    def _read_requested(core, by_gop: Dict[int, List[int]], gop_of: List[int], total: int, got: Dict[int, Frame],
+                        stop_on_damage: bool) -> bool:
+        """Reads the requested frames GOP by GOP; with stop_on_damage, False (stopping there) when the decoder met
+        damage in a GOP reached by jumping to a keyframe past the first GOP."""
         jumps = core.seeks_by_keyframe()
         position = -1  # display index core.next() returns next, when known
         for gop in sorted(by_gop):
@@ -537,7 +539,7 @@ class Reader:
                 core.seek_to_frame(first)
             damage_before = _damage_seen(core)
             position = Reader._read_through(core, set(by_gop[gop]), last, got)
-            if jumps and not reads_on and gop > 0 and _damage_seen(core) > damage_before:
+            if stop_on_damage and jumps and not reads_on and gop > 0 and _damage_seen(core) > damage_before:
                 return False
         return True
 

@@ -221,3 +221,21 @@ def test_frames_at_on_heavily_damaged_stream_matches_iteration(tmp_path):
             got = reader.frames_at(indices)
             for i, frame in zip(indices, got):
                 assert_same_frame(frame, expected[i])
+
+
+def test_frames_at_can_keep_the_sparse_cost_on_damaged_streams(media, tmp_path):
+    # Data loaders make many calls per file: match_iteration=False keeps each to its GOP even where the decoder
+    # conceals damage (packet 40 lies in frames 36-47, the fourth GOP of 12).
+    path = tmp_path / "damaged.mp4"
+    damage_packets(media["h264_no_bframes"], path, [40])
+    expected = sequential(path)
+    assert expected[40].corrupt
+    costs = {}
+    for match in (True, False):
+        with codecprim.open(path) as reader:
+            (frame,) = reader.frames_at([45], match_iteration=match)
+            costs[match] = reader.stats.frames_decoded
+        assert frame.index == 45
+        if match:
+            assert_same_frame(frame, expected[45])
+    assert costs[False] <= 45 - 36 + 1 < 45 <= costs[True], costs

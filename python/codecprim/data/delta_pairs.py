@@ -146,7 +146,8 @@ class DeltaPairs(VideoDataset):
         # fuse_pframes warps pictures itself: the codec's residual pass would go unused.
         with open_video(path, residuals=False, pixels=True, chroma=True, threads=self.threads) as reader:
             full = reader.info.pix_fmt.startswith("yuvj")
-            reference, current = reader.frames_at([ref, frame])
+            # One call per pair: on a damaged file, matching iteration would decode from the start each time.
+            reference, current = reader.frames_at([ref, frame], match_iteration=False)
         step = fuse_pframes([reference, current], size=self.size, skipped_b_frames=True)
         luma = torch.stack([reference.luma, current.luma])  # (2, H, W)
         chroma = torch.stack([reference.chroma, current.chroma])  # (2, 2, Hc, Wc)

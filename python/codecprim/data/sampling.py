@@ -178,4 +178,5 @@ def read_frames(reader, indices: Sequence[int]) -> Iterator:
             continue
         lead_in = gops[number - 1].num_frames if mpeg4 and number > 0 else 0
         for run in decode_runs(group, gop.first_frame, lead_in=lead_in):
-            yield from reader.frames_at(run)
+            # Many calls per file: on a damaged one, matching iteration would decode from the start each time.
+            yield from reader.frames_at(run, match_iteration=False)
