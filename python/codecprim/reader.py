@@ -565,7 +565,9 @@ class Reader:
         return owners
 
     def read_frames(self, start: int, stop: int) -> List[Frame]:
-        """Frames with display index in [start, stop), reached by seeking to the keyframe before ``start``."""
+        """Frames with display index in [start, stop), reached by seeking to the keyframe before ``start``. Where
+        the decoder conceals damage after that seek, the concealed frames and those predicted from them can differ
+        from iteration's; :meth:`frames_at` returns iteration's."""
         return list(self.iter_frames(start, stop))
 
     def iter_frames(self, start: int, stop: int) -> Iterator[Frame]:
