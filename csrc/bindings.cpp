@@ -642,6 +642,7 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release release;
         r.reader().seek_to_frame(i);
       })
+      .def("resumable_from", [](PyReader& r) { return r.reader().resumable_from(); })
       .def("seeks_by_keyframe", [](PyReader& r) {
         py::gil_scoped_release release;  // builds the index on first use
         return r.reader().seeks_by_keyframe();

@@ -406,6 +406,12 @@ void VideoReader::restart_at(int64_t display_index) {
 
 bool VideoReader::seeks_by_keyframe() { return index().pts_valid && seeks_exactly(); }
 
+int64_t VideoReader::resumable_from() const {
+  // Before any frame came out, a seek sets positioning up best (it picks indexed positions, which skipping
+  // non-reference pictures needs); costs are the same.
+  return !returned_any_ || flushing_ || finished_ || check_seek_landing_ ? -1 : next_display_index_;
+}
+
 void VideoReader::seek_to_frame(int64_t display_index) {
   const StreamIndex& idx = index();
   guard_->progress();

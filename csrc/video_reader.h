@@ -138,6 +138,10 @@ class VideoReader {
   // Whether seek_to_frame jumps to a keyframe; otherwise (program/transport and raw streams, or no usable
   // timestamps) it decodes forward from the start, and reading on from an earlier position costs less.
   bool seeks_by_keyframe();
+  // The display index of the next frame the decoder will hand the reader, when reading on from here is possible
+  // (a frame returned since the decoder started, the stream not drained, no seek waiting for its first frame);
+  // -1 otherwise. Frames from there on can be requested without repositioning.
+  int64_t resumable_from() const;
 
   // Back to the first frame, without building the index.
   void rewind();

@@ -18,6 +18,8 @@ class Reader:
         """Counters (packets, frames, frames_decoded, skipped_packets, corrupt_frames, decode_errors,
         frames_reordered, frames_retimed, frames_pts_synthesized), truncated and its cause (truncation), residual/copy seconds."""
     def seek_to_frame(self, index: int) -> None: ...
+    def resumable_from(self) -> int:
+        """Display index of the next frame reading on would reach, or -1 when only a seek repositions."""
     def seeks_by_keyframe(self) -> bool:
         """Whether seek_to_frame jumps to a keyframe (False: it decodes forward from the start)."""
     def rewind(self) -> None: ...

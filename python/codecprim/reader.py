@@ -529,7 +529,8 @@ class Reader:
         """Reads the requested frames GOP by GOP; with stop_on_damage, False (stopping there) when the decoder met
         damage in a GOP reached by jumping to a keyframe past the first GOP."""
         jumps = core.seeks_by_keyframe()
-        position = -1  # display index core.next() returns next, when known
+        position = core.resumable_from()  # display index reading on reaches next (-1: unknown); a call may go on
+        # from where the last one stopped (samplers make one call per run of frames)
         for gop in sorted(by_gop):
             first, last = by_gop[gop][0], by_gop[gop][-1]
             # Reading on is free when the reader already stands inside this GOP (the last one ended at its edge),
