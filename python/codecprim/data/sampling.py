@@ -132,11 +132,14 @@ _EXPORT_COST = 1.0
 
 def decode_runs(indices: Sequence[int], gop_first: int, *, lead_in: int = 0) -> list[list[int]]:
     """Split the ascending ``indices`` of one GOP (first frame ``gop_first``) into runs, one ``frames_at`` call
-    (one seek) each.
+    each.
 
-    Reading on from one requested frame to the next decodes and hands out every frame between them; seeking
-    again decodes from the keyframe (plus ``lead_in`` frames before it) but hands out only the one asked for.
-    Each step takes the cheaper: sparse requests (uniform sampling of a long video) re-seek, dense ones read on.
+    A call holds its frames until it returns, so sparse requests (uniform sampling of a long video) get a call per
+    frame and hand each out once it is decoded, while dense ones share a call. The split is priced as if a new
+    call sought the keyframe again (plus ``lead_in`` frames before it) and a shared one handed out every frame
+    between: the model from before ``frames_at`` read on between calls. Now a later call goes on from where the
+    previous one stopped, and frames between requested ones are decoded but not handed out, so the split
+    changes what is held at once, not the decoding.
     """
     runs: list[list[int]] = []
     for index in indices:
