@@ -643,6 +643,7 @@ PYBIND11_MODULE(_core, m) {
         r.reader().seek_to_frame(i);
       })
       .def("resumable_from", [](PyReader& r) { return r.reader().resumable_from(); })
+      .def("reads_as_iteration", [](PyReader& r) { return r.reader().reads_as_iteration(); })
       .def("seeks_by_keyframe", [](PyReader& r) {
         py::gil_scoped_release release;  // builds the index on first use
         return r.reader().seeks_by_keyframe();

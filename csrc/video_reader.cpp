@@ -377,6 +377,8 @@ void VideoReader::rewind() {
   skip_until_ = 0;
   indexed_positions_ = false;
   check_seek_landing_ = false;
+  jumped_ = false;
+  skipped_nonref_ = false;
 }
 
 const StreamIndex& VideoReader::index() {
@@ -443,6 +445,7 @@ void VideoReader::seek_to_frame(int64_t display_index) {
   skip_until_ = display_index;
   indexed_positions_ = true;
   check_seek_landing_ = true;
+  jumped_ = true;
 }
 
 void VideoReader::request(std::vector<int64_t> display_indices, bool skip_nonref_pictures) {
@@ -504,6 +507,7 @@ void VideoReader::feed_packet() {
     compat::tag_packet(codec_.get(), packet_.get(), info.decode_index);
     // Skipped pictures leave no trace in the output, so only where positions come from pts, not from counting.
     codec_->skip_frame = skip_nonref_ && indexed_positions_ ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
+    skipped_nonref_ |= codec_->skip_frame == AVDISCARD_NONREF;
     const int sent = avcodec_send_packet(codec_.get(), packet_.get());
     if (sent >= 0) {
       bframe_prediction_.send(packet_.get(), info.decode_index, codec_->skip_frame);

@@ -142,6 +142,10 @@ class VideoReader {
   // (a frame returned since the decoder started, the stream not drained, no seek waiting for its first frame);
   // -1 otherwise. Frames from there on can be requested without repositioning.
   int64_t resumable_from() const;
+  // Whether the decoder has seen what iteration feeds it since it last started from the beginning: no jump to a
+  // keyframe, no non-reference picture skipped. libavcodec conceals damage with state carried over from earlier
+  // pictures, so only then are concealed pictures (and those predicted from them) the ones iteration returns.
+  bool reads_as_iteration() const { return !jumped_ && !skipped_nonref_; }
 
   // Back to the first frame, without building the index.
   void rewind();
@@ -277,6 +281,10 @@ class VideoReader {
   std::vector<int64_t> wanted_;  // sorted; empty: every frame
   bool skip_nonref_ = false;
   bool check_seek_landing_ = false;
+  // Since the decoder last started from the stream's beginning: whether it jumped to a keyframe, or was told
+  // to skip non-reference pictures (see reads_as_iteration).
+  bool jumped_ = false;
+  bool skipped_nonref_ = false;
 
   // Decoded frames not yet in presentation order: an H.264/HEVC decoder that underestimates the reorder depth
   // (e.g. after a damaged IDR) outputs pictures early; holding `reorder_window_` frames and releasing the

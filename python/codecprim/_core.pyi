@@ -20,6 +20,8 @@ class Reader:
     def seek_to_frame(self, index: int) -> None: ...
     def resumable_from(self) -> int:
         """Display index of the next frame reading on would reach, or -1 when only a seek repositions."""
+    def reads_as_iteration(self) -> bool:
+        """Whether the decoder was fed what iteration feeds it since it last started (no jump, no skipped picture)."""
     def seeks_by_keyframe(self) -> bool:
         """Whether seek_to_frame jumps to a keyframe (False: it decodes forward from the start)."""
     def rewind(self) -> None: ...

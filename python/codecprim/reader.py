@@ -496,20 +496,16 @@ class Reader:
             by_gop.setdefault(gop_of[j], []).append(j)
         got: Dict[int, Frame] = {}
         requested = sorted(set(wanted))
-        pict_types = self._frame_index()["pict_types"]
-        skips_nonref = not any(pict_types[j] == "B" for j in requested)  # what the core's request does
         core.request(requested)
         try:
-            damage_before = _damage_seen(core)
-            exact = self._read_requested(core, by_gop, gop_of, total, got, stop_on_damage=match_iteration)
-            if match_iteration and (not exact or (skips_nonref and _damage_seen(core) > damage_before)):
-                # The decoder met damage on the way. libavcodec conceals with state it carries over from
-                # the pictures decoded before: across keyframes (H.264's concealment of a damaged P-slice
-                # differs after a flush) and through the non-reference pictures a sparse read skips (a damaged
-                # MPEG-4 B-VOP changes what later pictures conceal). The concealed picture, and every picture
-                # predicted from it, could then differ from what iteration gives. Read as iteration does
-                # instead: from the start, every picture decoded. On a damaged file this costs a decode up to
-                # the last frame asked for.
+            if not self._read_requested(core, by_gop, gop_of, total, got, stop_on_damage=match_iteration):
+                # The decoder met damage while it was not reading as iteration does. libavcodec conceals with
+                # state it carries over from the pictures decoded before: across keyframes (H.264's concealment
+                # of a damaged P-slice differs after a flush) and through the non-reference pictures a sparse
+                # read skips (a damaged MPEG-4 B-VOP changes what later pictures conceal). The concealed picture,
+                # and every picture predicted from it, could then differ from what iteration gives. Read as
+                # iteration does instead: from the start, every picture decoded. On a damaged file this costs a
+                # decode up to the last frame asked for.
                 core.request(requested, skip_nonref=False)
                 core.seek_to_frame(0)
                 self._read_through(core, set(requested), requested[-1], got)
@@ -527,7 +523,8 @@ class Reader:
     def _read_requested(core, by_gop: Dict[int, List[int]], gop_of: List[int], total: int, got: Dict[int, Frame],
                         stop_on_damage: bool) -> bool:
         """Reads the requested frames GOP by GOP; with stop_on_damage, False (stopping there) when the decoder met
-        damage in a GOP reached by jumping to a keyframe past the first GOP."""
+        damage in a GOP while not reading as iteration does (after a jump to a keyframe or a skipped picture, in
+        this call or in one it went on from)."""
         jumps = core.seeks_by_keyframe()
         position = core.resumable_from()  # display index reading on reaches next (-1: unknown); a call may go on
         # from where the last one stopped (samplers make one call per run of frames)
@@ -540,7 +537,7 @@ class Reader:
                 core.seek_to_frame(first)
             damage_before = _damage_seen(core)
             position = Reader._read_through(core, set(by_gop[gop]), last, got)
-            if stop_on_damage and jumps and not reads_on and gop > 0 and _damage_seen(core) > damage_before:
+            if stop_on_damage and _damage_seen(core) > damage_before and not core.reads_as_iteration():
                 return False
         return True
 
