@@ -1,5 +1,5 @@
 // A frame's past motion field at a model size, straight from its exported block rows: the CPU twin of the torch
-// path of codecprim.ops.fusion.field_at_size, bit for bit (tests/ops/test_field_at_size.py). Each past-direction
+// path of codecprim.ops.fusion.field_at_size, bit for bit (tests/ops/test_fusion.py). Each past-direction
 // block paints its vector (motion / scale, computed in float32 as torch divides int32 tensors) and a count of 1
 // into the cells of the coarsest grid its edges lie on (16, 8, 4, 2 or 1 pixels) through a difference array; two
 // running sums give the painted grid, and the separable box filter takes it to (out_h, out_w) with integer

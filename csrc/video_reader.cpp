@@ -420,7 +420,7 @@ void VideoReader::seek_to_frame(int64_t display_index) {
   if (display_index < 0 || display_index >= static_cast<int64_t>(idx.frames.size())) {
     fail(ErrorKind::kInvalidData, "frame " + std::to_string(display_index) + " is out of range");
   }
-  if (display_index == 0 || !idx.pts_valid || !seeks_exactly()) {
+  if (display_index == 0 || !seeks_by_keyframe()) {
     restart_at(display_index);
     return;
   }

@@ -206,7 +206,7 @@ class VideoReader {
   bool pop_ready(FrameData& out);
   void emit(Pending& pending, FrameData& out);
   void keep_reference(AVFrame* frame, int64_t rank, const PacketInfo& packet, char pict_type);
-  // copy_luma false: the luma buffer is allocated and left to fill_residual, which writes it in its own pass.
+  // with_luma false: the luma buffer is allocated and left to fill_residual, which writes it in its own pass.
   void fill_pixels(const AVFrame* frame, FrameData& out, bool with_luma) const;
   void fill_qp(const AVFrame* frame, FrameData& out) const;
   void fill_residual(const AVFrame* frame, const PacketInfo& packet, int64_t rank, FrameData& out);

@@ -13,8 +13,8 @@
 // by wall clock and by this thread's CPU time (best of the repeats for each): on a shared machine the CPU-time
 // ratio is the steadier one.
 // Usage: bench_stages VIDEO [repeats [STAGE]]
-// With STAGE (decode, export, export-no-deblock, outputs, mv-only or full) only that stage runs, once per repeat, and prints its time: the
-// form to profile under perf or callgrind.
+// With STAGE (decode, export, export-no-deblock, outputs, mv-only or full) only that stage runs, once per repeat,
+// and prints its time: the form to profile under perf or callgrind.
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -55,7 +55,9 @@ long run_libav(const std::string& path, Libav mode) {
   avcodec_parameters_to_context(ctx.get(), fmt->streams[stream]->codecpar);
   ctx->thread_count = 1;
   AVDictionary* raw_opts = nullptr;
-  if (mode == Libav::kExport || mode == Libav::kExportNoDeblock || mode == Libav::kExportOutputs) av_dict_set(&raw_opts, "flags2", "+export_mvs", 0);
+  if (mode == Libav::kExport || mode == Libav::kExportNoDeblock || mode == Libav::kExportOutputs) {
+    av_dict_set(&raw_opts, "flags2", "+export_mvs", 0);
+  }
   if (mode == Libav::kExportNoDeblock) av_dict_set(&raw_opts, "skip_loop_filter", "all", 0);
   const int opened = avcodec_open2(ctx.get(), codec, &raw_opts);
   std::unique_ptr<AVDictionary, DictionaryFreer> opts(raw_opts);

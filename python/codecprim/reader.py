@@ -266,9 +266,9 @@ def _frame_from(raw: dict) -> Frame:
 
 
 def _damage_seen(core) -> int:
-    """Pictures the decoder concealed plus packets it rejected, so far."""
-    stats = core.stats()
-    return stats["corrupt_frames"] + stats["skipped_packets"] + stats["decode_errors"]
+    """Pictures the decoder concealed plus the data it rejected, so far."""
+    stats = ReaderStats(**core.stats())
+    return stats.corrupt_frames + stats.skipped
 
 
 def _source_of(source, name: Optional[str]):

@@ -254,7 +254,7 @@ def test_consecutive_calls_read_on(media):
                 (frame,) = reader.frames_at(wanted)
                 assert_same_frame(frame, expected[wanted[0]])
             decoded = reader.stats.frames_decoded
-            first_gop = reader.gops[[g.index for g in reader.gops if calls[0][0] in g.frame_range][0]].first_frame
+            first_gop = next(g for g in reader.gops if calls[0][0] in g.frame_range).first_frame
         assert decoded <= calls[-1][0] - first_gop + 4, f"{name}: decoded {decoded} frames for one pass"
 
 
