@@ -277,6 +277,17 @@ py::array_t<uint8_t> predict(py::array_t<uint8_t, py::array::c_style | py::array
   return out;
 }
 
+// Sum of absolute differences of the w x h blocks at the top-left of two planes, by the kernel in use (tests
+// compare the instruction-set builds on every block size).
+int block_sad(py::array_t<uint8_t, py::array::c_style | py::array::forcecast> a,
+              py::array_t<uint8_t, py::array::c_style | py::array::forcecast> b, int w, int h) {
+  if (a.ndim() != 2 || b.ndim() != 2) throw std::invalid_argument("a and b must be 2-D");
+  if (w < 1 || h < 1 || w > a.shape(1) || h > a.shape(0) || w > b.shape(1) || h > b.shape(0)) {
+    throw std::invalid_argument("the block must fit in both planes");
+  }
+  return pixel_kernels().sad(a.data(), static_cast<int>(a.shape(1)), b.data(), static_cast<int>(b.shape(1)), w, h);
+}
+
 // The block-matching stages of codecprim.ops.motion_estimation (block_matching.h): (T, H, W) uint8 stacks and
 // int32 per-block arrays in, new int32 arrays out; the GIL is released while they run.
 using LumaArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
@@ -561,6 +572,7 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("predict", &predict, py::arg("ref"), py::arg("x"), py::arg("y"), py::arg("mv_x"), py::arg("mv_y"), py::arg("w"),
         py::arg("h"), py::arg("method"));
+  m.def("block_sad", &block_sad, py::arg("a"), py::arg("b"), py::arg("w"), py::arg("h"));
   // The instruction set the pixel kernels run with ("avx2", "sse2" or "baseline"; CODECPRIM_SIMD lowers it).
   m.def("me_block_search", &me_block_search, py::arg("cur"), py::arg("ref"), py::arg("grid"), py::arg("centres"),
         py::arg("radius"), py::arg("extras"), py::arg("num_extras"), py::arg("pred_q"), py::arg("level"),

@@ -205,9 +205,12 @@ inline int lanes_sum(__m256i v) {
 inline int lanes_sum(__m128i v) { return _mm_cvtsi128_si32(_mm_add_epi64(v, _mm_srli_si128(v, 8))); }
 
 // SAD of a 16- or 8-wide block of even height, two rows per psadbw where they fit and the partial sums kept in a
-// vector: the exporters' blocks are 16 or 8 wide with heights 16, 8 (and 4 for 8-wide).
-int sad_vector(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride, int w, int h) {
-  if (w == 8) {
+// vector. H > 0 fixes the height, so the exporters' blocks (16 or 8 wide; 16, 8 or 4 high) run unrolled: the
+// per-row loop and its bound checks were half of a SAD's instructions.
+template <int W, int H>
+int sad_vector(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride, int h) {
+  if constexpr (H > 0) h = H;
+  if constexpr (W == 8) {
     __m128i acc = _mm_setzero_si128();
     for (int r = 0; r < h; r += 2) {
       const __m128i x = _mm_unpacklo_epi64(rows::load8(a + r * a_stride), rows::load8(a + (r + 1) * a_stride));
@@ -215,29 +218,39 @@ int sad_vector(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride, i
       acc = _mm_add_epi64(acc, _mm_sad_epu8(x, y));
     }
     return lanes_sum(acc);
-  }
+  } else {
 #if CODECPRIM_SIMD_LEVEL >= 2
-  __m256i acc = _mm256_setzero_si256();
-  for (int r = 0; r < h; r += 2) {
-    const __m256i x = _mm256_inserti128_si256(_mm256_castsi128_si256(rows::load16(a + r * a_stride)),
-                                              rows::load16(a + (r + 1) * a_stride), 1);
-    const __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(rows::load16(b + r * b_stride)),
-                                              rows::load16(b + (r + 1) * b_stride), 1);
-    acc = _mm256_add_epi64(acc, _mm256_sad_epu8(x, y));
-  }
+    __m256i acc = _mm256_setzero_si256();
+    for (int r = 0; r < h; r += 2) {
+      const __m256i x = _mm256_inserti128_si256(_mm256_castsi128_si256(rows::load16(a + r * a_stride)),
+                                                rows::load16(a + (r + 1) * a_stride), 1);
+      const __m256i y = _mm256_inserti128_si256(_mm256_castsi128_si256(rows::load16(b + r * b_stride)),
+                                                rows::load16(b + (r + 1) * b_stride), 1);
+      acc = _mm256_add_epi64(acc, _mm256_sad_epu8(x, y));
+    }
 #else
-  __m128i acc = _mm_setzero_si128();
-  for (int r = 0; r < h; ++r) {
-    acc = _mm_add_epi64(acc, _mm_sad_epu8(rows::load16(a + r * a_stride), rows::load16(b + r * b_stride)));
-  }
+    __m128i acc = _mm_setzero_si128();
+    for (int r = 0; r < h; ++r) {
+      acc = _mm_add_epi64(acc, _mm_sad_epu8(rows::load16(a + r * a_stride), rows::load16(b + r * b_stride)));
+    }
 #endif
-  return lanes_sum(acc);
+    return lanes_sum(acc);
+  }
 }
 #endif
 
 int sad(const uint8_t* a, int a_stride, const uint8_t* b, int b_stride, int w, int h) {
 #if CODECPRIM_SIMD_LEVEL >= 1
-  if ((w == 16 || w == 8) && h % 2 == 0) return sad_vector(a, a_stride, b, b_stride, w, h);
+  if (w == 16) {
+    if (h == 16) return sad_vector<16, 16>(a, a_stride, b, b_stride, h);
+    if (h == 8) return sad_vector<16, 8>(a, a_stride, b, b_stride, h);
+    if (h % 2 == 0) return sad_vector<16, 0>(a, a_stride, b, b_stride, h);
+  } else if (w == 8) {
+    if (h == 8) return sad_vector<8, 8>(a, a_stride, b, b_stride, h);
+    if (h == 16) return sad_vector<8, 16>(a, a_stride, b, b_stride, h);
+    if (h == 4) return sad_vector<8, 4>(a, a_stride, b, b_stride, h);
+    if (h % 2 == 0) return sad_vector<8, 0>(a, a_stride, b, b_stride, h);
+  }
 #endif
   return by_width(w, [&](auto W) {
     int total = 0;

@@ -34,6 +34,9 @@ class Reader:
 def predict(ref: np.ndarray, x: int, y: int, mv_x: int, mv_y: int, w: int, h: int, method: str) -> np.ndarray:
     """One block of motion-compensated prediction; method: h264, halfpel, halfpel_no_rounding, bilinear_qpel."""
 
+def block_sad(a: np.ndarray, b: np.ndarray, w: int, h: int) -> int:
+    """SAD of the w x h blocks at the top-left of two uint8 planes, by the pixel kernels in use."""
+
 def me_block_search(cur: np.ndarray, ref: np.ndarray, grid: List[int], centres: np.ndarray, radius: int,
                     extras: np.ndarray, num_extras: int, pred_q: np.ndarray, level: int, limit_q: int,
                     lam: int) -> Tuple[np.ndarray, np.ndarray]:

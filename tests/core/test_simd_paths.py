@@ -1,6 +1,6 @@
 """The pixel kernels' instruction-set builds (AVX2, SSE2 and plain loops) give identical results on every codec
-path: residuals (and the luma their pass writes) of whole clips, and single blocks of every interpolation method
-at every width, edges included.
+path: residuals (and the luma their pass writes) of whole clips, single blocks of every interpolation method
+at every width, edges included, and the SAD of every block size.
 
 Each level runs in its own process (CODECPRIM_SIMD chooses it once, at first use) and reports what it computed;
 the plain-loop build is the reference the vector builds must equal bit for bit."""
@@ -51,6 +51,14 @@ for method in ("h264", "halfpel", "halfpel_no_rounding", "bilinear_qpel"):
                     mv_x, mv_y = (int(v) for v in rng.integers(-64, 64, 2))
                     digest.update(_core.predict(plane, x, y, mv_x, mv_y, w, h, method).tobytes())
     report["blocks"][method] = digest.hexdigest()
+sads, expected = [], []
+for w in (16, 8, 4, 12, 3):  # the unrolled sizes (16 or 8 wide; 16, 8 or 4 high) and the general loops
+    for h in (16, 8, 4, 2, 5, 1):
+        a, b = (rng.integers(0, 256, (h + 3, w + 5), dtype=np.uint8) for _ in range(2))
+        sads.append(_core.block_sad(a, b, w, h))
+        expected.append(int(np.abs(a[:h, :w].astype(np.int32) - b[:h, :w]).sum()))
+report["blocks"]["sad"] = sads
+report["sad_numpy"] = expected
 print(json.dumps(report))
 """
 
@@ -94,6 +102,11 @@ def test_blocks_identical_to_plain_loops_for_every_method(reports, level):
     if reports[level]["level"] != level:
         pytest.skip(f"this CPU has no {level}")
     assert reports[level]["blocks"] == reports["baseline"]["blocks"]
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_sad_equals_numpy_on_every_block_size(reports, level):
+    assert reports[level]["blocks"]["sad"] == reports[level]["sad_numpy"]
 
 
 def test_unknown_level_falls_back_to_the_best_supported():
