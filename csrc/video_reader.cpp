@@ -411,7 +411,10 @@ bool VideoReader::seeks_by_keyframe() { return index().pts_valid && seeks_exactl
 int64_t VideoReader::resumable_from() const {
   // Before any frame came out, a seek sets positioning up best (it picks indexed positions, which skipping
   // non-reference pictures needs); costs are the same.
-  return !returned_any_ || flushing_ || finished_ || check_seek_landing_ ? -1 : next_display_index_;
+  if (!returned_any_ || check_seek_landing_) return -1;
+  if (!pending_.empty()) return pending_.front().display_index;
+  // A drained decoder still hands out what it holds; once it has nothing left, reading on finds nothing.
+  return finished_ && reorder_.empty() ? -1 : next_display_index_;
 }
 
 void VideoReader::seek_to_frame(int64_t display_index) {
@@ -505,9 +508,7 @@ void VideoReader::feed_packet() {
     info.discard = (packet_->flags & AV_PKT_FLAG_DISCARD) != 0;
     packet_->flags &= ~AV_PKT_FLAG_DISCARD;
     compat::tag_packet(codec_.get(), packet_.get(), info.decode_index);
-    // Skipped pictures leave no trace in the output, so only where positions come from pts, not from counting.
-    codec_->skip_frame = skip_nonref_ && indexed_positions_ ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
-    skipped_nonref_ |= codec_->skip_frame == AVDISCARD_NONREF;
+    feed_skip_decision();
     const int sent = avcodec_send_packet(codec_.get(), packet_.get());
     if (sent >= 0) {
       bframe_prediction_.send(packet_.get(), info.decode_index, codec_->skip_frame);
@@ -519,6 +520,22 @@ void VideoReader::feed_packet() {
       throw_av_error(sent, info_.path, "damaged packet " + std::to_string(info.decode_index));
     }
   }
+}
+
+void VideoReader::feed_skip_decision() {
+  // Skipped pictures leave no trace in the output, so only where positions come from pts, not from counting.
+  bool skip = skip_nonref_ && indexed_positions_;
+  if (skip) {
+    const int64_t position = packet_->pts != AV_NOPTS_VALUE ? index_->display_index_of_container_pts(packet_->pts) : -1;
+    // Only pictures before the last requested frame. The decoder is fed ahead of what it returns, and a picture
+    // skipped past that frame would be missing for the next call, which reads on from there (one call per frame
+    // of an H.264 or HEVC stream with B-frames found them "cannot be produced"). A requested picture is decoded
+    // even when nothing references it: non-reference P-pictures (H.264 nal_ref_idc 0, HEVC sub-layer
+    // non-reference pictures) are not B-frames.
+    skip = position >= 0 && position < wanted_.back() && !std::binary_search(wanted_.begin(), wanted_.end(), position);
+  }
+  codec_->skip_frame = skip ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
+  skipped_nonref_ |= skip;
 }
 
 bool VideoReader::next(FrameData& out) {
@@ -702,8 +719,12 @@ void VideoReader::process(AVFrame* frame) {
   }
   const bool needs_pixels = options_.residuals && residual_supported_;
   if (needs_pixels) keep_reference(frame, pending.rank, pending.packet, pending.pict_type);
+  // Frames past the last requested one stay pending: the decoder hands them out while the reader waits for
+  // that frame (output delay, B-pictures waiting for their future reference), and the next request, reading
+  // on, may want them (see pop_ready).
   if (display_index < skip_until_ ||
-      (!wanted_.empty() && !std::binary_search(wanted_.begin(), wanted_.end(), display_index))) {
+      (!wanted_.empty() && display_index < wanted_.back() &&
+       !std::binary_search(wanted_.begin(), wanted_.end(), display_index))) {
     return;  // decoded only to serve as a reference
   }
   pending.frame = hold(frame);
@@ -728,6 +749,11 @@ bool VideoReader::has_future_reference(int64_t rank) const {
 }
 
 bool VideoReader::pop_ready(FrameData& out) {
+  // Frames kept past an earlier request's last frame that this request does not want go unread.
+  while (!pending_.empty() && !wanted_.empty() &&
+         !std::binary_search(wanted_.begin(), wanted_.end(), pending_.front().display_index)) {
+    pending_.pop_front();
+  }
   if (pending_.empty()) return false;
   Pending& front = pending_.front();
   const bool waits_for_future = options_.residuals && residual_supported_ && front.pict_type == 'B';

@@ -139,7 +139,7 @@ class VideoReader {
   // timestamps) it decodes forward from the start, and reading on from an earlier position costs less.
   bool seeks_by_keyframe();
   // The display index of the next frame the decoder will hand the reader, when reading on from here is possible
-  // (a frame returned since the decoder started, the stream not drained, no seek waiting for its first frame);
+  // (a frame returned since the decoder started, no seek waiting for its first frame, frames left to hand out);
   // -1 otherwise. Frames from there on can be requested without repositioning.
   int64_t resumable_from() const;
   // Whether the decoder has seen what iteration feeds it since it last started from the beginning: no jump to a
@@ -152,8 +152,9 @@ class VideoReader {
 
   // Until called again with an empty list, next() returns only frames with these display indices: the others
   // are decoded only as far as references need them (no pixel copy, no residual), and when no requested frame
-  // is a B-frame, non-reference pictures are not decoded at all where positions come from the index (unless
-  // skip_nonref_pictures is false: on a damaged stream their decoding changes how later pictures are concealed).
+  // is a B-frame, non-reference pictures between the requested ones are not decoded at all where positions
+  // come from the index (unless skip_nonref_pictures is false: on a damaged stream their decoding changes how
+  // later pictures are concealed).
   void request(std::vector<int64_t> display_indices, bool skip_nonref_pictures = true);
 
   // From the next frame on, inter frames carry the sums of their squared residual over an hg x wg grid of the
@@ -285,6 +286,8 @@ class VideoReader {
   // to skip non-reference pictures (see reads_as_iteration).
   bool jumped_ = false;
   bool skipped_nonref_ = false;
+  // Sets the decoder's skip_frame for the packet about to be sent (see request).
+  void feed_skip_decision();
 
   // Decoded frames not yet in presentation order: an H.264/HEVC decoder that underestimates the reorder depth
   // (e.g. after a damaged IDR) outputs pictures early; holding `reorder_window_` frames and releasing the

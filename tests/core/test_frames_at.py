@@ -69,6 +69,57 @@ def test_frames_at_matches_sequential_decoding(media, name):
     run()
 
 
+@pytest.mark.parametrize("name", list(SPECS))
+def test_calls_in_sequence_on_one_reader_match_sequential_decoding(media, name):
+    # Samplers make many calls on one reader, and a call goes on from where the last one stopped. The decoder is
+    # fed ahead of the frames it returns, so a call that let it skip non-reference pictures skipped some past its
+    # last frame too: the next call wanting one of those must not read on (it found them missing: "cannot
+    # produce them" on H.264 and HEVC with B-frames).
+    path = media[name]
+    expected = sequential(path)
+    n = len(expected)
+
+    # Calls anywhere, and runs of calls each a little after the last (a sampler's pattern), each with or without
+    # matching iteration.
+    anywhere = st.lists(st.tuples(index_sets(n), st.booleans()), min_size=2, max_size=4)
+    runs = st.tuples(st.integers(0, n - 1), st.lists(st.tuples(st.integers(1, 3), st.integers(1, 3), st.booleans()),
+                                                     min_size=2, max_size=8))
+
+    def run_calls(calls):
+        with codecprim.open(path) as reader:
+            for indices, match_iteration in calls:
+                for i, frame in zip(indices, reader.frames_at(indices, match_iteration=match_iteration)):
+                    assert_same_frame(frame, expected[i])
+
+    @settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(anywhere, runs)
+    def run(calls, sampler):
+        run_calls(calls)
+        start, steps = sampler
+        paced, last = [], start - 1
+        for gap, size, match_iteration in steps:
+            indices = [i for i in range(last + gap, last + gap + size) if i < n]
+            if indices:
+                paced.append((indices, match_iteration))
+                last = indices[-1]
+        run_calls(paced)
+
+    run()
+
+
+@pytest.mark.parametrize("name", ["h264_bframes", "h264_scenecut", "hevc", "mpeg4_native_bframes"])
+def test_every_frame_one_call_at_a_time(media, name):
+    path = media[name]
+    expected = sequential(path)
+    with codecprim.open(path) as reader:
+        for i in range(len(expected)):
+            (frame,) = reader.frames_at([i], match_iteration=False)
+            assert_same_frame(frame, expected[i])
+        decoded = reader.stats.frames_decoded
+    # Each call reads on from the last: one pass (h264_bframes decoded 538 frames for its 50 before).
+    assert decoded == len(expected)
+
+
 def test_frames_at_on_real_clips(real_clips):
     for name, path in real_clips.items():
         n = len(sequential(path, residuals=False))
@@ -79,6 +130,11 @@ def test_frames_at_on_real_clips(real_clips):
             check_indices(path, indices, residuals=False)
 
         run()
+        expected = sequential(path, residuals=False)
+        with codecprim.open(path, residuals=False) as reader:  # one call per frame, as samplers read
+            for i in range(0, n, 3):
+                (frame,) = reader.frames_at([i], match_iteration=False)
+                assert_same_frame(frame, expected[i])
 
 
 @pytest.mark.parametrize("name", ["h264_bframes", "mpeg4_native_bframes", "mpeg2"])

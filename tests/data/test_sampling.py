@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import codecprim
-from codecprim.data.sampling import decode_runs, plan_frames, read_frames, sample_frames
+from codecprim.data.sampling import plan_frames, read_frames, sample_frames
 
 
 def _times(n: int, fps: float, offset: float = 0.0) -> torch.Tensor:
@@ -106,35 +106,36 @@ def test_read_frames_equals_a_full_pass_and_decodes_only_needed_gops(media, name
     assert decoded <= last_gop_end + 8  # never more than the GOPs holding the frames (plus decoder delay)
 
 
-def test_decode_runs_reseek_for_sparse_frames_and_read_on_for_dense_ones():
-    assert decode_runs([0, 1, 2, 3], 0) == [[0, 1, 2, 3]]            # consecutive: one pass
-    assert decode_runs([100, 101, 150], 100) == [[100, 101], [150]]  # 150 from the keyframe beats 49 handed out
-    assert decode_runs([110, 200], 100) == [[110], [200]]
-    assert decode_runs([190, 200], 100) == [[190, 200]]              # 10 on is cheaper than 100 from the keyframe
-    assert decode_runs([110, 200], 100, lead_in=300) == [[110, 200]]  # MPEG-4: a seek starts a GOP early
-    assert decode_runs([], 0) == []
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.lists(st.integers(0, 299), min_size=1, max_size=40, unique=True), st.integers(0, 50))
-def test_decode_runs_partition_the_frames_in_order(frames, lead_in):
-    frames = sorted(frames)
-    runs = decode_runs(frames, 0, lead_in=lead_in)
-    assert [i for run in runs for i in run] == frames and all(runs)
+@pytest.mark.parametrize("name", ["h264_bframes", "h264_scenecut", "hevc", "mpeg4_native_bframes", "mpeg2"])
+def test_read_frames_decodes_as_one_call_would_and_holds_one_frame(media, name):
+    path = media[name]
+    with codecprim.open(path) as reader:
+        n = len(reader)
+        wanted = sorted(set(range(0, n, 4)) | set(range(n // 3, n // 3 + 5)) | {n - 1})
+        reader.frames_at(wanted, match_iteration=False)
+        one_call = reader.stats.frames_decoded
+    with codecprim.open(path) as reader:
+        frames = read_frames(reader, wanted)
+        first = next(frames)
+        assert first.index == wanted[0] and reader.stats.frames < len(wanted)  # handed out as read, not held
+        got = [first, *frames]
+        assert [f.index for f in got] == wanted
+        assert reader.stats.frames_decoded <= one_call
+        assert reader.stats.frames == len(wanted)
 
 
 def test_sparse_frames_of_a_long_gop_are_not_all_handed_out(media):
     path = media["h264_scenecut"]  # keyint 250: the first GOP is the whole first scene
     with codecprim.open(path, chroma=True) as reader:
         everything = {f.index: f for f in reader}
-    wanted = [2, 5, 27]  # 27 is read from the keyframe, not by handing out 6..26
+    wanted = [2, 5, 27]  # 6..26 are decoded on the way to 27 but not handed out
     with codecprim.open(path, chroma=True) as reader:
         got = list(read_frames(reader, wanted))
         handed_out = reader.stats.frames
     assert [f.index for f in got] == wanted
     assert all(torch.equal(f.luma, everything[f.index].luma) and f.pict_type == everything[f.index].pict_type
                for f in got)
-    assert handed_out <= 4 + 3  # the runs [2, 5] and [27] (3, 4 handed out on the way), not 26 frames
+    assert handed_out == 3
 
 
 def test_times_with_holes_are_refused():

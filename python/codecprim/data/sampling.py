@@ -12,9 +12,8 @@ Times are seconds from the video's first frame (its first presentation time is 0
   dropped, so a rate above the video's gives every frame), then at most ``max_frames`` of them, evenly.
 
 A video shorter than asked gives fewer frames, never repeated ones. :func:`read_frames` then reads the chosen
-frames through ``reader.frames_at``, one GOP at a time, so only the GOP prefixes that hold them are decoded
-(seeking again inside a GOP when that is cheaper than reading on, see :func:`decode_runs`) and memory holds at
-most one GOP's requested frames, whatever the video's length.
+frames through ``reader.frames_at``, one call per frame reading on from the last, so only the GOP prefixes that
+hold them are decoded and memory holds one frame at a time, whatever the video's length.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ import torch
 from ..errors import InvalidVideoError
 from ..ops._checks import check_choice, check_positive_int
 
-__all__ = ["SAMPLING_MODES", "FrameSample", "decode_runs", "plan_frames", "read_frames", "sample_frames"]
+__all__ = ["SAMPLING_MODES", "FrameSample", "plan_frames", "read_frames", "sample_frames"]
 
 SAMPLING_MODES = ("consecutive", "uniform", "fps")
 
@@ -125,39 +124,14 @@ def sample_frames(reader, **options) -> FrameSample:
     return plan_frames(reader.pts_seconds, reader.info.fps, **options)
 
 
-# What handing one frame out costs (residual, pixel copies), in decodes of a frame: measured 9.7 ms against
-# 8.7 ms per decode for 720p H.264 with residuals and chroma (a uniform sample of a 5-minute video).
-_EXPORT_COST = 1.0
-
-
-def decode_runs(indices: Sequence[int], gop_first: int, *, lead_in: int = 0) -> list[list[int]]:
-    """Split the ascending ``indices`` of one GOP (first frame ``gop_first``) into runs, one ``frames_at`` call
-    each.
-
-    A call holds its frames until it returns, so sparse requests (uniform sampling of a long video) get a call per
-    frame and hand each out once it is decoded, while dense ones share a call. The split is priced as if a new
-    call sought the keyframe again (plus ``lead_in`` frames before it) and a shared one handed out every frame
-    between: the model from before ``frames_at`` read on between calls. Now a later call goes on from where the
-    previous one stopped, and frames between requested ones are decoded but not handed out, so the split
-    changes what is held at once, not the decoding.
-    """
-    runs: list[list[int]] = []
-    for index in indices:
-        if runs:
-            gap = index - runs[-1][-1]
-            if gap + _EXPORT_COST * (gap - 1) <= index - gop_first + lead_in:
-                runs[-1].append(index)
-                continue
-        runs.append([index])
-    return runs
-
-
 def read_frames(reader, indices: Sequence[int]) -> Iterator:
-    """Yield the frames at ``indices`` (ascending) through ``reader.frames_at``, one GOP at a time.
+    """Yield the frames at ``indices`` (ascending) through ``reader.frames_at``, one call per frame.
 
-    Within a GOP the frames are read in the runs of :func:`decode_runs`, so only GOP prefixes are decoded and
-    frames far apart are not all handed out in between; peak memory is one GOP's requested frames. A frame the
-    decoder could not produce raises :class:`InvalidVideoError`.
+    A call reads on from where the previous one stopped when its frame lies ahead in the same GOP (anywhere, on
+    streams where a seek decodes from the start) and seeks to its GOP's keyframe otherwise; frames in between are
+    decoded only as references (not copied, no residual) and non-reference ones skipped. So only the GOP prefixes
+    that hold the frames are decoded, each once, as a single call for all of them would, while memory holds one
+    frame at a time. A frame the decoder could not produce raises :class:`InvalidVideoError`.
     """
     indices = list(indices)
     if any(b <= a for a, b in zip(indices, indices[1:])):
@@ -167,19 +141,6 @@ def read_frames(reader, indices: Sequence[int]) -> Iterator:
     total = len(reader)
     if indices[0] < 0 or indices[-1] >= total:
         raise InvalidVideoError(reader.path, f"frames {indices[0]}..{indices[-1]} asked of a video of {total} frames")
-    gops = list(reader.gops)
-    # MPEG-4 Part 2 seeks start one GOP early (the core's direct-mode B-vector rule)
-    mpeg4 = reader.info.codec == "mpeg4"
-    position = 0
-    for number, gop in enumerate(gops):
-        end = gop.first_frame + gop.num_frames
-        group = []
-        while position < len(indices) and indices[position] < end:
-            group.append(indices[position])
-            position += 1
-        if not group:
-            continue
-        lead_in = gops[number - 1].num_frames if mpeg4 and number > 0 else 0
-        for run in decode_runs(group, gop.first_frame, lead_in=lead_in):
-            # Many calls per file: on a damaged one, matching iteration would decode from the start each time.
-            yield from reader.frames_at(run, match_iteration=False)
+    for index in indices:
+        # Many calls per file: on a damaged one, matching iteration would decode from the start each time.
+        yield from reader.frames_at([index], match_iteration=False)
