@@ -27,8 +27,8 @@ class Reader:
     def rewind(self) -> None: ...
     def request(self, indices: List[int], skip_nonref: bool = True) -> None:
         """next() returns only these display indices (others are not copied or predicted; with skip_nonref,
-        non-reference pictures are not decoded when none of them is a B-frame); an empty list returns every frame
-        again."""
+        non-reference pictures before the last of them are not decoded when none of them is a B-frame; frames the
+        decoder returns past the last stay for the next request); an empty list returns every frame again."""
     def close(self) -> None: ...
 
 def predict(ref: np.ndarray, x: int, y: int, mv_x: int, mv_y: int, w: int, h: int, method: str) -> np.ndarray:

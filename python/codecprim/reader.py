@@ -466,9 +466,11 @@ class Reader:
 
         Each GOP that holds a requested frame is decoded once, from its keyframe; GOPs holding none are not.
         Frames between requested ones are decoded only as references (no pixel copy, no residual), and when no
-        requested frame is a B-frame, non-reference pictures are skipped by the decoder (``stats.frames_decoded``
-        shows it). Where seeking would decode from the start anyway (program/transport and raw streams), a later
-        GOP is read on to instead.
+        requested frame is a B-frame, non-reference pictures between them are skipped by the decoder
+        (``stats.frames_decoded`` shows it). Where seeking would decode from the start anyway (program/transport
+        and raw streams), a later GOP is read on to instead. A call also goes on from where the previous one
+        stopped when its frames lie ahead in the same GOP (anywhere, on those streams), so one call per frame
+        decodes no more than one call for all of them.
 
         The frames equal those iteration returns. When the decoder conceals damage on the way (``frame.corrupt``,
         ``stats.corrupt_frames``), that would not hold after a seek or a skipped picture: libavcodec conceals with
