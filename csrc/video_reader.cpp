@@ -547,7 +547,15 @@ bool VideoReader::next(FrameData& out) {
         release_earliest();
         continue;
       }
-      if (pending_.empty()) return false;
+      if (pending_.empty()) {
+        if (check_seek_landing_) {
+          // The seek landed where no frame follows (an FLV without a keyframe index sought to its last GOP reads
+          // nothing): decode from the start instead.
+          restart_at(skip_until_);
+          continue;
+        }
+        return false;
+      }
       continue;  // at the end every pending frame is ready
     }
     const int ret = avcodec_receive_frame(codec_.get(), frame_.get());

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import codecprim
-from media import SPECS
+from media import SPECS, make_remuxed
 
 _SEQUENTIAL: dict = {}
 
@@ -118,6 +118,20 @@ def test_every_frame_one_call_at_a_time(media, name):
         decoded = reader.stats.frames_decoded
     # Each call reads on from the last: one pass (h264_bframes decoded 538 frames for its 50 before).
     assert decoded == len(expected)
+
+
+def test_a_seek_that_lands_on_nothing_decodes_from_the_start(media, tmp_path):
+    # An FLV without a keyframe index: FFmpeg's seek to the last GOP (frame 48 of 50) succeeds and then reads no
+    # packet at all, which left frames 48 and 49 "cannot be produced".
+    path = make_remuxed(media["h264_bframes"], ".flv", tmp_path)
+    expected = sequential(path)
+    with codecprim.open(path) as reader:
+        assert len(reader) == len(expected) == 50
+        for i in (49, 48, 10, 49):
+            (frame,) = reader.frames_at([i])
+            assert_same_frame(frame, expected[i])
+        for frame, want in zip(reader.read_gop(-1), expected[48:]):
+            assert_same_frame(frame, want)
 
 
 def test_frames_at_on_real_clips(real_clips):
