@@ -428,9 +428,16 @@ void VideoReader::seek_to_frame(int64_t display_index) {
     return;
   }
   int64_t gop_number = idx.gop_of(display_index);
-  // MPEG-4 Part 2 scales direct-mode B vectors by frame-time distances the decoder accumulates from
-  // previous VOPs: start one GOP earlier so those are what sequential decoding would have.
-  if (stream_->codecpar->codec_id == AV_CODEC_ID_MPEG4) gop_number = std::max<int64_t>(0, gop_number - 1);
+  // Start one GOP earlier where the GOP's keyframe does not cut prediction, so the decoder holds what sequential
+  // decoding holds there. MPEG-4 Part 2 scales direct-mode B vectors by frame-time distances it accumulates from
+  // previous VOPs. An H.264 I-picture that is not an IDR (x264's open GOPs, scene cuts) leaves the pictures before
+  // it referenced: pictures after it may still predict from them (after a seek to such a keyframe FFmpeg returned
+  // the I-picture and none of the frames after it in its GOP), and the reference search offers them as candidates.
+  const AVCodecID id = stream_->codecpar->codec_id;
+  if (id == AV_CODEC_ID_MPEG4 ||
+      (id == AV_CODEC_ID_H264 && !idx.frames[static_cast<size_t>(idx.gops[static_cast<size_t>(gop_number)].first_frame)].idr)) {
+    gop_number = std::max<int64_t>(0, gop_number - 1);
+  }
   const GopRecord& gop = idx.gops[static_cast<size_t>(gop_number)];
   if (gop.first_frame == 0) {
     restart_at(display_index);

@@ -51,6 +51,10 @@ SPECS: Dict[str, tuple] = {
         "mp4", 320, 240, 2,
     ),
     "h264_odd_size": (_PAN, ["-c:v", "libx264", "-bf", "2"], "mkv", 330, 190, 2),
+    # Open GOPs: every keyframe is a non-IDR recovery point, so the pictures before it stay in the decoder's
+    # buffer for its leading B-pictures (three references, so the reference search runs).
+    "h264_open_gop": (_PAN, ["-c:v", "libx264", "-x264-params",
+                             "open-gop=1:keyint=12:min-keyint=12:scenecut=0:bframes=3:ref=3"], "mp4", 320, 240, 2),
     # MPEG-4 Part 2 with GOP 2: every P-frame predicts from an I-frame (the skip_idct oracle).
     "mpeg4_native_gop2": (_PAN, ["-c:v", "mpeg4", "-g", "2", "-bf", "0", "-q:v", "4"], "avi", 320, 240, 2),
     "mpeg4_xvid_gop2": (_PAN, ["-c:v", "libxvid", "-g", "2", "-bf", "0", "-q:v", "4"], "avi", 320, 240, 2),
