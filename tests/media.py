@@ -73,6 +73,12 @@ SPECS: Dict[str, tuple] = {
     # AV1 (SVT-AV1's fastest preset; libavcodec decodes it with libdav1d and exports no vectors).
     "av1": (_OVERLAY, ["-c:v", "libsvtav1", "-preset", "12", "-g", "12"], "mp4", 320, 240, 1),
     "vp9": (_OVERLAY, ["-c:v", "libvpx-vp9", "-g", "12", "-deadline", "realtime", "-cpu-used", "8"], "webm", 320, 240, 1),
+    # Two temporal layers: every other frame is a P-frame nothing references (libavcodec's VP8 decoder skips such
+    # frames under skip_frame=nonref, as H.264 does with nal_ref_idc 0 pictures).
+    "vp8_temporal_layers": (_OVERLAY, ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "25",
+                                       "-b:v", "500k", "-ts-parameters",
+                                       "ts_number_layers=2:ts_target_bitrate=250,500:ts_rate_decimator=2,1:"
+                                       "ts_periodicity=2:ts_layer_id=0,1:ts_layering_mode=2"], "webm", 320, 240, 2),
     # A known translation: a static blurred-noise picture through a crop window moving 4 px right and 2 px down a
     # frame (every frame's content moves by (-4, -2) px), in a codec with exported vectors and three without.
     "pan_noise_h264": (_NOISE_PAN, ["-c:v", "libx264", "-bf", "0", "-g", "20"], "mp4", 320, 240, 1.6),

@@ -147,6 +147,20 @@ def test_frames_after_an_open_gop_keyframe_equal_iteration(media):
         assert_same_frame(frame, expected[i])
 
 
+def test_requested_non_reference_p_frames_are_decoded(media):
+    # A request without B-frames lets the decoder skip non-reference pictures between the requested frames, but not
+    # the requested ones: VP8's odd temporal layer is P-frames nothing references ([21, 23] raised "cannot produce
+    # them" when only B-frames counted as requested non-reference pictures).
+    path = media["vp8_temporal_layers"]
+    expected = sequential(path)
+    for indices in ([21, 23], [1, 3, 5, 30], [11, 12, 13]):
+        with codecprim.open(path) as reader:
+            got = reader.frames_at(indices)
+            assert reader.stats.frames_decoded < indices[-1] + 1  # the unrequested odd frames were skipped
+        for i, frame in zip(indices, got):
+            assert_same_frame(frame, expected[i])
+
+
 def test_frames_at_on_real_clips(real_clips):
     for name, path in real_clips.items():
         n = len(sequential(path, residuals=False))
