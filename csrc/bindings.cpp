@@ -288,6 +288,37 @@ int block_sad(py::array_t<uint8_t, py::array::c_style | py::array::forcecast> a,
   return pixel_kernels().sad(a.data(), static_cast<int>(a.shape(1)), b.data(), static_cast<int>(b.shape(1)), w, h);
 }
 
+// The residual of the w x h block at the top-left of cur against pred, and its SAD, from the fused kernel the
+// reference search takes its first candidate's residual and cost from (tests compare it with numpy).
+py::tuple block_subtract_sad(py::array_t<uint8_t, py::array::c_style | py::array::forcecast> cur,
+                             py::array_t<uint8_t, py::array::c_style | py::array::forcecast> pred, int w, int h) {
+  if (cur.ndim() != 2 || pred.ndim() != 2) throw std::invalid_argument("cur and pred must be 2-D");
+  if (w < 1 || h < 1 || w > cur.shape(1) || h > cur.shape(0) || w > pred.shape(1) || h > pred.shape(0)) {
+    throw std::invalid_argument("the block must fit in both planes");
+  }
+  py::array_t<int16_t> out({h, w});
+  const int sad = pixel_kernels().subtract_sad(cur.data(), static_cast<int>(cur.shape(1)), pred.data(),
+                                               static_cast<int>(pred.shape(1)), out.mutable_data(), w, w, h);
+  return py::make_tuple(out, sad);
+}
+
+// cur minus the rounded-up average of a and b over the w x h block at their top-left: the residual of a
+// bi-predicted block as the fused kernel computes it.
+py::array_t<int16_t> block_average_subtract(py::array_t<uint8_t, py::array::c_style | py::array::forcecast> cur,
+                                            py::array_t<uint8_t, py::array::c_style | py::array::forcecast> a,
+                                            py::array_t<uint8_t, py::array::c_style | py::array::forcecast> b, int w,
+                                            int h) {
+  for (const auto* p : {&cur, &a, &b}) {
+    if (p->ndim() != 2) throw std::invalid_argument("cur, a and b must be 2-D");
+    if (w < 1 || h < 1 || w > p->shape(1) || h > p->shape(0)) throw std::invalid_argument("the block must fit in every plane");
+  }
+  if (w > kMaxBlock) throw std::invalid_argument("blocks are at most 16 wide");
+  py::array_t<int16_t> out({h, w});
+  pixel_kernels().average_subtract(cur.data(), static_cast<int>(cur.shape(1)), a.data(), static_cast<int>(a.shape(1)),
+                                   b.data(), static_cast<int>(b.shape(1)), out.mutable_data(), w, w, h);
+  return out;
+}
+
 // The block-matching stages of codecprim.ops.motion_estimation (block_matching.h): (T, H, W) uint8 stacks and
 // int32 per-block arrays in, new int32 arrays out; the GIL is released while they run.
 using LumaArray = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
@@ -573,6 +604,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("predict", &predict, py::arg("ref"), py::arg("x"), py::arg("y"), py::arg("mv_x"), py::arg("mv_y"), py::arg("w"),
         py::arg("h"), py::arg("method"));
   m.def("block_sad", &block_sad, py::arg("a"), py::arg("b"), py::arg("w"), py::arg("h"));
+  m.def("block_subtract_sad", &block_subtract_sad, py::arg("cur"), py::arg("pred"), py::arg("w"), py::arg("h"));
+  m.def("block_average_subtract", &block_average_subtract, py::arg("cur"), py::arg("a"), py::arg("b"), py::arg("w"),
+        py::arg("h"));
   // The instruction set the pixel kernels run with ("avx2", "sse2" or "baseline"; CODECPRIM_SIMD lowers it).
   m.def("me_block_search", &me_block_search, py::arg("cur"), py::arg("ref"), py::arg("grid"), py::arg("centres"),
         py::arg("radius"), py::arg("extras"), py::arg("num_extras"), py::arg("pred_q"), py::arg("level"),

@@ -279,6 +279,48 @@ void subtract(const uint8_t* cur, int cur_stride, const uint8_t* pred, int pred_
   by_width(w, [&](auto W) { rows_of(W, h); });
 }
 
+int subtract_sad(const uint8_t* cur, int cur_stride, const uint8_t* pred, int pred_stride, int16_t* out,
+                 int out_stride, int w, int h) {
+#if CODECPRIM_SIMD_LEVEL >= 1
+  if (w == 16 && h == 16) {
+    // The macroblock the reference search tests first: psadbw on the bytes the subtraction loaded anyway.
+    __m128i acc = _mm_setzero_si128();
+    for (int r = 0; r < 16; ++r) {
+      const __m128i x = rows::load16(cur + static_cast<std::ptrdiff_t>(r) * cur_stride);
+      const __m128i p = rows::load16(pred + r * pred_stride);
+      acc = _mm_add_epi64(acc, _mm_sad_epu8(x, p));
+      rows::subtract16(x, p, out + static_cast<std::ptrdiff_t>(r) * out_stride);
+    }
+    return lanes_sum(acc);
+  }
+#endif
+  subtract(cur, cur_stride, pred, pred_stride, out, out_stride, w, h);
+  return sad(cur, cur_stride, pred, pred_stride, w, h);
+}
+
+void average_subtract(const uint8_t* cur, int cur_stride, const uint8_t* a, int a_stride, const uint8_t* b, int b_stride,
+                      int16_t* out, int out_stride, int w, int h) {
+#if CODECPRIM_SIMD_LEVEL >= 1
+  if (w == 16 && h == 16) {
+    // A bi-predicted macroblock: the average never leaves the registers.
+    for (int r = 0; r < 16; ++r) {
+      rows::subtract16(rows::load16(cur + static_cast<std::ptrdiff_t>(r) * cur_stride),
+                       _mm_avg_epu8(rows::load16(a + r * a_stride), rows::load16(b + r * b_stride)),
+                       out + static_cast<std::ptrdiff_t>(r) * out_stride);
+    }
+    return;
+  }
+#endif
+  by_width(w, [&](auto W) {
+    for (int r = 0; r < h; ++r) {
+      uint8_t pred[kMaxBlock];
+      rows::average<W()>(a + r * a_stride, b + r * b_stride, pred, w);
+      rows::subtract<W()>(cur + static_cast<std::ptrdiff_t>(r) * cur_stride, pred,
+                          out + static_cast<std::ptrdiff_t>(r) * out_stride, w);
+    }
+  });
+}
+
 void stream_rows(const uint8_t* src, std::ptrdiff_t src_stride, uint8_t* dst, std::ptrdiff_t dst_stride, size_t bytes,
                  int rows) {
 #if CODECPRIM_SIMD_LEVEL >= 1
@@ -289,7 +331,8 @@ void stream_rows(const uint8_t* src, std::ptrdiff_t src_stride, uint8_t* dst, st
     // Only whole cache lines are streamed: a partial line would leave the write-combining buffer half filled.
     const size_t head = std::min(bytes, (kLine - reinterpret_cast<uintptr_t>(d) % kLine) % kLine);
     const size_t body = (bytes - head) / kLine * kLine;
-    std::memcpy(d, s, head);
+    // (The partial lines are rare, and a memcpy call per row cost as much as streaming the row's 10 lines.)
+    if (head != 0) std::memcpy(d, s, head);
     for (size_t c = head; c < head + body; c += kLine) {
 #if CODECPRIM_SIMD_LEVEL >= 2
       const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + c));
@@ -302,7 +345,7 @@ void stream_rows(const uint8_t* src, std::ptrdiff_t src_stride, uint8_t* dst, st
       }
 #endif
     }
-    std::memcpy(d + head + body, s + head + body, bytes - head - body);
+    if (head + body != bytes) std::memcpy(d + head + body, s + head + body, bytes - head - body);
   }
   _mm_sfence();  // the streamed lines are visible to other threads before the buffer is handed over
 #else
@@ -314,7 +357,8 @@ void stream_rows(const uint8_t* src, std::ptrdiff_t src_stride, uint8_t* dst, st
 
 const PixelKernels& kernels() {
   static const PixelKernels table{static_cast<SimdLevel>(CODECPRIM_SIMD_LEVEL), halfpel, h264_qpel, bilinear_qpel,
-                                  copy, sad, average, subtract, stream_rows};
+                                  copy, sad, average, subtract, subtract_sad, average_subtract,
+                                  stream_rows};
   return table;
 }
 

@@ -127,27 +127,29 @@ inline int sad(const uint8_t* a, const uint8_t* b, int w = W) {
   return total;
 }
 
+#if CODECPRIM_SIMD_LEVEL >= 1
+// out[0..16) = x - p as int16, for 16 samples already in registers.
+inline void subtract16(__m128i x, __m128i p, int16_t* out) {
+#if CODECPRIM_SIMD_LEVEL >= 2
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), _mm256_sub_epi16(_mm256_cvtepu8_epi16(x), _mm256_cvtepu8_epi16(p)));
+#else
+  const __m128i zero = _mm_setzero_si128();
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_sub_epi16(_mm_unpacklo_epi8(x, zero), _mm_unpacklo_epi8(p, zero)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8),
+                   _mm_sub_epi16(_mm_unpackhi_epi8(x, zero), _mm_unpackhi_epi8(p, zero)));
+#endif
+}
+#endif
+
 // out = cur - pred as int16: the residual.
 template <int W = 0>
 inline void subtract(const uint8_t* cur, const uint8_t* pred, int16_t* out, int w = W) {
   const int n = width<W>(w);
   int c = 0;
-#if CODECPRIM_SIMD_LEVEL >= 2
-  for (; c + 16 <= n; c += 16) {
-    const __m256i d = _mm256_sub_epi16(_mm256_cvtepu8_epi16(load16(cur + c)), _mm256_cvtepu8_epi16(load16(pred + c)));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c), d);
-  }
-#endif
 #if CODECPRIM_SIMD_LEVEL >= 1
-  const __m128i zero = _mm_setzero_si128();
-  for (; c + 16 <= n; c += 16) {
-    const __m128i x = load16(cur + c), p = load16(pred + c);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c),
-                     _mm_sub_epi16(_mm_unpacklo_epi8(x, zero), _mm_unpacklo_epi8(p, zero)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c + 8),
-                     _mm_sub_epi16(_mm_unpackhi_epi8(x, zero), _mm_unpackhi_epi8(p, zero)));
-  }
+  for (; c + 16 <= n; c += 16) subtract16(load16(cur + c), load16(pred + c), out + c);
   if (c + 8 <= n) {
+    const __m128i zero = _mm_setzero_si128();
     _mm_storeu_si128(reinterpret_cast<__m128i*>(out + c),
                      _mm_sub_epi16(_mm_unpacklo_epi8(load8(cur + c), zero), _mm_unpacklo_epi8(load8(pred + c), zero)));
     c += 8;

@@ -12,7 +12,9 @@ constexpr int kCell = 4;
 constexpr int kTile = 16;                   // a macroblock
 constexpr int kTileCells = kTile / kCell;   // cells per tile side
 
-bool valid_block_size(int v) { return v == 4 || v == 8 || v == 16; }
+// The block sizes a vector may have (4, 8 or 16 on each side), as bits.
+constexpr unsigned kBlockSizes = (1u << 4) | (1u << 8) | (1u << 16);
+static_assert(kTile == 16, "the tile of a position is position >> 4");
 
 // A block's row of coverage cells (1, 2 or 4 of them) as one word: compared and filled without a loop.
 bool cells_equal(const uint8_t* cells, int count, uint8_t value) {
@@ -120,19 +122,26 @@ void pull_rows(const Plane& p, int from, int to) {
   const bool past = b.row[mv::kSource] < 0;
   const Plane* refs = past ? in.past : in.future;
   const int count = past ? in.num_past : in.num_future;
-  const int w = b.w, h = b.h, x = b.x, y = b.y;
   // One candidate, or a block in the alignment padding (nothing decoded to compare with): the nearest.
-  if (count == 1 || x + w > in.current.width || y + h > in.current.height) {
+  if (count == 1 || b.x + b.w > in.current.width || b.y + b.h > in.current.height) {
     return predict_block(in, refs[0], b, dst, dst_stride);
   }
   ++search_.searches;
-  const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(y) * in.current.stride + x;
-  const int enough = search_.sad_per_pixel * w * h;
+  const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(b.y) * in.current.stride + b.x;
   // Nearest first. Trying first the reference that predicted the previous block instead made no difference to
   // the work on x264 clips (the nearest is mostly right) and left slightly larger residuals (up to 1.7 %).
-  View best_view = predict_block(in, refs[0], b, dst, dst_stride);
-  int best = kernels_->sad(cur, in.current.stride, best_view.data, best_view.stride, w, h);
-  if (best <= enough) return best_view;
+  const View nearest = predict_block(in, refs[0], b, dst, dst_stride);
+  int cost = kernels_->sad(cur, in.current.stride, nearest.data, nearest.stride, b.w, b.h);
+  if (cost <= search_.sad_per_pixel * b.w * b.h) return nearest;
+  return search_on(in, b, refs, count, nearest, cost, dst, dst_stride);
+}
+
+ResidualBuilder::View ResidualBuilder::search_on(const PredictionInputs& in, const Block& b, const Plane* refs,
+                                                 int count, View best_view, int& best, uint8_t* dst,
+                                                 int dst_stride) {
+  const int w = b.w, h = b.h;
+  const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(b.y) * in.current.stride + b.x;
+  const int enough = search_.sad_per_pixel * w * h;
   alignas(32) uint8_t candidate[kMaxBlock * kMaxBlock];
   for (int i = 1; i < count; ++i) {
     const View view = predict_block(in, refs[i], b, candidate, kMaxBlock);
@@ -148,6 +157,30 @@ void pull_rows(const Plane& p, int from, int to) {
   }
   ++search_.exhausted;
   return best_view;
+}
+
+[[gnu::always_inline]] inline void ResidualBuilder::predict_whole_tile(const PredictionInputs& in, const Block& b,
+                                                                      uint8_t* tile, int16_t* out, int out_stride) {
+  const bool past = b.row[mv::kSource] < 0;
+  const Plane* refs = past ? in.past : in.future;
+  const int count = past ? in.num_past : in.num_future;
+  const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(b.y) * in.current.stride + b.x;
+  const View nearest = predict_block(in, refs[0], b, tile, kTile);
+  if (count == 1 || b.x + kTile > in.current.width || b.y + kTile > in.current.height) {
+    kernels_->subtract(cur, in.current.stride, nearest.data, nearest.stride, out, out_stride, kTile, kTile);
+    return;
+  }
+  // The search as predict_best runs it; the nearest's residual is written while its cost is taken, and kept
+  // when the nearest is good enough, as it mostly is.
+  ++search_.searches;
+  const int nearest_cost = kernels_->subtract_sad(cur, in.current.stride, nearest.data, nearest.stride, out,
+                                                  out_stride, kTile, kTile);
+  if (nearest_cost <= search_.sad_per_pixel * kTile * kTile) return;
+  int cost = nearest_cost;
+  const View best = search_on(in, b, refs, count, nearest, cost, tile, kTile);
+  if (cost < nearest_cost) {  // another reference predicts it better: its residual replaces the nearest's
+    kernels_->subtract(cur, in.current.stride, best.data, best.stride, out, out_stride, kTile, kTile);
+  }
 }
 
 void ResidualBuilder::predict_into(const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride) {
@@ -170,17 +203,18 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
   bool grouped = true;
   int32_t last_tile = 0;
   int32_t* first = tile_first_.data() + 1;
-  for (int64_t i = 0; i < in.count; ++i) {
-    const int32_t* row = in.rows + i * kMotionVectorColumns;
+  const int32_t* const rows_end = in.rows + in.count * kMotionVectorColumns;
+  for (const int32_t* row = in.rows; row != rows_end; row += kMotionVectorColumns) {
     const int w = row[mv::kW], h = row[mv::kH];
-    const int x = row[mv::kDstX] - w / 2, y = row[mv::kDstY] - h / 2;
+    const int x = row[mv::kDstX] - (w >> 1), y = row[mv::kDstY] - (h >> 1);
     const int candidates = row[mv::kSource] < 0 ? in.num_past : in.num_future;
-    // Rows the reader cannot honour (no such reference, odd geometry from a damaged stream) stay intra.
-    if (candidates == 0 || !valid_block_size(w) || !valid_block_size(h) || x < 0 || y < 0 ||
-        x + w > aw || y + h > ah || (x % kCell) != 0 || (y % kCell) != 0 || row[mv::kMotionScale] <= 0) {
-      continue;
-    }
-    const int tx0 = x / kTile, tx1 = (x + w - 1) / kTile, ty0 = y / kTile, ty1 = (y + h - 1) / kTile;
+    // Rows the reader cannot honour (no such reference, odd geometry from a damaged stream) stay intra. Tested
+    // with few branches: this runs once per exported vector.
+    const bool sizes = (w == kTile && h == kTile) ||
+                       (static_cast<unsigned>(w | h) < 32 && ((kBlockSizes >> w) & (kBlockSizes >> h) & 1) != 0);
+    const bool placed = (static_cast<unsigned>(x | y) & (0x80000000u | (kCell - 1))) == 0;  // >= 0, on the cell grid
+    if (!sizes || !placed || candidates == 0 || x + w > aw || y + h > ah || row[mv::kMotionScale] <= 0) continue;
+    const int tx0 = x >> 4, tx1 = (x + w - 1) >> 4, ty0 = y >> 4, ty1 = (y + h - 1) >> 4;
     const Block block{row, ty0 * tiles_w + tx0, x, y, static_cast<uint8_t>(w), static_cast<uint8_t>(h)};
     if (tx0 == tx1 && ty0 == ty1) {
       grouped &= block.tile >= last_tile;
@@ -227,6 +261,8 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
   alignas(8) uint8_t cover[kTileCells * kTileCells];  // valid once `cells` is set
   int64_t covered = 0;
   const int last_ty = (crop_y + out_height - 1) / kTile, last_tx = (crop_x + out_width - 1) / kTile;
+  // Tiles [inside_tx0, inside_tx1) of a row lie wholly inside the display rectangle's columns.
+  const int inside_tx0 = (crop_x + kTile - 1) / kTile, inside_tx1 = (crop_x + out_width) / kTile;
   auto pull = [&](int from, int to) {
     pull_rows(in.current, from, to);
     if (in.num_past > 0) pull_rows(in.past[0], from, to);
@@ -241,12 +277,29 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
     const int r0 = std::max(y0, crop_y), r1 = std::min(y0 + kTile, crop_y + out_height);
     int row_weight[kTileCells];
     for (int cy = 0; cy < kTileCells; ++cy) row_weight[cy] = inside(y0 + cy * kCell, kCell, crop_y, crop_y + out_height);
+    const int8_t* qp_row = searching ? in.qp + std::min(ty, in.qp_rows - 1) * in.qp_stride : nullptr;
     for (int tx = crop_x / kTile; tx <= last_tx; ++tx) {
       const int x0 = tx * kTile;
       const int t = ty * tiles_w + tx;
-      if (searching) {
-        search_.sad_per_pixel = sad_explained_by_qp(in.qp[std::min(ty, in.qp_rows - 1) * in.qp_stride +
-                                                          std::min(tx, in.qp_stride - 1)]);
+      if (searching) search_.sad_per_pixel = sad_explained_by_qp(qp_row[std::min(tx, in.qp_stride - 1)]);
+      const int32_t k_begin = tile_first_[t], k_end = tile_first_[t + 1];
+      const bool tile_inside = rows_inside && tx >= inside_tx0 && tx < inside_tx1;
+      // The common macroblocks, predicted and subtracted without the per-cell bookkeeping below: one vector for
+      // the whole tile (P or one-direction B 16x16 or skip), or two (bi-predicted 16x16).
+      auto whole_tile = [&](const Block& b) { return b.w == kTile && b.h == kTile && b.x == x0 && b.y == y0; };
+      if (tile_inside && k_end - k_begin == 1 && whole_tile(blocks[k_begin])) {
+        predict_whole_tile(in, blocks[k_begin], tile, strip_.data() + (x0 - crop_x), out_width);
+        covered += kTile * kTile;
+        continue;
+      }
+      if (tile_inside && k_end - k_begin == 2 && whole_tile(blocks[k_begin]) && whole_tile(blocks[k_begin + 1])) {
+        const View first = predict_best(in, blocks[k_begin], tile, kTile);
+        const View second = predict_best(in, blocks[k_begin + 1], block, kMaxBlock);
+        kernels_->average_subtract(in.current.data + static_cast<std::ptrdiff_t>(y0) * in.current.stride + x0,
+                                   in.current.stride, first.data, first.stride, second.data, second.stride,
+                                   strip_.data() + (x0 - crop_x), out_width, kTile, kTile);
+        covered += kTile * kTile;
+        continue;
       }
       // Whole-tile vectors (16x16 at the tile's origin) are applied without per-cell bookkeeping while no
       // partial block has come: `whole` then stands for every cell's coverage, and the first one may be a view
@@ -263,7 +316,7 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
         std::memset(cover, whole, sizeof(cover));
         cells = true;
       };
-      for (int32_t k = tile_first_[t]; k < tile_first_[t + 1]; ++k) {
+      for (int32_t k = k_begin; k < k_end; ++k) {
         const Block& b = blocks[k];
         const int w = b.w, h = b.h;
         const int bx = b.x - x0, by = b.y - y0;  // in the tile
@@ -333,7 +386,7 @@ int64_t ResidualBuilder::compute(const PredictionInputs& in, int crop_x, int cro
         with_vector = static_cast<int>(((((words[0] | words[0] >> 1) & kOnes) * kOnes) >> 56) +
                                        ((((words[1] | words[1] >> 1) & kOnes) * kOnes) >> 56));
       }
-      if (rows_inside && x0 >= crop_x && x0 + kTile <= crop_x + out_width) {
+      if (tile_inside) {
         covered += with_vector * kCell * kCell;
       } else if (with_vector > 0) {
         materialise();

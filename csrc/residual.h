@@ -55,6 +55,10 @@ class ResidualBuilder {
   // the output buffers are cold when a frame starts, and storing into them tile by tile first read every line
   // of them from memory (a 720p frame's compute took 0.9-1.2 ms so, 0.7-0.78 ms into pre-touched buffers).
   // The decoded picture and its nearest references are read ahead row by row (pull_rows in residual.cpp).
+  // The common macroblocks, one 16x16 vector for the tile (or two, bi-predicted), skip the per-cell bookkeeping,
+  // and their residual is written from registers (subtract_sad gives a search's first candidate its residual and
+  // its cost from one read; average_subtract never stores the average): 14-16 % fewer instructions in the pass
+  // on x264 clips (callgrind), the same output.
   //
   // With `cells`, each row of tiles' residual is also added to its per-cell sums of squares while the strip is in
   // cache; `out` may then be null (the residual itself is not kept).
@@ -82,8 +86,13 @@ class ResidualBuilder {
   View predict_block(const PredictionInputs& in, const Plane& ref, const Block& b, uint8_t* dst, int dst_stride) const;
   // Prediction of one block from the best of its candidate references.
   View predict_best(const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride);
+  // The search's remaining candidates (refs[1..count)), given the best so far and its cost (updated).
+  View search_on(const PredictionInputs& in, const Block& b, const Plane* refs, int count, View best_view, int& best,
+                 uint8_t* dst, int dst_stride);
   // The same, always written into dst.
   void predict_into(const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride);
+  // A tile predicted by one 16x16 block at its origin: its residual written to out (16 rows of out_stride).
+  void predict_whole_tile(const PredictionInputs& in, const Block& b, uint8_t* tile, int16_t* out, int out_stride);
 
   struct Search {
     int sad_per_pixel = 1;         // a candidate within this mean absolute difference is taken at once

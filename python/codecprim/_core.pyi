@@ -37,6 +37,12 @@ def predict(ref: np.ndarray, x: int, y: int, mv_x: int, mv_y: int, w: int, h: in
 def block_sad(a: np.ndarray, b: np.ndarray, w: int, h: int) -> int:
     """SAD of the w x h blocks at the top-left of two uint8 planes, by the pixel kernels in use."""
 
+def block_subtract_sad(cur: np.ndarray, pred: np.ndarray, w: int, h: int) -> Tuple[np.ndarray, int]:
+    """(cur - pred as int16 (h, w), their SAD) over the top-left blocks: the fused kernel of the reference search."""
+
+def block_average_subtract(cur: np.ndarray, a: np.ndarray, b: np.ndarray, w: int, h: int) -> np.ndarray:
+    """cur - ((a + b + 1) >> 1) as int16 (h, w) over the top-left blocks (w <= 16): a bi-predicted residual."""
+
 def me_block_search(cur: np.ndarray, ref: np.ndarray, grid: List[int], centres: np.ndarray, radius: int,
                     extras: np.ndarray, num_extras: int, pred_q: np.ndarray, level: int, limit_q: int,
                     lam: int) -> Tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """The pixel kernels' instruction-set builds (AVX2, SSE2 and plain loops) give identical results on every codec
 path: residuals (and the luma their pass writes) of whole clips, single blocks of every interpolation method
-at every width, edges included, and the SAD of every block size.
+at every width, edges included, the SAD of every block size and the fused residual kernels.
 
 Each level runs in its own process (CODECPRIM_SIMD chooses it once, at first use) and reports what it computed;
 the plain-loop build is the reference the vector builds must equal bit for bit."""
@@ -58,6 +58,18 @@ for w in (16, 8, 4, 12, 3):  # the unrolled sizes (16 or 8 wide; 16, 8 or 4 high
         sads.append(_core.block_sad(a, b, w, h))
         expected.append(int(np.abs(a[:h, :w].astype(np.int32) - b[:h, :w]).sum()))
 report["blocks"]["sad"] = sads
+# The fused residual kernels: 16x16 runs the vector code, other sizes the general loops; pred and the two
+# directions are read with their own strides (the reference planes' and the prediction buffers').
+fused, fused_numpy = [], []
+for w, h in ((16, 16), (16, 8), (8, 8), (4, 4), (12, 5)):
+    cur, a, b = (rng.integers(0, 256, (h + 2, w + 7 * k), dtype=np.uint8) for k in (1, 2, 3))
+    residual, sad = _core.block_subtract_sad(cur, a, w, h)
+    averaged = _core.block_average_subtract(cur, a, b, w, h)
+    fused.append([residual.tolist(), sad, averaged.tolist()])
+    c, p, q = (x[:h, :w].astype(np.int32) for x in (cur, a, b))
+    fused_numpy.append([(c - p).tolist(), int(np.abs(c - p).sum()), (c - ((p + q + 1) >> 1)).tolist()])
+report["blocks"]["fused"] = fused
+report["fused_numpy"] = fused_numpy
 report["sad_numpy"] = expected
 print(json.dumps(report))
 """
@@ -107,6 +119,11 @@ def test_blocks_identical_to_plain_loops_for_every_method(reports, level):
 @pytest.mark.parametrize("level", LEVELS)
 def test_sad_equals_numpy_on_every_block_size(reports, level):
     assert reports[level]["blocks"]["sad"] == reports[level]["sad_numpy"]
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_fused_residual_kernels_equal_numpy(reports, level):
+    assert reports[level]["blocks"]["fused"] == reports[level]["fused_numpy"]
 
 
 def test_unknown_level_falls_back_to_the_best_supported():
