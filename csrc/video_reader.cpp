@@ -513,6 +513,7 @@ void VideoReader::feed_packet() {
     // libavcodec decodes a picture an MP4 edit list starts after and returns nothing; the pictures shown next
     // predict from it, so it is returned here and kept as a reference only (see process).
     info.discard = (packet_->flags & AV_PKT_FLAG_DISCARD) != 0;
+    info.pts = packet_->pts;
     packet_->flags &= ~AV_PKT_FLAG_DISCARD;
     compat::tag_packet(codec_.get(), packet_.get(), info.decode_index);
     feed_skip_decision();
@@ -612,11 +613,27 @@ void VideoReader::use_measured_output_delay() {
 }
 
 void VideoReader::use_presentation_time(AVFrame* frame) {
-  // Only a stream that reorders can have its decode times stored as presentation times; the index tells.
-  if (!index_ && pts_may_be_decode_times_ && rereadable_ && codec_->has_b_frames > 0) index();
+  // Only a stream that reorders can have its decode times stored as presentation times; the index tells. Two
+  // signs make the reader ask it: every packet so far has pts equal to its dts, or a frame comes out after
+  // a packet with an earlier pts (an Xvid MKV whose B-pictures carry their decode times: otherwise iteration
+  // before the index existed gave other times than after it).
+  if (!index_ && rereadable_ && codec_->has_b_frames > 0 &&
+      (pts_may_be_decode_times_ || shown_before_an_earlier_pts(frame))) {
+    index();
+  }
   if (!index_ || !index_->pts_synthesized) return;
   const int64_t at = frame->pts == AV_NOPTS_VALUE ? -1 : index_->display_index_of_container_pts(frame->pts);
   frame->pts = at >= 0 ? index_->frames[static_cast<size_t>(at)].pts : AV_NOPTS_VALUE;
+}
+
+bool VideoReader::shown_before_an_earlier_pts(const AVFrame* frame) {
+  const auto own = packets_in_flight_.find(compat::frame_tag(frame));
+  if (own != packets_in_flight_.end()) own->second.received = true;
+  if (frame->pts == AV_NOPTS_VALUE) return false;
+  for (const auto& [decode_index, packet] : packets_in_flight_) {
+    if (!packet.received && packet.pts != AV_NOPTS_VALUE && packet.pts < frame->pts) return true;
+  }
+  return false;
 }
 
 bool VideoReader::restart_if_early_output(const AVFrame* frame) {

@@ -169,6 +169,8 @@ class VideoReader {
     int rounding = -1;
     int nal_ref_idc = -1;
     bool discard = false;  // the container hides the picture (before an MP4 edit list's start)
+    int64_t pts = AV_NOPTS_VALUE;  // as the container stores it
+    bool received = false;         // the decoder returned its frame (which may wait in the reorder window)
   };
   struct Reference {
     FramePtr frame;
@@ -274,6 +276,9 @@ class VideoReader {
   void use_measured_output_delay();
   // Gives the frame its presentation time where the container stores decode times (StreamIndex::pts_synthesized).
   void use_presentation_time(AVFrame* frame);
+  // The decoder returned a frame with a later pts than a packet it has not returned yet: in display order
+  // that cannot be, so the container's pts are not display times.
+  bool shown_before_an_earlier_pts(const AVFrame* frame);
 
   // After a seek: frames before skip_until_ are decoded (they may be references) but not returned,
   // and display indices come from the index (by pts) instead of the running counter.

@@ -122,3 +122,31 @@ def test_stream_that_declares_too_small_a_reorder_depth(tmp_path):
     with codecprim.open(lying) as reader:  # sparse access restarts the same way
         assert [f.index for f in reader.frames_at([7, 2, 30])] == [7, 2, 30]
         np.testing.assert_array_equal(reader[13].luma.numpy(), expected[13].luma.numpy())
+
+
+def test_xvid_mkv_whose_bframes_carry_decode_times_reads_the_same_times_every_way(tmp_path):
+    # Xvid with B-frames muxed into Matroska: the container gives each B-picture its decode time as pts, so
+    # FFmpeg's frames come out with times 0, 0.16, 0.20, 0.12, ... (the P-picture shown after two B-pictures has
+    # an earlier pts than they do). The frame table gives the pictures the container's times in the order they
+    # are shown; plain iteration used to keep FFmpeg's times made increasing instead (0.16 for frame 1 against
+    # the table's 0.12), so a reader gave other times depending on whether len() had been called.
+    import subprocess
+
+    path = tmp_path / "xvid_bframes.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=176x144:r=25:d=2", "-c:v",
+                    "libxvid", "-bf", "2", "-g", "25", str(path)], check=True, capture_output=True)
+    ffmpeg = _ffmpeg_times(path)
+    assert any(b < a for a, b in zip(ffmpeg, ffmpeg[1:])), "the container no longer stores decode times"
+
+    with codecprim.open(path, residuals=False) as reader:
+        iterated = [f for f in reader]  # (list(reader) would ask len() first, which builds the frame table)
+        stats = reader.stats
+    with codecprim.open(path, residuals=False) as reader:
+        table = reader.pts_seconds.tolist()
+        after_len = [f.pts_seconds for f in reader]
+        sampled = [f.pts_seconds for f in reader.frames_at([5, 1, 30])]
+    times = [f.pts_seconds for f in iterated]
+    assert times == pytest.approx(table) and after_len == pytest.approx(table)
+    assert sampled == pytest.approx([table[5], table[1], table[30]])
+    assert _strictly_increasing(iterated) and stats.frames_retimed == 0
+    assert times == pytest.approx(sorted(ffmpeg))  # the container's times, in display order
