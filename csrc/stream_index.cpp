@@ -213,6 +213,8 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
   int64_t decode_index = 0;
   std::vector<int64_t> discarded;  // decode indices of packets the demuxer marks for the decoder to drop
   size_t vops_waiting = 0;  // MPEG-4 VOPs read but not yet decoded: libavcodec decodes one per packet
+  std::vector<int64_t> slot_pts;  // MPEG-4: every packet's pts in decode order, N-VOP placeholders included
+  bool packed = false;            // MPEG-4: some packet carries two VOPs (packed B-frames)
   while (true) {
     ret = av_read_frame(fmt, packet.get());
     check_stall();
@@ -243,6 +245,8 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
       }
       vops_waiting += vops.size();
       if (vops_waiting > 0) --vops_waiting;
+      slot_pts.push_back(packet->pts);
+      packed |= vops.size() > 1;
       continue;
     }
     if (id == AV_CODEC_ID_H263 || id == AV_CODEC_ID_H263P) {
@@ -271,6 +275,15 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
   // libavcodec decodes one VOP per packet and keeps a packed one for the next packet; VOPs still waiting after
   // the last packet are never output (FFmpeg's and PyAV's frame counts are short by as many).
   index.frames.resize(index.frames.size() - std::min(vops_waiting, index.frames.size()));
+  if (packed) {
+    // Packing moves a B-VOP into the packet before its own, and leaves an N-VOP in its place: the container's
+    // times belong to the packets' slots, which the VOPs fill in decode order (as mpeg4_unpack_bframes puts them
+    // back). The decoder returns every VOP one packet later, so its frames carry these times too; timing the VOPs
+    // by the packet that carried them ran the whole table one frame early.
+    for (size_t k = 0; k < index.frames.size(); ++k) {
+      index.frames[k].pts = index.frames[k].container_pts = k < slot_pts.size() ? slot_pts[k] : AV_NOPTS_VALUE;
+    }
+  }
 
   if (pts_are_decode_times(id, index.frames)) {
     index.pts_synthesized = true;

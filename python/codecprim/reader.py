@@ -415,9 +415,9 @@ class Reader:
         From the container's pts; where it stores decode times as pts, its times sorted. A frame it stores no pts
         for gets the nearest earlier timed frame's time plus one frame duration per frame between them (MPEG-2
         anchors, AVI with MPEG-4 B-frames), or display index x frame duration where no frame has one (raw H.264 /
-        HEVC, H.264 in AVI). Decoded frames carry the same times, except on packed MPEG-4 B-frames in AVI, where
-        the decoder's own times are one frame later. Decoded frames the container did not time count in
-        ``ReaderStats.frames_pts_synthesized``."""
+        HEVC, H.264 in AVI); packed MPEG-4 B-frames take the times of the packets' slots in decode order, as
+        ``mpeg4_unpack_bframes`` would give them. Decoded frames carry the same times. Decoded frames the container
+        did not time count in ``ReaderStats.frames_pts_synthesized``."""
         pts = self._frame_index()["presentation_pts"]
         return torch.from_numpy(pts.astype(np.float64) * self._info.time_base)
 
