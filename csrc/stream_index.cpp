@@ -280,8 +280,9 @@ StreamIndex build_stream_index(const Input& input, int stream_index, StallGuard*
     // times belong to the packets' slots, which the VOPs fill in decode order (as mpeg4_unpack_bframes puts them
     // back). The decoder returns every VOP one packet later, so its frames carry these times too; timing the VOPs
     // by the packet that carried them ran the whole table one frame early.
+    // (container_pts stays the carrying packet's: seeks aim at packets.)
     for (size_t k = 0; k < index.frames.size(); ++k) {
-      index.frames[k].pts = index.frames[k].container_pts = k < slot_pts.size() ? slot_pts[k] : AV_NOPTS_VALUE;
+      index.frames[k].pts = k < slot_pts.size() ? slot_pts[k] : AV_NOPTS_VALUE;
     }
   }
 
