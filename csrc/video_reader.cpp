@@ -617,6 +617,8 @@ void VideoReader::use_presentation_time(AVFrame* frame) {
   // signs make the reader ask it: every packet so far has pts equal to its dts, or a frame comes out after
   // a packet with an earlier pts (an Xvid MKV whose B-pictures carry their decode times: otherwise iteration
   // before the index existed gave other times than after it).
+  const auto own = packets_in_flight_.find(compat::frame_tag(frame));
+  if (own != packets_in_flight_.end()) own->second.received = true;
   if (!index_ && rereadable_ && codec_->has_b_frames > 0 &&
       (pts_may_be_decode_times_ || shown_before_an_earlier_pts(frame))) {
     index();
@@ -626,9 +628,7 @@ void VideoReader::use_presentation_time(AVFrame* frame) {
   frame->pts = at >= 0 ? index_->frames[static_cast<size_t>(at)].pts : AV_NOPTS_VALUE;
 }
 
-bool VideoReader::shown_before_an_earlier_pts(const AVFrame* frame) {
-  const auto own = packets_in_flight_.find(compat::frame_tag(frame));
-  if (own != packets_in_flight_.end()) own->second.received = true;
+bool VideoReader::shown_before_an_earlier_pts(const AVFrame* frame) const {
   if (frame->pts == AV_NOPTS_VALUE) return false;
   for (const auto& [decode_index, packet] : packets_in_flight_) {
     if (!packet.received && packet.pts != AV_NOPTS_VALUE && packet.pts < frame->pts) return true;

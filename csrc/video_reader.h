@@ -278,7 +278,7 @@ class VideoReader {
   void use_presentation_time(AVFrame* frame);
   // The decoder returned a frame with a later pts than a packet it has not returned yet: in display order
   // that cannot be, so the container's pts are not display times.
-  bool shown_before_an_earlier_pts(const AVFrame* frame);
+  bool shown_before_an_earlier_pts(const AVFrame* frame) const;
 
   // After a seek: frames before skip_until_ are decoded (they may be references) but not returned,
   // and display indices come from the index (by pts) instead of the running counter.
