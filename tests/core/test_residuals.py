@@ -310,3 +310,66 @@ def test_streams_without_output_delay_export_every_picture(media, name):
         frames = list(reader)
         assert reader.stats.frames_without_export == 0
     assert all(f.residual is not None and not f.without_export for f in frames if f.pict_type != "I")
+
+
+# -- the reference search on multi-reference H.264: the rule, tile by tile --------------------------------------
+
+_STEP_TIMES_16 = (10, 11, 13, 14, 16, 18)  # H.264 Qstep * 16 for QP 0..5
+
+
+def _sad_explained_per_pixel(qp):
+    """What residual.cpp accepts at once: an eighth of the quantiser step per pixel, at least one level."""
+    qp = min(max(int(qp), 0), 51)
+    return max(1, (_STEP_TIMES_16[qp % 6] << (qp // 6)) // 128)
+
+
+def test_reference_search_takes_the_candidate_its_rule_names(tmp_path):
+    # P-only H.264 with three references and fresh noise in every frame, so the nearest reference is often not
+    # good enough and the search goes on. For every macroblock predicted by one 16x16 vector, the residual must be
+    # the one of the candidate the documented rule picks: the nearest when its SAD against the decoded block is
+    # within what the QP explains, else the least SAD, nearest first on ties, stopping at the first that is within.
+    from codecprim import MV, _core
+
+    path = tmp_path / "three_references_noise.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=s=160x128:r=25:d=1,noise=alls=24:allf=t", "-c:v", "libx264", "-bf", "0", "-g", "100",
+                    "-x264-params", "ref=3", "-pix_fmt", "yuv420p", str(path)], check=True, capture_output=True)
+    with codecprim.open(path) as reader:
+        frames = [f for f in reader]
+        stats = reader.stats
+    assert [f.pict_type for f in frames[1:]] == ["P"] * (len(frames) - 1)
+    assert stats.reference_searches > 0
+
+    checked = beyond_nearest = 0
+    for k in range(3, len(frames)):
+        f = frames[k]
+        cur = f.luma.numpy().astype(np.int32)
+        residual = f.residual.numpy()
+        candidates = [frames[k - d].luma.numpy() for d in (1, 2, 3)]  # nearest first
+        rows = f.motion_vectors.numpy()
+        tiles = {}
+        for r in rows:
+            x, y = int(r[MV.dst_x] - r[MV.w] // 2), int(r[MV.dst_y] - r[MV.h] // 2)
+            tiles.setdefault((y // 16, x // 16), []).append((r, x, y))
+        for (ty, tx), blocks in tiles.items():
+            if len(blocks) != 1:
+                continue
+            r, x, y = blocks[0]
+            if r[MV.w] != 16 or r[MV.h] != 16 or x % 16 or y % 16 or r[MV.source] >= 0 or r[MV.motion_scale] != 4:
+                continue
+            enough = _sad_explained_per_pixel(f.qp[ty, tx]) * 256
+            block = cur[y:y + 16, x:x + 16]
+            best = best_sad = None
+            for i, ref in enumerate(candidates):
+                mv_x, mv_y = int(r[MV.motion_x]), int(r[MV.motion_y])
+                pred = _core.predict(ref, x, y, mv_x, mv_y, 16, 16, "h264").astype(np.int32)
+                sad = int(np.abs(block - pred).sum())
+                if best is None or sad < best_sad:
+                    best, best_sad, chosen = pred, sad, i
+                if best_sad <= enough:
+                    break
+            np.testing.assert_array_equal(residual[y:y + 16, x:x + 16], block - best,
+                                          err_msg=f"frame {k} tile {ty},{tx}")
+            checked += 1
+            beyond_nearest += chosen > 0
+    assert checked > 100 and beyond_nearest > 10, (checked, beyond_nearest)
