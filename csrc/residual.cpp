@@ -117,35 +117,37 @@ void pull_rows(const Plane& p, int from, int to) {
   return View{dst, dst_stride};
 }
 
-[[gnu::always_inline]] inline ResidualBuilder::View ResidualBuilder::predict_best(
-    const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride) {
+[[gnu::always_inline]] inline ResidualBuilder::Candidates ResidualBuilder::candidates_of(const PredictionInputs& in,
+                                                                                       const Block& b) const {
   const bool past = b.row[mv::kSource] < 0;
-  const Plane* refs = past ? in.past : in.future;
-  const int count = past ? in.num_past : in.num_future;
-  // One candidate, or a block in the alignment padding (nothing decoded to compare with): the nearest.
-  if (count == 1 || b.x + b.w > in.current.width || b.y + b.h > in.current.height) {
-    return predict_block(in, refs[0], b, dst, dst_stride);
-  }
-  ++search_.searches;
-  const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(b.y) * in.current.stride + b.x;
-  // Nearest first. Trying first the reference that predicted the previous block instead made no difference to
-  // the work on x264 clips (the nearest is mostly right) and left slightly larger residuals (up to 1.7 %).
-  const View nearest = predict_block(in, refs[0], b, dst, dst_stride);
-  int cost = kernels_->sad(cur, in.current.stride, nearest.data, nearest.stride, b.w, b.h);
-  if (cost <= search_.sad_per_pixel * b.w * b.h) return nearest;
-  return search_on(in, b, refs, count, nearest, cost, dst, dst_stride);
+  Candidates c{past ? in.past : in.future, past ? in.num_past : in.num_future, false,
+               in.current.data + static_cast<std::ptrdiff_t>(b.y) * in.current.stride + b.x, 0};
+  // One candidate, or a block in the alignment padding (nothing decoded to compare with): the nearest, unsearched.
+  c.search = c.count > 1 && b.x + b.w <= in.current.width && b.y + b.h <= in.current.height;
+  if (c.search) c.enough = search_.sad_per_pixel * b.w * b.h;
+  return c;
 }
 
-ResidualBuilder::View ResidualBuilder::search_on(const PredictionInputs& in, const Block& b, const Plane* refs,
-                                                 int count, View best_view, int& best, uint8_t* dst,
-                                                 int dst_stride) {
+[[gnu::always_inline]] inline ResidualBuilder::View ResidualBuilder::predict_best(
+    const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride) {
+  const Candidates c = candidates_of(in, b);
+  // Nearest first. Trying first the reference that predicted the previous block instead made no difference to
+  // the work on x264 clips (the nearest is mostly right) and left slightly larger residuals (up to 1.7 %).
+  const View nearest = predict_block(in, c.refs[0], b, dst, dst_stride);
+  if (!c.search) return nearest;
+  ++search_.searches;
+  int cost = kernels_->sad(c.decoded, in.current.stride, nearest.data, nearest.stride, b.w, b.h);
+  if (cost <= c.enough) return nearest;
+  return search_on(in, b, c, nearest, cost, dst, dst_stride);
+}
+
+ResidualBuilder::View ResidualBuilder::search_on(const PredictionInputs& in, const Block& b, const Candidates& c,
+                                                 View best_view, int& best, uint8_t* dst, int dst_stride) {
   const int w = b.w, h = b.h;
-  const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(b.y) * in.current.stride + b.x;
-  const int enough = search_.sad_per_pixel * w * h;
   alignas(32) uint8_t candidate[kMaxBlock * kMaxBlock];
-  for (int i = 1; i < count; ++i) {
-    const View view = predict_block(in, refs[i], b, candidate, kMaxBlock);
-    const int cost = kernels_->sad(cur, in.current.stride, view.data, view.stride, w, h);
+  for (int i = 1; i < c.count; ++i) {
+    const View view = predict_block(in, c.refs[i], b, candidate, kMaxBlock);
+    const int cost = kernels_->sad(c.decoded, in.current.stride, view.data, view.stride, w, h);
     if (cost >= best) continue;
     best = cost;
     best_view = view;
@@ -153,7 +155,7 @@ ResidualBuilder::View ResidualBuilder::search_on(const PredictionInputs& in, con
       kernels_->copy(candidate, kMaxBlock, dst, dst_stride, w, h);
       best_view = View{dst, dst_stride};
     }
-    if (best <= enough) return best_view;
+    if (best <= c.enough) return best_view;
   }
   ++search_.exhausted;
   return best_view;
@@ -161,25 +163,22 @@ ResidualBuilder::View ResidualBuilder::search_on(const PredictionInputs& in, con
 
 [[gnu::always_inline]] inline void ResidualBuilder::predict_whole_tile(const PredictionInputs& in, const Block& b,
                                                                       uint8_t* tile, int16_t* out, int out_stride) {
-  const bool past = b.row[mv::kSource] < 0;
-  const Plane* refs = past ? in.past : in.future;
-  const int count = past ? in.num_past : in.num_future;
-  const uint8_t* cur = in.current.data + static_cast<std::ptrdiff_t>(b.y) * in.current.stride + b.x;
-  const View nearest = predict_block(in, refs[0], b, tile, kTile);
-  if (count == 1 || b.x + kTile > in.current.width || b.y + kTile > in.current.height) {
-    kernels_->subtract(cur, in.current.stride, nearest.data, nearest.stride, out, out_stride, kTile, kTile);
+  const Candidates c = candidates_of(in, b);
+  const View nearest = predict_block(in, c.refs[0], b, tile, kTile);
+  if (!c.search) {
+    kernels_->subtract(c.decoded, in.current.stride, nearest.data, nearest.stride, out, out_stride, kTile, kTile);
     return;
   }
   // The search as predict_best runs it; the nearest's residual is written while its cost is taken, and kept
   // when the nearest is good enough, as it mostly is.
   ++search_.searches;
-  const int nearest_cost = kernels_->subtract_sad(cur, in.current.stride, nearest.data, nearest.stride, out,
+  const int nearest_cost = kernels_->subtract_sad(c.decoded, in.current.stride, nearest.data, nearest.stride, out,
                                                   out_stride, kTile, kTile);
-  if (nearest_cost <= search_.sad_per_pixel * kTile * kTile) return;
+  if (nearest_cost <= c.enough) return;
   int cost = nearest_cost;
-  const View best = search_on(in, b, refs, count, nearest, cost, tile, kTile);
+  const View best = search_on(in, b, c, nearest, cost, tile, kTile);
   if (cost < nearest_cost) {  // another reference predicts it better: its residual replaces the nearest's
-    kernels_->subtract(cur, in.current.stride, best.data, best.stride, out, out_stride, kTile, kTile);
+    kernels_->subtract(c.decoded, in.current.stride, best.data, best.stride, out, out_stride, kTile, kTile);
   }
 }
 

@@ -86,8 +86,17 @@ class ResidualBuilder {
   View predict_block(const PredictionInputs& in, const Plane& ref, const Block& b, uint8_t* dst, int dst_stride) const;
   // Prediction of one block from the best of its candidate references.
   View predict_best(const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride);
-  // The search's remaining candidates (refs[1..count)), given the best so far and its cost (updated).
-  View search_on(const PredictionInputs& in, const Block& b, const Plane* refs, int count, View best_view, int& best,
+  // The references a block may come from, nearest first, and what its search compares against.
+  struct Candidates {
+    const Plane* refs;
+    int count;
+    bool search;             // several candidates and a decoded block to compare them with
+    const uint8_t* decoded;  // the block in the decoded picture (its stride is in.current's)
+    int enough;              // a candidate within this SAD is taken at once
+  };
+  Candidates candidates_of(const PredictionInputs& in, const Block& b) const;
+  // The search's remaining candidates (c.refs[1..c.count)), given the best so far and its cost (updated).
+  View search_on(const PredictionInputs& in, const Block& b, const Candidates& c, View best_view, int& best,
                  uint8_t* dst, int dst_stride);
   // The same, always written into dst.
   void predict_into(const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride);

@@ -617,11 +617,11 @@ void VideoReader::use_presentation_time(AVFrame* frame) {
   // signs make the reader ask it: every packet so far has pts equal to its dts, or a frame comes out after
   // a packet with an earlier pts (an Xvid MKV whose B-pictures carry their decode times: otherwise iteration
   // before the index existed gave other times than after it).
-  const auto own = packets_in_flight_.find(compat::frame_tag(frame));
-  if (own != packets_in_flight_.end()) own->second.received = true;
-  if (!index_ && rereadable_ && codec_->has_b_frames > 0 &&
-      (pts_may_be_decode_times_ || shown_before_an_earlier_pts(frame))) {
-    index();
+  if (!index_ && rereadable_) {
+    // (Once the table exists nothing here needs the marks.)
+    const auto own = packets_in_flight_.find(compat::frame_tag(frame));
+    if (own != packets_in_flight_.end()) own->second.received = true;
+    if (codec_->has_b_frames > 0 && (pts_may_be_decode_times_ || shown_before_an_earlier_pts(frame))) index();
   }
   if (!index_ || !index_->pts_synthesized) return;
   const int64_t at = frame->pts == AV_NOPTS_VALUE ? -1 : index_->display_index_of_container_pts(frame->pts);
