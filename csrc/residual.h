@@ -57,7 +57,7 @@ class ResidualBuilder {
   // The decoded picture and its nearest references are read ahead row by row (pull_rows in residual.cpp).
   // The common macroblocks, one 16x16 vector for the tile (or two, bi-predicted), skip the per-cell bookkeeping,
   // and their residual is written from registers (subtract_sad gives a search's first candidate its residual and
-  // its cost from one read; average_subtract never stores the average): 14-16 % fewer instructions in the pass
+  // its cost from one read; average_subtract never stores the average): 13-16 % fewer instructions in the pass
   // on x264 clips (callgrind), the same output.
   //
   // With `cells`, each row of tiles' residual is also added to its per-cell sums of squares while the strip is in
