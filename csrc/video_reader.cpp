@@ -111,6 +111,20 @@ bool describe_from_header(AVFormatContext* format) {
   return true;
 }
 
+// The MPEG-1/2 decoder leaves the slices of a damaged picture it drops unwritten, and libavcodec's frame pool
+// hands out buffers as the previous frames left them: those areas showed whichever older picture the recycled
+// buffer held, which depends on what was decoded and released before (so frames_at and iteration disagreed on
+// every heavily damaged MPEG-2 file tried, and two PyAV reads can too). Cleared, they read the same every way;
+// intact pictures overwrite every sample anyway. Costs a memset per picture (~3 % of an MPEG-2 decode).
+int get_cleared_buffer(AVCodecContext* ctx, AVFrame* frame, int flags) {
+  const int ret = avcodec_default_get_buffer2(ctx, frame, flags);
+  if (ret < 0) return ret;
+  for (int i = 0; i < AV_NUM_DATA_POINTERS && frame->buf[i] != nullptr; ++i) {
+    std::memset(frame->buf[i]->data, 0, frame->buf[i]->size);
+  }
+  return 0;
+}
+
 bool honours_skip_idct(AVCodecID id) {
   return id == AV_CODEC_ID_MPEG4 || id == AV_CODEC_ID_MPEG1VIDEO || id == AV_CODEC_ID_MPEG2VIDEO ||
          id == AV_CODEC_ID_H263 || id == AV_CODEC_ID_H263P;
@@ -326,6 +340,8 @@ void VideoReader::open_decoder() {
     codec_->skip_loop_filter = AVDISCARD_ALL;
     if (honours_skip_idct(par->codec_id)) codec_->skip_idct = AVDISCARD_ALL;
   }
+  const bool drops_slices = par->codec_id == AV_CODEC_ID_MPEG2VIDEO || par->codec_id == AV_CODEC_ID_MPEG1VIDEO;
+  if (drops_slices && options_.pixels) codec_->get_buffer2 = get_cleared_buffer;
   AVDictionary* opts = nullptr;
   if (info_.motion_vectors_exported) av_dict_set(&opts, "flags2", "+export_mvs", 0);
   std::unique_ptr<AVDictionary, DictionaryFreer> opts_owner(nullptr);
