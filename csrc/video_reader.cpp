@@ -395,6 +395,8 @@ void VideoReader::rewind() {
   check_seek_landing_ = false;
   jumped_ = false;
   skipped_nonref_ = false;
+  // Only damage met by this read counts (see process): a second iteration must number frames as the first did.
+  damage_before_read_ = stats_.skipped_packets + stats_.decode_errors;
 }
 
 const StreamIndex& VideoReader::index() {
@@ -730,7 +732,7 @@ void VideoReader::process(AVFrame* frame) {
   }
   if (pending.pts != AV_NOPTS_VALUE) last_pts_ = pending.pts;
   if (!indexed_positions_ && rereadable_ && pending.pts != AV_NOPTS_VALUE &&
-      stats_.skipped_packets + stats_.decode_errors > 0 && index().pts_valid) {
+      stats_.skipped_packets + stats_.decode_errors > damage_before_read_ && index().pts_valid) {
     // The decoder rejected data, so frames may be missing (a damaged first IDR drops its whole GOP): count
     // positions from the index by pts, so frame.index names the same frame as the index does.
     indexed_positions_ = true;

@@ -291,6 +291,7 @@ class VideoReader {
   // to skip non-reference pictures (see reads_as_iteration).
   bool jumped_ = false;
   bool skipped_nonref_ = false;
+  int64_t damage_before_read_ = 0;  // skipped packets + decode errors when the decoder last started from the beginning
   // Sets the decoder's skip_frame for the packet about to be sent (see request).
   void feed_skip_decision();
 

@@ -478,6 +478,8 @@ class Reader:
         start with every picture decoded, which on a damaged file costs a decode up to the last frame asked for.
         ``match_iteration=False`` keeps the sparse read's cost instead (what data loaders making many calls per
         file want): frames the decoder concealed, and those predicted from them, may then differ from iteration.
+        Either way, a frame the sparse read does not find (where the decoder dropped data, positions found by pts
+        and positions counted can disagree) is read as iteration reads it before the call gives up on it.
         """
         total = len(self)
         wanted: List[int] = []
@@ -499,6 +501,7 @@ class Reader:
         got: Dict[int, Frame] = {}
         requested = sorted(set(wanted))
         core.request(requested)
+        read_as_iteration = False
         try:
             if not self._read_requested(core, by_gop, gop_of, total, got, stop_on_damage=match_iteration):
                 # The decoder met damage while it was not reading as iteration does. libavcodec conceals with
@@ -511,6 +514,15 @@ class Reader:
                 core.request(requested, skip_nonref=False)
                 core.seek_to_frame(0)
                 self._read_through(core, set(requested), requested[-1], got)
+                read_as_iteration = True
+            lost = sorted(set(requested) - set(got))
+            if lost and not read_as_iteration:
+                # Where the decoder dropped data, a sparse read finds positions by pts while iteration counted them,
+                # and the two can disagree: a position iteration fills may hold no frame here. Read those as
+                # iteration does before calling them lost (a sampler would otherwise drop the whole clip).
+                core.request(lost, skip_nonref=False)
+                core.seek_to_frame(0)
+                self._read_through(core, set(lost), lost[-1], got)
         finally:
             core.request([])
         missing = sorted(set(wanted) - set(got))

@@ -349,6 +349,44 @@ def test_frames_at_can_keep_the_sparse_cost_on_damaged_streams(media, tmp_path):
     assert costs[False] <= 45 - 36 + 1 < 45 <= costs[True], costs
 
 
+def damaged_mpeg2(directory, seed):
+    clean = directory / "mpeg2.mpg"
+    if not clean.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=352x288:r=25:d=4", "-c:v",
+                        "mpeg2video", "-bf", "2", "-g", "12", "-q:v", "4", "-fflags", "+bitexact", "-flags:v",
+                        "+bitexact", str(clean)], check=True)
+    path = directory / f"noisy_{seed}.mpg"
+    noisy_copy(clean, path, seed=seed)
+    return path
+
+
+def test_iterating_a_damaged_stream_twice_numbers_frames_the_same(tmp_path):
+    # Positions switch from counting to the index's (by pts) once the decoder rejects data. The reader decided it
+    # from its stats since opening, so a second pass over a damaged file used the index from its first frame and
+    # numbered frames one further on from the first missing picture (3 -> 4 and on) than the first pass did.
+    path = damaged_mpeg2(tmp_path, seed=3)
+    with codecprim.open(path) as reader:
+        first, second = list(reader), list(reader)
+    assert [f.index for f in first] == [f.index for f in second]
+    for a, b in zip(first, second):
+        assert_same_frame(b, a)
+
+
+def test_sampler_calls_on_a_heavily_damaged_stream_get_every_frame_iteration_gets(tmp_path):
+    # The samplers' way (one frame per call, match_iteration=False) on damaged MPEG-2: where the decoder dropped
+    # data, the sparse read finds positions by pts while iteration counted them, and some calls found no frame at a
+    # position iteration fills ("cannot produce": the whole clip dropped from its batch). Before saying so, a call now
+    # reads the missing frames as iteration does. On 66 heavily damaged files of five codecs 51 of 3168 such calls
+    # had raised, on 6 files; 21 with the numbering fix above alone, none with both.
+    path = damaged_mpeg2(tmp_path, seed=3)
+    with codecprim.open(path) as reader:
+        listed = [f.index for f in reader if f.index < len(reader)]
+    with codecprim.open(path) as reader:
+        for i in listed:
+            (frame,) = reader.frames_at([i], match_iteration=False)
+            assert frame.index == i
+
+
 def test_consecutive_calls_read_on(media):
     # Samplers make one frames_at call per run of frames. A call goes on from where the last one stopped when
     # that is on its way: on a program stream (where a seek decodes from the start) three calls cost one pass
