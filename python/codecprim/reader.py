@@ -478,8 +478,9 @@ class Reader:
         start with every picture decoded, which on a damaged file costs a decode up to the last frame asked for.
         ``match_iteration=False`` keeps the sparse read's cost instead (what data loaders making many calls per
         file want): frames the decoder concealed, and those predicted from them, may then differ from iteration.
-        Either way, a frame the sparse read does not find (where the decoder dropped data, positions found by pts
-        and positions counted can disagree) is read as iteration reads it before the call gives up on it.
+        With match_iteration, a frame the sparse read does not find (where the decoder dropped data, positions
+        found by pts and positions counted can disagree) is also read as iteration reads it before the call gives up
+        on it; without, the call raises InvalidVideoError instead of decoding from the start.
         """
         total = len(self)
         wanted: List[int] = []
@@ -516,10 +517,11 @@ class Reader:
                 self._read_through(core, set(requested), requested[-1], got)
                 read_as_iteration = True
             lost = sorted(set(requested) - set(got))
-            if lost and not read_as_iteration:
+            if lost and match_iteration and not read_as_iteration:
                 # Where the decoder dropped data, a sparse read finds positions by pts while iteration counted them,
                 # and the two can disagree: a position iteration fills may hold no frame here. Read those as
-                # iteration does before calling them lost (a sampler would otherwise drop the whole clip).
+                # iteration does before calling them lost. (Not with match_iteration=False: on a long damaged file
+                # each such call would decode from the start, and a sampler is better served by dropping the clip.)
                 core.request(lost, skip_nonref=False)
                 core.seek_to_frame(0)
                 self._read_through(core, set(lost), lost[-1], got)
