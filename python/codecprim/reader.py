@@ -185,7 +185,8 @@ class Frame:
         decode_index: position of its packet in decode order.
         packet_size: size in bytes of the packet that carried it.
         corrupt: the decoder flagged this frame as damaged (concealed). libavcodec's HEVC decoder flags nothing:
-            a damaged HEVC slice it skips leaves its area as the buffer held it, with ``corrupt`` False.
+            what it cannot decode of a damaged HEVC picture it leaves unwritten (the reader clears HEVC buffers, so
+            such areas read 0), with ``corrupt`` False.
         without_export: an inter frame the decoder exported no vectors or quantisers for (the last picture of an
             MPEG-1/2/4 stream decoded with output delay; ``stats.frames_without_export`` counts them).
         rounding: MPEG-4 / H.263+ rounding-control bit of a P-frame read from the bitstream, else -1.
