@@ -95,6 +95,35 @@ std::string avi_cut(ByteSource& source, int64_t size) {
   return {};
 }
 
+// FLV: a header (its size at bytes 5-8), then tags, each an 11-byte header (type, 24-bit data size, ...) and its
+// data followed by the 4-byte size of the tag just ended, so a whole file ends with its last tag's size.
+std::string flv_cut(ByteSource& source, int64_t size) {
+  uint8_t head[11];
+  if (!read_exact(source, 0, head, 9) || head[0] != 'F' || head[1] != 'L' || head[2] != 'V') return {};
+  const int64_t first = static_cast<int64_t>(big_endian(head + 5, 4)) + 4;
+  if (size >= first + 4 && read_exact(source, size - 4, head, 4)) {
+    const int64_t last = static_cast<int64_t>(big_endian(head, 4));
+    const int64_t at = size - 4 - last;
+    if (last >= 11 && at >= first && read_exact(source, at, head, 11) &&
+        11 + static_cast<int64_t>(big_endian(head + 1, 3)) == last) {
+      return {};
+    }
+  }
+  // The end is not a whole tag (a cut file, or a muxer that writes other sizes there): walk the tags. One that
+  // runs past the end of the file means it was cut; anything that is not a tag gives no verdict.
+  int64_t pos = first;
+  while (pos < size) {
+    if (pos + 11 > size) return beyond("the FLV tag header at byte " + std::to_string(pos), pos + 11, size);
+    if (!read_exact(source, pos, head, 11)) return {};
+    const int type = head[0] & 0x1F;
+    if (type != 8 && type != 9 && type != 18) return {};
+    const int64_t end = pos + 11 + static_cast<int64_t>(big_endian(head + 1, 3)) + 4;
+    if (end > size) return beyond("the FLV tag at byte " + std::to_string(pos), end, size);
+    pos = end;
+  }
+  return {};
+}
+
 }  // namespace
 
 std::string container_cut(ByteSource& source, const std::string& container) {
@@ -105,6 +134,7 @@ std::string container_cut(ByteSource& source, const std::string& container) {
     return matroska_cut(source, size);
   }
   if (container == "avi") return avi_cut(source, size);
+  if (container == "flv" || container == "live_flv") return flv_cut(source, size);
   return {};
 }
 

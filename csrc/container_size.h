@@ -1,6 +1,7 @@
 // Whether a file is shorter than its container says: MP4/MOV boxes, the Matroska/WebM Segment and AVI RIFF
 // chunks all declare their byte size up front, so a download or copy cut short is seen before decoding, from
-// a few header reads. Containers without such sizes (MPEG-TS/PS, raw streams) get no verdict here.
+// a few header reads; a whole FLV ends with the size of its last tag (a cut one is walked tag by tag).
+// Containers without such sizes (MPEG-TS/PS, raw streams) get no verdict here.
 #pragma once
 
 #include <string>

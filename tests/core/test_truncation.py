@@ -1,5 +1,5 @@
 """Truncated files say so: stats.truncated when the file holds less than its container promises (MP4 with its
-index first, Matroska, AVI, cut with `head -c`), InvalidVideoError naming the file and the cause under
+index first, Matroska, AVI, FLV, cut with `head -c`), InvalidVideoError naming the file and the cause under
 strict=True, and frames_at on frames the index lists but the decoder cannot deliver raises a clear
 InvalidVideoError instead of returning garbage. Whole files are never flagged."""
 
@@ -26,6 +26,7 @@ def whole(media, tmp_path_factory):
         "avi": make_packed_bframes(folder),
         "mp4": h264,
         "ts": make_remuxed(h264, ".ts", folder),
+        "flv": make_remuxed(h264, ".flv", folder),
     }, folder
 
 
@@ -35,7 +36,7 @@ def _read(path, **options):
         return frames, reader.stats, len(reader)
 
 
-@pytest.mark.parametrize("kind", ["mp4_faststart", "mkv", "webm", "avi", "mp4", "ts"])
+@pytest.mark.parametrize("kind", ["mp4_faststart", "mkv", "webm", "avi", "mp4", "ts", "flv"])
 def test_whole_files_are_not_truncated(whole, kind):
     frames, stats, n = _read(whole[0][kind], residuals=False)
     assert not stats.truncated and stats.truncation == ""
@@ -43,7 +44,7 @@ def test_whole_files_are_not_truncated(whole, kind):
     _read(whole[0][kind], strict=True, residuals=False)
 
 
-@pytest.mark.parametrize("kind", ["mp4_faststart", "mkv", "webm", "avi"])
+@pytest.mark.parametrize("kind", ["mp4_faststart", "mkv", "webm", "avi", "flv"])
 @pytest.mark.parametrize("keep", [0.4, 0.8])
 def test_cut_files_are_truncated(whole, kind, keep):
     clips, folder = whole
