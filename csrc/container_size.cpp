@@ -118,6 +118,7 @@ std::string flv_cut(ByteSource& source, int64_t size) {
     const int type = head[0] & 0x1F;
     if (type != 8 && type != 9 && type != 18) return {};
     const int64_t end = pos + 11 + static_cast<int64_t>(big_endian(head + 1, 3)) + 4;
+    if (end == size + 4) return {};  // a last tag whole but for the size after it: nothing of the video is missing
     if (end > size) return beyond("the FLV tag at byte " + std::to_string(pos), end, size);
     pos = end;
   }

@@ -90,3 +90,16 @@ def test_truncated_bytes_and_file_objects(whole):
         assert reader.stats.truncated
     with pytest.raises(InvalidVideoError, match=r"^<bytes>: truncated: the Segment ends at byte"):
         _read(data, strict=True)
+
+
+@pytest.mark.parametrize("ending", ["without_last_tag_size", "zero_padded"])
+def test_flv_endings_that_lose_nothing_are_not_truncated(whole, ending):
+    # Some muxers leave out the size that should follow the last tag, and recorders may pad a file with zeros:
+    # no tag runs past the end, so nothing is flagged.
+    clips, folder = whole
+    data = clips["flv"].read_bytes()
+    path = folder / f"{ending}.flv"
+    path.write_bytes(data[:-4] if ending == "without_last_tag_size" else data + bytes(4096))
+    frames, stats, n = _read(path, residuals=False)
+    assert not stats.truncated and stats.truncation == ""
+    assert len(frames) == n
