@@ -86,6 +86,8 @@ class ResidualBuilder {
   View predict_block(const PredictionInputs& in, const Plane& ref, const Block& b, uint8_t* dst, int dst_stride) const;
   // Prediction of one block from the best of its candidate references.
   View predict_best(const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride);
+  // The same, always written into dst.
+  void predict_into(const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride);
   // The references a block may come from, nearest first, and what its search compares against.
   struct Candidates {
     const Plane* refs;
@@ -98,8 +100,6 @@ class ResidualBuilder {
   // The search's remaining candidates (c.refs[1..c.count)), given the best so far and its cost (updated).
   View search_on(const PredictionInputs& in, const Block& b, const Candidates& c, View best_view, int& best,
                  uint8_t* dst, int dst_stride);
-  // The same, always written into dst.
-  void predict_into(const PredictionInputs& in, const Block& b, uint8_t* dst, int dst_stride);
   // A tile predicted by one 16x16 block at its origin: its residual written to out (16 rows of out_stride).
   void predict_whole_tile(const PredictionInputs& in, const Block& b, uint8_t* tile, int16_t* out, int out_stride);
 

@@ -37,12 +37,12 @@ struct PixelKernels {
   // search that usually takes its first candidate gets the residual and the test of it from one read.
   int (*subtract_sad)(const uint8_t* cur, int cur_stride, const uint8_t* pred, int pred_stride, int16_t* out,
                       int out_stride, int w, int h);
-  // Copies `rows` rows of `bytes` bytes into an output buffer that is written once and read later, by another
-  // pass or thread: whole cache lines go out with non-temporal stores, so the destination's old contents are
-  // never read into the cache (a cold output otherwise costs a memory read per line written).
   // out = cur - ((a + b + 1) >> 1): the residual of a bi-predicted block from its two directions.
   void (*average_subtract)(const uint8_t* cur, int cur_stride, const uint8_t* a, int a_stride, const uint8_t* b,
                            int b_stride, int16_t* out, int out_stride, int w, int h);
+  // Copies `rows` rows of `bytes` bytes into an output buffer that is written once and read later, by another
+  // pass or thread: whole cache lines go out with non-temporal stores, so the destination's old contents are
+  // never read into the cache (a cold output otherwise costs a memory read per line written).
   void (*stream_rows)(const uint8_t* src, std::ptrdiff_t src_stride, uint8_t* dst, std::ptrdiff_t dst_stride,
                       size_t bytes, int rows);
 };

@@ -504,7 +504,6 @@ class Reader:
         got: Dict[int, Frame] = {}
         requested = sorted(set(wanted))
         core.request(requested)
-        read_as_iteration = False
         try:
             if not self._read_requested(core, by_gop, gop_of, total, got, stop_on_damage=match_iteration):
                 # The decoder met damage while it was not reading as iteration does. libavcodec conceals with
@@ -514,19 +513,13 @@ class Reader:
                 # and every picture predicted from it, could then differ from what iteration gives. Read as
                 # iteration does instead: from the start, every picture decoded. On a damaged file this costs a
                 # decode up to the last frame asked for.
-                core.request(requested, skip_nonref=False)
-                core.seek_to_frame(0)
-                self._read_through(core, set(requested), requested[-1], got)
-                read_as_iteration = True
-            lost = sorted(set(requested) - set(got))
-            if lost and match_iteration and not read_as_iteration:
+                self._read_as_iteration(core, requested, got)
+            elif match_iteration and len(got) < len(requested):
                 # Where the decoder dropped data, a sparse read finds positions by pts while iteration counted them,
                 # and the two can disagree: a position iteration fills may hold no frame here. Read those as
                 # iteration does before calling them lost. (Not with match_iteration=False: on a long damaged file
                 # each such call would decode from the start, and a sampler is better served by dropping the clip.)
-                core.request(lost, skip_nonref=False)
-                core.seek_to_frame(0)
-                self._read_through(core, set(lost), lost[-1], got)
+                self._read_as_iteration(core, sorted(set(requested) - set(got)), got)
         finally:
             core.request([])
         missing = sorted(set(wanted) - set(got))
@@ -558,6 +551,13 @@ class Reader:
             if stop_on_damage and _damage_seen(core) > damage_before and not core.reads_as_iteration():
                 return False
         return True
+
+    @staticmethod
+    def _read_as_iteration(core, frames: List[int], got: Dict[int, Frame]) -> None:
+        """Reads the sorted ``frames`` as iteration does: from the start, every picture decoded."""
+        core.request(frames, skip_nonref=False)
+        core.seek_to_frame(0)
+        Reader._read_through(core, set(frames), frames[-1], got)
 
     @staticmethod
     def _read_through(core, targets: set, last: int, got: Dict[int, Frame]) -> int:

@@ -285,16 +285,22 @@ def test_sparse_reads_of_program_streams_read_on(media):
     assert decoded <= wanted[-1] + 4, f"decoded {decoded} frames: one pass to frame {wanted[-1]} is enough"
 
 
-def noisy_copy(src, dst, seed, share=0.001, start=4096):
-    """src with a share of its bytes after `start` overwritten by random values."""
+def noisy_copy(src, dst, seed, share=0.001, start=4096, flips=0):
+    """src damaged after byte `start`: a share of its bytes overwritten by random values, or, with `flips`, that many
+    single bits inverted instead."""
     rng = random.Random(seed)
     data = bytearray(src.read_bytes())
-    for _ in range(int(len(data) * share)):
-        data[rng.randrange(start, len(data))] = rng.randrange(256)
+    for _ in range(flips or int(len(data) * share)):
+        at = rng.randrange(start, len(data))
+        if flips:
+            data[at] ^= 1 << rng.randrange(8)
+        else:
+            data[at] = rng.randrange(256)
     dst.write_bytes(bytes(data))
 
 
-# Streams the decoder conceals nearly everywhere once bytes are overwritten all over them (noisy_copy).
+# Streams the decoder conceals nearly everywhere once bytes are overwritten all over them (noisy_copy), with the
+# seed the heavy-damage test uses.
 HEAVY_DAMAGE = {
     # Interlaced MPEG-4 with B-frames: 70 of 88 pictures concealed, packets rejected, pictures lost.
     "mpeg4_interlaced": ("interlaced_mpeg4.mkv", ["-c:v", "mpeg4", "-bf", "2", "-flags", "+ildct+ilme", "-top", "1"], 9),
@@ -306,17 +312,24 @@ HEAVY_DAMAGE = {
 }
 
 
+def heavily_damaged(directory, name, seed):
+    """A noisy copy of HEAVY_DAMAGE[name]'s clip (generated once into `directory`)."""
+    file_name, encoder, _ = HEAVY_DAMAGE[name]
+    clean = directory / file_name
+    if not clean.exists():
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=352x288:r=25:d=4", *encoder,
+                        "-fflags", "+bitexact", "-flags:v", "+bitexact", str(clean)], check=True)
+    path = directory / f"noisy_{seed}_{file_name}"
+    noisy_copy(clean, path, seed=seed)
+    return path
+
+
 @pytest.mark.parametrize("name", sorted(HEAVY_DAMAGE))
 def test_frames_at_on_heavily_damaged_stream_matches_iteration(tmp_path, name):
     # Where the decoder rejects data, counting positions and looking them up by pts disagree: sparse reads that
     # found positions by pts lost frames iteration returns (InvalidVideoError) or returned others in their place
     # (17 frames of these patterns on the MPEG-4 stream). frames_at now finds them as iteration does.
-    file_name, encoder, seed = HEAVY_DAMAGE[name]
-    clean = tmp_path / file_name
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=352x288:r=25:d=4", *encoder,
-                    "-fflags", "+bitexact", "-flags:v", "+bitexact", str(clean)], check=True)
-    path = tmp_path / ("noisy_" + file_name)
-    noisy_copy(clean, path, seed=seed)
+    path = heavily_damaged(tmp_path, name, seed=HEAVY_DAMAGE[name][2])
     with codecprim.open(path) as reader:
         expected = {f.index: f for f in reader}  # the same reader then reads sparsely, as a user's might
         assert sum(f.corrupt for f in expected.values()) > len(expected) // 2, "the damage must reach the decoder"
@@ -349,22 +362,11 @@ def test_frames_at_can_keep_the_sparse_cost_on_damaged_streams(media, tmp_path):
     assert costs[False] <= 45 - 36 + 1 < 45 <= costs[True], costs
 
 
-def damaged_mpeg2(directory, seed):
-    clean = directory / "mpeg2.mpg"
-    if not clean.exists():
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=352x288:r=25:d=4", "-c:v",
-                        "mpeg2video", "-bf", "2", "-g", "12", "-q:v", "4", "-fflags", "+bitexact", "-flags:v",
-                        "+bitexact", str(clean)], check=True)
-    path = directory / f"noisy_{seed}.mpg"
-    noisy_copy(clean, path, seed=seed)
-    return path
-
-
 def test_iterating_a_damaged_stream_twice_numbers_frames_the_same(tmp_path):
     # Positions switch from counting to the index's (by pts) once the decoder rejects data. The reader decided it
     # from its stats since opening, so a second pass over a damaged file used the index from its first frame and
     # numbered frames one further on from the first missing picture (3 -> 4 and on) than the first pass did.
-    path = damaged_mpeg2(tmp_path, seed=3)
+    path = heavily_damaged(tmp_path, "mpeg2_program_stream", seed=3)
     with codecprim.open(path) as reader:
         first, second = list(reader), list(reader)
     assert [f.index for f in first] == [f.index for f in second]
@@ -379,7 +381,7 @@ def test_one_call_per_frame_on_a_heavily_damaged_stream_gets_every_frame_iterati
     # call each, 48 a file) on 66 heavily damaged files of five codecs: with match_iteration 1 of 3168 raised
     # (this file's), none now; without it 51 raised, 21 after the numbering fix above (raising drops the clip
     # instead of decoding from the start, which a long damaged file could make very slow).
-    path = damaged_mpeg2(tmp_path, seed=6)
+    path = heavily_damaged(tmp_path, "mpeg2_program_stream", seed=6)
     with codecprim.open(path) as reader:
         expected = {f.index: f for f in reader if f.index < len(reader)}
     rng = random.Random(1)
@@ -391,16 +393,6 @@ def test_one_call_per_frame_on_a_heavily_damaged_stream_gets_every_frame_iterati
 
 
 VP8_SEED = 6
-
-
-def flip_bits(src, dst, seed, flips=8, start=2048):
-    """src with `flips` single bits flipped at random positions after `start`."""
-    rng = random.Random(seed)
-    data = bytearray(src.read_bytes())
-    for _ in range(flips):
-        at = rng.randrange(start, len(data))
-        data[at] ^= 1 << rng.randrange(8)
-    dst.write_bytes(bytes(data))
 
 
 # Decoders that leave what they cannot decode unwritten, with no concealment and no damage flag.
@@ -423,7 +415,7 @@ def test_damaged_keyframes_read_alone_equal_iteration(tmp_path, name, seed):
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=4", *encoder,
                     "-fflags", "+bitexact", str(clean)], check=True)
     path = tmp_path / ("flipped_" + file_name)
-    flip_bits(clean, path, seed=seed)
+    noisy_copy(clean, path, seed=seed, start=2048, flips=8)
     with codecprim.open(path) as reader:
         keyframes = [f for f in reader if f.pict_type == "I"]
     assert len(keyframes) >= 8
